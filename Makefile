@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine:
+#   make example   install ridgeline in .venv and run an example search (SQLite store)
+#   make test      install the test tools and run lint and the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(PIP) -e '.[dev,keras]' 'torch==2.13.0'
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.base
+	$(PIP) -e '.[bench]'
+	touch $@
+
+.PHONY: example test bench
+example: $(VENV)/.base
+	$(PY) examples/runner.py --output-dir examples/output-$$(date +%Y%m%d-%H%M%S)
+
+test: $(VENV)/.dev
+	bash scripts/ensure-postgres.sh
+	$(VENV)/bin/ruff check src tests examples benchmarks
+	KERAS_BACKEND=torch $(PY) -m pytest -n 2 -q
+
+bench: $(VENV)/.bench
+	$(PY) benchmarks/overhead.py

@@ -1,0 +1,61 @@
+"""ridgeline: hyperparameter search with real trial processes, resumable and fast.
+
+Public names load on first use, so ``import ridgeline`` stays light (no pandas, NumPy,
+SQLAlchemy or YAML until something needs them). ``import ridgeline as sherpa`` runs SHERPA
+scripts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_NAMES: dict[str, str] = {
+    # SHERPA surface
+    "Study": "ridgeline.study",
+    "optimize": "ridgeline.optimize",
+    "Client": "ridgeline.client",
+    "Trial": "ridgeline.trial.records",
+    "TrialStatus": "ridgeline.trial.records",
+    "AlgorithmState": "ridgeline.trial.records",
+    "Parameter": "ridgeline.space",
+    "Continuous": "ridgeline.space",
+    "Discrete": "ridgeline.space",
+    "Choice": "ridgeline.space",
+    "Ordinal": "ridgeline.space",
+    "Constant": "ridgeline.space",
+    "SearchSpace": "ridgeline.space",
+    "RandomSearch": "ridgeline.algorithms",  # pre-1.0 SHERPA top-level names
+    "MedianStoppingRule": "ridgeline.algorithms",
+    "LocalScheduler": "ridgeline.schedulers.local",
+}
+_SUBMODULES = {"algorithms", "schedulers", "errors", "space", "store", "samplers", "searchers"}
+
+__all__ = sorted([*_NAMES, *_SUBMODULES])
+
+if TYPE_CHECKING:
+    from ridgeline import algorithms, errors, schedulers
+    from ridgeline.client import Client
+    from ridgeline.optimize import optimize
+    from ridgeline.schedulers.local import LocalScheduler
+    from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter
+    from ridgeline.study import Study
+    from ridgeline.trial.records import AlgorithmState, Trial, TrialStatus
+
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"ridgeline.{name}")
+    else:
+        raise AttributeError(f"module 'ridgeline' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,215 @@
+"""The engine: the one writer. Events in (trial created, report, exit), searcher actions out.
+
+Drivers (the in-process Study, the asyncio coordinator) call the event methods and carry out the
+actions that reach outside: launching (``Train``), stopping (``Stop``), finishing
+(``Shutdown``). Creates are applied here, so the store always holds every trial the searcher
+asked for before anyone hears of it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections import deque
+from dataclasses import replace
+from typing import Any
+
+from ridgeline.errors import ObservationError
+from ridgeline.values import check_objective
+from ridgeline.samplers.base import History, TrialView
+from ridgeline.searchers.base import Action, Create, Searcher, Shutdown, Stop
+from ridgeline.space import SearchSpace
+from ridgeline.store.base import Store
+from ridgeline.store.records import PENDING, RUNNING, TRIAL_DONE_STATES, TrialRecord
+
+OBJECTIVE_KEY = "objective"
+VALIDATION = "validation"
+
+
+def new_seed() -> int:
+    """A fresh 63-bit seed, recorded with the experiment so any run can be repeated."""
+    return int.from_bytes(os.urandom(8), "big") >> 1
+
+
+class Engine:
+    """Applies searcher actions to the store and keeps the history the searcher reads."""
+
+    def __init__(
+        self,
+        store: Store,
+        experiment_id: int,
+        space: SearchSpace,
+        searcher: Searcher,
+        lower_is_better: bool,
+        seed: int,
+    ) -> None:
+        self.store = store
+        self.experiment_id = experiment_id
+        self.space = space
+        self.searcher = searcher
+        self.history = History(lower_is_better=lower_is_better)
+        self.rng = random.Random(seed)
+        self.records: dict[int, TrialRecord] = {}  # trial number -> latest record
+        self.stop_requested: set[int] = set()
+        self.shutdown = False
+        self._user_requests = 0  # trials added by the user take request ids -1, -2, ...
+        searcher.bind(space, self.history, self.rng)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> list[Action]:
+        return self._apply(self.searcher.start())
+
+    def resume(self) -> None:
+        """Rebuild history and searcher state from the store after a restart."""
+        numbers_by_id: dict[int, int] = {}
+        for record in self.store.list_trials(self.experiment_id):
+            self._remember(record)
+            numbers_by_id[record.id] = record.number
+            if record.request_id < 0:
+                self._user_requests = max(self._user_requests, -record.request_id)
+        for metric in self.store.read_metrics(self.experiment_id, group=VALIDATION):
+            number = numbers_by_id.get(metric.trial_id)
+            if number is not None:
+                self._observe(number, metric.step, metric.values.get(OBJECTIVE_KEY, math.nan))
+        state = self.store.load_searcher_state(self.experiment_id)
+        if state is not None:
+            self.searcher.load_state_dict(state["searcher"])
+            version, internal, gauss = state["rng"]
+            self.rng.setstate((version, tuple(internal), gauss))
+            self.shutdown = state["shutdown"]
+            self.stop_requested = set(state.get("stop_requested", ()))
+
+    # -- events ------------------------------------------------------------------------------
+    def slots_free(self, n: int) -> list[Action]:
+        if self.shutdown or n <= 0:
+            return []
+        return self._apply(self.searcher.on_slots_free(n))
+
+    def add_trial(self, params: dict[str, Any]) -> TrialRecord:
+        """A trial the user specified; it does not spend the searcher's budget."""
+        self._user_requests += 1
+        record = self.store.create_trial(self.experiment_id, -self._user_requests, params)
+        self._remember(record)
+        return record
+
+    def trial_started(self, number: int, job: dict[str, Any] | None = None) -> TrialRecord:
+        record = self.store.update_trial(self.records[number].id, state=RUNNING, job=job)
+        assert record is not None
+        self._remember(record)
+        return record
+
+    def report(
+        self,
+        number: int,
+        step: int,
+        objective: Any,
+        context: dict[str, Any] | None = None,
+    ) -> tuple[bool, list[Action]]:
+        """Record one observation; returns (new, actions). A repeated step is not new."""
+        value = check_objective(objective, f"trial {number} iteration {step}")
+        record = self.records.get(number)
+        if record is None:
+            raise ObservationError(f"unknown trial {number}: it was never created in this search")
+        values = {OBJECTIVE_KEY: value, **(context or {})}
+        inserted = self.store.add_metrics(record.id, VALIDATION, [(step, values)])
+        if not inserted:
+            return False, []
+        self._observe(number, step, value)
+        return True, self._apply(self.searcher.on_report(number, step, value))
+
+    def trial_exited(
+        self, number: int, status: str, exit_code: int | None = None
+    ) -> list[Action]:
+        record = self.records[number]
+        if record.state in TRIAL_DONE_STATES:
+            return []
+        updated = self.store.update_trial(
+            record.id, state=status, exit_code=exit_code, ended_at=time.time()
+        )
+        assert updated is not None
+        self._remember(updated)
+        self.history.active.pop(number, None)
+        return self._apply(self.searcher.on_trial_exited(number, status))
+
+    def relaunch(self, number: int) -> TrialRecord:
+        """Count a restart of a trial whose process died with the coordinator."""
+        record = self.records[number]
+        updated = self.store.update_trial(record.id, state=PENDING, restarts=record.restarts + 1)
+        assert updated is not None
+        self._remember(updated)
+        return updated
+
+    def snapshot(self) -> None:
+        if not self.store.durable:
+            return
+        version, internal, gauss = self.rng.getstate()
+        self.store.save_searcher_state(
+            self.experiment_id,
+            {
+                "searcher": self.searcher.state_dict(),
+                "rng": [version, list(internal), gauss],
+                "shutdown": self.shutdown,
+                "stop_requested": sorted(self.stop_requested),
+            },
+        )
+
+    # -- internals ---------------------------------------------------------------------------
+    def _apply(self, actions: list[Action]) -> list[Action]:
+        """Apply creates here; return the actions the driver must carry out, in order."""
+        out: list[Action] = []
+        queue = deque(actions)
+        while queue:
+            action = queue.popleft()
+            if isinstance(action, Create):
+                parent_id = self.records[action.parent].id if action.parent else None
+                record = self.store.create_trial(
+                    self.experiment_id, action.request_id, action.params, parent_id
+                )
+                self._remember(record)
+                queue.extend(self.searcher.on_trial_created(record.number, action.request_id))
+                continue
+            if isinstance(action, Stop):
+                self.stop_requested.add(action.trial)
+            elif isinstance(action, Shutdown):
+                self.shutdown = True
+            out.append(action)
+        if actions:
+            self.snapshot()
+        return out
+
+    def _remember(self, record: TrialRecord) -> None:
+        number = record.number
+        old = self.records.get(number)
+        self.records[number] = record
+        if old is None:
+            view = TrialView(number, record.params, record.state)
+            if number - 1 == len(self.history.trials):
+                self.history.trials.append(view)
+            else:  # numbers arrive in order from one engine; be robust to gaps anyway
+                while len(self.history.trials) < number - 1:
+                    self.history.trials.append(TrialView(len(self.history.trials) + 1, {}, "FAILED"))
+                self.history.trials.insert(number - 1, view)
+            self.history.curves.setdefault(number, [])
+        else:
+            view = replace(self.history.trials[number - 1], status=record.state)
+            self.history.trials[number - 1] = view
+        if record.state in TRIAL_DONE_STATES:
+            self.history.active.pop(number, None)
+        else:
+            self.history.active[number] = view
+
+    def _observe(self, number: int, step: int, value: float) -> None:
+        self.history.curves.setdefault(number, []).append((step, value))
+        view = self.history.trials[number - 1]
+        best = view.objective
+        last = view.last_step
+        if self.history.is_better(value, best):
+            best = value
+        if last is None or step > last:
+            last = step
+        view = replace(view, objective=best, last_step=last)
+        self.history.trials[number - 1] = view
+        if number in self.history.active:
+            self.history.active[number] = view

@@ -1,0 +1,35 @@
+"""Errors a user can cause. Each message names the offending field or value and the fix."""
+
+from __future__ import annotations
+
+
+class RidgelineError(Exception):
+    """Base class of every error ridgeline raises on purpose."""
+
+
+class SpaceError(RidgelineError, ValueError):
+    """An invalid parameter or search-space definition."""
+
+
+class ConfigError(RidgelineError, ValueError):
+    """An invalid argument to optimize(), Study or a scheduler, or an invalid config file."""
+
+
+class ObservationError(RidgelineError, ValueError):
+    """An observation that cannot be recorded (unknown trial, unknown parameter, bad value)."""
+
+
+class StoreError(RidgelineError):
+    """The store cannot do what was asked (missing experiment, state conflict)."""
+
+
+class SchedulerError(RidgelineError):
+    """A trial process could not be submitted or controlled."""
+
+
+class TrialError(RidgelineError):
+    """Trial-side failure: missing environment, refused request."""
+
+
+class CoordinatorUnavailable(TrialError, ConnectionError):
+    """The coordinator stayed unreachable longer than the retry budget."""

@@ -1,0 +1,277 @@
+"""``optimize()``: the runner-script entry. Starts a coordinator that launches trial scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ridgeline.engine.engine import OBJECTIVE_KEY, VALIDATION, Engine, new_seed
+from ridgeline.engine.sherpa import build_searcher, build_space, describe
+from ridgeline.errors import ConfigError
+from ridgeline.results import ResultsTable
+from ridgeline.schedulers.base import Scheduler
+from ridgeline.space import Parameter
+from ridgeline.store import open_store
+from ridgeline.store.base import Store
+from ridgeline.store.records import ACTIVE, COMPLETED, TRIAL_DONE_STATES, ExperimentRecord
+
+if TYPE_CHECKING:
+    from ridgeline.algorithms import Algorithm
+    from ridgeline.engine.coordinator import Coordinator
+    from ridgeline.searchers.median import StoppingRule
+
+log = logging.getLogger("ridgeline")
+_IMPORT_TIME = time.strftime("%Y%m%d-%H%M%S")
+
+
+def optimize(
+    parameters: Sequence[Parameter],
+    algorithm: Algorithm,
+    lower_is_better: bool,
+    scheduler: Scheduler,
+    command: str | Sequence[str] | None = None,
+    filename: str | os.PathLike[str] | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    max_concurrent: int = 1,
+    db_port: int | None = None,
+    stopping_rule: StoppingRule | None = None,
+    dashboard_port: int | None = None,
+    resubmit_failed_trials: bool = False,
+    verbose: int = 1,
+    load: bool = False,
+    mongodb_args: dict[str, Any] | None = None,
+    disable_dashboard: bool = False,
+    seed: int | None = None,
+    resume: bool = False,
+    storage: str | None = None,
+    grace_period: float = 10.0,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+) -> dict[str, Any]:
+    """Run a search whose trials are separate processes; return the best result row.
+
+    ``output_dir`` receives ``results.csv`` (kept current), ``jobs/trial_<id>.out``,
+    ``log.txt`` and the store ``ridgeline.db``. ``resume=True`` (or SHERPA's ``load=True``)
+    carries on a search whose coordinator stopped or was killed. ``db_port``,
+    ``mongodb_args`` and the dashboard arguments are accepted for SHERPA compatibility.
+    ``port`` (default ``db_port``) is where the coordinator listens; any free port if None.
+    """
+    del dashboard_port, disable_dashboard, mongodb_args
+    resume = resume or load
+    argv = _trial_command(command, filename)
+    if not isinstance(scheduler, Scheduler):
+        raise ConfigError(
+            f"scheduler must be a ridgeline scheduler such as LocalScheduler(), "
+            f"got {type(scheduler).__name__}"
+        )
+    scheduler.check()
+    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
+        raise ConfigError(f"max_concurrent must be an integer >= 1, got {max_concurrent!r}")
+    if grace_period < 0:
+        raise ConfigError(f"grace_period must be >= 0 seconds, got {grace_period!r}")
+    space = build_space(parameters)
+    searcher = build_searcher(algorithm, stopping_rule)
+    out = Path(output_dir or f"output_{_IMPORT_TIME}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if not scheduler.output_dir:
+        scheduler.output_dir = str(out)
+    _setup_logging(out, verbose)
+
+    store = open_store(storage or out / "ridgeline.db")
+    try:
+        description = describe(space, algorithm, lower_is_better) | {"command": argv}
+        experiment = _find_experiment(store, out, description, resume)
+        if experiment is None:
+            config = description | {
+                "seed": new_seed() if seed is None else int(seed),
+                "token": secrets.token_urlsafe(24),
+                "output_dir": str(out),
+            }
+            experiment = store.create_experiment(out.name, config)
+            resuming = False
+        else:
+            store.update_experiment(experiment.id, state=ACTIVE)
+            resuming = True
+        config = experiment.config
+        engine = Engine(
+            store, experiment.id, space, searcher, bool(lower_is_better), config["seed"]
+        )
+        results = ResultsTable(bool(lower_is_better))
+        if resuming:
+            engine.resume()
+            _rebuild_results(store, engine, results)
+        from ridgeline.engine.coordinator import Coordinator
+
+        listen_port = port if port is not None else db_port
+        if listen_port is None and resuming and experiment.coordinator:
+            listen_port = experiment.coordinator.get("port")
+        progress = _Progress(getattr(algorithm, "max_trials", None)) if verbose else None
+        coordinator = Coordinator(
+            engine,
+            scheduler,
+            argv,
+            out,
+            max_concurrent,
+            config["token"],
+            results,
+            resubmit_failed_trials=resubmit_failed_trials,
+            grace_period=grace_period,
+            host=host,
+            port=listen_port or 0,
+            on_progress=progress.update if progress else None,
+        )
+        try:
+            if progress:
+                progress.start(coordinator)
+            asyncio.run(coordinator.run(resume=resuming))
+        finally:
+            if progress:
+                progress.stop()
+            scheduler.close()
+        store.update_experiment(experiment.id, state=COMPLETED)
+        best = results.best()
+        log.info("Best result: %s", best)
+        return best
+    finally:
+        store.close()
+
+
+def _trial_command(
+    command: str | Sequence[str] | None, filename: str | os.PathLike[str] | None
+) -> list[str]:
+    """The trial's argv; a missing script or program is an error before anything runs."""
+    if command is None and filename is None:
+        raise ConfigError("Need to provide either command or filename.")
+    if command is not None:
+        argv = shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+        if not argv:
+            raise ConfigError("command is empty: give the trial command, e.g. 'python trial.py'")
+    else:
+        argv = [sys.executable, str(filename)]
+    if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
+        raise ConfigError(f"trial command {argv[0]!r} not found (not a file, not on PATH)")
+    program = Path(argv[0]).name
+    if program.startswith("python") and len(argv) > 1 and argv[1].endswith(".py"):
+        if not Path(argv[1]).is_file():
+            raise ConfigError(
+                f"trial script {argv[1]!r} not found (looked in {os.getcwd()}); "
+                f"give a path to an existing file"
+            )
+    return argv
+
+
+def _find_experiment(
+    store: Store, out: Path, description: dict[str, Any], resume: bool
+) -> ExperimentRecord | None:
+    existing = [e for e in store.list_experiments() if e.config.get("front_door") == "sherpa"]
+    if not existing:
+        return None
+    experiment = existing[-1]
+    if not resume:
+        raise ConfigError(
+            f"{out} already holds a search (experiment {experiment.id}); pass resume=True to "
+            f"carry it on, or choose another output_dir"
+        )
+    previous = {k: experiment.config.get(k) for k in ("parameters", "lower_is_better")}
+    wanted = {k: description[k] for k in ("parameters", "lower_is_better")}
+    if previous != wanted:
+        raise ConfigError(
+            f"cannot resume {out}: it searched {previous}, this call asks for {wanted}"
+        )
+    pid = (experiment.coordinator or {}).get("pid")
+    if pid and pid != os.getpid() and _alive(pid):
+        raise ConfigError(f"a coordinator (pid {pid}) is still running the search in {out}")
+    return experiment
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None:
+    """Replay the stored observations and trial ends in the order they happened."""
+    trials = {r.id: r for r in store.list_trials(engine.experiment_id)}
+    events: list[tuple[float, int, Any]] = []
+    for metric in store.read_metrics(engine.experiment_id, group=VALIDATION):
+        events.append((metric.time, 0, metric))
+    for record in trials.values():
+        if record.state in TRIAL_DONE_STATES and record.ended_at is not None:
+            events.append((record.ended_at, 1, record))
+    events.sort(key=lambda e: (e[0], e[1]))
+    for _, kind, item in events:
+        if kind == 0:
+            record = trials[item.trial_id]
+            values = dict(item.values)
+            objective = values.pop(OBJECTIVE_KEY)
+            results.add_observation(record.number, item.step, record.params, objective, values)
+        else:
+            results.finalize(item.number, item.state)
+
+
+def _setup_logging(out: Path, verbose: int) -> None:
+    logger = logging.getLogger("ridgeline")
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        if getattr(handler, "_ridgeline", False):
+            logger.removeHandler(handler)
+            handler.close()
+    file_handler = logging.FileHandler(out / "log.txt")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handlers: list[logging.Handler] = [file_handler]
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        handlers.append(console)
+    for handler in handlers:
+        handler._ridgeline = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+class _Progress:
+    """A progress bar: trials done of the budget, and the best objective so far."""
+
+    def __init__(self, total: int | None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[best]}"),
+            transient=False,
+        )
+        self.task = self.progress.add_task("trials", total=total, best="")
+
+    def start(self, coordinator: Coordinator) -> None:
+        self.progress.start()
+        self.update(coordinator)
+
+    def update(self, coordinator: Coordinator) -> None:
+        done = sum(1 for r in coordinator.engine.records.values() if r.state in TRIAL_DONE_STATES)
+        best = coordinator.results.best().get("Objective")
+        self.progress.update(
+            self.task, completed=done, best="" if best is None else f"best {best:.6g}"
+        )
+
+    def stop(self) -> None:
+        self.progress.stop()

@@ -1,0 +1,140 @@
+"""SHERPA's results table: one INTERMEDIATE row per observation, one final row per ended trial.
+
+Rows are kept as plain dicts and appended, never rescanned; the pandas DataFrame and the CSV
+file are built only when asked for.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TRIAL_ID, STATUS, ITERATION, OBJECTIVE = "Trial-ID", "Status", "Iteration", "Objective"
+
+
+def _finite(value: float) -> bool:
+    return not (math.isnan(value) or math.isinf(value))
+
+
+class ResultsTable:
+    """Append-only results in SHERPA's layout, with the best row tracked as rows arrive."""
+
+    def __init__(self, lower_is_better: bool) -> None:
+        self.lower_is_better = lower_is_better
+        self.rows: list[dict[str, Any]] = []
+        self._param_names: set[str] = set()
+        self._context_names: set[str] = set()
+        self._trial_best: dict[int, int] = {}  # trial id -> index of its best row
+        self._trial_last: dict[int, Any] = {}  # trial id -> highest iteration
+        self._trial_seen: dict[int, set[Any]] = {}
+        self._best: int | None = None
+        self._finalized: set[int] = set()
+
+    def _better(self, a: float, b_index: int | None) -> bool:
+        if not _finite(a):
+            return False
+        if b_index is None:
+            return True
+        b = self.rows[b_index][OBJECTIVE]
+        return a < b if self.lower_is_better else a > b
+
+    def has_any(self, trial_id: int) -> bool:
+        return trial_id in self._trial_seen
+
+    def has_observation(self, trial_id: int, iteration: Any) -> bool:
+        return iteration in self._trial_seen.get(trial_id, ())
+
+    def add_observation(
+        self,
+        trial_id: int,
+        iteration: Any,
+        parameters: dict[str, Any],
+        objective: float,
+        context: dict[str, Any],
+    ) -> None:
+        row = {TRIAL_ID: trial_id, STATUS: "INTERMEDIATE", ITERATION: iteration}
+        row.update(parameters)
+        row[OBJECTIVE] = objective
+        row.update(context)
+        self._param_names.update(parameters)
+        self._context_names.update(context)
+        index = len(self.rows)
+        self.rows.append(row)
+        self._trial_seen.setdefault(trial_id, set()).add(iteration)
+        last = self._trial_last.get(trial_id)
+        if last is None or iteration > last:
+            self._trial_last[trial_id] = iteration
+        best = self._trial_best.get(trial_id)
+        if self._better(objective, best if best is not None and best >= 0 else None):
+            self._trial_best[trial_id] = index
+            if self._better(objective, self._best):
+                self._best = index
+        elif best is None:
+            self._trial_best[trial_id] = -1  # has rows, none finite yet
+
+    def finalize(self, trial_id: int, status: str) -> dict[str, Any] | None:
+        """Append a copy of the trial's best row with ``status``; None when it has no rows."""
+        if trial_id in self._finalized:
+            return None
+        best = self._trial_best.get(trial_id)
+        if best is None:
+            return None
+        self._finalized.add(trial_id)
+        if best < 0:
+            warnings.warn(
+                f"Trial {trial_id} has only NaN or infinite objectives; no final row recorded.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+        row = dict(self.rows[best])
+        row[STATUS] = status
+        row[ITERATION] = self._trial_last[trial_id]
+        self.rows.append(row)
+        return row
+
+    def best(self) -> dict[str, Any]:
+        """The best row (finite objectives only) without ``Status``; ``{}`` when none."""
+        if self._best is None:
+            return {}
+        row = {k: self.rows[self._best].get(k) for k in self.columns() if k != STATUS}
+        return row
+
+    def columns(self) -> list[str]:
+        return [
+            TRIAL_ID,
+            STATUS,
+            ITERATION,
+            *sorted(self._param_names),
+            OBJECTIVE,
+            *sorted(self._context_names - self._param_names - {OBJECTIVE}),
+        ]
+
+    def dataframe(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns())
+
+    def write_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically, so a reader never sees half a file."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        columns = self.columns()
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".results-", suffix=".csv")
+        try:
+            with os.fdopen(fd, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(self.rows)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

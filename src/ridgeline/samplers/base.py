@@ -1,0 +1,88 @@
+"""The sampler interface: *what* to try next. Samplers are pure: history in, parameters out."""
+
+from __future__ import annotations
+
+import math
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ridgeline.space import SearchSpace
+
+#: Returned by ``Sampler.propose`` when nothing can be proposed until running trials finish.
+WAIT: Final = "WAIT"
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """What a sampler or searcher may know about one trial."""
+
+    id: int  # 1-based number within the experiment
+    params: dict[str, Any]
+    status: str  # PENDING, RUNNING, COMPLETED, FAILED, STOPPED
+    objective: float | None = None  # best finite objective so far (direction-aware), or None
+    last_step: int | None = None  # highest reported iteration/step
+
+
+@dataclass
+class History:
+    """Trials and their learning curves, updated incrementally by the engine.
+
+    ``trials`` is indexed by ``id - 1``; ``active`` holds trials that are not finished;
+    ``curves[id]`` lists ``(step, objective)`` in report order (NaN kept: it is data).
+    """
+
+    lower_is_better: bool = True
+    trials: list[TrialView] = field(default_factory=list)
+    active: dict[int, TrialView] = field(default_factory=dict)
+    curves: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def is_better(self, a: float, b: float | None) -> bool:
+        """True when objective ``a`` beats ``b`` (None and NaN lose to any number)."""
+        if math.isnan(a) or math.isinf(a):
+            return False
+        if b is None:
+            return True
+        return a < b if self.lower_is_better else a > b
+
+    def get(self, trial_id: int) -> TrialView:
+        return self.trials[trial_id - 1]
+
+    def with_status(self, *statuses: str) -> list[TrialView]:
+        return [t for t in self.trials if t.status in statuses]
+
+    def ranked(self, statuses: Sequence[str] = ("COMPLETED",)) -> list[TrialView]:
+        """Trials with a finite objective and one of ``statuses``, best first."""
+        scored = [t for t in self.trials if t.status in statuses and t.objective is not None]
+        return sorted(scored, key=lambda t: t.objective, reverse=not self.lower_is_better)  # type: ignore[arg-type,return-value]
+
+    def pending_params(self) -> list[dict[str, Any]]:
+        return [t.params for t in self.active.values()]
+
+
+class Sampler(ABC):
+    """Proposes parameters. Never touches the store, a process, a socket or the clock."""
+
+    @abstractmethod
+    def propose(
+        self,
+        space: SearchSpace,
+        history: History,
+        pending: Sequence[Mapping[str, Any]],
+        rng: random.Random,
+    ) -> dict[str, Any] | None | str:
+        """Parameters for a new trial; ``None`` when exhausted; ``WAIT`` to retry later.
+
+        ``pending``: parameters of trials that run now (model-based samplers avoid them).
+        ``rng``: the experiment's generator; every random choice must come from it.
+        """
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state that, with ``load_state_dict``, makes a restarted run continue."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        del state

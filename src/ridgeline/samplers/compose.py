@@ -1,0 +1,227 @@
+"""Samplers built from samplers: chain them, repeat their suggestions, cap their count."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ridgeline.errors import ConfigError
+from ridgeline.samplers.base import WAIT, History, Sampler, TrialView
+
+if TYPE_CHECKING:
+    from ridgeline.space import SearchSpace
+
+__all__ = ["ChainSampler", "LimitSampler", "RepeatSampler", "aggregate_history"]
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _check_sampler(value: Any, what: str) -> Sampler:
+    if not isinstance(value, Sampler):
+        raise ConfigError(f"{what} must be a Sampler, got {type(value).__name__}")
+    return value
+
+
+class ChainSampler(Sampler):
+    """Runs each sampler in turn, moving on when it returns ``None`` (SHERPA's ``Chain``).
+
+    ``WAIT`` from the current sampler is passed through. State: which sampler is current and
+    every sampler's own state.
+    """
+
+    def __init__(self, samplers: Sequence[Sampler]) -> None:
+        if not isinstance(samplers, (list, tuple)) or not samplers:
+            raise ConfigError("ChainSampler needs a non-empty list of samplers")
+        self.samplers = [_check_sampler(s, f"samplers[{i}]") for i, s in enumerate(samplers)]
+        self.index = 0
+
+    def propose(
+        self,
+        space: SearchSpace,
+        history: History,
+        pending: Sequence[Mapping[str, Any]],
+        rng: random.Random,
+    ) -> dict[str, Any] | None | str:
+        while self.index < len(self.samplers):
+            out = self.samplers[self.index].propose(space, history, pending, rng)
+            if out is not None:
+                return out
+            self.index += 1
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "samplers": [s.state_dict() for s in self.samplers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.index = int(state.get("index", 0))
+        for s, st in zip(self.samplers, state.get("samplers", []), strict=False):
+            s.load_state_dict(st)
+
+
+class LimitSampler(Sampler):
+    """Ends (``None``) after ``max_proposals`` configurations from ``inner``.
+
+    Gives SHERPA's ``max_num_trials`` to samplers that never run out (random, genetic), so
+    they can end a ``Chain`` step. ``WAIT`` does not count.
+    """
+
+    def __init__(self, inner: Sampler, max_proposals: int) -> None:
+        self.inner = _check_sampler(inner, "inner")
+        self.max_proposals = _positive_int("max_proposals", max_proposals)
+        self.count = 0
+
+    def propose(
+        self,
+        space: SearchSpace,
+        history: History,
+        pending: Sequence[Mapping[str, Any]],
+        rng: random.Random,
+    ) -> dict[str, Any] | None | str:
+        if self.count >= self.max_proposals:
+            return None
+        out = self.inner.propose(space, history, pending, rng)
+        if isinstance(out, dict):
+            self.count += 1
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "inner": self.inner.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.count = int(state.get("count", 0))
+        self.inner.load_state_dict(state.get("inner", {}))
+
+
+def _key(params: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
+    out = []
+    for n in names:
+        v = params.get(n)
+        try:
+            hash(v)
+        except TypeError:
+            v = repr(v)
+        out.append((type(v).__name__, v))
+    return tuple(out)
+
+
+def aggregate_history(history: History, space: SearchSpace, min_count: int = 0) -> History:
+    """One ``COMPLETED`` trial per configuration that completed ``min_count`` times or more.
+
+    Its objective is the mean of the repeats' objectives and its curve the per-step mean
+    (NaN where every repeat is NaN). Ids are renumbered 1..k in order of first appearance;
+    nothing is active. This is what ``Repeat(agg=True)`` shows the inner sampler, the
+    ``History`` counterpart of SHERPA's ``Repeat.aggregate_results``.
+    """
+    names = space.names
+    groups: dict[tuple[Any, ...], list[TrialView]] = {}
+    for t in history.trials:
+        if t.status == "COMPLETED" and t.objective is not None:
+            groups.setdefault(_key(t.params, names), []).append(t)
+    out = History(lower_is_better=history.lower_is_better)
+    for members in groups.values():
+        if len(members) < max(min_count, 1):
+            continue
+        tid = len(out.trials) + 1
+        objective = sum(m.objective for m in members) / len(members)  # type: ignore[misc]
+        steps = [m.last_step for m in members if m.last_step is not None]
+        out.trials.append(
+            TrialView(
+                id=tid,
+                params=dict(members[0].params),
+                status="COMPLETED",
+                objective=objective,
+                last_step=max(steps) if steps else None,
+            )
+        )
+        by_step: dict[int, list[float]] = {}
+        for m in members:
+            for step, value in history.curves.get(m.id, ()):
+                by_step.setdefault(step, []).append(value)
+        curve = []
+        for step in sorted(by_step):
+            finite = [v for v in by_step[step] if not math.isnan(v)]
+            curve.append((step, sum(finite) / len(finite) if finite else math.nan))
+        out.curves[tid] = curve
+    return out
+
+
+class RepeatSampler(Sampler):
+    """Each suggestion of ``inner`` ``num_times`` times in a row (SHERPA's ``Repeat``).
+
+    ``wait_for_completion``: before asking ``inner`` for the next configuration, return
+    ``WAIT`` while a trial of the current configuration is still active (in
+    ``history.active`` or ``pending``). Unlike SHERPA, which counted completions, a failed
+    repeat does not make it wait forever.
+    ``agg``: ``inner`` sees ``aggregate_history(history, space, num_times)``: one trial per
+    configuration, with the mean objective.
+    State: the configuration being repeated, how many repeats are owed, and ``inner``'s state.
+    """
+
+    def __init__(
+        self,
+        inner: Sampler,
+        num_times: int = 5,
+        wait_for_completion: bool = False,
+        agg: bool = False,
+    ) -> None:
+        self.inner = _check_sampler(inner, "inner")
+        self.num_times = _positive_int("num_times", num_times)
+        self.wait_for_completion = bool(wait_for_completion)
+        self.agg = bool(agg)
+        self.current: dict[str, Any] | None = None
+        self.remaining = 0
+
+    def _current_active(
+        self, space: SearchSpace, history: History, pending: Sequence[Mapping[str, Any]]
+    ) -> bool:
+        assert self.current is not None
+        names = space.names
+        cur = {n: self.current.get(n) for n in names}
+
+        def same(params: Mapping[str, Any]) -> bool:
+            return all(n in params and params[n] == cur[n] for n in names)
+
+        return any(same(t.params) for t in history.active.values()) or any(same(p) for p in pending)
+
+    def propose(
+        self,
+        space: SearchSpace,
+        history: History,
+        pending: Sequence[Mapping[str, Any]],
+        rng: random.Random,
+    ) -> dict[str, Any] | None | str:
+        if self.remaining > 0 and self.current is not None:
+            self.remaining -= 1
+            return dict(self.current)
+        if (
+            self.wait_for_completion
+            and self.current is not None
+            and self._current_active(space, history, pending)
+        ):
+            return WAIT
+        seen = aggregate_history(history, space, self.num_times) if self.agg else history
+        out = self.inner.propose(space, seen, pending, rng)
+        if not isinstance(out, dict):
+            return out
+        self.current = dict(out)
+        self.remaining = self.num_times - 1
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "current": dict(self.current) if self.current is not None else None,
+            "remaining": self.remaining,
+            "inner": self.inner.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        cur = state.get("current")
+        self.current = dict(cur) if cur is not None else None
+        self.remaining = int(state.get("remaining", 0))
+        self.inner.load_state_dict(state.get("inner", {}))

@@ -1,0 +1,49 @@
+"""The scheduler interface: where trial processes run."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Job:
+    """A submitted trial process. ``info`` is what the store keeps to find it again."""
+
+    name: str
+    info: dict[str, Any] = field(default_factory=dict)
+    handle: Any = None  # scheduler-private (e.g. a Popen); None after re-attaching
+
+
+class Scheduler(ABC):
+    """Runs commands. Subclasses: local processes, SLURM, Grid Engine, ..."""
+
+    output_dir: str = ""
+
+    def capacity(self) -> int | None:
+        """How many jobs may run at once (None: no limit of the scheduler's own)."""
+        return None
+
+    def check(self) -> None:
+        """Raise ``SchedulerError`` for a bad configuration before anything runs."""
+
+    @abstractmethod
+    def submit(self, command: Sequence[str], env: Mapping[str, str], name: str) -> Job: ...
+
+    @abstractmethod
+    async def wait(self, job: Job) -> int | None:
+        """Wait for the job to end; its exit code (negative: killed by that signal), or None
+        when it cannot be known (a process re-attached after a coordinator restart)."""
+
+    @abstractmethod
+    def kill(self, job: Job, force: bool = False) -> None:
+        """Ask the job to end (SIGTERM or the scheduler's equivalent); ``force``: SIGKILL."""
+
+    def reattach(self, info: Mapping[str, Any], name: str) -> Job | None:
+        """The job described by ``info`` if it still runs, else None."""
+        return None
+
+    def close(self) -> None:
+        """Release what the scheduler holds."""

@@ -1,0 +1,157 @@
+"""Trial processes on this machine, with optional GPU (or any resource) slots."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ridgeline.errors import SchedulerError
+from ridgeline.schedulers.base import Job, Scheduler
+from ridgeline.trial import env as trial_env
+
+
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot): tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+class LocalScheduler(Scheduler):
+    """Runs each trial as a local process in its own session.
+
+    ``submit_options`` prefixes the command (e.g. ``"nice -n 10"``). With ``resources`` (e.g.
+    GPU ids ``[0, 1]``; repeat an entry to share it) each trial gets one entry as
+    ``SHERPA_RESOURCE`` and ``CUDA_VISIBLE_DEVICES``, and no more trials run at once than
+    there are entries. Output goes to ``<output_dir>/jobs/<name>.out``.
+    """
+
+    def __init__(
+        self,
+        submit_options: str = "",
+        output_dir: str = "",
+        resources: Sequence[Any] | None = None,
+    ) -> None:
+        if not isinstance(submit_options, str):
+            raise SchedulerError(
+                f"LocalScheduler submit_options must be a string such as 'nice -n 10', "
+                f"got {submit_options!r}"
+            )
+        self.submit_options = submit_options
+        self.output_dir = str(output_dir)
+        if resources is not None:
+            if isinstance(resources, str | bytes) or not isinstance(resources, Sequence):
+                raise SchedulerError(
+                    f"LocalScheduler resources must be a list such as [0, 1], got {resources!r}"
+                )
+            if len(resources) == 0:
+                raise SchedulerError(
+                    "LocalScheduler resources is empty: give at least one entry, or None"
+                )
+        self.resources = None if resources is None else [str(r) for r in resources]
+        self._free = list(self.resources or [])
+        self.check()
+
+    def capacity(self) -> int | None:
+        return None if self.resources is None else len(self.resources)
+
+    def check(self) -> None:
+        prefix = shlex.split(self.submit_options)
+        if prefix and shutil.which(prefix[0]) is None:
+            raise SchedulerError(
+                f"LocalScheduler submit_options {self.submit_options!r}: program "
+                f"{prefix[0]!r} not found on PATH"
+            )
+
+    def submit(self, command: Sequence[str], env: Mapping[str, str], name: str) -> Job:
+        full_env = dict(env)
+        resource: str | None = None
+        if self.resources is not None:
+            if not self._free:
+                raise SchedulerError(
+                    f"no free resource for {name}: all of {self.resources} are in use"
+                )
+            resource = self._free.pop(0)
+            full_env["CUDA_VISIBLE_DEVICES"] = resource
+        full_env[trial_env.SHERPA_RESOURCE] = resource or ""
+        full_env[trial_env.RESOURCE] = resource or ""
+        jobs_dir = Path(self.output_dir or ".") / "jobs"
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+        out_path = jobs_dir / f"{name}.out"
+        argv = [*shlex.split(self.submit_options), *command]
+        try:
+            with open(out_path, "ab") as out:
+                process = subprocess.Popen(
+                    argv,
+                    env=full_env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            if resource is not None:
+                self._free.append(resource)
+            raise SchedulerError(f"cannot start {name}: {argv[0]!r}: {exc}") from exc
+        info = {
+            "pid": process.pid,
+            "start_time": process_start_time(process.pid),
+            "resource": resource,
+            "output": str(out_path),
+        }
+        return Job(name, info, process)
+
+    async def wait(self, job: Job) -> int | None:
+        pid = job.info["pid"]
+        try:
+            await _pid_exit(pid)
+            if isinstance(job.handle, subprocess.Popen):
+                return job.handle.wait()
+            return None
+        finally:
+            resource = job.info.get("resource")
+            if resource is not None and self.resources is not None:
+                self._free.append(resource)
+
+    def kill(self, job: Job, force: bool = False) -> None:
+        sig = signal.SIGKILL if force else signal.SIGTERM
+        try:
+            os.killpg(job.info["pid"], sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def reattach(self, info: Mapping[str, Any], name: str) -> Job | None:
+        pid = info.get("pid")
+        if not pid or process_start_time(pid) != info.get("start_time"):
+            return None
+        resource = info.get("resource")
+        if resource is not None and resource in self._free:
+            self._free.remove(resource)
+        return Job(name, dict(info), None)
+
+
+async def _pid_exit(pid: int) -> None:
+    """Wait for ``pid`` to exit without polling: a pidfd becomes readable when it does."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    done = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

@@ -1,0 +1,96 @@
+"""The searcher interface: *when* to create, extend, pause or stop trials.
+
+Events in, actions out, state as JSON. The engine applies the actions to the store and the
+scheduler; a searcher never does I/O, so it runs in microseconds and resumes after a crash.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ridgeline.samplers.base import History
+    from ridgeline.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class Create:
+    """Create a trial. ``request_id`` is unique per experiment and makes the create idempotent."""
+
+    request_id: int
+    params: dict[str, Any]
+    parent: int | None = None  # warm start from this trial's latest checkpoint
+
+
+@dataclass(frozen=True)
+class Train:
+    """Run ``trial`` until its absolute length reaches ``until`` (None: open-ended)."""
+
+    trial: int
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class Close:
+    """No more work for ``trial`` now; its checkpoint is kept (pause)."""
+
+    trial: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End ``trial``: told to stop first, killed after a grace period."""
+
+    trial: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """The search is over once running trials end."""
+
+    reason: str = ""
+
+
+Action = Create | Train | Close | Stop | Shutdown
+
+
+class Searcher(ABC):
+    """Base searcher. Subclasses override the events they care about; each returns actions."""
+
+    space: SearchSpace
+    history: History
+    rng: random.Random
+
+    def bind(self, space: SearchSpace, history: History, rng: random.Random) -> None:
+        """Attach the engine-owned space, history and generator (before ``start``)."""
+        self.space, self.history, self.rng = space, history, rng
+
+    def start(self) -> list[Action]:
+        return []
+
+    def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
+        return []
+
+    def on_slots_free(self, n: int) -> list[Action]:
+        """``n`` more trials can run now: create or resume up to ``n``."""
+        return []
+
+    def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
+        return []
+
+    def on_trial_exited(self, trial: int, status: str) -> list[Action]:
+        return []
+
+    def progress(self) -> float:
+        """Fraction of the search done, 0..1 (0 when unknown)."""
+        return 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        del state

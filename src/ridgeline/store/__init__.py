@@ -1,0 +1,47 @@
+"""The store: where experiments, trials, metrics and checkpoints live.
+
+``open_store`` picks the implementation. Importing this package stays cheap (no SQLAlchemy):
+the in-process Study with its default in-memory store never pays for the SQL machinery.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ridgeline.store.base import Store
+from ridgeline.store.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from ridgeline.store.sql import SQLStore
+
+__all__ = ["Store", "MemoryStore", "SQLStore", "open_store"]
+
+
+def open_store(target: str | os.PathLike[str] | None) -> Store:
+    """Open the store ``target`` names.
+
+    * ``None``: a new in-memory store (nothing survives the process);
+    * a string containing ``://``: an SQLAlchemy URL, e.g. ``sqlite:////abs/study.db`` or
+      ``postgresql://user@host/db`` (psycopg 3);
+    * anything else: the path of an SQLite file, created with its parent directories if missing.
+    """
+    if target is None:
+        return MemoryStore()
+    from ridgeline.store.sql import SQLStore
+
+    if isinstance(target, str) and "://" in target:
+        return SQLStore(target)
+    path = Path(os.fspath(target)).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLStore(f"sqlite:///{path}")
+
+
+def __getattr__(name: str) -> object:
+    # ``from ridgeline.store import SQLStore`` works, importing SQLAlchemy only then.
+    if name == "SQLStore":
+        from ridgeline.store.sql import SQLStore
+
+        return SQLStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,140 @@
+"""The store interface: the durable record of experiments, trials, metrics and checkpoints.
+
+The engine is the only writer. Reads by cursor (``read_metrics(after=...)``) so nothing is ever
+rescanned. Every implementation must pass ``ridgeline.testing.store_conformance``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from ridgeline.store.records import (
+    CheckpointRecord,
+    EventRecord,
+    ExperimentRecord,
+    MetricRecord,
+    TrialRecord,
+)
+
+_UNSET: Any = object()
+
+
+class Store(ABC):
+    """Abstract store. Methods raise ``ridgeline.errors.StoreError`` for unknown ids."""
+
+    #: True when records survive the process (SQL); False for the in-memory store.
+    durable: bool = False
+
+    # -- experiments -------------------------------------------------------------------------
+    @abstractmethod
+    def create_experiment(
+        self, name: str, config: dict[str, Any], state: str = "ACTIVE"
+    ) -> ExperimentRecord: ...
+
+    @abstractmethod
+    def get_experiment(self, experiment_id: int) -> ExperimentRecord: ...
+
+    @abstractmethod
+    def list_experiments(self) -> list[ExperimentRecord]: ...
+
+    @abstractmethod
+    def update_experiment(
+        self,
+        experiment_id: int,
+        *,
+        state: str | None = None,
+        config: dict[str, Any] | None = None,
+        coordinator: dict[str, Any] | None = _UNSET,
+    ) -> ExperimentRecord: ...
+
+    # -- trials ------------------------------------------------------------------------------
+    @abstractmethod
+    def create_trial(
+        self,
+        experiment_id: int,
+        request_id: int,
+        params: dict[str, Any],
+        parent_id: int | None = None,
+        state: str = "PENDING",
+    ) -> TrialRecord:
+        """Create a trial, numbered 1, 2, ... within the experiment.
+
+        Idempotent on ``(experiment_id, request_id)``: a second call returns the existing trial
+        unchanged, so a coordinator that crashed between deciding and recording can replay.
+        """
+
+    @abstractmethod
+    def get_trial(self, trial_id: int) -> TrialRecord: ...
+
+    @abstractmethod
+    def list_trials(self, experiment_id: int) -> list[TrialRecord]:
+        """All trials of an experiment, ordered by number."""
+
+    @abstractmethod
+    def update_trial(
+        self,
+        trial_id: int,
+        *,
+        expect_state: str | None = None,
+        state: str | None = None,
+        exit_code: int | None = _UNSET,
+        job: dict[str, Any] | None = _UNSET,
+        restarts: int | None = None,
+        ended_at: float | None = _UNSET,
+    ) -> TrialRecord | None:
+        """Change fields of a trial. With ``expect_state``, a compare-and-set: returns None and
+        changes nothing when the trial's current state differs."""
+
+    # -- metrics -----------------------------------------------------------------------------
+    @abstractmethod
+    def add_metrics(
+        self, trial_id: int, group: str, entries: Sequence[tuple[int, dict[str, Any]]]
+    ) -> list[MetricRecord]:
+        """Append ``(step, values)`` reports. A report whose ``(trial, group, step)`` exists is
+        skipped (retries are safe). Returns the records actually inserted, in order."""
+
+    @abstractmethod
+    def read_metrics(
+        self, experiment_id: int, after: int = 0, group: str | None = None
+    ) -> list[MetricRecord]:
+        """Metrics of an experiment with ``seq > after``, in ``seq`` order."""
+
+    @abstractmethod
+    def trial_metrics(self, trial_id: int, group: str | None = None) -> list[MetricRecord]: ...
+
+    # -- searcher snapshots and events -------------------------------------------------------
+    @abstractmethod
+    def save_searcher_state(self, experiment_id: int, state: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def load_searcher_state(self, experiment_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def add_event(self, experiment_id: int, kind: str, data: dict[str, Any]) -> EventRecord: ...
+
+    @abstractmethod
+    def read_events(self, experiment_id: int, after: int = 0) -> list[EventRecord]: ...
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @abstractmethod
+    def add_checkpoint(
+        self,
+        uuid: str,
+        trial_id: int,
+        steps_completed: int,
+        metadata: dict[str, Any],
+    ) -> CheckpointRecord: ...
+
+    @abstractmethod
+    def get_checkpoint(self, uuid: str) -> CheckpointRecord: ...
+
+    @abstractmethod
+    def list_checkpoints(self, trial_id: int) -> list[CheckpointRecord]: ...
+
+    @abstractmethod
+    def set_checkpoint_state(self, uuid: str, state: str) -> CheckpointRecord: ...
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""

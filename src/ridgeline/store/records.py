@@ -1,0 +1,77 @@
+"""Immutable records the store hands out. Every field is plain data (JSON-able dicts, numbers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Experiment states.
+ACTIVE = "ACTIVE"
+PAUSED = "PAUSED"
+COMPLETED = "COMPLETED"
+CANCELED = "CANCELED"
+ERROR = "ERROR"
+
+# Trial states. SHERPA's statuses (COMPLETED, FAILED, STOPPED) are a subset.
+PENDING = "PENDING"  # created, no process yet
+RUNNING = "RUNNING"  # a process was started for it
+FAILED = "FAILED"
+STOPPED = "STOPPED"
+TRIAL_DONE_STATES = frozenset({COMPLETED, FAILED, STOPPED, CANCELED})
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    id: int
+    name: str
+    state: str
+    config: dict[str, Any]
+    created_at: float
+    # Where the live coordinator listens: {"host", "port", "pid", "token"}; None when none ran.
+    coordinator: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    id: int  # unique across the store
+    experiment_id: int
+    number: int  # 1-based within its experiment; SHERPA's Trial-ID
+    request_id: int  # the searcher's id for the Create that made it; unique per experiment
+    params: dict[str, Any]
+    state: str
+    created_at: float
+    parent_id: int | None = None
+    restarts: int = 0
+    exit_code: int | None = None
+    # What the scheduler needs to find the process again: {"pid", "start_time", "resource", ...}
+    job: dict[str, Any] | None = None
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    seq: int  # store-wide cursor, strictly increasing in insertion order
+    trial_id: int
+    group: str  # "validation" (the searcher's input), "training", or a user group
+    step: int
+    values: dict[str, Any]
+    time: float
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    uuid: str
+    trial_id: int
+    steps_completed: int
+    created_at: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    state: str = "COMPLETED"  # or "DELETED"
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    seq: int
+    experiment_id: int
+    kind: str
+    data: dict[str, Any]
+    time: float

@@ -1,0 +1,642 @@
+"""The durable store: one SQLAlchemy Core implementation for SQLite files and PostgreSQL.
+
+Concurrency (measured, see COMPONENTS.md section 1):
+
+* SQLite runs in WAL mode with a 30 s busy timeout. pysqlite's own transaction handling is off
+  and every write transaction starts with ``BEGIN IMMEDIATE``: a deferred ``BEGIN`` fails at once
+  with "database is locked" when two read-then-write transactions race, and pysqlite's legacy
+  mode runs the read outside the transaction and silently duplicates trial numbers. Reads run
+  without a transaction (each SELECT is atomic by itself), so they never wait for a writer.
+* PostgreSQL numbers trials under ``SELECT ... FOR UPDATE`` on the experiment row; without a
+  lock, READ COMMITTED hands two writers the same ``max(number) + 1``.
+
+The schema is brought to the newest revision when a store opens. Checking that costs one query
+and does not import Alembic; Alembic is imported only when an upgrade is actually needed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from ridgeline.errors import StoreError
+from ridgeline.store import schema as S
+from ridgeline.store.base import _UNSET, Store
+from ridgeline.store.records import (
+    ACTIVE,
+    PENDING,
+    CheckpointRecord,
+    EventRecord,
+    ExperimentRecord,
+    MetricRecord,
+    TrialRecord,
+)
+
+__all__ = ["SQLStore", "REVISIONS", "HEAD", "MIGRATIONS_DIR", "migrate", "current_revision"]
+
+#: Every Alembic revision this code knows, oldest first. A new migration must be added here:
+#: opening a store compares the database's revision with ``HEAD`` without importing Alembic.
+REVISIONS: tuple[str, ...] = ("0001",)
+HEAD = REVISIONS[-1]
+MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
+
+_READ = "ridgeline_read"  # execution option: this connection only reads (SQLite: no BEGIN)
+_MIGRATION_LOCK = 0x7269646765  # pg_advisory_xact_lock key: b"ridge"
+_SUPPORTED = ("sqlite", "postgresql")
+
+
+def normalize_url(url: str | sa.URL) -> sa.URL:
+    """Parse ``url``; plain ``postgresql://`` (and ``postgres://``) mean psycopg 3."""
+    u = sa.make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Hand transaction control to us (the "begin" hook below) instead of pysqlite.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; no fsync per commit
+        cur.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # Writes: IMMEDIATE takes the write lock up front, so the busy timeout applies and a
+    # read-then-write transaction can never fail on a lock upgrade. Reads: no BEGIN at all, so
+    # each SELECT sees the latest commit and never waits for, or blocks, a writer. The
+    # statement goes straight to the DBAPI connection: through exec_driver_sql it would cost
+    # as much as the query it precedes.
+    if not conn.get_execution_options().get(_READ):
+        dbapi_conn: Any = conn.connection.dbapi_connection
+        try:
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+        except dbapi_conn.OperationalError as exc:  # still locked after the busy timeout
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+
+
+def create_engine(url: str | sa.URL) -> sa.Engine:
+    """An engine configured as the module docstring explains."""
+    u = normalize_url(url)
+    backend = u.get_backend_name()
+    if backend not in _SUPPORTED:
+        raise StoreError(
+            f"unsupported database {u.drivername!r} in store URL; use sqlite:///path or "
+            "postgresql://user@host/db"
+        )
+    if backend == "sqlite":
+        memory = u.database in (None, "", ":memory:") or u.query.get("mode") == "memory"
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        if memory:  # every connection would otherwise see its own empty database
+            kwargs["poolclass"] = sa.pool.StaticPool
+        engine = sa.create_engine(u, **kwargs)
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return sa.create_engine(u, pool_recycle=3600)
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    """The database's Alembic revision, or None for a database without ridgeline tables."""
+    if not conn.dialect.has_table(conn, "alembic_version"):
+        return None
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def _check_known(revision: str | None, url: Any) -> None:
+    if revision is not None and revision not in REVISIONS:
+        raise StoreError(
+            f"the database {url} is at schema revision {revision!r}, which this version of "
+            f"ridgeline does not know (newest known: {HEAD!r}); upgrade ridgeline"
+        )
+
+
+def migrate(engine: sa.Engine) -> bool:
+    """Bring the schema to ``HEAD``; returns True when an upgrade ran.
+
+    Safe when several processes open one new database at once: the upgrade runs inside a write
+    transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock) that re-checks the
+    revision, and DDL is transactional on both backends.
+    """
+    with engine.execution_options(**{_READ: True}).connect() as conn:
+        revision = current_revision(conn)
+    _check_known(revision, engine.url)
+    if revision == HEAD:
+        return False
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        revision = current_revision(conn)
+        _check_known(revision, engine.url)
+        if revision == HEAD:
+            return False
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return True
+
+
+# -- row -> record ------------------------------------------------------------------------------
+def _experiment(r: Any) -> ExperimentRecord:
+    return ExperimentRecord(r.id, r.name, r.state, r.config, r.created_at, r.coordinator)
+
+
+def _trial(r: Any) -> TrialRecord:
+    return TrialRecord(
+        r.id,
+        r.experiment_id,
+        r.number,
+        r.request_id,
+        r.params,
+        r.state,
+        r.created_at,
+        r.parent_id,
+        r.restarts,
+        r.exit_code,
+        r.job,
+        r.ended_at,
+    )
+
+
+def _metric(r: Any) -> MetricRecord:
+    return MetricRecord(r.seq, r.trial_id, r.group, r.step, r.values, r.time)
+
+
+def _event(r: Any) -> EventRecord:
+    return EventRecord(r.seq, r.experiment_id, r.kind, r.data, r.time)
+
+
+def _checkpoint(r: Any) -> CheckpointRecord:
+    return CheckpointRecord(
+        r.uuid, r.trial_id, r.steps_completed, r.created_at, r.metadata, r.state
+    )
+
+
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None, "INSERT returned no primary key"
+    return int(key[0])
+
+
+def _no_experiment(experiment_id: int) -> StoreError:
+    return StoreError(f"no experiment with id {experiment_id!r}")
+
+
+def _no_trial(trial_id: int) -> StoreError:
+    return StoreError(f"no trial with id {trial_id!r}")
+
+
+def _no_checkpoint(uuid: str) -> StoreError:
+    return StoreError(f"no checkpoint with uuid {uuid!r}")
+
+
+_b = sa.bindparam
+E, T, M, C, V, SS = S.experiments, S.trials, S.metrics, S.checkpoints, S.events, S.searcher_states
+
+# Statements are built once; per call only parameters change, so SQLAlchemy's compiled cache
+# hits every time. Bind names start with "b_" where they must not collide with column names
+# (UPDATE takes its SET columns from the execute() parameters).
+_SEL_EXPERIMENT = sa.select(E).where(E.c.id == _b("b_id"))
+_LIST_EXPERIMENTS = sa.select(E).order_by(E.c.id)
+_LOCK_EXPERIMENT = sa.select(E.c.id).where(E.c.id == _b("b_id")).with_for_update()
+_HAS_EXPERIMENT = sa.select(E.c.id).where(E.c.id == _b("b_id"))
+_UPD_EXPERIMENT = sa.update(E).where(E.c.id == _b("b_id"))
+
+_SEL_TRIAL = sa.select(T).where(T.c.id == _b("b_id"))
+_HAS_TRIAL = sa.select(T.c.id).where(T.c.id == _b("b_id"))
+_TRIAL_EXPERIMENT = sa.select(T.c.experiment_id).where(T.c.id == _b("b_id"))
+# One round trip for "was this request recorded?" and "which number comes next?". It must run
+# after the FOR UPDATE statement: a PostgreSQL statement reads the snapshot taken when it starts.
+_REQUEST_AND_NEXT = sa.select(
+    sa.select(T.c.id)
+    .where(T.c.experiment_id == _b("b_exp"), T.c.request_id == _b("b_req"))
+    .scalar_subquery(),
+    sa.select(sa.func.coalesce(sa.func.max(T.c.number), 0) + 1)
+    .where(T.c.experiment_id == _b("b_exp"))
+    .scalar_subquery(),
+)
+_LIST_TRIALS = sa.select(T).where(T.c.experiment_id == _b("b_exp")).order_by(T.c.number)
+_UPD_TRIAL = sa.update(T).where(T.c.id == _b("b_id"))
+_CAS_TRIAL = sa.update(T).where(T.c.id == _b("b_id"), T.c.state == _b("b_expect"))
+
+_READ_METRICS = (
+    sa.select(M).where(M.c.experiment_id == _b("b_exp"), M.c.seq > _b("b_after")).order_by(M.c.seq)
+)
+_READ_METRICS_GROUP = _READ_METRICS.where(M.c.group == _b("b_group"))
+_TRIAL_METRICS = sa.select(M).where(M.c.trial_id == _b("b_trial")).order_by(M.c.seq)
+_TRIAL_METRICS_GROUP = _TRIAL_METRICS.where(M.c.group == _b("b_group"))
+
+_LOAD_STATE = sa.select(SS.c.state).where(SS.c.experiment_id == _b("b_exp"))
+_READ_EVENTS = (
+    sa.select(V).where(V.c.experiment_id == _b("b_exp"), V.c.seq > _b("b_after")).order_by(V.c.seq)
+)
+
+_SEL_CHECKPOINT = sa.select(C).where(C.c.uuid == _b("b_uuid"))
+_LIST_CHECKPOINTS = (
+    sa.select(C)
+    .where(C.c.trial_id == _b("b_trial"))
+    .order_by(C.c.steps_completed, C.c.created_at, C.c.uuid)
+)
+_UPD_CHECKPOINT = sa.update(C).where(C.c.uuid == _b("b_uuid"))
+# UPDATE ... RETURNING (SQLite >= 3.35, PostgreSQL): the new row without a second query.
+_RETURNING = {
+    stmt: stmt.returning(*stmt.table.c)
+    for stmt in (_UPD_EXPERIMENT, _UPD_TRIAL, _CAS_TRIAL, _UPD_CHECKPOINT)
+}
+_INS_EXPERIMENT = sa.insert(E)
+_INS_TRIAL = sa.insert(T)
+_INS_EVENT = sa.insert(V)
+_INS_CHECKPOINT = sa.insert(C)
+
+
+class SQLStore(Store):
+    """A store in an SQL database, given by an SQLAlchemy URL (``sqlite:///...``,
+    ``postgresql://...``). Safe to share between threads and processes."""
+
+    durable = True
+
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        self._engine = create_engine(url)
+        read_options: dict[str, Any] = {_READ: True}
+        if self._engine.dialect.name == "postgresql":
+            # A lone SELECT needs no transaction; in autocommit psycopg skips BEGIN and ROLLBACK,
+            # one round trip instead of three. (SQLite reads already run without one.)
+            read_options["isolation_level"] = "AUTOCOMMIT"
+        self._read_engine = self._engine.execution_options(**read_options)
+        self.dialect: str = self._engine.dialect.name
+        self._closed = False
+        self._trial_experiment: dict[int, int] = {}  # see _experiment_of
+        dialect_insert = (
+            pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
+        )
+        self._ins_metrics = (
+            dialect_insert(M)
+            .on_conflict_do_nothing(index_elements=[M.c.trial_id, M.c.group, M.c.step])
+            .returning(M.c.seq, M.c.step)
+        )
+        ins_state = dialect_insert(SS)
+        self._save_state = ins_state.on_conflict_do_update(
+            index_elements=[SS.c.experiment_id],
+            set_={"state": ins_state.excluded.state, "updated_at": ins_state.excluded.updated_at},
+        )
+        self._update_returning = bool(self._engine.dialect.update_returning)
+        if upgrade:
+            try:
+                migrate(self._engine)
+            except BaseException:
+                self._engine.dispose()
+                raise
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for tools such as the dashboard's ad-hoc queries)."""
+        return self._engine
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._read_engine.connect() as conn:
+            yield conn
+
+    def _update_one(
+        self, conn: sa.Connection, stmt: sa.Update, select: sa.Select[Any], params: dict[str, Any]
+    ) -> Any:
+        """Run a one-row UPDATE and return the new row (None when no row matched)."""
+        if self._update_returning:
+            return conn.execute(_RETURNING[stmt], params).first()
+        if conn.execute(stmt, params).rowcount == 0:
+            return None
+        return conn.execute(select, params).first()
+
+    def _experiment_of(self, conn: sa.Connection, trial_id: int) -> int:
+        """The trial's experiment id. Cached: ids are never reused and never change owner."""
+        experiment_id = self._trial_experiment.get(trial_id)
+        if experiment_id is None:
+            experiment_id = conn.execute(_TRIAL_EXPERIMENT, {"b_id": trial_id}).scalar()
+            if experiment_id is None:
+                raise _no_trial(trial_id)
+            self._trial_experiment[trial_id] = experiment_id
+        return experiment_id
+
+    # -- experiments ---------------------------------------------------------------------------
+    def create_experiment(
+        self, name: str, config: dict[str, Any], state: str = ACTIVE
+    ) -> ExperimentRecord:
+        now = time.time()
+        with self._write() as c:
+            result = c.execute(
+                _INS_EXPERIMENT,
+                {"name": name, "state": state, "config": config, "created_at": now},
+            )
+            eid = _inserted_id(result)
+        return ExperimentRecord(eid, name, state, config, now, None)
+
+    def get_experiment(self, experiment_id: int) -> ExperimentRecord:
+        with self._read() as c:
+            row = c.execute(_SEL_EXPERIMENT, {"b_id": experiment_id}).first()
+        if row is None:
+            raise _no_experiment(experiment_id)
+        return _experiment(row)
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        with self._read() as c:
+            return [_experiment(r) for r in c.execute(_LIST_EXPERIMENTS)]
+
+    def update_experiment(
+        self,
+        experiment_id: int,
+        *,
+        state: str | None = None,
+        config: dict[str, Any] | None = None,
+        coordinator: dict[str, Any] | None = _UNSET,
+    ) -> ExperimentRecord:
+        params: dict[str, Any] = {"b_id": experiment_id}
+        if state is not None:
+            params["state"] = state
+        if config is not None:
+            params["config"] = config
+        if coordinator is not _UNSET:
+            params["coordinator"] = coordinator
+        if len(params) == 1:
+            return self.get_experiment(experiment_id)
+        with self._write() as c:
+            row = self._update_one(c, _UPD_EXPERIMENT, _SEL_EXPERIMENT, params)
+        if row is None:
+            raise _no_experiment(experiment_id)
+        return _experiment(row)
+
+    # -- trials --------------------------------------------------------------------------------
+    def create_trial(
+        self,
+        experiment_id: int,
+        request_id: int,
+        params: dict[str, Any],
+        parent_id: int | None = None,
+        state: str = PENDING,
+    ) -> TrialRecord:
+        with self._write() as c:
+            # Serialises numbering per experiment (PostgreSQL; SQLite is already serialised by
+            # BEGIN IMMEDIATE and SQLAlchemy leaves FOR UPDATE out there).
+            if c.execute(_LOCK_EXPERIMENT, {"b_id": experiment_id}).first() is None:
+                raise _no_experiment(experiment_id)
+            existing, number = c.execute(
+                _REQUEST_AND_NEXT, {"b_exp": experiment_id, "b_req": request_id}
+            ).one()
+            if existing is not None:  # a replayed Create
+                return _trial(c.execute(_SEL_TRIAL, {"b_id": existing}).one())
+            if parent_id is not None and c.execute(_HAS_TRIAL, {"b_id": parent_id}).first() is None:
+                raise StoreError(f"no parent trial with id {parent_id!r}")
+            now = time.time()
+            result = c.execute(
+                _INS_TRIAL,
+                {
+                    "experiment_id": experiment_id,
+                    "number": number,
+                    "request_id": request_id,
+                    "params": params,
+                    "state": state,
+                    "parent_id": parent_id,
+                    "restarts": 0,
+                    "created_at": now,
+                },
+            )
+            tid = _inserted_id(result)
+        self._trial_experiment[tid] = experiment_id  # only once committed: ids roll back too
+        return TrialRecord(
+            tid, experiment_id, number, request_id, params, state, now, parent_id, 0, None, None
+        )
+
+    def get_trial(self, trial_id: int) -> TrialRecord:
+        with self._read() as c:
+            row = c.execute(_SEL_TRIAL, {"b_id": trial_id}).first()
+        if row is None:
+            raise _no_trial(trial_id)
+        return _trial(row)
+
+    def list_trials(self, experiment_id: int) -> list[TrialRecord]:
+        with self._read() as c:
+            rows = c.execute(_LIST_TRIALS, {"b_exp": experiment_id}).all()
+            if not rows and c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None:
+                raise _no_experiment(experiment_id)
+        return [_trial(r) for r in rows]
+
+    def update_trial(
+        self,
+        trial_id: int,
+        *,
+        expect_state: str | None = None,
+        state: str | None = None,
+        exit_code: int | None = _UNSET,
+        job: dict[str, Any] | None = _UNSET,
+        restarts: int | None = None,
+        ended_at: float | None = _UNSET,
+    ) -> TrialRecord | None:
+        params: dict[str, Any] = {"b_id": trial_id}
+        if state is not None:
+            params["state"] = state
+        if exit_code is not _UNSET:
+            params["exit_code"] = exit_code
+        if job is not _UNSET:
+            params["job"] = job
+        if restarts is not None:
+            params["restarts"] = restarts
+        if ended_at is not _UNSET:
+            params["ended_at"] = ended_at
+        if len(params) == 1:  # nothing to change: a read (and a state check)
+            rec = self.get_trial(trial_id)
+            return None if expect_state is not None and rec.state != expect_state else rec
+        with self._write() as c:
+            if expect_state is None:
+                row = self._update_one(c, _UPD_TRIAL, _SEL_TRIAL, params)
+            else:
+                params["b_expect"] = expect_state
+                row = self._update_one(c, _CAS_TRIAL, _SEL_TRIAL, params)
+            if row is None:
+                if c.execute(_HAS_TRIAL, {"b_id": trial_id}).first() is None:
+                    raise _no_trial(trial_id)
+                return None  # the compare-and-set lost: the state was not expect_state
+        return _trial(row)
+
+    # -- metrics -------------------------------------------------------------------------------
+    def add_metrics(
+        self, trial_id: int, group: str, entries: Sequence[tuple[int, dict[str, Any]]]
+    ) -> list[MetricRecord]:
+        # A step repeated within one call: the first report wins, as it would across calls.
+        values_by_step: dict[int, dict[str, Any]] = {}
+        for step, values in entries:
+            values_by_step.setdefault(step, values)
+        with self._write() as c:
+            experiment_id = self._experiment_of(c, trial_id)
+            if not values_by_step:
+                return []
+            now = time.time()
+            params = [
+                {
+                    "trial_id": trial_id,
+                    "experiment_id": experiment_id,
+                    "group": group,
+                    "step": step,
+                    "values": values,
+                    "time": now,
+                }
+                for step, values in values_by_step.items()
+            ]
+            # One row: a plain execute; several: SQLAlchemy's "insertmanyvalues" batches them
+            # into multi-row INSERT ... RETURNING statements.
+            result = c.execute(self._ins_metrics, params[0] if len(params) == 1 else params)
+            inserted = sorted((seq, step) for seq, step in result)  # skipped steps are absent
+        return [
+            MetricRecord(seq, trial_id, group, step, values_by_step[step], now)
+            for seq, step in inserted
+        ]
+
+    def read_metrics(
+        self, experiment_id: int, after: int = 0, group: str | None = None
+    ) -> list[MetricRecord]:
+        with self._read() as c:
+            if group is None:
+                rows = c.execute(_READ_METRICS, {"b_exp": experiment_id, "b_after": after}).all()
+            else:
+                rows = c.execute(
+                    _READ_METRICS_GROUP,
+                    {"b_exp": experiment_id, "b_after": after, "b_group": group},
+                ).all()
+            if not rows and c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None:
+                raise _no_experiment(experiment_id)
+        return [_metric(r) for r in rows]
+
+    def trial_metrics(self, trial_id: int, group: str | None = None) -> list[MetricRecord]:
+        with self._read() as c:
+            if group is None:
+                rows = c.execute(_TRIAL_METRICS, {"b_trial": trial_id}).all()
+            else:
+                rows = c.execute(
+                    _TRIAL_METRICS_GROUP, {"b_trial": trial_id, "b_group": group}
+                ).all()
+            if not rows and c.execute(_HAS_TRIAL, {"b_id": trial_id}).first() is None:
+                raise _no_trial(trial_id)
+        return [_metric(r) for r in rows]
+
+    # -- searcher snapshots and events ---------------------------------------------------------
+    def save_searcher_state(self, experiment_id: int, state: dict[str, Any]) -> None:
+        try:
+            with self._write() as c:
+                c.execute(
+                    self._save_state,
+                    {"experiment_id": experiment_id, "state": state, "updated_at": time.time()},
+                )
+        except sa.exc.IntegrityError:  # the foreign key: every other column is ours
+            raise _no_experiment(experiment_id) from None
+
+    def load_searcher_state(self, experiment_id: int) -> dict[str, Any] | None:
+        with self._read() as c:
+            row = c.execute(_LOAD_STATE, {"b_exp": experiment_id}).first()
+            if row is None:
+                if c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None:
+                    raise _no_experiment(experiment_id)
+                return None
+        return row[0]
+
+    def add_event(self, experiment_id: int, kind: str, data: dict[str, Any]) -> EventRecord:
+        now = time.time()
+        try:
+            with self._write() as c:
+                result = c.execute(
+                    _INS_EVENT,
+                    {"experiment_id": experiment_id, "kind": kind, "data": data, "time": now},
+                )
+                seq = _inserted_id(result)
+        except sa.exc.IntegrityError:  # the foreign key: every other column is ours
+            raise _no_experiment(experiment_id) from None
+        return EventRecord(seq, experiment_id, kind, data, now)
+
+    def read_events(self, experiment_id: int, after: int = 0) -> list[EventRecord]:
+        with self._read() as c:
+            rows = c.execute(_READ_EVENTS, {"b_exp": experiment_id, "b_after": after}).all()
+            if not rows and c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None:
+                raise _no_experiment(experiment_id)
+        return [_event(r) for r in rows]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def add_checkpoint(
+        self,
+        uuid: str,
+        trial_id: int,
+        steps_completed: int,
+        metadata: dict[str, Any],
+    ) -> CheckpointRecord:
+        """Record a checkpoint; idempotent on ``uuid`` (a retried report returns the record)."""
+        with self._write() as c:
+            row = c.execute(_SEL_CHECKPOINT, {"b_uuid": uuid}).first()
+            if row is not None:
+                if row.trial_id != trial_id:
+                    raise StoreError(
+                        f"checkpoint {uuid!r} belongs to trial {row.trial_id}, not trial {trial_id}"
+                    )
+                return _checkpoint(row)
+            if c.execute(_HAS_TRIAL, {"b_id": trial_id}).first() is None:
+                raise _no_trial(trial_id)
+            now = time.time()
+            c.execute(
+                _INS_CHECKPOINT,
+                {
+                    "uuid": uuid,
+                    "trial_id": trial_id,
+                    "steps_completed": steps_completed,
+                    "metadata": metadata,
+                    "state": "COMPLETED",
+                    "created_at": now,
+                },
+            )
+        return CheckpointRecord(uuid, trial_id, steps_completed, now, metadata, "COMPLETED")
+
+    def get_checkpoint(self, uuid: str) -> CheckpointRecord:
+        with self._read() as c:
+            row = c.execute(_SEL_CHECKPOINT, {"b_uuid": uuid}).first()
+        if row is None:
+            raise _no_checkpoint(uuid)
+        return _checkpoint(row)
+
+    def list_checkpoints(self, trial_id: int) -> list[CheckpointRecord]:
+        with self._read() as c:
+            rows = c.execute(_LIST_CHECKPOINTS, {"b_trial": trial_id}).all()
+            if not rows and c.execute(_HAS_TRIAL, {"b_id": trial_id}).first() is None:
+                raise _no_trial(trial_id)
+        return [_checkpoint(r) for r in rows]
+
+    def set_checkpoint_state(self, uuid: str, state: str) -> CheckpointRecord:
+        with self._write() as c:
+            row = self._update_one(
+                c, _UPD_CHECKPOINT, _SEL_CHECKPOINT, {"b_uuid": uuid, "state": state}
+            )
+        if row is None:
+            raise _no_checkpoint(uuid)
+        return _checkpoint(row)
+
+    def close(self) -> None:
+        """Close every pooled connection. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()

@@ -1,0 +1,148 @@
+"""TrialClient: the trial side of the coordinator's HTTP protocol. Standard library only.
+
+Every request retries with backoff while the coordinator is unreachable (it may be restarting);
+a report counts as accepted only once the coordinator has stored it, and the coordinator skips a
+report it already has, so retries never duplicate and never lose one.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import time
+import urllib.parse
+from typing import Any
+
+from ridgeline.errors import CoordinatorUnavailable, TrialError
+from ridgeline.trial import env
+from ridgeline.values import plain
+
+_RETRYABLE_STATUS = {502, 503, 504}
+
+
+class TrialClient:
+    """One trial's connection to its coordinator."""
+
+    def __init__(
+        self,
+        master: str | None = None,
+        token: str | None = None,
+        trial_id: int | None = None,
+        retry_seconds: float | None = None,
+    ) -> None:
+        self.master_file = os.environ.get(env.MASTER_FILE)
+        self.master = master or os.environ.get(env.MASTER) or self._read_master_file()
+        if not self.master:
+            raise TrialError(
+                f"no coordinator address: set {env.MASTER} (ridgeline sets it for trials it "
+                f"launches) or use test_mode=True to run a trial script by hand"
+            )
+        self.token = token if token is not None else os.environ.get(env.TOKEN, "")
+        raw_id = trial_id if trial_id is not None else os.environ.get(env.TRIAL_ID)
+        raw_id = raw_id if raw_id is not None else os.environ.get(env.SHERPA_TRIAL_ID)
+        if raw_id is None:
+            raise TrialError(
+                f"no trial id: {env.TRIAL_ID} / {env.SHERPA_TRIAL_ID} is not set; run this "
+                f"script through ridgeline.optimize(), or use test_mode=True"
+            )
+        self.trial_id = int(raw_id)
+        if retry_seconds is None:
+            retry_seconds = float(
+                os.environ.get(env.RETRY_SECONDS, env.DEFAULT_RETRY_SECONDS)
+            )
+        self.retry_seconds = retry_seconds
+        self._conn: http.client.HTTPConnection | None = None
+        self.stop_requested = False
+
+    # -- protocol ----------------------------------------------------------------------------
+    def get_trial(self, wait_seconds: float = 30.0) -> dict[str, Any]:
+        """The trial's record; waits up to ``wait_seconds`` while it is not yet visible."""
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.05
+        while True:
+            status, body = self._request("GET", f"/api/v1/trials/{self.trial_id}")
+            if status == 200:
+                return body
+            if status != 404 or time.monotonic() > deadline:
+                raise TrialError(
+                    f"coordinator at {self.master} has no trial {self.trial_id} "
+                    f"({env.SHERPA_TRIAL_ID}/{env.TRIAL_ID}): {body.get('error', status)}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def report(self, reports: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send reports; returns once the coordinator has stored them."""
+        status, body = self._request(
+            "POST", f"/api/v1/trials/{self.trial_id}/metrics", {"reports": reports}
+        )
+        if status != 200:
+            raise TrialError(f"coordinator refused the report: {body.get('error', status)}")
+        self.stop_requested = bool(body.get("stop", False))
+        return body
+
+    def should_stop(self) -> bool:
+        """True once the searcher wants this trial to end (save state and exit)."""
+        if not self.stop_requested:
+            status, body = self._request("GET", f"/api/v1/trials/{self.trial_id}/stop")
+            self.stop_requested = status == 200 and bool(body.get("stop", False))
+        return self.stop_requested
+
+    # -- transport ---------------------------------------------------------------------------
+    def _read_master_file(self) -> str | None:
+        if not self.master_file:
+            return None
+        try:
+            with open(self.master_file) as handle:
+                return str(json.load(handle)["url"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            parsed = urllib.parse.urlsplit(self.master)
+            self._conn = http.client.HTTPConnection(
+                parsed.hostname or "127.0.0.1", parsed.port or 80, timeout=60
+            )
+        return self._conn
+
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        payload = None if body is None else json.dumps(body, default=plain).encode()
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.05
+        last_error: Exception | None = None
+        while True:
+            try:
+                conn = self._connect()
+                conn.request(method, path, body=payload, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                if response.status not in _RETRYABLE_STATUS:
+                    decoded = json.loads(data) if data else {}
+                    if response.status == 401:
+                        raise TrialError(f"coordinator at {self.master} rejected the token")
+                    return response.status, decoded
+                last_error = TrialError(f"HTTP {response.status}")
+            except (OSError, http.client.HTTPException) as exc:
+                last_error = exc
+                self._close()
+            if time.monotonic() + delay > deadline:
+                raise CoordinatorUnavailable(
+                    f"coordinator at {self.master} unreachable for {self.retry_seconds:.0f} s "
+                    f"({last_error}); the report was not accepted"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            self.master = self._read_master_file() or self.master
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        self._close()

@@ -1,0 +1,20 @@
+"""Environment variables that tell a trial process where its coordinator is and who it is."""
+
+from __future__ import annotations
+
+MASTER = "RIDGELINE_MASTER"  # http://host:port of the coordinator
+MASTER_FILE = "RIDGELINE_MASTER_FILE"  # JSON file with the current address (re-read on failure)
+TOKEN = "RIDGELINE_TOKEN"  # per-experiment secret sent as a bearer token
+TRIAL_ID = "RIDGELINE_TRIAL_ID"  # the trial's number within its experiment
+EXPERIMENT_ID = "RIDGELINE_EXPERIMENT_ID"
+OUTPUT_DIR = "RIDGELINE_OUTPUT_DIR"
+RESOURCE = "RIDGELINE_RESOURCE"
+RETRY_SECONDS = "RIDGELINE_RETRY_SECONDS"  # how long to retry while the coordinator is away
+
+SHERPA_TRIAL_ID = "SHERPA_TRIAL_ID"
+SHERPA_OUTPUT_DIR = "SHERPA_OUTPUT_DIR"
+SHERPA_RESOURCE = "SHERPA_RESOURCE"
+SHERPA_DB_HOST = "SHERPA_DB_HOST"
+SHERPA_DB_PORT = "SHERPA_DB_PORT"
+
+DEFAULT_RETRY_SECONDS = 600.0

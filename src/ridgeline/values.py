@@ -1,0 +1,42 @@
+"""Checks on user-supplied values shared by the engine and the trial side (stdlib only)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from ridgeline.errors import ObservationError
+
+
+def check_objective(objective: Any, where: str) -> float:
+    """Numbers pass (NaN and inf too: they are recorded, never chosen as best); anything else
+    is refused with its value named."""
+    if isinstance(objective, bool) or not isinstance(objective, numbers.Real):
+        raise ObservationError(
+            f"{where}: objective must be a number, got {objective!r} "
+            f"({type(objective).__name__}); pass a float such as 0.25"
+        )
+    return float(objective)
+
+
+def check_iteration(iteration: Any, where: str) -> int:
+    """Iterations are whole numbers (SHERPA epochs, Determined steps)."""
+    if isinstance(iteration, bool):
+        raise ObservationError(f"{where}: iteration must be an integer, got {iteration!r}")
+    if isinstance(iteration, numbers.Integral):
+        return int(iteration)
+    if isinstance(iteration, numbers.Real) and float(iteration).is_integer():
+        return int(iteration)
+    raise ObservationError(
+        f"{where}: iteration must be an integer such as 1 or the epoch number, got {iteration!r}"
+    )
+
+
+def plain(value: Any) -> Any:
+    """JSON fallback: NumPy-style scalars become Python numbers; others are refused by name."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise ObservationError(
+        f"cannot record {value!r} ({type(value).__name__}): use numbers, strings or lists"
+    )
