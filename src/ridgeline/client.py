@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ridgeline.trial import env
 from ridgeline.trial.client import TrialClient
 from ridgeline.trial.records import Trial
 from ridgeline.values import check_iteration, check_objective
+
+TYPE_CHECKING = False  # keep typing out of trial processes' start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Client:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+
+TYPE_CHECKING = False  # trial processes import this; keep typing out of their start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 from ridgeline.errors import ObservationError
 

@@ -136,5 +136,5 @@ class Store(ABC):
     @abstractmethod
     def set_checkpoint_state(self, uuid: str, state: str) -> CheckpointRecord: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release connections. Idempotent."""
