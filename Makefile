@@ -26,6 +26,7 @@ example: $(VENV)/.base
 test: $(VENV)/.dev
 	bash scripts/ensure-postgres.sh
 	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/mypy
 	KERAS_BACKEND=torch $(PY) -m pytest -n 2 -q
 
 bench: $(VENV)/.bench

@@ -42,8 +42,13 @@ def objective(p: dict) -> float:
 
 def ridgeline_study(n: int) -> float:
     start = time.perf_counter()
-    study = sherpa.Study(space(), sherpa.algorithms.RandomSearch(max_num_trials=n), True,
-                         disable_dashboard=True, seed=0)
+    study = sherpa.Study(
+        space(),
+        sherpa.algorithms.RandomSearch(max_num_trials=n),
+        True,
+        disable_dashboard=True,
+        seed=0,
+    )
     for trial in study:
         study.add_observation(trial, objective=objective(trial.parameters))
         study.finalize(trial)
@@ -161,8 +166,12 @@ def import_time(runs: int = 7) -> float:
     """Median self-inclusive import time of ridgeline's own package, in ms."""
     values = []
     for _ in range(runs):
-        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import ridgeline"],
-                             capture_output=True, text=True, check=True).stderr
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import ridgeline"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
         for line in err.splitlines():
             parts = [p.strip() for p in line.split("|")]
             if len(parts) == 3 and parts[2] == "ridgeline":
@@ -182,18 +191,28 @@ def main() -> None:
         theirs = optuna_study(n)
         ratio = f" ({theirs / ours:.1f}x faster)" if theirs else ""
         theirs_s = f"{theirs * 1e3:.3f} ms" if theirs else "not installed"
-        print(f"| Study cost per trial, {n:,} trials | {ours * 1e3:.3f} ms{ratio} | {theirs_s} "
-              f"| <= 1 ms, >= 2x faster |")
+        print(
+            f"| Study cost per trial, {n:,} trials | {ours * 1e3:.3f} ms{ratio} | {theirs_s} "
+            f"| <= 1 ms, >= 2x faster |"
+        )
     n = 16 if args.quick else 40
     stats = runner(n, 8, 1.0)
-    print(f"| launch latency (submit -> hyperparameters in hand), median / max "
-          f"| {stats['launch_median_ms']:.0f} / {stats['launch_max_ms']:.0f} ms | | <= 150 ms |")
-    print(f"| workers busy, 8 concurrent trials of 1 s ({n} trials) | {100 * stats['busy']:.1f} % "
-          f"| | >= 95 % |")
-    print(f"| slot refill (exit seen -> next submit), median / max "
-          f"| {stats['refill_median_ms']:.2f} / {stats['refill_max_ms']:.2f} ms | | <= 100 ms |")
-    print(f"| metric seen by the algorithm, relative to send_metrics returning (max) "
-          f"| {stats['metric_max_ms']:+.2f} ms | | <= 50 ms |")
+    print(
+        f"| launch latency (submit -> hyperparameters in hand), median / max "
+        f"| {stats['launch_median_ms']:.0f} / {stats['launch_max_ms']:.0f} ms | | <= 150 ms |"
+    )
+    print(
+        f"| workers busy, 8 concurrent trials of 1 s ({n} trials) | {100 * stats['busy']:.1f} % "
+        f"| | >= 95 % |"
+    )
+    print(
+        f"| slot refill (exit seen -> next submit), median / max "
+        f"| {stats['refill_median_ms']:.2f} / {stats['refill_max_ms']:.2f} ms | | <= 100 ms |"
+    )
+    print(
+        f"| metric seen by the algorithm, relative to send_metrics returning (max) "
+        f"| {stats['metric_max_ms']:+.2f} ms | | <= 50 ms |"
+    )
     print(f"| import ridgeline (own modules) | {import_time():.1f} ms | | <= 50 ms |")
 
 

@@ -30,4 +30,6 @@ def main(max_trials: int = 200, seed: int = 0) -> dict:
 
 if __name__ == "__main__":
     best = main()
-    print(f"Best of {200} trials: {best['Objective']:.4f} at x1={best['x1']:.3f}, x2={best['x2']:.3f}")
+    print(
+        f"Best of {200} trials: {best['Objective']:.4f} at x1={best['x1']:.3f}, x2={best['x2']:.3f}"
+    )

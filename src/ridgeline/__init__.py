@@ -34,17 +34,50 @@ _NAMES: dict[str, str] = {
 }
 _SUBMODULES = {"algorithms", "schedulers", "errors", "space", "store", "samplers", "searchers"}
 
-__all__ = sorted([*_NAMES, *_SUBMODULES])
+__all__ = [
+    "AlgorithmState",
+    "Choice",
+    "Client",
+    "Constant",
+    "Continuous",
+    "Discrete",
+    "LocalScheduler",
+    "MedianStoppingRule",
+    "Ordinal",
+    "Parameter",
+    "RandomSearch",
+    "SearchSpace",
+    "Study",
+    "Trial",
+    "TrialStatus",
+    "algorithms",
+    "errors",
+    "optimize",
+    "samplers",
+    "schedulers",
+    "searchers",
+    "space",
+    "store",
+]
 
 if TYPE_CHECKING:
-    from ridgeline import algorithms, errors, schedulers
+    from typing import Any
+
+    from ridgeline import algorithms, errors, samplers, schedulers, searchers, space, store
+    from ridgeline.algorithms import MedianStoppingRule, RandomSearch
     from ridgeline.client import Client
     from ridgeline.optimize import optimize
     from ridgeline.schedulers.local import LocalScheduler
-    from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter
+    from ridgeline.space import (
+        Choice,
+        Constant,
+        Continuous,
+        Discrete,
+        Ordinal,
+        Parameter,
+        SearchSpace,
+    )
     from ridgeline.study import Study
-    from typing import Any
-
     from ridgeline.trial.records import AlgorithmState, Trial, TrialStatus
 
 

@@ -59,9 +59,7 @@ class Client:
         step = check_iteration(iteration, where)
         if self._client is None:
             return
-        self._client.report(
-            [{"step": step, "objective": value, "context": dict(context or {})}]
-        )
+        self._client.report([{"step": step, "objective": value, "context": dict(context or {})}])
 
     def should_stop(self) -> bool:
         """True once a stopping rule ended this trial: save what you need and exit."""

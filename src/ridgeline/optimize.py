@@ -74,7 +74,11 @@ def optimize(
             f"got {type(scheduler).__name__}"
         )
     scheduler.check()
-    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
+    if (
+        isinstance(max_concurrent, bool)
+        or not isinstance(max_concurrent, int)
+        or max_concurrent < 1
+    ):
         raise ConfigError(f"max_concurrent must be an integer >= 1, got {max_concurrent!r}")
     if grace_period < 0:
         raise ConfigError(f"grace_period must be >= 0 seconds, got {grace_period!r}")

@@ -15,8 +15,8 @@ from ridgeline.results import ResultsTable
 from ridgeline.searchers.base import Train
 from ridgeline.space import Parameter
 from ridgeline.store import open_store
-from ridgeline.values import check_iteration, check_objective
 from ridgeline.trial.records import AlgorithmState, Trial, TrialStatus
+from ridgeline.values import check_iteration, check_objective
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -183,4 +183,3 @@ class Study:
         path = Path(target) / "results.csv"
         self._table.write_csv(path)
         return path
-

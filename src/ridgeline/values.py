@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numbers
 
+from ridgeline.errors import ObservationError
+
 TYPE_CHECKING = False  # trial processes import this; keep typing out of their start-up
 if TYPE_CHECKING:
     from typing import Any
-
-from ridgeline.errors import ObservationError
 
 
 def check_objective(objective: Any, where: str) -> float:
@@ -29,7 +29,7 @@ def check_iteration(iteration: Any, where: str) -> int:
     if isinstance(iteration, numbers.Integral):
         return int(iteration)
     if isinstance(iteration, numbers.Real) and float(iteration).is_integer():
-        return int(iteration)
+        return int(float(iteration))
     raise ObservationError(
         f"{where}: iteration must be an integer such as 1 or the epoch number, got {iteration!r}"
     )

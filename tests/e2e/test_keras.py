@@ -11,6 +11,7 @@ import pytest
 
 import ridgeline as sherpa
 
+os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras is installed by `make test`")
 
 TRIAL = """

@@ -101,7 +101,8 @@ def test_resources_become_cuda_visible_devices_and_cap_concurrency(workdir: Path
         out = os.environ["SHERPA_OUTPUT_DIR"]
         with open(os.path.join(out, f"span_{trial.id}"), "w") as f:
             start = time.time(); time.sleep(0.3)
-            f.write(f"{start} {time.time()} {os.environ['CUDA_VISIBLE_DEVICES']} {os.environ['SHERPA_RESOURCE']}")
+            cuda, res = os.environ["CUDA_VISIBLE_DEVICES"], os.environ["SHERPA_RESOURCE"]
+            f.write(f"{start} {time.time()} {cuda} {res}")
         client.send_metrics(trial=trial, iteration=1, objective=1.0)
         """,
     )
@@ -340,3 +341,36 @@ def test_coordinator_killed_and_resumed_keeps_everything(workdir: Path) -> None:
     # trials 1 and 2 were running when the coordinator died: they were re-attached (one process)
     for number in (1, 2):
         assert len(list(out.glob(f"started_{number}_*"))) == 1
+
+
+def test_resume_reruns_trials_whose_process_died_under_the_same_id(workdir: Path) -> None:
+    runner = script(workdir / "runner.py", RUNNER)
+    trial = script(workdir / "trial.py", SLOW)
+    out = workdir / "out"
+    proc = subprocess.Popen([sys.executable, str(runner), str(trial), str(out)])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(out.glob("started_*"))) < 2:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let them report something
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for path in out.glob("started_*"):  # the machine "lost" the running trials as well
+        os.kill(int(path.name.split("_")[2]), signal.SIGKILL)
+    subprocess.run(
+        [sys.executable, str(runner), str(trial), str(out), "--resume"], check=True, timeout=120
+    )
+    store = open_store(out / "ridgeline.db")
+    try:
+        (experiment,) = store.list_experiments()
+        trials = store.list_trials(experiment.id)
+    finally:
+        store.close()
+    assert [t.number for t in trials] == [1, 2, 3, 4, 5, 6]
+    assert all(t.state == "COMPLETED" for t in trials)
+    assert trials[0].restarts == 1 and trials[1].restarts == 1
+    for number in (1, 2):  # run twice, under the same id
+        assert len(list(out.glob(f"started_{number}_*"))) == 2
+    inter = [
+        (r["Trial-ID"], r["Iteration"]) for r in rows(workdir) if r["Status"] == "INTERMEDIATE"
+    ]
+    assert len(inter) == len(set(inter)) == 30

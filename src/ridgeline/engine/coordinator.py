@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,9 @@ class Coordinator:
         except OSError:
             if not self.port:
                 raise
-            log.warning("port %s is taken; trials will find the new one via coordinator.json", self.port)
+            log.warning(
+                "port %s is taken; trials will find the new one via coordinator.json", self.port
+            )
             site = web.TCPSite(runner, self.host, 0)
             await site.start()
         return site
@@ -229,21 +232,33 @@ class Coordinator:
         else:
             status = FAILED
         if status == FAILED:
-            reason = "exit code unknown (re-attached)" if exit_code is None else (
-                f"killed by signal {-exit_code}" if exit_code < 0 else f"exit code {exit_code}"
+            reason = (
+                "exit code unknown (re-attached)"
+                if exit_code is None
+                else (
+                    f"killed by signal {-exit_code}" if exit_code < 0 else f"exit code {exit_code}"
+                )
             )
             output = job.info.get("output", "")
             log.error(
                 "Trial %d failed (%s). Last lines of %s:\n%s",
-                number, reason, output, tail(output) or "(no output)",
+                number,
+                reason,
+                output,
+                tail(output) or "(no output)",
             )
         elif not has_metrics:
             log.warning(
                 "Trial %d ended without sending metrics; see %s",
-                number, job.info.get("output", "its output"),
+                number,
+                job.info.get("output", "its output"),
             )
         actions = self.engine.trial_exited(number, status, exit_code)
-        self.results.finalize(number, status)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.results.finalize(number, status)
+        for warning in caught:
+            log.warning("%s", warning.message)
         self._write_results()
         if status == FAILED and self.resubmit_failed_trials and number not in self.resubmitted:
             record = self.engine.add_trial(dict(self.engine.records[number].params))
@@ -266,7 +281,9 @@ class Coordinator:
 
     def _force_kill(self, number: int, job: Job) -> None:
         if self.running.get(number) is job:
-            log.warning("Trial %d ignored SIGTERM for %.0f s; killing it", number, self.grace_period)
+            log.warning(
+                "Trial %d ignored SIGTERM for %.0f s; killing it", number, self.grace_period
+            )
             self.scheduler.kill(job, force=True)
 
     def _check_finished(self) -> None:
@@ -279,7 +296,9 @@ class Coordinator:
         accepted = 0
         for report in reports:
             if not isinstance(report, dict):
-                raise ObservationError(f"trial {number}: a report must be an object, got {report!r}")
+                raise ObservationError(
+                    f"trial {number}: a report must be an object, got {report!r}"
+                )
             where = f"trial {number} iteration {report.get('step')!r}"
             step = check_iteration(report.get("step"), where)
             value = check_objective(report.get("objective"), where)
@@ -323,7 +342,7 @@ class Coordinator:
             if record.state == RUNNING and record.job:
                 job = self.scheduler.reattach(record.job, f"trial_{number}")
             if job is not None:
-                log.info("Re-attached trial %d (pid %s)", number, record.job["pid"])
+                log.info("Re-attached trial %d (pid %s)", number, job.info.get("pid"))
                 self._watch(number, job)
             elif record.state in (RUNNING, PENDING):
                 if record.state == RUNNING:

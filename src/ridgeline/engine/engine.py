@@ -17,12 +17,12 @@ from dataclasses import replace
 from typing import Any
 
 from ridgeline.errors import ObservationError
-from ridgeline.values import check_objective
 from ridgeline.samplers.base import History, TrialView
 from ridgeline.searchers.base import Action, Create, Searcher, Shutdown, Stop
 from ridgeline.space import SearchSpace
 from ridgeline.store.base import Store
 from ridgeline.store.records import PENDING, RUNNING, TRIAL_DONE_STATES, TrialRecord
+from ridgeline.values import check_objective
 
 OBJECTIVE_KEY = "objective"
 VALIDATION = "validation"
@@ -119,9 +119,7 @@ class Engine:
         self._observe(number, step, value)
         return True, self._apply(self.searcher.on_report(number, step, value))
 
-    def trial_exited(
-        self, number: int, status: str, exit_code: int | None = None
-    ) -> list[Action]:
+    def trial_exited(self, number: int, status: str, exit_code: int | None = None) -> list[Action]:
         record = self.records[number]
         if record.state in TRIAL_DONE_STATES:
             return []
@@ -189,7 +187,9 @@ class Engine:
                 self.history.trials.append(view)
             else:  # numbers arrive in order from one engine; be robust to gaps anyway
                 while len(self.history.trials) < number - 1:
-                    self.history.trials.append(TrialView(len(self.history.trials) + 1, {}, "FAILED"))
+                    self.history.trials.append(
+                        TrialView(len(self.history.trials) + 1, {}, "FAILED")
+                    )
                 self.history.trials.insert(number - 1, view)
             self.history.curves.setdefault(number, [])
         else:

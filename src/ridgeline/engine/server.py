@@ -89,4 +89,3 @@ def build_app(coordinator: Coordinator) -> web.Application:
     app.router.add_post("/api/v1/trials/{trial}/metrics", post_metrics)
     app.router.add_get("/api/v1/trials/{trial}/stop", get_stop)
     return app
-

@@ -26,7 +26,7 @@ class Scheduler(ABC):
         """How many jobs may run at once (None: no limit of the scheduler's own)."""
         return None
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - optional hook
         """Raise ``SchedulerError`` for a bad configuration before anything runs."""
 
     @abstractmethod
@@ -45,5 +45,5 @@ class Scheduler(ABC):
         """The job described by ``info`` if it still runs, else None."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the scheduler holds."""

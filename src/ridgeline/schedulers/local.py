@@ -18,13 +18,16 @@ from ridgeline.trial import env as trial_env
 
 
 def process_start_time(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot): tells a reused pid apart."""
+    """The kernel's start time of a live ``pid`` (clock ticks since boot), which tells a reused
+    pid apart; None when no such process runs (a zombie has ended: it only awaits reaping)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             stat = handle.read()
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
     return int(fields[19])
 
 
@@ -133,7 +136,8 @@ class LocalScheduler(Scheduler):
 
     def reattach(self, info: Mapping[str, Any], name: str) -> Job | None:
         pid = info.get("pid")
-        if not pid or process_start_time(pid) != info.get("start_time"):
+        started = process_start_time(pid) if pid else None
+        if started is None or started != info.get("start_time"):
             return None
         resource = info.get("resource")
         if resource is not None and resource in self._free:
@@ -149,7 +153,11 @@ async def _pid_exit(pid: int) -> None:
     except ProcessLookupError:
         return
     done = loop.create_future()
-    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    def exited() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, exited)
     try:
         await done
     finally:

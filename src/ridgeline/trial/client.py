@@ -20,6 +20,7 @@ TYPE_CHECKING = False  # typing costs ~10 ms to import; trial processes start of
 if TYPE_CHECKING:
     from typing import Any
 
+
 _RETRYABLE_STATUS = {502, 503, 504}
 
 
@@ -34,12 +35,13 @@ class TrialClient:
         retry_seconds: float | None = None,
     ) -> None:
         self.master_file = os.environ.get(env.MASTER_FILE)
-        self.master = master or os.environ.get(env.MASTER) or self._read_master_file()
-        if not self.master:
+        found = master or os.environ.get(env.MASTER) or self._read_master_file()
+        if not found:
             raise TrialError(
                 f"no coordinator address: set {env.MASTER} (ridgeline sets it for trials it "
                 f"launches) or use test_mode=True to run a trial script by hand"
             )
+        self.master: str = found
         self.token = token if token is not None else os.environ.get(env.TOKEN, "")
         raw_id = trial_id if trial_id is not None else os.environ.get(env.TRIAL_ID)
         raw_id = raw_id if raw_id is not None else os.environ.get(env.SHERPA_TRIAL_ID)
@@ -50,9 +52,7 @@ class TrialClient:
             )
         self.trial_id = int(raw_id)
         if retry_seconds is None:
-            retry_seconds = float(
-                os.environ.get(env.RETRY_SECONDS, env.DEFAULT_RETRY_SECONDS)
-            )
+            retry_seconds = float(os.environ.get(env.RETRY_SECONDS, env.DEFAULT_RETRY_SECONDS))
         self.retry_seconds = retry_seconds
         self._conn: Connection | None = None
         self.stop_requested = False
