@@ -26,6 +26,7 @@ from ridgeline.samplers.local import LocalSearchSampler, check_local_args
 from ridgeline.samplers.random import RandomSampler
 from ridgeline.searchers.median import MedianStoppingRule, StoppingRule
 from ridgeline.space import Choice, Continuous, Parameter, SearchSpace
+from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
     import pandas
@@ -175,11 +176,7 @@ class GridSearch(Algorithm):
     _done_value = "DONE"
 
     def __init__(self, num_grid_points: int = 2) -> None:
-        if isinstance(num_grid_points, bool) or not isinstance(num_grid_points, int):
-            raise ConfigError(f"num_grid_points must be an integer >= 1, got {num_grid_points!r}")
-        if num_grid_points < 1:
-            raise ConfigError(f"num_grid_points must be >= 1, got {num_grid_points}")
-        self.num_grid_points = num_grid_points
+        self.num_grid_points = whole_number("num_grid_points", num_grid_points)
 
     def _native_sampler(self) -> Sampler:
         return GridSampler(self.num_grid_points)
@@ -271,10 +268,8 @@ class Repeat(Algorithm):
                 f"use RandomSearch, GridSearch, Iterate or LocalSearch, or set "
                 f"allows_repetition = True on your algorithm class"
             )
-        if isinstance(num_times, bool) or not isinstance(num_times, int) or num_times < 1:
-            raise ConfigError(f"num_times must be an integer >= 1, got {num_times!r}")
         self.algorithm = algorithm
-        self.num_times = num_times
+        self.num_times = whole_number("num_times", num_times)
         self.wait_for_completion = bool(wait_for_completion)
         self.agg = bool(agg)
         inner_cap = algorithm.max_trials

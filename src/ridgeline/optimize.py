@@ -23,6 +23,7 @@ from ridgeline.space import Parameter
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
 from ridgeline.store.records import ACTIVE, COMPLETED, TRIAL_DONE_STATES, ExperimentRecord
+from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
     from ridgeline.algorithms import Algorithm
@@ -74,12 +75,7 @@ def optimize(
             f"got {type(scheduler).__name__}"
         )
     scheduler.check()
-    if (
-        isinstance(max_concurrent, bool)
-        or not isinstance(max_concurrent, int)
-        or max_concurrent < 1
-    ):
-        raise ConfigError(f"max_concurrent must be an integer >= 1, got {max_concurrent!r}")
+    whole_number("max_concurrent", max_concurrent)
     if grace_period < 0:
         raise ConfigError(f"grace_period must be >= 0 seconds, got {grace_period!r}")
     space = build_space(parameters)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 
-from ridgeline.errors import ObservationError
+from ridgeline.errors import ConfigError, ObservationError
 
 TYPE_CHECKING = False  # trial processes import this; keep typing out of their start-up
 if TYPE_CHECKING:
@@ -43,3 +43,10 @@ def plain(value: Any) -> Any:
     raise ObservationError(
         f"cannot record {value!r} ({type(value).__name__}): use numbers, strings or lists"
     )
+
+
+def whole_number(name: str, value: Any, minimum: int = 1) -> int:
+    """An integer argument of at least ``minimum`` (booleans refused), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value

@@ -9,17 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler, TrialView
+from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
 
 __all__ = ["ChainSampler", "LimitSampler", "RepeatSampler", "aggregate_history"]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 def _check_sampler(value: Any, what: str) -> Sampler:
@@ -73,7 +68,7 @@ class LimitSampler(Sampler):
 
     def __init__(self, inner: Sampler, max_proposals: int) -> None:
         self.inner = _check_sampler(inner, "inner")
-        self.max_proposals = _positive_int("max_proposals", max_proposals)
+        self.max_proposals = whole_number("max_proposals", max_proposals)
         self.count = 0
 
     def propose(
@@ -171,7 +166,7 @@ class RepeatSampler(Sampler):
         agg: bool = False,
     ) -> None:
         self.inner = _check_sampler(inner, "inner")
-        self.num_times = _positive_int("num_times", num_times)
+        self.num_times = whole_number("num_times", num_times)
         self.wait_for_completion = bool(wait_for_completion)
         self.agg = bool(agg)
         self.current: dict[str, Any] | None = None

@@ -6,8 +6,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import History, Sampler
+from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
@@ -25,11 +25,7 @@ class GridSampler(Sampler):
     """
 
     def __init__(self, num_grid_points: int = 2) -> None:
-        if isinstance(num_grid_points, bool) or not isinstance(num_grid_points, int):
-            raise ConfigError(f"num_grid_points must be an integer >= 1, got {num_grid_points!r}")
-        if num_grid_points < 1:
-            raise ConfigError(f"num_grid_points must be >= 1, got {num_grid_points}")
-        self.num_grid_points = num_grid_points
+        self.num_grid_points = whole_number("num_grid_points", num_grid_points)
         self.position = 0
         self._space: SearchSpace | None = None
         self._axes: list[tuple[str, list[Any]]] = []

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler
 from ridgeline.space import Choice, Continuous, Discrete, Ordinal
+from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
     from ridgeline.space import Parameter, SearchSpace
@@ -37,8 +38,7 @@ def check_local_args(
             f"perturbation_factors must be two positive numbers (decrease, increase), "
             f"got {perturbation_factors!r}"
         )
-    if isinstance(repeat_trials, bool) or not isinstance(repeat_trials, int) or repeat_trials < 1:
-        raise ConfigError(f"repeat_trials must be an integer >= 1, got {repeat_trials!r}")
+    whole_number("repeat_trials", repeat_trials)
     factors = (float(perturbation_factors[0]), float(perturbation_factors[1]))
     return dict(seed_configuration), factors, repeat_trials
 

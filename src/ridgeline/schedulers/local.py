@@ -153,6 +153,7 @@ async def _pid_exit(pid: int) -> None:
     except ProcessLookupError:
         return
     done = loop.create_future()
+
     def exited() -> None:
         if not done.done():
             done.set_result(None)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.errors import ConfigError
+from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
     from ridgeline.samplers.base import History
@@ -132,12 +132,6 @@ def median_decision(
     return own > median if lower_is_better else own < median
 
 
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
-    return value
-
-
 class MedianStoppingRule(StoppingRule):
     """Stop a trial whose best so far is worse than the median of the other trials' bests
     **at the same iteration** (Golovin et al., Google Vizier; SHERPA's rule with the
@@ -149,8 +143,8 @@ class MedianStoppingRule(StoppingRule):
     """
 
     def __init__(self, min_iterations: int = 0, min_trials: int = 1) -> None:
-        self.min_iterations = _check_count("min_iterations", min_iterations)
-        self.min_trials = _check_count("min_trials", min_trials)
+        self.min_iterations = whole_number("min_iterations", min_iterations, minimum=0)
+        self.min_trials = whole_number("min_trials", min_trials, minimum=0)
 
     def should_stop(self, trial_id: int, history: History) -> bool:
         return median_decision(
