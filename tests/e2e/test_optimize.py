@@ -88,6 +88,15 @@ def test_runner_finishes_and_records_everything(workdir: Path) -> None:
     assert env["SHERPA_RESOURCE"] == "" and "CUDA_VISIBLE_DEVICES" not in env
     assert (out / "jobs" / "trial_1.out").exists()
     assert "Submitting Trial 4" in (out / "log.txt").read_text()
+    store = open_store(out / "ridgeline.db")
+    try:
+        kinds = [e.kind for e in store.read_events(1)]
+    finally:
+        store.close()
+    assert kinds[0] == "coordinator_started"
+    for kind in ("trial_created", "trial_started", "trial_exited"):
+        assert kinds.count(kind) == 4
+    assert kinds.count("searcher_done") == 1
 
 
 def test_resources_become_cuda_visible_devices_and_cap_concurrency(workdir: Path) -> None:

@@ -115,6 +115,7 @@ class Coordinator:
             self.port = sockets[0].getsockname()[1]
             self.url = f"http://{self.host}:{self.port}"
             self._publish_address()
+            self.engine.event("coordinator_started", url=self.url, pid=os.getpid(), resume=resume)
             if resume:
                 self._resume_trials()
             else:

@@ -92,13 +92,19 @@ class Engine:
         self._user_requests += 1
         record = self.store.create_trial(self.experiment_id, -self._user_requests, params)
         self._remember(record)
+        self.event("trial_created", trial=record.number, request_id=-self._user_requests)
         return record
 
     def trial_started(self, number: int, job: dict[str, Any] | None = None) -> TrialRecord:
         record = self.store.update_trial(self.records[number].id, state=RUNNING, job=job)
         assert record is not None
         self._remember(record)
+        self.event("trial_started", trial=number, job=job)
         return record
+
+    def event(self, kind: str, **data: Any) -> None:
+        """Append to the experiment's event log (what happened, for people and tools)."""
+        self.store.add_event(self.experiment_id, kind, data)
 
     def report(
         self,
@@ -128,8 +134,9 @@ class Engine:
         )
         assert updated is not None
         self._remember(updated)
+        self.event("trial_exited", trial=number, status=status, exit_code=exit_code)
         self.history.active.pop(number, None)
-        return self._apply(self.searcher.on_trial_exited(number, status))
+        return self._apply(self.searcher.on_trial_exited(number, status), changed=True)
 
     def relaunch(self, number: int) -> TrialRecord:
         """Count a restart of a trial whose process died with the coordinator."""
@@ -137,6 +144,7 @@ class Engine:
         updated = self.store.update_trial(record.id, state=PENDING, restarts=record.restarts + 1)
         assert updated is not None
         self._remember(updated)
+        self.event("trial_restarted", trial=number, restarts=updated.restarts)
         return updated
 
     def snapshot(self) -> None:
@@ -154,8 +162,12 @@ class Engine:
         )
 
     # -- internals ---------------------------------------------------------------------------
-    def _apply(self, actions: list[Action]) -> list[Action]:
-        """Apply creates here; return the actions the driver must carry out, in order."""
+    def _apply(self, actions: list[Action], changed: bool = False) -> list[Action]:
+        """Apply creates here; return the actions the driver must carry out, in order.
+
+        The searcher's state is saved when it acted or ``changed`` says an event moved it;
+        a searcher whose ``on_report`` changes state must therefore act, or it is saved at the
+        next action (a replay from the older snapshot gives the same decisions)."""
         out: list[Action] = []
         queue = deque(actions)
         while queue:
@@ -166,14 +178,17 @@ class Engine:
                     self.experiment_id, action.request_id, action.params, parent_id
                 )
                 self._remember(record)
+                self.event("trial_created", trial=record.number, request_id=action.request_id)
                 queue.extend(self.searcher.on_trial_created(record.number, action.request_id))
                 continue
             if isinstance(action, Stop):
                 self.stop_requested.add(action.trial)
+                self.event("stop_requested", trial=action.trial, reason=action.reason)
             elif isinstance(action, Shutdown):
                 self.shutdown = True
+                self.event("searcher_done", reason=action.reason)
             out.append(action)
-        if actions:
+        if actions or changed:
             self.snapshot()
         return out
 
