@@ -97,9 +97,9 @@ class TimedScheduler(LocalScheduler):
         self.submitted: dict[str, float] = {}
         self.exited: dict[str, float] = {}
 
-    def submit(self, command, env, name):  # type: ignore[no-untyped-def]
+    def submit(self, command, env, name, cwd=None):  # type: ignore[no-untyped-def]
         self.submitted[name] = time.time()
-        return super().submit(command, env, name)
+        return super().submit(command, env, name, cwd)
 
     async def wait(self, job):  # type: ignore[no-untyped-def]
         code = await super().wait(job)

@@ -31,11 +31,30 @@ _NAMES: dict[str, str] = {
     "RandomSearch": "ridgeline.algorithms",  # pre-1.0 SHERPA top-level names
     "MedianStoppingRule": "ridgeline.algorithms",
     "LocalScheduler": "ridgeline.schedulers.local",
+    # Core-API surface
+    "get_cluster_info": "ridgeline.cluster",
+    "ClusterInfo": "ridgeline.cluster",
+    "InvalidHP": "ridgeline.cluster",
+    "LOG_FORMAT": "ridgeline.cluster",
+    "Experiment": "ridgeline.experiment",
 }
-_SUBMODULES = {"algorithms", "schedulers", "errors", "space", "store", "samplers", "searchers"}
+_SUBMODULES = {
+    "algorithms",
+    "core",
+    "errors",
+    "samplers",
+    "schedulers",
+    "searchers",
+    "space",
+    "store",
+}
 
 __all__ = [
+    "LOG_FORMAT",
     "AlgorithmState",
+    "ClusterInfo",
+    "Experiment",
+    "InvalidHP",
     "Choice",
     "Client",
     "Constant",
@@ -51,7 +70,9 @@ __all__ = [
     "Trial",
     "TrialStatus",
     "algorithms",
+    "core",
     "errors",
+    "get_cluster_info",
     "optimize",
     "samplers",
     "schedulers",
@@ -63,9 +84,11 @@ __all__ = [
 if TYPE_CHECKING:
     from typing import Any
 
-    from ridgeline import algorithms, errors, samplers, schedulers, searchers, space, store
+    from ridgeline import algorithms, core, errors, samplers, schedulers, searchers, space, store
     from ridgeline.algorithms import MedianStoppingRule, RandomSearch
     from ridgeline.client import Client
+    from ridgeline.cluster import LOG_FORMAT, ClusterInfo, InvalidHP, get_cluster_info
+    from ridgeline.experiment import Experiment
     from ridgeline.optimize import optimize
     from ridgeline.schedulers.local import LocalScheduler
     from ridgeline.space import (

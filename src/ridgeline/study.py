@@ -75,7 +75,7 @@ class Study:
         """The next trial, ``AlgorithmState.WAIT`` to try again later, or ``DONE``."""
         if self._queue:
             queued = self._queue.popleft()
-            record = self._engine.add_trial(dict(queued.parameters))
+            record, _ = self._engine.add_trial(dict(queued.parameters))
             self._engine.trial_started(record.number)
             return Trial(record.number, dict(record.params))
         if self._engine.shutdown:

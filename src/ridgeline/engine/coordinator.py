@@ -1,7 +1,7 @@
 """The coordinator: one asyncio loop running the engine, the HTTP API and the trial processes.
 
 Nothing here sleeps in fixed steps: process exits arrive through the scheduler's ``wait``,
-reports through HTTP requests, and each is acted on the moment it arrives.
+reports and long-polls through HTTP requests, and each is acted on the moment it arrives.
 """
 
 from __future__ import annotations
@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +26,20 @@ from ridgeline.engine.server import build_app
 from ridgeline.errors import ObservationError, SchedulerError
 from ridgeline.results import ResultsTable
 from ridgeline.schedulers.base import Job, Scheduler
-from ridgeline.searchers.base import Action, Shutdown, Stop, Train
+from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
 from ridgeline.store.records import (
+    ACTIVE,
+    CANCELED,
     COMPLETED,
     FAILED,
+    INVALID_HP,
+    PAUSED,
     PENDING,
     RUNNING,
     STOPPED,
     TRIAL_DONE_STATES,
+    CheckpointRecord,
+    TrialRecord,
 )
 from ridgeline.trial import env as trial_env
 from ridgeline.values import check_iteration, check_objective
@@ -39,6 +48,7 @@ log = logging.getLogger("ridgeline")
 
 TAIL_LINES = 20
 RESULTS_WRITE_DELAY = 0.2  # seconds: many reports in a burst cost one results.csv write
+SHERPA, CORE = "sherpa", "core"
 
 
 def tail(path: str | os.PathLike[str], lines: int = TAIL_LINES) -> str:
@@ -52,6 +62,39 @@ def tail(path: str | os.PathLike[str], lines: int = TAIL_LINES) -> str:
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
+
+
+@dataclass
+class RunSettings:
+    """How trials of this experiment run, beyond the command."""
+
+    front_door: str = SHERPA  # SHERPA: stops are SIGTERM at once; CORE: preempt flag first
+    max_restarts: int = 0  # failed trials restart from their latest checkpoint this often
+    checkpoint_dir: Path | None = None
+    searcher_metric: str | None = None  # validation metric name for best-validation queries
+    smaller_is_better: bool = True
+    trial_env: Callable[[TrialRecord], dict[str, str]] | None = None
+    trial_cwd: Callable[[TrialRecord], str | None] | None = None
+    retention: dict[str, int] = field(default_factory=dict)
+    max_length: float | None = None  # None: trials get no operations (SHERPA-style scripts)
+
+
+class _Signal:
+    """A level-triggered wake-up for long-polls: ``wait`` returns on the next ``fire``."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
 
 
 class Coordinator:
@@ -71,6 +114,7 @@ class Coordinator:
         host: str = "127.0.0.1",
         port: int = 0,
         on_progress: Callable[[Coordinator], None] | None = None,
+        settings: RunSettings | None = None,
     ) -> None:
         self.engine = engine
         self.store = engine.store
@@ -85,16 +129,23 @@ class Coordinator:
         self.host = host
         self.port = port
         self.on_progress = on_progress
+        self.settings = settings or RunSettings()
         self.running: dict[int, Job] = {}
         self.stopping: set[int] = set()
+        self.acked: set[int] = set()  # trials that acknowledged a preemption
+        self.invalid: set[int] = set()  # trials that reported InvalidHP
         self.resubmitted: set[int] = set()  # trials that are themselves resubmissions
+        self.state = ACTIVE  # ACTIVE, PAUSED or CANCELED (killed)
+        self.best_validation: float | None = None
+        self.progress: dict[int, dict[str, Any]] = {}  # latest progress report per trial
         self.url = ""
         self._finished = asyncio.Event()
+        self._signals: dict[int, _Signal] = {}
         self._write_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.interrupted = False
 
-    # -- capacity ----------------------------------------------------------------------------
+    # -- small helpers -----------------------------------------------------------------------
     def capacity(self) -> int:
         limit = self.max_concurrent
         scheduler_limit = self.scheduler.capacity()
@@ -104,6 +155,19 @@ class Coordinator:
 
     def stop_requested(self, number: int) -> bool:
         return number in self.engine.stop_requested
+
+    def signal(self, number: int) -> _Signal:
+        if number not in self._signals:
+            self._signals[number] = _Signal()
+        return self._signals[number]
+
+    def preempt_wanted(self, number: int) -> bool:
+        return self.state != ACTIVE or number in self.engine.stop_requested
+
+    def _wake(self, number: int | None = None) -> None:
+        targets = [number] if number is not None else list(self._signals)
+        for target in targets:
+            self.signal(target).fire()
 
     # -- main --------------------------------------------------------------------------------
     async def run(self, resume: bool = False) -> None:
@@ -116,6 +180,9 @@ class Coordinator:
             self.url = f"http://{self.host}:{self.port}"
             self._publish_address()
             self.engine.event("coordinator_started", url=self.url, pid=os.getpid(), resume=resume)
+            experiment = self.store.get_experiment(self.engine.experiment_id)
+            if experiment.state == PAUSED:
+                self.state = PAUSED
             if resume:
                 self._resume_trials()
             else:
@@ -141,9 +208,7 @@ class Coordinator:
         except OSError:
             if not self.port:
                 raise
-            log.warning(
-                "port %s is taken; trials will find the new one via coordinator.json", self.port
-            )
+            log.warning("port %s is taken; trials find the new one via coordinator.json", self.port)
             site = web.TCPSite(runner, self.host, 0)
             await site.start()
         return site
@@ -162,14 +227,22 @@ class Coordinator:
     def _handle(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Train):
-                if action.trial not in self.running:
-                    self._launch(action.trial)
+                self._wake(action.trial)
+                record = self.engine.records[action.trial]
+                if action.trial not in self.running and record.state in (PENDING, PAUSED):
+                    if self.state == ACTIVE:
+                        self._launch(action.trial)
+            elif isinstance(action, Close):
+                self._wake(action.trial)
             elif isinstance(action, Stop):
                 self._stop(action.trial, action.reason)
             elif isinstance(action, Shutdown):
                 log.info("Search finished creating trials: %s", action.reason)
 
     def _fill(self) -> None:
+        if self.state != ACTIVE:
+            self._check_finished()
+            return
         free = self.capacity() - len(self.running)
         while free > 0 and not self.engine.shutdown:
             before = len(self.running)
@@ -180,8 +253,21 @@ class Coordinator:
             free -= launched
         self._check_finished()
 
-    def _trial_env(self, number: int) -> dict[str, str]:
+    def latest_checkpoint(self, number: int) -> CheckpointRecord | None:
+        done = [
+            c
+            for c in self.store.list_checkpoints(self.engine.records[number].id)
+            if c.state == COMPLETED
+        ]
+        return max(done, key=lambda c: (c.steps_completed, c.created_at)) if done else None
+
+    def _trial_env(self, record: TrialRecord) -> dict[str, str]:
         env = dict(os.environ)
+        # `python3 train.py` in a trial finds the Python that runs ridgeline first.
+        python_bin = os.path.dirname(sys.executable)
+        if env.get("PATH", "").split(os.pathsep)[0] != python_bin:
+            env["PATH"] = os.pathsep.join([python_bin, env.get("PATH", "")])
+        number = record.number
         trial_output = str(self.output_dir)
         env.update(
             {
@@ -189,6 +275,7 @@ class Coordinator:
                 trial_env.MASTER_FILE: str(self.output_dir / "coordinator.json"),
                 trial_env.TOKEN: self.token,
                 trial_env.TRIAL_ID: str(number),
+                trial_env.TRIAL_GLOBAL_ID: str(record.id),
                 trial_env.EXPERIMENT_ID: str(self.engine.experiment_id),
                 trial_env.OUTPUT_DIR: trial_output,
                 trial_env.SHERPA_TRIAL_ID: str(number),
@@ -197,17 +284,31 @@ class Coordinator:
                 trial_env.SHERPA_DB_PORT: str(self.port),
             }
         )
+        if self.settings.checkpoint_dir is not None:
+            env[trial_env.CHECKPOINT_STORAGE] = str(self.settings.checkpoint_dir)
+        latest = self.latest_checkpoint(number)
+        env.pop(trial_env.LATEST_CHECKPOINT, None)
+        if latest is not None:
+            env[trial_env.LATEST_CHECKPOINT] = latest.uuid
+        if self.settings.trial_env is not None:
+            env.update(self.settings.trial_env(record))
         return env
 
     def _launch(self, number: int) -> None:
+        record = self.engine.records[number]
         log.info("Submitting Trial %d", number)
+        cwd = self.settings.trial_cwd(record) if self.settings.trial_cwd else None
         try:
-            job = self.scheduler.submit(self.command, self._trial_env(number), f"trial_{number}")
-        except SchedulerError as exc:
+            job = self.scheduler.submit(
+                self.command, self._trial_env(record), f"trial_{number}", cwd
+            )
+        except (SchedulerError, OSError) as exc:
             log.error("Trial %d could not start: %s", number, exc)
             self._handle(self.engine.trial_exited(number, FAILED, None))
             self.results.finalize(number, FAILED)
             return
+        self.stopping.discard(number)
+        self.acked.discard(number)
         self.engine.trial_started(number, job.info)
         self._watch(number, job)
 
@@ -224,14 +325,24 @@ class Coordinator:
             return
         self._on_exit(number, job, exit_code)
 
-    def _on_exit(self, number: int, job: Job, exit_code: int | None) -> None:
-        has_metrics = self.results.has_any(number)
+    def _exit_status(self, number: int, exit_code: int | None) -> str:
+        has_metrics = self.results.has_any(number) or self.engine.history.curves.get(number)
+        if self.state == CANCELED:
+            return CANCELED
         if number in self.stopping:
-            status = STOPPED
-        elif exit_code == 0 or (exit_code is None and has_metrics):
-            status = COMPLETED
-        else:
-            status = FAILED
+            return STOPPED
+        if number in self.invalid:
+            return INVALID_HP
+        if exit_code == 0 or (exit_code is None and has_metrics):
+            paused = number in self.acked or self.state == PAUSED
+            if paused and number not in self.engine.closed:
+                return PAUSED
+            return COMPLETED
+        return FAILED
+
+    def _on_exit(self, number: int, job: Job, exit_code: int | None) -> None:
+        status = self._exit_status(number, exit_code)
+        record = self.engine.records[number]
         if status == FAILED:
             reason = (
                 "exit code unknown (re-attached)"
@@ -248,37 +359,63 @@ class Coordinator:
                 output,
                 tail(output) or "(no output)",
             )
-        elif not has_metrics:
-            log.warning(
-                "Trial %d ended without sending metrics; see %s",
-                number,
-                job.info.get("output", "its output"),
-            )
-        actions = self.engine.trial_exited(number, status, exit_code)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            self.results.finalize(number, status)
-        for warning in caught:
-            log.warning("%s", warning.message)
+            if record.restarts < self.settings.max_restarts:
+                self.engine.relaunch(number)
+                log.info(
+                    "Restarting trial %d (restart %d of %d) from its latest checkpoint",
+                    number,
+                    record.restarts + 1,
+                    self.settings.max_restarts,
+                )
+                self._launch(number)
+                return
+        elif status == COMPLETED and not self.results.has_any(number):
+            if self.settings.front_door == SHERPA:
+                log.warning(
+                    "Trial %d ended without sending metrics; see %s",
+                    number,
+                    job.info.get("output", "its output"),
+                )
+        if status == PAUSED:
+            self.engine.trial_paused(number)
+            log.info("Trial %d paused (checkpointed, exited)", number)
+        else:
+            actions = self.engine.trial_exited(number, status, exit_code)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self.results.finalize(number, status)
+            for warning in caught:
+                log.warning("%s", warning.message)
+            if status == FAILED and self.resubmit_failed_trials and number not in self.resubmitted:
+                new, new_actions = self.engine.add_trial(dict(record.params))
+                self.resubmitted.add(new.number)
+                log.info("Resubmitting failed trial %d as trial %d", number, new.number)
+                self._handle(new_actions)
+            self._handle(actions)
+            self._collect_garbage(number)
         self._write_results()
-        if status == FAILED and self.resubmit_failed_trials and number not in self.resubmitted:
-            record = self.engine.add_trial(dict(self.engine.records[number].params))
-            self.resubmitted.add(record.number)
-            log.info("Resubmitting failed trial %d as trial %d", number, record.number)
-            self._launch(record.number)
-        self._handle(actions)
         self._notify()
         self._fill()
 
     def _stop(self, number: int, reason: str) -> None:
+        """Tell the trial (preempt flag, op stream ends), then SIGTERM, then SIGKILL."""
+        self._wake(number)
         job = self.running.get(number)
         if job is None or number in self.stopping:
             return
         log.info("Stopping trial %d: %s", number, reason)
         self.stopping.add(number)
-        self.scheduler.kill(job)
         loop = asyncio.get_running_loop()
-        loop.call_later(self.grace_period, self._force_kill, number, job)
+        if self.settings.front_door == SHERPA:
+            self.scheduler.kill(job)
+            loop.call_later(self.grace_period, self._force_kill, number, job)
+        else:
+            loop.call_later(self.grace_period, self._terminate, number, job)
+
+    def _terminate(self, number: int, job: Job) -> None:
+        if self.running.get(number) is job:
+            self.scheduler.kill(job)
+            asyncio.get_running_loop().call_later(self.grace_period, self._force_kill, number, job)
 
     def _force_kill(self, number: int, job: Job) -> None:
         if self.running.get(number) is job:
@@ -288,8 +425,66 @@ class Coordinator:
             self.scheduler.kill(job, force=True)
 
     def _check_finished(self) -> None:
-        if self.engine.shutdown and not self.running:
+        if self.running:
+            return
+        if self.state == CANCELED or (self.engine.shutdown and self.state == ACTIVE):
             self._finished.set()
+
+    # -- control -----------------------------------------------------------------------------
+    def pause(self) -> None:
+        """Running trials are asked to checkpoint and exit; nothing new starts."""
+        if self.state != ACTIVE:
+            return
+        self.state = PAUSED
+        self.store.update_experiment(self.engine.experiment_id, state=PAUSED)
+        self.engine.event("experiment_paused")
+        log.info("Experiment paused: %d running trials asked to checkpoint", len(self.running))
+        self._wake()
+        loop = asyncio.get_running_loop()
+        for number, job in list(self.running.items()):
+            if self.settings.front_door == SHERPA:
+                self.scheduler.kill(job)  # SHERPA scripts cannot checkpoint on request
+                self.acked.add(number)
+            else:
+                loop.call_later(self.grace_period * 6, self._terminate, number, job)
+
+    def activate(self) -> None:
+        """Resume a paused experiment: paused trials restart from their checkpoints."""
+        if self.state != PAUSED:
+            return
+        self.state = ACTIVE
+        self.store.update_experiment(self.engine.experiment_id, state=ACTIVE)
+        self.engine.event("experiment_activated")
+        for number, record in sorted(self.engine.records.items()):
+            if record.state == PAUSED and number not in self.running:
+                if len(self.running) < self.capacity():
+                    self._launch(number)
+        self._fill()
+
+    def kill(self) -> None:
+        """End everything now: trials are killed, the experiment is CANCELED."""
+        self.state = CANCELED
+        self.store.update_experiment(self.engine.experiment_id, state=CANCELED)
+        self.engine.event("experiment_killed")
+        self._wake()
+        for job in list(self.running.values()):
+            self.scheduler.kill(job, force=True)
+        for number, record in self.engine.records.items():
+            if record.state in (PENDING, PAUSED) and number not in self.running:
+                self.engine.trial_exited(number, CANCELED, None)
+        self._check_finished()
+
+    def kill_trial(self, number: int) -> None:
+        job = self.running.get(number)
+        self.engine.stop_requested.add(number)
+        self.engine.closed.add(number)
+        self.stopping.add(number)
+        self._wake(number)
+        if job is not None:
+            self.scheduler.kill(job, force=True)
+        elif self.engine.records[number].state in (PENDING, PAUSED):
+            self._handle(self.engine.trial_exited(number, STOPPED, None))
+            self._fill()
 
     # -- reports -----------------------------------------------------------------------------
     def on_reports(self, number: int, reports: list[dict[str, Any]]) -> int:
@@ -300,6 +495,9 @@ class Coordinator:
                 raise ObservationError(
                     f"trial {number}: a report must be an object, got {report!r}"
                 )
+            if "group" in report:
+                accepted += self._on_group_report(number, report)
+                continue
             where = f"trial {number} iteration {report.get('step')!r}"
             step = check_iteration(report.get("step"), where)
             value = check_objective(report.get("objective"), where)
@@ -311,11 +509,82 @@ class Coordinator:
                 accepted += 1
                 params = self.engine.records[number].params
                 self.results.add_observation(number, step, params, value, context)
+                if self.settings.front_door == CORE and self.settings.searcher_metric:
+                    values = {self.settings.searcher_metric: value, **context}
+                    self._store_group(number, "validation", step, values)
                 self._handle(actions)
         if accepted:
             self._schedule_write()
             self._notify()
         return accepted
+
+    def _on_group_report(self, number: int, report: dict[str, Any]) -> int:
+        group, values = report.get("group"), report.get("values")
+        where = f"trial {number} {group} metrics at step {report.get('step')!r}"
+        if not isinstance(group, str) or not group or "." in group:
+            raise ObservationError(f"{where}: group must be a name without '.'")
+        if not isinstance(values, dict):
+            raise ObservationError(f"{where}: values must be an object, got {values!r}")
+        step = check_iteration(report.get("step"), where)
+        if group == "validation" and self.settings.searcher_metric in values:
+            check_objective(values[self.settings.searcher_metric], where)
+        return self._store_group(number, group, step, values)
+
+    def _store_group(self, number: int, group: str, step: int, values: dict[str, Any]) -> int:
+        record = self.engine.records[number]
+        inserted = self.store.add_metrics(record.id, group, [(step, values)])
+        metric = self.settings.searcher_metric
+        if inserted and group == "validation" and metric in values:
+            value = float(values[metric])
+            best = self.best_validation
+            if math.isfinite(value) and (
+                best is None or (value < best if self.settings.smaller_is_better else value > best)
+            ):
+                self.best_validation = value
+        return len(inserted)
+
+    def complete_operation(self, number: int, op_id: int, metric: Any) -> None:
+        self._handle(self.engine.complete_operation(number, op_id, metric))
+        self._notify()
+
+    def register_checkpoint(
+        self, number: int, uuid: str, steps: int, metadata: dict[str, Any]
+    ) -> CheckpointRecord:
+        record = self.store.add_checkpoint(uuid, self.engine.records[number].id, steps, metadata)
+        self.engine.event("checkpoint", trial=number, uuid=uuid, steps_completed=steps)
+        return record
+
+    def delete_checkpoint(self, uuid: str) -> None:
+        record = self.store.get_checkpoint(uuid)
+        if self.settings.checkpoint_dir is not None:
+            shutil.rmtree(self.settings.checkpoint_dir / record.uuid, ignore_errors=True)
+        self.store.set_checkpoint_state(uuid, "DELETED")
+
+    def _collect_garbage(self, number: int) -> None:
+        """Apply checkpoint retention to an ended trial: keep its latest and best ones."""
+        if self.settings.checkpoint_dir is None or not self.settings.retention:
+            return
+        record = self.engine.records[number]
+        checkpoints = [c for c in self.store.list_checkpoints(record.id) if c.state == COMPLETED]
+        if not checkpoints:
+            return
+        latest_n = self.settings.retention.get("save_trial_latest", 1)
+        best_n = self.settings.retention.get("save_trial_best", 1)
+        by_time = sorted(checkpoints, key=lambda c: (c.steps_completed, c.created_at))
+        keep = {c.uuid for c in by_time[len(by_time) - latest_n :]} if latest_n else set()
+        scores = {
+            m.step: m.values.get("objective")
+            for m in self.store.trial_metrics(record.id, self.engine.searcher_group)
+        }
+        scored = [c for c in checkpoints if isinstance(scores.get(c.steps_completed), float)]
+        scored.sort(
+            key=lambda c: float(scores[c.steps_completed] or 0.0),
+            reverse=not self.engine.history.lower_is_better,
+        )
+        keep |= {c.uuid for c in scored[:best_n]}
+        for checkpoint in checkpoints:
+            if checkpoint.uuid not in keep:
+                self.delete_checkpoint(checkpoint.uuid)
 
     # -- results -----------------------------------------------------------------------------
     def _schedule_write(self) -> None:
@@ -337,7 +606,7 @@ class Coordinator:
     def _resume_trials(self) -> None:
         """Re-attach trials whose process outlived the old coordinator; re-run the others."""
         for number, record in sorted(self.engine.records.items()):
-            if record.state in TRIAL_DONE_STATES:
+            if record.state in TRIAL_DONE_STATES or record.state == PAUSED:
                 continue
             job = None
             if record.state == RUNNING and record.job:
@@ -345,17 +614,24 @@ class Coordinator:
             if job is not None:
                 log.info("Re-attached trial %d (pid %s)", number, job.info.get("pid"))
                 self._watch(number, job)
-            elif record.state in (RUNNING, PENDING):
+            elif self.state == ACTIVE:
                 if record.state == RUNNING:
                     self.engine.relaunch(number)
                 log.info("Re-running trial %d, whose process is gone", number)
                 self._launch(number)
+        if self.state == ACTIVE:
+            for number, record in sorted(self.engine.records.items()):
+                if record.state == PAUSED and len(self.running) < self.capacity():
+                    self._launch(number)
 
     def _abandon_running(self) -> None:
         """On interrupt, end trial processes; they stay RUNNING in the store for a resume."""
         for job in self.running.values():
             self.scheduler.kill(job, force=False)
         print(
-            "Interrupted: running trials were ended; run again with resume=True to carry on.",
+            "Interrupted: running trials were ended; resume the search to carry on.",
             file=sys.stderr,
         )
+
+
+__all__ = ["CORE", "SHERPA", "Coordinator", "RunSettings"]

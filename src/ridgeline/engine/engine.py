@@ -18,10 +18,10 @@ from typing import Any
 
 from ridgeline.errors import ObservationError
 from ridgeline.samplers.base import History, TrialView
-from ridgeline.searchers.base import Action, Create, Searcher, Shutdown, Stop
+from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
 from ridgeline.space import SearchSpace
 from ridgeline.store.base import Store
-from ridgeline.store.records import PENDING, RUNNING, TRIAL_DONE_STATES, TrialRecord
+from ridgeline.store.records import PAUSED, PENDING, RUNNING, TRIAL_DONE_STATES, TrialRecord
 from ridgeline.values import check_objective
 
 OBJECTIVE_KEY = "objective"
@@ -44,8 +44,10 @@ class Engine:
         searcher: Searcher,
         lower_is_better: bool,
         seed: int,
+        searcher_group: str = VALIDATION,
     ) -> None:
         self.store = store
+        self.searcher_group = searcher_group  # the metric group whose reports drive the searcher
         self.experiment_id = experiment_id
         self.space = space
         self.searcher = searcher
@@ -55,6 +57,11 @@ class Engine:
         self.stop_requested: set[int] = set()
         self.shutdown = False
         self._user_requests = 0  # trials added by the user take request ids -1, -2, ...
+        # Core API: each trial's current operation {"id", "length", "done"}, and the trials
+        # that have no further work now (their operation stream ends).
+        self.ops: dict[int, dict[str, Any]] = {}
+        self.closed: set[int] = set()
+        self._op_counter = 0
         searcher.bind(space, self.history, self.rng)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -69,7 +76,7 @@ class Engine:
             numbers_by_id[record.id] = record.number
             if record.request_id < 0:
                 self._user_requests = max(self._user_requests, -record.request_id)
-        for metric in self.store.read_metrics(self.experiment_id, group=VALIDATION):
+        for metric in self.store.read_metrics(self.experiment_id, group=self.searcher_group):
             number = numbers_by_id.get(metric.trial_id)
             if number is not None:
                 self._observe(number, metric.step, metric.values.get(OBJECTIVE_KEY, math.nan))
@@ -80,6 +87,9 @@ class Engine:
             self.rng.setstate((version, tuple(internal), gauss))
             self.shutdown = state["shutdown"]
             self.stop_requested = set(state.get("stop_requested", ()))
+            self.ops = {int(k): v for k, v in state.get("ops", {}).items()}
+            self.closed = set(state.get("closed", ()))
+            self._op_counter = state.get("op_counter", 0)
 
     # -- events ------------------------------------------------------------------------------
     def slots_free(self, n: int) -> list[Action]:
@@ -87,13 +97,14 @@ class Engine:
             return []
         return self._apply(self.searcher.on_slots_free(n))
 
-    def add_trial(self, params: dict[str, Any]) -> TrialRecord:
+    def add_trial(self, params: dict[str, Any]) -> tuple[TrialRecord, list[Action]]:
         """A trial the user specified; it does not spend the searcher's budget."""
         self._user_requests += 1
-        record = self.store.create_trial(self.experiment_id, -self._user_requests, params)
+        request_id = -self._user_requests
+        record = self.store.create_trial(self.experiment_id, request_id, params)
         self._remember(record)
-        self.event("trial_created", trial=record.number, request_id=-self._user_requests)
-        return record
+        self.event("trial_created", trial=record.number, request_id=request_id)
+        return record, self._apply(self.searcher.on_trial_created(record.number, request_id))
 
     def trial_started(self, number: int, job: dict[str, Any] | None = None) -> TrialRecord:
         record = self.store.update_trial(self.records[number].id, state=RUNNING, job=job)
@@ -119,11 +130,33 @@ class Engine:
         if record is None:
             raise ObservationError(f"unknown trial {number}: it was never created in this search")
         values = {OBJECTIVE_KEY: value, **(context or {})}
-        inserted = self.store.add_metrics(record.id, VALIDATION, [(step, values)])
+        inserted = self.store.add_metrics(record.id, self.searcher_group, [(step, values)])
         if not inserted:
             return False, []
         self._observe(number, step, value)
         return True, self._apply(self.searcher.on_report(number, step, value))
+
+    def complete_operation(self, number: int, op_id: int, metric: Any) -> list[Action]:
+        """The trial trained to its operation's length and reports the searcher metric."""
+        op = self.ops.get(number)
+        if op is None or op["id"] != op_id:
+            raise ObservationError(
+                f"trial {number}: operation {op_id} is not its current operation"
+            )
+        if op["done"]:
+            raise ObservationError(f"trial {number}: operation {op_id} was already completed")
+        op["done"] = True
+        _, actions = self.report(number, int(op["length"]), metric)
+        self.snapshot()
+        return actions
+
+    def trial_paused(self, number: int) -> TrialRecord:
+        """The trial exited on request with its work unfinished; it resumes on activation."""
+        record = self.store.update_trial(self.records[number].id, state=PAUSED)
+        assert record is not None
+        self._remember(record)
+        self.event("trial_paused", trial=number)
+        return record
 
     def trial_exited(self, number: int, status: str, exit_code: int | None = None) -> list[Action]:
         record = self.records[number]
@@ -158,6 +191,9 @@ class Engine:
                 "rng": [version, list(internal), gauss],
                 "shutdown": self.shutdown,
                 "stop_requested": sorted(self.stop_requested),
+                "ops": {str(k): v for k, v in self.ops.items()},
+                "closed": sorted(self.closed),
+                "op_counter": self._op_counter,
             },
         )
 
@@ -181,8 +217,21 @@ class Engine:
                 self.event("trial_created", trial=record.number, request_id=action.request_id)
                 queue.extend(self.searcher.on_trial_created(record.number, action.request_id))
                 continue
-            if isinstance(action, Stop):
+            if isinstance(action, Train) and action.until is not None:
+                op = self.ops.get(action.trial)
+                if op is None or op["done"] or op["length"] != action.until:
+                    self._op_counter += 1
+                    self.ops[action.trial] = {
+                        "id": self._op_counter,
+                        "length": action.until,
+                        "done": False,
+                    }
+                self.closed.discard(action.trial)
+            elif isinstance(action, Close):
+                self.closed.add(action.trial)
+            elif isinstance(action, Stop):
                 self.stop_requested.add(action.trial)
+                self.closed.add(action.trial)
                 self.event("stop_requested", trial=action.trial, reason=action.reason)
             elif isinstance(action, Shutdown):
                 self.shutdown = True

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ridgeline.errors import ObservationError
+from ridgeline.errors import ObservationError, StoreError
 
 if TYPE_CHECKING:
     from ridgeline.engine.coordinator import Coordinator
@@ -83,9 +84,160 @@ def build_app(coordinator: Coordinator) -> web.Application:
             return number
         return _json({"stop": coordinator.stop_requested(number)})
 
+    def long_poll_wait(request: web.Request) -> float:
+        try:
+            return max(0.0, min(float(request.query.get("wait", "30")), 60.0))
+        except ValueError:
+            return 30.0
+
+    async def get_operation(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if isinstance(number, web.Response):
+            return number
+        engine = coordinator.engine
+        if coordinator.settings.max_length is None:
+            return _error(
+                "this experiment sets no searcher.max_length, so there are no operations; "
+                "set searcher.max_length in the config or do not call operations()",
+                409,
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + long_poll_wait(request)
+        while True:
+            op = engine.ops.get(number)
+            if op is not None and not op["done"]:
+                return _json({"op": {"id": op["id"], "length": op["length"]}})
+            if number in engine.closed or coordinator.preempt_wanted(number):
+                return _json({"op": None, "done": True})
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return _json({"op": None, "done": False})
+            await coordinator.signal(number).wait(remaining)
+
+    async def complete_operation(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if isinstance(number, web.Response):
+            return number
+        try:
+            body = json.loads(await request.read())
+            op_id = int(request.match_info["op"])
+            coordinator.complete_operation(number, op_id, body.get("metric"))
+        except ObservationError as exc:
+            return _error(str(exc), 400)
+        except (ValueError, TypeError) as exc:
+            return _error(f"malformed completion: {exc}", 400)
+        return _json({"ok": True})
+
+    async def post_progress(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if isinstance(number, web.Response):
+            return number
+        body = json.loads(await request.read() or b"{}")
+        coordinator.progress[number] = body
+        return _json({"ok": True})
+
+    async def post_checkpoint(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if isinstance(number, web.Response):
+            return number
+        try:
+            body = json.loads(await request.read())
+            record = coordinator.register_checkpoint(
+                number, str(body["uuid"]), int(body["steps_completed"]), dict(body["metadata"])
+            )
+        except (ValueError, KeyError, TypeError, StoreError) as exc:
+            return _error(f"cannot register checkpoint: {exc}", 400)
+        return _json({"uuid": record.uuid})
+
+    async def get_checkpoint(request: web.Request) -> web.Response:
+        try:
+            record = coordinator.store.get_checkpoint(request.match_info["uuid"])
+        except StoreError as exc:
+            return _error(str(exc), 404)
+        return _json(
+            {
+                "uuid": record.uuid,
+                "trial_id": record.trial_id,
+                "steps_completed": record.steps_completed,
+                "metadata": record.metadata,
+                "state": record.state,
+            }
+        )
+
+    async def delete_checkpoint(request: web.Request) -> web.Response:
+        try:
+            coordinator.delete_checkpoint(request.match_info["uuid"])
+        except StoreError as exc:
+            return _error(str(exc), 404)
+        return _json({"ok": True})
+
+    async def get_preempt(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if isinstance(number, web.Response):
+            return number
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + long_poll_wait(request)
+        while not coordinator.preempt_wanted(number):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return _json({"preempt": False})
+            await coordinator.signal(number).wait(remaining)
+        return _json({"preempt": True})
+
+    async def ack_preempt(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if isinstance(number, web.Response):
+            return number
+        coordinator.acked.add(number)
+        return _json({"ok": True})
+
+    async def early_exit(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if isinstance(number, web.Response):
+            return number
+        body = json.loads(await request.read() or b"{}")
+        if body.get("reason") != "INVALID_HP":
+            return _error(f"unknown early-exit reason {body.get('reason')!r}", 400)
+        coordinator.invalid.add(number)
+        return _json({"ok": True})
+
+    async def best_validation(request: web.Request) -> web.Response:
+        return _json({"value": coordinator.best_validation})
+
+    async def control(request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        if action == "pause":
+            coordinator.pause()
+        elif action == "activate":
+            coordinator.activate()
+        elif action == "kill":
+            coordinator.kill()
+        else:
+            return _error(f"unknown action {action!r}: use pause, activate or kill", 404)
+        return _json({"state": coordinator.state})
+
+    async def kill_trial(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if isinstance(number, web.Response):
+            return number
+        coordinator.kill_trial(number)
+        return _json({"ok": True})
+
     app = web.Application(middlewares=[check_token], client_max_size=16 * 1024 * 1024)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/trials/{trial}", get_trial)
     app.router.add_post("/api/v1/trials/{trial}/metrics", post_metrics)
     app.router.add_get("/api/v1/trials/{trial}/stop", get_stop)
+    app.router.add_get("/api/v1/trials/{trial}/operation", get_operation)
+    app.router.add_post("/api/v1/trials/{trial}/operation/{op}/complete", complete_operation)
+    app.router.add_post("/api/v1/trials/{trial}/progress", post_progress)
+    app.router.add_post("/api/v1/trials/{trial}/checkpoints", post_checkpoint)
+    app.router.add_get("/api/v1/trials/{trial}/preempt", get_preempt)
+    app.router.add_post("/api/v1/trials/{trial}/preempt/ack", ack_preempt)
+    app.router.add_post("/api/v1/trials/{trial}/early_exit", early_exit)
+    app.router.add_get("/api/v1/trials/{trial}/best_validation", best_validation)
+    app.router.add_post("/api/v1/trials/{trial}/kill", kill_trial)
+    app.router.add_get("/api/v1/checkpoints/{uuid}", get_checkpoint)
+    app.router.add_delete("/api/v1/checkpoints/{uuid}", delete_checkpoint)
+    app.router.add_post("/api/v1/experiment/{action}", control)
     return app

@@ -30,7 +30,10 @@ class Scheduler(ABC):
         """Raise ``SchedulerError`` for a bad configuration before anything runs."""
 
     @abstractmethod
-    def submit(self, command: Sequence[str], env: Mapping[str, str], name: str) -> Job: ...
+    def submit(
+        self, command: Sequence[str], env: Mapping[str, str], name: str, cwd: str | None = None
+    ) -> Job:
+        """Start ``command`` with exactly ``env``, in ``cwd`` (None: the current directory)."""
 
     @abstractmethod
     async def wait(self, job: Job) -> int | None:

@@ -31,6 +31,26 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def gpu_ids() -> list[str]:
+    """This machine's NVIDIA GPU indices (``RIDGELINE_GPUS=0,1`` overrides; [] without any)."""
+    override = os.environ.get("RIDGELINE_GPUS")
+    if override is not None:
+        return [g.strip() for g in override.split(",") if g.strip()]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip().isdigit()]
+
+
 class LocalScheduler(Scheduler):
     """Runs each trial as a local process in its own session.
 
@@ -77,7 +97,9 @@ class LocalScheduler(Scheduler):
                 f"{prefix[0]!r} not found on PATH"
             )
 
-    def submit(self, command: Sequence[str], env: Mapping[str, str], name: str) -> Job:
+    def submit(
+        self, command: Sequence[str], env: Mapping[str, str], name: str, cwd: str | None = None
+    ) -> Job:
         full_env = dict(env)
         resource: str | None = None
         if self.resources is not None:
@@ -89,6 +111,7 @@ class LocalScheduler(Scheduler):
             full_env["CUDA_VISIBLE_DEVICES"] = resource
         full_env[trial_env.SHERPA_RESOURCE] = resource or ""
         full_env[trial_env.RESOURCE] = resource or ""
+        full_env[trial_env.SLOT_IDS] = resource or ""
         jobs_dir = Path(self.output_dir or ".") / "jobs"
         jobs_dir.mkdir(parents=True, exist_ok=True)
         out_path = jobs_dir / f"{name}.out"
@@ -102,6 +125,7 @@ class LocalScheduler(Scheduler):
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    cwd=cwd,
                 )
         except OSError as exc:
             if resource is not None:

@@ -5,20 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from ridgeline.samplers.base import WAIT, Sampler
-from ridgeline.searchers.base import Action, Create, Searcher, Shutdown, Train
+from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Train
 
 
 class FIFOSearcher(Searcher):
     """Each trial runs once, open-ended (SHERPA) or to ``max_length`` (Core API)."""
 
     def __init__(
-        self, sampler: Sampler, max_trials: int | None = None, max_length: float | None = None
+        self,
+        sampler: Sampler,
+        max_trials: int | None = None,
+        max_length: float | None = None,
+        replace_invalid: bool = False,
     ) -> None:
         self.sampler = sampler
         self.max_trials = max_trials
         self.max_length = max_length
-        self.created = 0  # request ids handed out so far; also the trial budget spent
+        # Determined's random searcher replaces a trial that rejected its hyperparameters, so
+        # the budget is only spent once every running trial has ended (grid does not).
+        self.replace_invalid = replace_invalid
+        self.created = 0  # request ids handed out so far
+        self.invalid = 0  # trials that ended INVALID_HP and were given back to the budget
         self.exhausted = False
+        self.own: set[int] = set()
+
+    def _budget_spent(self) -> bool:
+        return self.max_trials is not None and self.created - self.invalid >= self.max_trials
 
     def _over(self) -> list[Action]:
         self.exhausted = True
@@ -30,7 +42,9 @@ class FIFOSearcher(Searcher):
             return actions
         pending = self.history.pending_params()
         for _ in range(n):
-            if self.max_trials is not None and self.created >= self.max_trials:
+            if self._budget_spent():
+                if self.replace_invalid and (self.history.active or actions):
+                    return actions  # a running trial may still give its place back
                 return actions + self._over()
             params = self.sampler.propose(self.space, self.history, pending, self.rng)
             if params is None:
@@ -44,7 +58,21 @@ class FIFOSearcher(Searcher):
         return actions
 
     def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
+        if self.replace_invalid and request_id > 0:
+            self.own.add(trial)  # trials the user added (request_id < 0) spend no budget
         return [Train(trial, self.max_length)]
+
+    def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
+        if self.max_length is not None and step >= self.max_length:
+            return [Close(trial)]
+        return []
+
+    def on_trial_exited(self, trial: int, status: str) -> list[Action]:
+        if status == "INVALID_HP" and self.replace_invalid and trial in self.own:
+            self.invalid += 1
+        if self._budget_spent() and not self.history.active and not self.exhausted:
+            return self._over()
+        return []
 
     def progress(self) -> float:
         if self.exhausted:
@@ -54,11 +82,15 @@ class FIFOSearcher(Searcher):
     def state_dict(self) -> dict[str, Any]:
         return {
             "created": self.created,
+            "invalid": self.invalid,
+            "own": sorted(self.own),
             "exhausted": self.exhausted,
             "sampler": self.sampler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.created = state["created"]
+        self.invalid = state.get("invalid", 0)
+        self.own = set(state.get("own", ()))
         self.exhausted = state["exhausted"]
         self.sampler.load_state_dict(state["sampler"])

@@ -17,7 +17,9 @@ PENDING = "PENDING"  # created, no process yet
 RUNNING = "RUNNING"  # a process was started for it
 FAILED = "FAILED"
 STOPPED = "STOPPED"
-TRIAL_DONE_STATES = frozenset({COMPLETED, FAILED, STOPPED, CANCELED})
+INVALID_HP = "INVALID_HP"  # the trial rejected its hyperparameters; it does not count
+# PAUSED (above) also applies to trials: exited on request with a checkpoint, to resume later.
+TRIAL_DONE_STATES = frozenset({COMPLETED, FAILED, STOPPED, CANCELED, INVALID_HP})
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,62 @@ class TrialClient:
             self.stop_requested = status == 200 and bool(body.get("stop", False))
         return self.stop_requested
 
+    # -- Core API ----------------------------------------------------------------------------
+    def _ok(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        status, reply = self._request(method, f"/api/v1/trials/{self.trial_id}{path}", body)
+        if status != 200:
+            raise TrialError(f"coordinator refused {method} {path}: {reply.get('error', status)}")
+        return reply
+
+    def next_operation(self, wait: float = 30.0) -> dict[str, Any]:
+        """Long-poll for the trial's current operation.
+
+        Returns ``{"op": {"id", "length"}}``, ``{"op": None, "done": True}`` when the searcher
+        has no further work for this trial, or ``{"op": None, "done": False}`` on timeout."""
+        return self._ok("GET", f"/operation?wait={wait:g}")
+
+    def complete_operation(self, op_id: int, metric: float) -> None:
+        self._ok("POST", f"/operation/{op_id}/complete", {"metric": metric})
+
+    def report_progress(self, fraction: float | None = None, length: float | None = None) -> None:
+        self._ok("POST", "/progress", {"fraction": fraction, "length": length})
+
+    def report_group(self, group: str, steps: int, values: dict[str, Any]) -> None:
+        """Store metrics of ``group`` at ``steps`` (no searcher decision depends on them)."""
+        self._ok(
+            "POST", "/metrics", {"reports": [{"group": group, "step": steps, "values": values}]}
+        )
+
+    def register_checkpoint(self, uuid: str, steps: int, metadata: dict[str, Any]) -> None:
+        self._ok(
+            "POST",
+            "/checkpoints",
+            {"uuid": uuid, "steps_completed": steps, "metadata": metadata},
+        )
+
+    def checkpoint(self, uuid: str) -> dict[str, Any] | None:
+        status, reply = self._request("GET", f"/api/v1/checkpoints/{uuid}")
+        return reply if status == 200 else None
+
+    def delete_checkpoint(self, uuid: str) -> None:
+        status, reply = self._request("DELETE", f"/api/v1/checkpoints/{uuid}")
+        if status != 200:
+            raise TrialError(f"cannot delete checkpoint {uuid}: {reply.get('error', status)}")
+
+    def preemption(self, wait: float = 30.0) -> bool:
+        """Long-poll: True as soon as the trial should checkpoint and exit."""
+        return bool(self._ok("GET", f"/preempt?wait={wait:g}").get("preempt"))
+
+    def acknowledge_preemption(self) -> None:
+        self._ok("POST", "/preempt/ack", {})
+
+    def early_exit(self, reason: str) -> None:
+        self._ok("POST", "/early_exit", {"reason": reason})
+
+    def best_validation(self) -> float | None:
+        value = self._ok("GET", "/best_validation").get("value")
+        return None if value is None else float(value)
+
     # -- transport ---------------------------------------------------------------------------
     def _read_master_file(self) -> str | None:
         if not self.master_file:

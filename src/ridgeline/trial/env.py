@@ -11,6 +11,17 @@ OUTPUT_DIR = "RIDGELINE_OUTPUT_DIR"
 RESOURCE = "RIDGELINE_RESOURCE"
 RETRY_SECONDS = "RIDGELINE_RETRY_SECONDS"  # how long to retry while the coordinator is away
 
+# Core-API trials (get_cluster_info) read these too.
+TRIAL_GLOBAL_ID = "RIDGELINE_TRIAL_GLOBAL_ID"  # the trial's id across the store
+HPARAMS = "RIDGELINE_HPARAMS"  # JSON, nested as configured
+TRIAL_SEED = "RIDGELINE_TRIAL_SEED"
+LATEST_CHECKPOINT = "RIDGELINE_LATEST_CHECKPOINT"  # uuid to resume from, if any
+CHECKPOINT_STORAGE = "RIDGELINE_CHECKPOINT_STORAGE"  # directory holding <uuid>/ folders
+USER_DATA = "RIDGELINE_USER_DATA"  # JSON of the config's `data` section
+MAX_LENGTH = "RIDGELINE_MAX_LENGTH"
+LENGTH_UNIT = "RIDGELINE_LENGTH_UNIT"
+SLOT_IDS = "RIDGELINE_SLOT_IDS"  # comma-separated GPU ids given to this trial
+
 SHERPA_TRIAL_ID = "SHERPA_TRIAL_ID"
 SHERPA_OUTPUT_DIR = "SHERPA_OUTPUT_DIR"
 SHERPA_RESOURCE = "SHERPA_RESOURCE"

@@ -1,0 +1,555 @@
+"""The ``ridgeline`` command: experiments from config files, trials, checkpoints.
+
+It reads the store and sends control requests to a live coordinator; it never re-implements
+engine logic. Experiments live in a user-level store (``--storage`` or ``$RIDGELINE_STORAGE``
+override it) and keep running after the terminal closes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ridgeline.cli import control
+from ridgeline.errors import RidgelineError
+from ridgeline.store.base import Store
+
+
+class AliasedGroup(click.Group):
+    """A group whose commands also answer to short names (``e`` for ``experiment``)."""
+
+    aliases: dict[str, str] = {
+        "e": "experiment",
+        "t": "trial",
+        "ls": "list",
+        "lt": "list-trials",
+        "lc": "list-checkpoints",
+        "unpause": "activate",
+    }
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _, command, rest = super().resolve_command(ctx, args)
+        return (command.name if command else None), command, rest
+
+
+@contextmanager
+def opened(ctx: click.Context) -> Iterator[Store]:
+    from ridgeline.paths import default_storage
+    from ridgeline.store import open_store
+
+    store = open_store(default_storage(ctx.obj["storage"]))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def emit(rows: list[dict[str, Any]], as_json: bool, as_csv: bool) -> None:
+    """Rows as a table, JSON or CSV."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    columns = list(rows[0])
+    if as_csv:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
+    trials = store.list_trials(experiment.id)
+    done = sum(
+        t.state in ("COMPLETED", "FAILED", "STOPPED", "CANCELED", "INVALID_HP") for t in trials
+    )
+    raw = experiment.config.get("raw") or {}
+    return {
+        "id": experiment.id,
+        "name": experiment.name,
+        "state": experiment.state,
+        "searcher": (raw.get("searcher") or {}).get("name", experiment.config.get("algorithm")),
+        "trials": len(trials),
+        "done": done,
+        "coordinator": "running" if control.coordinator_alive(experiment) else "",
+    }
+
+
+def trial_rows(store: Store, experiment_id: int) -> list[dict[str, Any]]:
+    rows = []
+    experiment = store.get_experiment(experiment_id)
+    smaller = (
+        (experiment.config.get("raw") or {})
+        .get("searcher", {})
+        .get("smaller_is_better", experiment.config.get("lower_is_better", True))
+    )
+    for trial in store.list_trials(experiment_id):
+        values = [
+            m.values.get("objective")
+            for m in store.trial_metrics(trial.id)
+            if m.group in ("searcher", "validation") and "objective" in m.values
+        ]
+        finite = [v for v in values if isinstance(v, int | float) and v == v]
+        best = (min(finite) if smaller else max(finite)) if finite else None
+        checkpoints = [c for c in store.list_checkpoints(trial.id) if c.state == "COMPLETED"]
+        rows.append(
+            {
+                "trial_id": trial.id,
+                "number": trial.number,
+                "state": trial.state,
+                "hparams": trial.params,
+                "best_metric": best,
+                "restarts": trial.restarts,
+                "checkpoints": len(checkpoints),
+                "exit_code": trial.exit_code,
+            }
+        )
+    return rows
+
+
+def fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group(cls=AliasedGroup)
+@click.option(
+    "--storage",
+    envvar="RIDGELINE_STORAGE",
+    default=None,
+    help="Store URL or SQLite path (default: the user-level store).",
+)
+@click.pass_context
+def cli(ctx: click.Context, storage: str | None) -> None:
+    """ridgeline: hyperparameter search with real trial processes."""
+    ctx.ensure_object(dict)
+    ctx.obj["storage"] = storage
+
+
+# -- experiments ----------------------------------------------------------------------------
+@cli.group(cls=AliasedGroup)
+def experiment() -> None:
+    """Create and manage experiments (alias: e)."""
+
+
+@experiment.command("create")
+@click.argument("config_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("context_dir", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--config", "overrides", multiple=True, help="Override a key: KEY=VALUE.")
+@click.option("--paused", is_flag=True, help="Create it paused; start with `activate`.")
+@click.option("-f", "--follow", is_flag=True, help="Stream the first trial's output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def create(
+    ctx: click.Context,
+    config_file: str,
+    context_dir: str | None,
+    overrides: tuple[str, ...],
+    paused: bool,
+    follow: bool,
+    as_json: bool,
+) -> None:
+    """Create an experiment from CONFIG_FILE and start it in the background."""
+    from ridgeline.experiment import Experiment, launch_detached
+
+    exp = Experiment.from_yaml(config_file, context_dir, overrides, ctx.obj["storage"])
+    experiment_id = exp.create(paused=paused)
+    pid = launch_detached(experiment_id, exp.storage)
+    if as_json:
+        click.echo(json.dumps({"id": experiment_id, "coordinator_pid": pid}))
+    else:
+        click.echo(f"Created experiment {experiment_id}")
+    if follow:
+        with opened(ctx) as store:
+            _follow_first_trial(store, experiment_id)
+
+
+def _follow_first_trial(store: Store, experiment_id: int) -> None:
+    import time
+
+    record = store.get_experiment(experiment_id)
+    path = control.trial_log(record, 1)
+    while not path.exists():
+        if store.get_experiment(experiment_id).state in control.TERMINAL:
+            return
+        time.sleep(0.2)
+
+    def first_trial_done() -> bool:
+        trials = store.list_trials(experiment_id)
+        return bool(trials) and trials[0].state not in ("PENDING", "RUNNING")
+
+    control.follow(path, first_trial_done, click.echo)
+
+
+@experiment.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True)
+@click.pass_context
+def list_experiments(ctx: click.Context, as_json: bool, as_csv: bool) -> None:
+    """List experiments (alias: ls)."""
+    with opened(ctx) as store:
+        emit([experiment_row(store, e) for e in store.list_experiments()], as_json, as_csv)
+
+
+def _experiment(store: Store, experiment_id: int) -> Any:
+    from ridgeline.errors import StoreError
+
+    try:
+        return store.get_experiment(experiment_id)
+    except StoreError:
+        fail(f"no experiment {experiment_id} in this store")
+
+
+@experiment.command("describe")
+@click.argument("experiment_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True)
+@click.pass_context
+def describe(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool) -> None:
+    """Show an experiment with its trials."""
+    with opened(ctx) as store:
+        record = _experiment(store, experiment_id)
+        summary = experiment_row(store, record)
+        trials = trial_rows(store, experiment_id)
+        if as_json:
+            summary["config"] = record.config.get("raw")
+            summary["output_dir"] = record.config.get("output_dir")
+            summary["trials"] = trials
+            click.echo(json.dumps(summary, indent=2, default=str))
+        elif as_csv:
+            emit(trials, False, True)
+        else:
+            emit([summary], False, False)
+            emit(trials, False, False)
+
+
+@experiment.command("list-trials")
+@click.argument("experiment_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True)
+@click.pass_context
+def list_trials(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool) -> None:
+    """List an experiment's trials (alias: lt)."""
+    with opened(ctx) as store:
+        _experiment(store, experiment_id)
+        emit(trial_rows(store, experiment_id), as_json, as_csv)
+
+
+@experiment.command("list-checkpoints")
+@click.argument("experiment_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True)
+@click.pass_context
+def list_checkpoints(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool) -> None:
+    """List an experiment's checkpoints (alias: lc)."""
+    with opened(ctx) as store:
+        _experiment(store, experiment_id)
+        rows = [
+            {
+                "uuid": c.uuid,
+                "trial_id": t.id,
+                "steps_completed": c.steps_completed,
+                "state": c.state,
+                "metadata": c.metadata,
+            }
+            for t in store.list_trials(experiment_id)
+            for c in store.list_checkpoints(t.id)
+        ]
+        emit(rows, as_json, as_csv)
+
+
+def _control(ctx: click.Context, experiment_id: int, action: str) -> None:
+    with opened(ctx) as store:
+        record = _experiment(store, experiment_id)
+        if record.state in control.TERMINAL:
+            fail(f"experiment {experiment_id} has already ended ({record.state})")
+        try:
+            reply = control.request(record, "POST", f"/api/v1/experiment/{action}")
+        except RuntimeError as exc:
+            fail(str(exc))
+        if reply is None:  # no live coordinator: change the record; `resume` acts on it
+            state = {"pause": "PAUSED", "activate": "ACTIVE", "kill": "CANCELED"}[action]
+            store.update_experiment(experiment_id, state=state)
+            if action == "activate":
+                click.echo(
+                    f"Experiment {experiment_id} has no running coordinator; "
+                    f"start one with `ridgeline experiment resume {experiment_id}`"
+                )
+        click.echo(f"Experiment {experiment_id}: {action} requested")
+
+
+@experiment.command("pause")
+@click.argument("experiment_id", type=int)
+@click.pass_context
+def pause(ctx: click.Context, experiment_id: int) -> None:
+    """Pause: running trials checkpoint and exit; nothing new starts."""
+    _control(ctx, experiment_id, "pause")
+
+
+@experiment.command("activate")
+@click.argument("experiment_id", type=int)
+@click.pass_context
+def activate(ctx: click.Context, experiment_id: int) -> None:
+    """Activate a paused experiment: trials resume from their checkpoints (alias: unpause)."""
+    _control(ctx, experiment_id, "activate")
+
+
+@experiment.command("kill")
+@click.argument("experiment_id", type=int)
+@click.pass_context
+def kill(ctx: click.Context, experiment_id: int) -> None:
+    """Kill: end every trial now; the experiment becomes CANCELED."""
+    _control(ctx, experiment_id, "kill")
+
+
+@experiment.command("resume")
+@click.argument("experiment_id", type=int)
+@click.pass_context
+def resume(ctx: click.Context, experiment_id: int) -> None:
+    """Start a new coordinator for an experiment whose coordinator died."""
+    from ridgeline.experiment import launch_detached
+
+    with opened(ctx) as store:
+        record = _experiment(store, experiment_id)
+        if record.state in control.TERMINAL:
+            fail(f"experiment {experiment_id} has already ended ({record.state})")
+        if control.coordinator_alive(record):
+            fail(f"experiment {experiment_id} already has a running coordinator")
+    pid = launch_detached(experiment_id, ctx.obj["storage"])
+    click.echo(f"Resumed experiment {experiment_id} (coordinator pid {pid})")
+
+
+@experiment.command("wait")
+@click.argument("experiment_id", type=int)
+@click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
+@click.pass_context
+def wait(ctx: click.Context, experiment_id: int, timeout: float | None) -> None:
+    """Wait until the experiment ends; exit code 0 if it COMPLETED."""
+    with opened(ctx) as store:
+        _experiment(store, experiment_id)
+        state = control.wait_until(store, experiment_id, control.TERMINAL, timeout or 1e12)
+    click.echo(f"Experiment {experiment_id}: {state}")
+    if state != "COMPLETED":
+        sys.exit(1)
+
+
+@experiment.command("logs")
+@click.argument("experiment_id", type=int)
+@click.option("-f", "--follow", is_flag=True)
+@click.pass_context
+def experiment_logs(ctx: click.Context, experiment_id: int, follow: bool) -> None:
+    """The coordinator's log."""
+    with opened(ctx) as store:
+        record = _experiment(store, experiment_id)
+        path = Path(record.config["output_dir"]) / "log.txt"
+
+        def ended() -> bool:
+            return not follow or store.get_experiment(experiment_id).state in control.TERMINAL
+
+        control.follow(path, ended, click.echo)
+
+
+# -- trials ---------------------------------------------------------------------------------
+@cli.group(cls=AliasedGroup)
+def trial() -> None:
+    """Inspect and control single trials (alias: t). TRIAL_ID is the store-wide id."""
+
+
+def _trial(store: Store, trial_id: int) -> Any:
+    from ridgeline.errors import StoreError
+
+    try:
+        return store.get_trial(trial_id)
+    except StoreError:
+        fail(f"no trial {trial_id} in this store")
+
+
+@trial.command("describe")
+@click.argument("trial_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def trial_describe(ctx: click.Context, trial_id: int, as_json: bool) -> None:
+    """A trial's state, hyperparameters, metrics and checkpoints."""
+    with opened(ctx) as store:
+        record = _trial(store, trial_id)
+        data = {
+            "trial_id": record.id,
+            "experiment_id": record.experiment_id,
+            "number": record.number,
+            "state": record.state,
+            "hparams": record.params,
+            "restarts": record.restarts,
+            "exit_code": record.exit_code,
+            "metrics": [
+                {"group": m.group, "step": m.step, "values": m.values}
+                for m in store.trial_metrics(record.id)
+            ],
+            "checkpoints": [
+                {"uuid": c.uuid, "steps_completed": c.steps_completed, "state": c.state}
+                for c in store.list_checkpoints(record.id)
+            ],
+        }
+        if as_json:
+            click.echo(json.dumps(data, indent=2, default=str))
+        else:
+            emit(
+                [{k: v for k, v in data.items() if k not in ("metrics", "checkpoints")}],
+                False,
+                False,
+            )
+            emit(data["metrics"], False, False)
+            emit(data["checkpoints"], False, False)
+
+
+@trial.command("logs")
+@click.argument("trial_id", type=int)
+@click.option("-f", "--follow", is_flag=True)
+@click.pass_context
+def trial_logs(ctx: click.Context, trial_id: int, follow: bool) -> None:
+    """A trial's output (stdout and stderr)."""
+    with opened(ctx) as store:
+        record = _trial(store, trial_id)
+        experiment = store.get_experiment(record.experiment_id)
+        path = control.trial_log(experiment, record.number)
+
+        def ended() -> bool:
+            return not follow or store.get_trial(trial_id).state not in ("PENDING", "RUNNING")
+
+        control.follow(path, ended, click.echo)
+
+
+@trial.command("kill")
+@click.argument("trial_id", type=int)
+@click.pass_context
+def trial_kill(ctx: click.Context, trial_id: int) -> None:
+    """Kill one trial now."""
+    with opened(ctx) as store:
+        record = _trial(store, trial_id)
+        experiment = store.get_experiment(record.experiment_id)
+        try:
+            reply = control.request(experiment, "POST", f"/api/v1/trials/{record.number}/kill")
+        except RuntimeError as exc:
+            fail(str(exc))
+        if reply is None:
+            fail(f"experiment {record.experiment_id} has no running coordinator")
+        click.echo(f"Trial {trial_id}: kill requested")
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+@cli.group(cls=AliasedGroup)
+def checkpoint() -> None:
+    """Inspect and download checkpoints."""
+
+
+def _checkpoint(store: Store, uuid: str) -> Any:
+    from ridgeline.errors import StoreError
+
+    try:
+        return store.get_checkpoint(uuid)
+    except StoreError:
+        fail(f"no checkpoint {uuid} in this store")
+
+
+def _checkpoint_dir(store: Store, record: Any) -> Path:
+    trial_record = store.get_trial(record.trial_id)
+    experiment = store.get_experiment(trial_record.experiment_id)
+    from ridgeline.config import parse_config
+
+    config = parse_config(experiment.config["raw"], "stored", experiment.config["workdir"])
+    base = (
+        Path(config.checkpoint_storage.path)
+        if config.checkpoint_storage
+        else Path(experiment.config["output_dir"]) / "checkpoints"
+    )
+    return base / record.uuid
+
+
+@checkpoint.command("describe")
+@click.argument("uuid")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def checkpoint_describe(ctx: click.Context, uuid: str, as_json: bool) -> None:
+    """A checkpoint's trial, steps, metadata and state."""
+    with opened(ctx) as store:
+        record = _checkpoint(store, uuid)
+        row = {
+            "uuid": record.uuid,
+            "trial_id": record.trial_id,
+            "steps_completed": record.steps_completed,
+            "state": record.state,
+            "metadata": record.metadata,
+            "path": str(_checkpoint_dir(store, record)),
+        }
+        emit([row], as_json, False) if not as_json else click.echo(json.dumps(row, indent=2))
+
+
+@checkpoint.command("download")
+@click.argument("uuid")
+@click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False))
+@click.pass_context
+def checkpoint_download(ctx: click.Context, uuid: str, output_dir: str) -> None:
+    """Copy a checkpoint's files to OUTPUT_DIR."""
+    with opened(ctx) as store:
+        record = _checkpoint(store, uuid)
+        if record.state != "COMPLETED":
+            fail(f"checkpoint {uuid} is {record.state}")
+        source = _checkpoint_dir(store, record)
+        if not source.is_dir():
+            fail(f"checkpoint {uuid}'s files are missing from {source}")
+        shutil.copytree(source, output_dir, dirs_exist_ok=True)
+    click.echo(f"Checkpoint {uuid} downloaded to {output_dir}")
+
+
+# -- search preview -------------------------------------------------------------------------
+@cli.command("preview-search")
+@click.argument("config_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--config", "overrides", multiple=True, help="Override a key: KEY=VALUE.")
+def preview_search(config_file: str, overrides: tuple[str, ...]) -> None:
+    """Show what the searcher of CONFIG_FILE would run."""
+    from ridgeline.config import describe_search, load_config
+
+    for line in describe_search(load_config(config_file, overrides)):
+        click.echo(line)
+
+
+def main() -> None:
+    """Entry point: user errors print one clear message and exit 1."""
+    try:
+        cli(obj={})
+    except RidgelineError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,90 @@
+"""What the CLI needs beyond the store: reaching a live coordinator, following a log."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ridgeline.store.base import Store
+from ridgeline.store.records import ExperimentRecord
+from ridgeline.trial.http import Connection
+
+TERMINAL = ("COMPLETED", "CANCELED", "ERROR")
+
+
+def coordinator_alive(experiment: ExperimentRecord) -> bool:
+    """True when the experiment's recorded coordinator process still runs."""
+    pid = (experiment.coordinator or {}).get("pid")
+    if not pid:
+        return False
+    from ridgeline.optimize import _alive
+
+    return _alive(int(pid))
+
+
+def request(experiment: ExperimentRecord, method: str, path: str) -> dict[str, Any] | None:
+    """Send a control request to the live coordinator; None when none is reachable."""
+    info = experiment.coordinator or {}
+    if not info.get("url") or not coordinator_alive(experiment):
+        return None
+    host, _, port = str(info["url"]).removeprefix("http://").rpartition(":")
+    conn = Connection(host, int(port), timeout=30)
+    try:
+        status, body = conn.request(
+            method,
+            path,
+            b"{}",
+            {"Authorization": f"Bearer {experiment.config['token']}"},
+        )
+    except OSError:
+        return None
+    finally:
+        conn.close()
+    reply: dict[str, Any] = json.loads(body or b"{}")
+    if status != 200:
+        raise RuntimeError(reply.get("error", f"HTTP {status}"))
+    return reply
+
+
+def wait_until(store: Store, experiment_id: int, states: tuple[str, ...], timeout: float) -> str:
+    """Poll the store (the CLI is a separate process) until the experiment is in ``states``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        experiment = store.get_experiment(experiment_id)
+        if experiment.state in states:
+            return experiment.state
+        if not coordinator_alive(experiment) and experiment.state not in states:
+            # the coordinator may not have started yet, or died: let the caller decide
+            if time.monotonic() > deadline:
+                return experiment.state
+        if time.monotonic() > deadline:
+            return experiment.state
+        time.sleep(0.2)
+
+
+def follow(path: Path, done: Any, echo: Any) -> None:
+    """Print ``path`` as it grows until ``done()`` is true and nothing more arrives."""
+    position = 0
+    while True:
+        finished = done()
+        if path.exists():
+            with open(path, "rb") as handle:
+                handle.seek(position)
+                data = handle.read()
+                position += len(data)
+            if data:
+                echo(data.decode(errors="replace"), nl=False)
+        if finished:
+            return
+        time.sleep(0.2)
+
+
+def trial_log(experiment: ExperimentRecord, number: int) -> Path:
+    return Path(experiment.config["output_dir"]) / "jobs" / f"trial_{number}.out"
+
+
+def env_storage() -> str | None:
+    return os.environ.get("RIDGELINE_STORAGE")

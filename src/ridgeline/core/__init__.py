@@ -1,0 +1,130 @@
+"""The Core API: ``with ridgeline.core.init() as core_context: ...`` (Determined's names).
+
+Inside a trial that ridgeline launched, the contexts talk to the coordinator. Anywhere else they
+are local stand-ins (one operation of ``max_length``, checkpoints in a local folder, metrics
+logged) so a script can be debugged by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ridgeline.cluster import InvalidHP, get_cluster_info
+from ridgeline.core.checkpoint import CheckpointContext, DownloadMode
+from ridgeline.core.distributed import DistributedContext
+from ridgeline.core.preempt import PreemptContext, PreemptMode
+from ridgeline.core.searcher import SearcherContext, SearcherMode, SearcherOperation, Unit
+from ridgeline.core.train import EarlyExitReason, TrainContext
+
+__all__ = [
+    "CheckpointContext",
+    "Context",
+    "DistributedContext",
+    "DownloadMode",
+    "EarlyExitReason",
+    "PreemptContext",
+    "PreemptMode",
+    "SearcherContext",
+    "SearcherMode",
+    "SearcherOperation",
+    "TensorboardMode",
+    "TrainContext",
+    "Unit",
+    "init",
+]
+
+log = logging.getLogger("ridgeline.core")
+
+
+class TensorboardMode:
+    AUTO = "AUTO"
+    MANUAL = "MANUAL"
+
+
+class Context:
+    """What ``init()`` returns: ``.searcher``, ``.checkpoint``, ``.train``, ``.preempt``,
+    ``.distributed``."""
+
+    def __init__(
+        self,
+        checkpoint: CheckpointContext,
+        distributed: DistributedContext,
+        preempt: PreemptContext,
+        searcher: SearcherContext,
+        train: TrainContext,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.distributed = distributed
+        self.preempt = preempt
+        self.searcher = searcher
+        self.train = train
+        self.experimental = None
+        self.profiler = None
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self.preempt.close()
+        if isinstance(exc, InvalidHP):
+            log.info("InvalidHP raised: %s; the trial ends without counting", exc)
+            self.train.report_early_exit(EarlyExitReason.INVALID_HP)
+            sys.exit(0)
+        return False
+
+    def close(self) -> None:
+        self.preempt.close()
+
+
+def init(
+    *,
+    distributed: DistributedContext | None = None,
+    checkpoint_storage: str | os.PathLike[str] | dict[str, Any] | None = None,
+    preempt_mode: PreemptMode = PreemptMode.WorkersAskChief,
+    tensorboard_mode: str = TensorboardMode.AUTO,
+    max_length: int | None = None,
+) -> Context:
+    """Contexts for this trial. Off-cluster, ``max_length`` (default 1) is the length of the
+    one local operation and ``checkpoint_storage`` (default ``./checkpoints``) holds
+    checkpoints."""
+    info = get_cluster_info()
+    distributed = distributed or DistributedContext()
+    if info is None:
+        storage = _local_storage(checkpoint_storage)
+        return Context(
+            CheckpointContext(None, storage),
+            distributed,
+            PreemptContext(None),
+            SearcherContext(None, max_length or 1, None),
+            TrainContext(None),
+        )
+    from ridgeline.trial.client import TrialClient
+
+    client = TrialClient()
+    storage = info.checkpoint_storage or _local_storage(checkpoint_storage)
+    length = int(info.max_length) if info.max_length is not None else max_length
+    return Context(
+        CheckpointContext(client, storage),
+        distributed,
+        PreemptContext(client),
+        SearcherContext(client, length, info.length_unit),
+        TrainContext(client),
+    )
+
+
+def _local_storage(storage: str | os.PathLike[str] | dict[str, Any] | None) -> Path:
+    """A path, or a dict shaped like the YAML ``checkpoint_storage`` section."""
+    if isinstance(storage, dict):
+        base = storage.get("host_path") or storage.get("container_path") or "checkpoints"
+        return (Path(base) / storage.get("storage_path", "")).resolve()
+    return Path(storage or "checkpoints").resolve()

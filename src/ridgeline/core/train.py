@@ -1,0 +1,77 @@
+"""``TrainContext``: training and validation metrics, progress, early exit."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ridgeline.trial.client import TrialClient
+
+log = logging.getLogger("ridgeline.core")
+
+
+class EarlyExitReason(enum.Enum):
+    INVALID_HP = "EXITED_REASON_INVALID_HP"
+    USER_REQUESTED_STOP = "EXITED_REASON_USER_REQUESTED_STOP"
+
+
+def _plain_metrics(group: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(metrics, dict):
+        raise TypeError(f"{group} metrics must be a dict of name -> value, got {metrics!r}")
+    out: dict[str, Any] = {}
+    for name, value in metrics.items():
+        if isinstance(value, bytes | bytearray):
+            continue  # Determined drops bytes values
+        if value is None and group == "validation":
+            raise RuntimeError(f"validation metric {name!r} is None; report a number")
+        item = getattr(value, "item", None)
+        out[str(name)] = item() if callable(item) else value
+    return out
+
+
+class TrainContext:
+    def __init__(self, client: TrialClient | None) -> None:
+        self._client = client
+        self._exited = False
+
+    def report_metrics(self, group: str, steps_completed: int, metrics: dict[str, Any]) -> None:
+        if "." in group or not group:
+            raise ValueError(f"metric group {group!r} must be a non-empty name without '.'")
+        values = _plain_metrics(group, metrics)
+        if self._client is None:
+            log.info("%s metrics at %s: %s", group, steps_completed, values)
+            return
+        self._client.report_group(group, int(steps_completed), values)
+
+    def report_training_metrics(
+        self,
+        steps_completed: int,
+        metrics: dict[str, Any],
+        batch_metrics: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.report_metrics("training", steps_completed, metrics)
+
+    def report_validation_metrics(self, steps_completed: int, metrics: dict[str, Any]) -> None:
+        self.report_metrics("validation", steps_completed, metrics)
+
+    def report_progress(self, progress: float) -> None:
+        if not 0 <= progress <= 1 or math.isnan(progress):
+            raise ValueError(f"progress must be between 0 and 1, got {progress}")
+        if self._client is not None:
+            self._client.report_progress(fraction=float(progress))
+
+    def report_early_exit(self, reason: EarlyExitReason) -> None:
+        if self._exited:
+            raise RuntimeError("report_early_exit() may be called only once")
+        self._exited = True
+        if self._client is not None:
+            self._client.early_exit(EarlyExitReason(reason).name)
+
+    def get_experiment_best_validation(self) -> float | None:
+        return None if self._client is None else self._client.best_validation()
+
+    def set_status(self, status: str) -> None:
+        log.info("trial status: %s", status)

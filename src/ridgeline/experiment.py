@@ -1,0 +1,308 @@
+"""YAML experiments (the Core-API front door): create, run, resume.
+
+``Experiment.from_yaml("cfg.yaml", ".").run()`` runs one in this process; the CLI creates it
+and starts the same coordinator as a detached process (``ridgeline.engine.daemon``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ridgeline.errors import ConfigError
+from ridgeline.paths import default_storage, new_experiment_dir
+from ridgeline.store import open_store
+from ridgeline.store.base import Store
+from ridgeline.store.records import ACTIVE, CANCELED, COMPLETED, PAUSED, ExperimentRecord
+from ridgeline.trial import env as trial_env
+
+if TYPE_CHECKING:
+    from ridgeline.config import ExperimentConfig
+    from ridgeline.engine.coordinator import Coordinator
+    from ridgeline.searchers.base import Searcher
+
+log = logging.getLogger("ridgeline")
+FRONT_DOOR = "core"
+UNLIMITED = 1 << 30
+
+
+class Experiment:
+    """An experiment defined by a YAML file (or the same mapping in Python)."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        context_dir: str | os.PathLike[str] | None = None,
+        storage: str | None = None,
+    ) -> None:
+        self.config = config
+        self.context_dir = Path(context_dir).resolve() if context_dir is not None else None
+        self.storage = default_storage(storage)
+        self.id: int | None = None
+
+    @classmethod
+    def from_yaml(
+        cls,
+        path: str | os.PathLike[str],
+        context_dir: str | os.PathLike[str] | None = None,
+        overrides: Sequence[str] = (),
+        storage: str | None = None,
+    ) -> Experiment:
+        from ridgeline.config import load_config
+
+        return cls(load_config(path, overrides), context_dir, storage)
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        context_dir: str | os.PathLike[str] | None = None,
+        storage: str | None = None,
+    ) -> Experiment:
+        from ridgeline.config import parse_config
+
+        base = str(Path(context_dir or ".").resolve())
+        return cls(parse_config(data, "<dict>", base), context_dir, storage)
+
+    def create(self, paused: bool = False) -> int:
+        """Record the experiment and snapshot its context; nothing runs yet."""
+        build_searcher(self.config)  # refuse searchers this version cannot run, before anything
+        folder = new_experiment_dir()
+        try:
+            if self.context_dir is not None:
+                from ridgeline.snapshot import take_snapshot
+
+                take_snapshot(self.context_dir, folder / "context")
+            store = open_store(self.storage)
+            try:
+                seed = self.config.experiment_seed
+                if seed is None:
+                    from ridgeline.engine.engine import new_seed
+
+                    seed = new_seed()
+                record = store.create_experiment(
+                    self.config.name,
+                    {
+                        "front_door": FRONT_DOOR,
+                        "raw": self.config.raw,
+                        "seed": seed,
+                        "token": secrets.token_urlsafe(24),
+                        "output_dir": str(folder),
+                        "context": str(folder / "context") if self.context_dir else None,
+                        "workdir": str(self.context_dir or Path.cwd()),
+                    },
+                    state=PAUSED if paused else ACTIVE,
+                )
+            finally:
+                store.close()
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self.id = record.id
+        return record.id
+
+    def run(self, verbose: int = 1) -> dict[str, Any]:
+        """Create (if needed) and run to the end in this process; returns the best result."""
+        if self.id is None:
+            self.create()
+        assert self.id is not None
+        return run_experiment(self.id, self.storage, verbose=verbose)
+
+
+def build_searcher(config: ExperimentConfig) -> Searcher:
+    """The searcher a config asks for; searchers this version lacks are a ConfigError."""
+    from ridgeline.samplers.iterate import IterateSampler
+    from ridgeline.samplers.random import RandomSampler
+    from ridgeline.searchers.fifo import FIFOSearcher
+
+    searcher = config.searcher
+    length = searcher.max_length
+    if searcher.name == "single":
+        return FIFOSearcher(RandomSampler(), 1, length)
+    if searcher.name == "random":
+        return FIFOSearcher(RandomSampler(), searcher.max_trials, length, replace_invalid=True)
+    if searcher.name == "grid":
+        from ridgeline.config import grid_points
+
+        return FIFOSearcher(IterateSampler(grid_points(config)), None, length)
+    raise ConfigError(
+        f"searcher.name: {searcher.name!r} is not available in this version; "
+        f"use single, random or grid"
+    )
+
+
+def _trial_seed(seed: int, number: int) -> int:
+    return (seed * 1_000_003 + number) % (1 << 31)
+
+
+def _gpu_groups(slots_per_trial: int) -> list[str] | None:
+    """GPU ids grouped ``slots_per_trial`` to an entry, or None when there is no GPU."""
+    from ridgeline.schedulers.local import gpu_ids
+
+    ids = gpu_ids()
+    if not ids or slots_per_trial < 1:
+        return None
+    groups = [ids[i : i + slots_per_trial] for i in range(0, len(ids), slots_per_trial)]
+    groups = [g for g in groups if len(g) == slots_per_trial]
+    if not groups:
+        raise ConfigError(
+            f"resources.slots_per_trial is {slots_per_trial} but this machine has "
+            f"{len(ids)} GPU(s); lower slots_per_trial"
+        )
+    return [",".join(g) for g in groups]
+
+
+def _find(store: Store, experiment_id: int) -> ExperimentRecord:
+    record = store.get_experiment(experiment_id)
+    if record.config.get("front_door") != FRONT_DOOR:
+        raise ConfigError(
+            f"experiment {experiment_id} was not created from a config file; "
+            f"resume it with optimize(..., resume=True)"
+        )
+    return record
+
+
+def make_coordinator(store: Store, experiment: ExperimentRecord, verbose: int) -> Coordinator:
+    """Everything a coordinator for a YAML experiment needs, from its stored config."""
+    from ridgeline.config import nest_params, parse_config
+    from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
+    from ridgeline.engine.engine import Engine
+    from ridgeline.results import ResultsTable
+    from ridgeline.schedulers.local import LocalScheduler
+
+    stored = experiment.config
+    workdir = stored["workdir"]
+    config = parse_config(stored["raw"], f"experiment {experiment.id}", workdir)
+    out = Path(stored["output_dir"])
+    searcher_config = config.searcher
+    lower = bool(searcher_config.smaller_is_better)
+    engine = Engine(
+        store,
+        experiment.id,
+        config.space,
+        build_searcher(config),
+        lower,
+        int(stored["seed"]),
+        searcher_group="searcher",
+    )
+    checkpoint_dir = (
+        Path(config.checkpoint_storage.path) if config.checkpoint_storage else out / "checkpoints"
+    )
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    context = Path(stored["context"]) if stored.get("context") else None
+    user_data = json.dumps(config.data)
+
+    def trial_env_for(record: Any) -> dict[str, str]:
+        extra = dict(config.environment_variables)
+        extra.update(
+            {
+                trial_env.HPARAMS: json.dumps(nest_params(record.params)),
+                trial_env.TRIAL_SEED: str(_trial_seed(int(stored["seed"]), record.number)),
+                trial_env.USER_DATA: user_data,
+                trial_env.MAX_LENGTH: ""
+                if searcher_config.max_length is None
+                else str(searcher_config.max_length),
+                trial_env.LENGTH_UNIT: searcher_config.length_unit or "",
+            }
+        )
+        return extra
+
+    def trial_cwd(record: Any) -> str:
+        folder = out / "trials" / str(record.number)
+        if not folder.exists():
+            if context is not None:
+                shutil.copytree(context, folder)
+            else:
+                folder.mkdir(parents=True)
+        return str(folder)
+
+    retention = {}
+    if config.checkpoint_storage is not None:
+        retention = {
+            "save_trial_latest": config.checkpoint_storage.save_trial_latest,
+            "save_trial_best": config.checkpoint_storage.save_trial_best,
+            "save_experiment_best": config.checkpoint_storage.save_experiment_best,
+        }
+    settings = RunSettings(
+        front_door=CORE,
+        max_restarts=config.max_restarts,
+        checkpoint_dir=checkpoint_dir,
+        searcher_metric=searcher_config.metric,
+        smaller_is_better=lower,
+        trial_env=trial_env_for,
+        trial_cwd=trial_cwd,
+        retention=retention,
+        max_length=searcher_config.max_length,
+    )
+    scheduler = LocalScheduler(output_dir=str(out), resources=_gpu_groups(config.slots_per_trial))
+    concurrency = searcher_config.max_concurrent_trials or UNLIMITED
+    if searcher_config.name == "single":
+        concurrency = 1
+    return Coordinator(
+        engine,
+        scheduler,
+        list(config.entrypoint),
+        out,
+        concurrency,
+        stored["token"],
+        ResultsTable(lower),
+        grace_period=10.0,
+        port=(experiment.coordinator or {}).get("port", 0),
+        settings=settings,
+    )
+
+
+def run_experiment(
+    experiment_id: int, storage: str | None = None, verbose: int = 1
+) -> dict[str, Any]:
+    """Run (or carry on) a stored experiment's coordinator in this process until it ends."""
+    import asyncio
+
+    from ridgeline.optimize import _rebuild_results, _setup_logging
+
+    store = open_store(default_storage(storage))
+    try:
+        experiment = _find(store, experiment_id)
+        if experiment.state in (COMPLETED, CANCELED):
+            raise ConfigError(f"experiment {experiment_id} has already ended ({experiment.state})")
+        out = Path(experiment.config["output_dir"])
+        _setup_logging(out, verbose)
+        coordinator = make_coordinator(store, experiment, verbose)
+        resuming = bool(store.list_trials(experiment_id))
+        if resuming:
+            coordinator.engine.resume()
+            _rebuild_results(store, coordinator.engine, coordinator.results)
+        asyncio.run(coordinator.run(resume=resuming))
+        final = CANCELED if coordinator.state == CANCELED else COMPLETED
+        store.update_experiment(experiment_id, state=final)
+        return coordinator.results.best()
+    finally:
+        store.close()
+
+
+def launch_detached(experiment_id: int, storage: str | None = None) -> int:
+    """Start the experiment's coordinator as a process that outlives this one; its pid."""
+    storage = default_storage(storage)
+    store = open_store(storage)
+    try:
+        out = Path(_find(store, experiment_id).config["output_dir"])
+    finally:
+        store.close()
+    with open(out / "coordinator.log", "ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ridgeline.engine.daemon", str(experiment_id), storage],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(out),
+        )
+    return process.pid

@@ -1,0 +1,299 @@
+"""The Core-API front door end to end: YAML experiments, real trial processes, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import ridgeline
+from ridgeline.store import open_store
+
+REPO = Path(__file__).resolve().parents[2]
+STAGES = REPO / "examples" / "core_api"
+
+# A tutorial-shaped trial with switches for the fault tests (the hyperparameters carry them).
+TRIAL = """
+import os, pathlib, sys, time
+import ridgeline as det
+
+def main(ctx, info):
+    hp = info.trial.hparams
+    print(f"trial {info.trial.trial_id} starts with {hp}", flush=True)
+    if hp.get("reject_odd") and hp["increment_by"] % 2:
+        raise det.InvalidHP("odd increments are not allowed")
+    x, start = 0, 0
+    if info.latest_checkpoint is not None:
+        with ctx.checkpoint.restore_path(info.latest_checkpoint) as path:
+            x, start = map(int, (path / "state").read_text().split(","))
+        pathlib.Path(f"resumed_from_{start}").touch()
+    batch = start
+    for op in ctx.searcher.operations():
+        while batch < op.length:
+            x += hp["increment_by"]
+            batch += 1
+            time.sleep(hp.get("sleep", 0.005))
+            if batch % 10 == 0:
+                ctx.train.report_training_metrics(steps_completed=batch, metrics={"x": x})
+                with ctx.checkpoint.store_path({"steps_completed": batch}) as (path, uuid):
+                    (path / "state").write_text(f"{x},{batch}")
+                if hp.get("crash_at") == batch and not pathlib.Path("crashed").exists():
+                    pathlib.Path("crashed").touch()
+                    os._exit(7)
+                if ctx.preempt.should_preempt():
+                    return
+        ctx.train.report_validation_metrics(steps_completed=batch, metrics={"x": x})
+        op.report_completed(x)
+
+with det.core.init() as ctx:
+    main(ctx, det.get_cluster_info())
+"""
+
+
+def config(tmp: Path, **searcher) -> Path:
+    cfg = {
+        "name": "test",
+        "entrypoint": "python3 trial.py",
+        "max_restarts": searcher.pop("max_restarts", 0),
+        "hyperparameters": searcher.pop(
+            "hyperparameters", {"increment_by": {"type": "int", "minval": 1, "maxval": 8}}
+        ),
+        "searcher": {
+            "name": "random",
+            "metric": "x",
+            "smaller_is_better": False,
+            "max_length": 30,
+            "max_trials": 3,
+            "max_concurrent_trials": 2,
+            **searcher,
+        },
+    }
+    (tmp / "trial.py").write_text(textwrap.dedent(TRIAL))
+    path = tmp / "config.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def user_env(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private user-level store and data folder, for this process and the CLI's."""
+    monkeypatch.setenv("RIDGELINE_DATA_DIR", str(workdir / "data"))
+    monkeypatch.setenv("RIDGELINE_STORAGE", str(workdir / "data" / "store.db"))
+    return workdir
+
+
+def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "ridgeline.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"ridgeline {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def trials(experiment_id: int = 1) -> list:
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        return store.list_trials(experiment_id)
+    finally:
+        store.close()
+
+
+def describe(experiment_id: int) -> dict:
+    return json.loads(cli("e", "describe", str(experiment_id), "--json").stdout)
+
+
+def test_off_cluster_stand_ins(workdir: Path) -> None:
+    with ridgeline.core.init(max_length=20) as ctx:
+        lengths = []
+        for op in ctx.searcher.operations():
+            lengths.append(op.length)
+            with ctx.checkpoint.store_path({"steps_completed": op.length}) as (path, uuid):
+                (path / "w").write_text("1")
+            op.report_completed(0.5)
+            with pytest.raises(RuntimeError, match="already"):
+                op.report_completed(0.5)
+        assert lengths == [20]
+        assert ctx.checkpoint.get_metadata(uuid) == {"steps_completed": 20}
+        assert ctx.preempt.should_preempt() is False
+        assert ctx.distributed.get_rank() == 0 and ctx.distributed.allgather(3) == [3]
+    assert ridgeline.get_cluster_info() is None
+    with pytest.raises(ValueError, match="steps_completed"):
+        with ctx.checkpoint.store_path({}):
+            pass
+    with ridgeline.core.init() as ctx:
+        with pytest.raises(RuntimeError, match="report_completed"):
+            for _ in ctx.searcher.operations():
+                pass
+
+
+def test_random_search_from_python(user_env: Path) -> None:
+    exp = ridgeline.Experiment.from_yaml(config(user_env), user_env)
+    exp.run(verbose=0)
+    rows = describe(exp.id)
+    assert rows["state"] == "COMPLETED"
+    assert [t["state"] for t in rows["trials"]] == ["COMPLETED"] * 3
+    for t in rows["trials"]:
+        assert t["best_metric"] == 30 * t["hparams"]["increment_by"]
+        assert t["checkpoints"] >= 1
+    # the snapshot: each trial ran in its own copy of the context
+    out = Path(exp_dir(exp.id))
+    assert (out / "context" / "trial.py").exists()
+    assert (out / "trials" / "1" / "trial.py").exists()
+    first = rows["trials"][0]
+    assert f"trial {first['trial_id']} starts" in cli("t", "logs", str(first["trial_id"])).stdout
+
+
+def exp_dir(experiment_id: int) -> str:
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        return store.get_experiment(experiment_id).config["output_dir"]
+    finally:
+        store.close()
+
+
+def test_tutorial_stage3_via_cli(user_env: Path) -> None:
+    context = user_env / "stage3"
+    shutil.copytree(STAGES, context)
+    created = cli(
+        "e", "create", str(context / "3_hpsearch.yaml"), str(context),
+        "--config", "searcher.max_trials=4", "--json",
+    )
+    experiment_id = json.loads(created.stdout)["id"]
+    cli("e", "wait", str(experiment_id))
+    rows = describe(experiment_id)
+    assert len(rows["trials"]) == 4
+    for t in rows["trials"]:
+        assert t["state"] == "COMPLETED"
+        assert t["best_metric"] == 100 * t["hparams"]["increment_by"]
+        assert t["checkpoints"] >= 1
+    listed = cli("e", "list", "--json")
+    assert json.loads(listed.stdout)[0]["state"] == "COMPLETED"
+    checkpoints = json.loads(cli("e", "lc", str(experiment_id), "--json").stdout)
+    uuid = checkpoints[0]["uuid"]
+    cli("checkpoint", "download", uuid, "-o", str(user_env / "dl"))
+    assert (user_env / "dl" / "state").exists() and (user_env / "dl" / "metadata.json").exists()
+    trial = json.loads(cli("t", "describe", str(rows["trials"][0]["trial_id"]), "--json").stdout)
+    assert {m["group"] for m in trial["metrics"]} >= {"training", "validation", "searcher"}
+
+
+def test_invalid_hp_does_not_count(user_env: Path) -> None:
+    cfg = config(
+        user_env,
+        max_trials=3,
+        hyperparameters={
+            "increment_by": {"type": "int", "minval": 1, "maxval": 8},
+            "reject_odd": True,
+        },
+    )
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.run(verbose=0)
+    states = [t.state for t in trials(exp.id)]
+    assert states.count("COMPLETED") == 3
+    assert all(s in ("COMPLETED", "INVALID_HP") for s in states)
+    for t in trials(exp.id):
+        assert (t.state == "INVALID_HP") == (t.params["increment_by"] % 2 == 1)
+
+
+def test_crash_after_checkpoint_restarts_from_it(user_env: Path) -> None:
+    cfg = config(
+        user_env,
+        max_trials=1,
+        max_restarts=2,
+        hyperparameters={"increment_by": 1, "crash_at": 20},
+    )
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.run(verbose=0)
+    (trial,) = trials(exp.id)
+    assert trial.state == "COMPLETED" and trial.restarts == 1
+    folder = Path(exp_dir(exp.id)) / "trials" / "1"
+    assert (folder / "resumed_from_20").exists()
+    rows = describe(exp.id)
+    assert rows["trials"][0]["best_metric"] == 30  # x continued from the checkpoint
+
+
+def test_pause_activate_kill_and_resume(user_env: Path) -> None:
+    cfg = config(
+        user_env,
+        max_trials=2,
+        max_length=400,
+        hyperparameters={"increment_by": 1, "sleep": 0.01},
+    )
+    experiment_id = json.loads(cli("e", "create", str(cfg), str(user_env), "--json").stdout)["id"]
+
+    def wait_for(predicate, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.1)
+
+    def checkpoints() -> int:
+        return len(json.loads(cli("e", "lc", str(experiment_id), "--json").stdout))
+
+    wait_for(lambda: checkpoints() >= 2)
+    cli("e", "pause", str(experiment_id))
+    wait_for(lambda: all(t.state == "PAUSED" for t in trials(experiment_id)))
+    cli("e", "activate", str(experiment_id))
+    wait_for(lambda: any(
+        (Path(exp_dir(experiment_id)) / "trials" / str(n)).glob("resumed_from_*")
+        for n in (1, 2)
+    ) and all(t.state == "RUNNING" for t in trials(experiment_id)))
+    # the coordinator dies outright; `resume` starts a new one that carries on
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    pid = store.get_experiment(experiment_id).coordinator["pid"]
+    store.close()
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    cli("e", "resume", str(experiment_id))
+    wait_for(lambda: checkpoints() >= 6)
+    cli("e", "kill", str(experiment_id))
+    assert cli("e", "wait", str(experiment_id), check=False).returncode == 1
+    assert {t.state for t in trials(experiment_id)} == {"CANCELED"}
+
+
+def test_bad_config_creates_nothing(user_env: Path) -> None:
+    bad = user_env / "bad.yaml"
+    bad.write_text("entrypoint: python3 x.py\nsearcher: {name: random, metrc: x}\n")
+    result = cli("e", "create", str(bad), str(user_env), check=False)
+    assert result.returncode != 0
+    assert "metrc" in result.stderr and "metric" in result.stderr
+    assert json.loads(cli("e", "list", "--json").stdout) == []
+
+
+def test_sherpa_trial_script_as_entrypoint(user_env: Path) -> None:
+    (user_env / "sherpa_trial.py").write_text(textwrap.dedent("""
+        import ridgeline as sherpa
+        client = sherpa.Client()
+        trial = client.get_trial()
+        for i in range(1, 4):
+            client.send_metrics(trial=trial, iteration=i, objective=trial.parameters["lr"] * i)
+    """))
+    cfg = user_env / "sherpa.yaml"
+    cfg.write_text(textwrap.dedent("""
+        entrypoint: python3 sherpa_trial.py
+        hyperparameters:
+          lr: {type: double, minval: 0.1, maxval: 1.0}
+        searcher: {name: random, metric: loss, max_trials: 2}
+    """))
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.run(verbose=0)
+    assert [t.state for t in trials(exp.id)] == ["COMPLETED", "COMPLETED"]
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        metrics = store.trial_metrics(trials(exp.id)[0].id, "validation")
+    finally:
+        store.close()
+    assert [m.step for m in metrics] == [1, 2, 3] and "loss" in metrics[0].values
