@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _NAMES: dict[str, str] = {
     # SHERPA surface
     "Study": "ridgeline.study",
-    "optimize": "ridgeline.optimize",
+    "optimize": "ridgeline.runner",
     "Client": "ridgeline.client",
     "Trial": "ridgeline.trial.records",
     "TrialStatus": "ridgeline.trial.records",
@@ -89,7 +89,7 @@ if TYPE_CHECKING:
     from ridgeline.client import Client
     from ridgeline.cluster import LOG_FORMAT, ClusterInfo, InvalidHP, get_cluster_info
     from ridgeline.experiment import Experiment
-    from ridgeline.optimize import optimize
+    from ridgeline.runner import optimize
     from ridgeline.schedulers.local import LocalScheduler
     from ridgeline.space import (
         Choice,

@@ -180,7 +180,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord, verbose: int) -
 
     stored = experiment.config
     workdir = stored["workdir"]
-    config = parse_config(stored["raw"], f"experiment {experiment.id}", workdir)
+    config = parse_config(stored["raw"], f"experiment {experiment.id}", workdir, warn=False)
     out = Path(stored["output_dir"])
     searcher_config = config.searcher
     lower = bool(searcher_config.smaller_is_better)
@@ -266,7 +266,7 @@ def run_experiment(
     """Run (or carry on) a stored experiment's coordinator in this process until it ends."""
     import asyncio
 
-    from ridgeline.optimize import _rebuild_results, _setup_logging
+    from ridgeline.runner import rebuild_results, setup_logging
 
     store = open_store(default_storage(storage))
     try:
@@ -274,12 +274,12 @@ def run_experiment(
         if experiment.state in (COMPLETED, CANCELED):
             raise ConfigError(f"experiment {experiment_id} has already ended ({experiment.state})")
         out = Path(experiment.config["output_dir"])
-        _setup_logging(out, verbose)
+        setup_logging(out, verbose)
         coordinator = make_coordinator(store, experiment, verbose)
         resuming = bool(store.list_trials(experiment_id))
         if resuming:
             coordinator.engine.resume()
-            _rebuild_results(store, coordinator.engine, coordinator.results)
+            rebuild_results(store, coordinator.engine, coordinator.results)
         asyncio.run(coordinator.run(resume=resuming))
         final = CANCELED if coordinator.state == CANCELED else COMPLETED
         store.update_experiment(experiment_id, state=final)

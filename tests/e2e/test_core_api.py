@@ -100,7 +100,9 @@ def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.Comp
         timeout=timeout,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"ridgeline {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"ridgeline {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -169,8 +171,13 @@ def test_tutorial_stage3_via_cli(user_env: Path) -> None:
     context = user_env / "stage3"
     shutil.copytree(STAGES, context)
     created = cli(
-        "e", "create", str(context / "3_hpsearch.yaml"), str(context),
-        "--config", "searcher.max_trials=4", "--json",
+        "e",
+        "create",
+        str(context / "3_hpsearch.yaml"),
+        str(context),
+        "--config",
+        "searcher.max_trials=4",
+        "--json",
     )
     experiment_id = json.loads(created.stdout)["id"]
     cli("e", "wait", str(experiment_id))
@@ -247,10 +254,15 @@ def test_pause_activate_kill_and_resume(user_env: Path) -> None:
     cli("e", "pause", str(experiment_id))
     wait_for(lambda: all(t.state == "PAUSED" for t in trials(experiment_id)))
     cli("e", "activate", str(experiment_id))
-    wait_for(lambda: any(
-        (Path(exp_dir(experiment_id)) / "trials" / str(n)).glob("resumed_from_*")
-        for n in (1, 2)
-    ) and all(t.state == "RUNNING" for t in trials(experiment_id)))
+    wait_for(
+        lambda: (
+            any(
+                (Path(exp_dir(experiment_id)) / "trials" / str(n)).glob("resumed_from_*")
+                for n in (1, 2)
+            )
+            and all(t.state == "RUNNING" for t in trials(experiment_id))
+        )
+    )
     # the coordinator dies outright; `resume` starts a new one that carries on
     store = open_store(os.environ["RIDGELINE_STORAGE"])
     pid = store.get_experiment(experiment_id).coordinator["pid"]
@@ -274,20 +286,24 @@ def test_bad_config_creates_nothing(user_env: Path) -> None:
 
 
 def test_sherpa_trial_script_as_entrypoint(user_env: Path) -> None:
-    (user_env / "sherpa_trial.py").write_text(textwrap.dedent("""
+    (user_env / "sherpa_trial.py").write_text(
+        textwrap.dedent("""
         import ridgeline as sherpa
         client = sherpa.Client()
         trial = client.get_trial()
         for i in range(1, 4):
             client.send_metrics(trial=trial, iteration=i, objective=trial.parameters["lr"] * i)
-    """))
+    """)
+    )
     cfg = user_env / "sherpa.yaml"
-    cfg.write_text(textwrap.dedent("""
+    cfg.write_text(
+        textwrap.dedent("""
         entrypoint: python3 sherpa_trial.py
         hyperparameters:
           lr: {type: double, minval: 0.1, maxval: 1.0}
         searcher: {name: random, metric: loss, max_trials: 2}
-    """))
+    """)
+    )
     exp = ridgeline.Experiment.from_yaml(cfg, user_env)
     exp.run(verbose=0)
     assert [t.state for t in trials(exp.id)] == ["COMPLETED", "COMPLETED"]

@@ -363,6 +363,12 @@ def wait(ctx: click.Context, experiment_id: int, timeout: float | None) -> None:
         _experiment(store, experiment_id)
         state = control.wait_until(store, experiment_id, control.TERMINAL, timeout or 1e12)
     click.echo(f"Experiment {experiment_id}: {state}")
+    if state not in control.TERMINAL:
+        click.echo(
+            f"No coordinator is running it; `ridgeline experiment resume {experiment_id}` "
+            f"carries it on.",
+            err=True,
+        )
     if state != "COMPLETED":
         sys.exit(1)
 
@@ -489,7 +495,9 @@ def _checkpoint_dir(store: Store, record: Any) -> Path:
     experiment = store.get_experiment(trial_record.experiment_id)
     from ridgeline.config import parse_config
 
-    config = parse_config(experiment.config["raw"], "stored", experiment.config["workdir"])
+    config = parse_config(
+        experiment.config["raw"], "stored", experiment.config["workdir"], warn=False
+    )
     base = (
         Path(config.checkpoint_storage.path)
         if config.checkpoint_storage

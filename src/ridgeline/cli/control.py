@@ -20,9 +20,9 @@ def coordinator_alive(experiment: ExperimentRecord) -> bool:
     pid = (experiment.coordinator or {}).get("pid")
     if not pid:
         return False
-    from ridgeline.optimize import _alive
+    from ridgeline.runner import process_alive
 
-    return _alive(int(pid))
+    return process_alive(int(pid))
 
 
 def request(experiment: ExperimentRecord, method: str, path: str) -> dict[str, Any] | None:
@@ -50,17 +50,22 @@ def request(experiment: ExperimentRecord, method: str, path: str) -> dict[str, A
 
 
 def wait_until(store: Store, experiment_id: int, states: tuple[str, ...], timeout: float) -> str:
-    """Poll the store (the CLI is a separate process) until the experiment is in ``states``."""
+    """Poll the store (the CLI is a separate process) until the experiment is in ``states``.
+
+    Gives up after ``timeout`` seconds, or once no coordinator has run it for 10 s (one that
+    was just launched needs a moment to record itself)."""
     deadline = time.monotonic() + timeout
+    dead_since: float | None = None
     while True:
         experiment = store.get_experiment(experiment_id)
-        if experiment.state in states:
+        now = time.monotonic()
+        if experiment.state in states or now > deadline:
             return experiment.state
-        if not coordinator_alive(experiment) and experiment.state not in states:
-            # the coordinator may not have started yet, or died: let the caller decide
-            if time.monotonic() > deadline:
-                return experiment.state
-        if time.monotonic() > deadline:
+        if coordinator_alive(experiment):
+            dead_since = None
+        elif dead_since is None:
+            dead_since = now
+        elif now - dead_since > 10:
             return experiment.state
         time.sleep(0.2)
 

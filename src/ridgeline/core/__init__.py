@@ -74,13 +74,12 @@ class Context:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         self.preempt.close()
         if isinstance(exc, InvalidHP):
             log.info("InvalidHP raised: %s; the trial ends without counting", exc)
             self.train.report_early_exit(EarlyExitReason.INVALID_HP)
             sys.exit(0)
-        return False
 
     def close(self) -> None:
         self.preempt.close()
@@ -111,7 +110,7 @@ def init(
     from ridgeline.trial.client import TrialClient
 
     client = TrialClient()
-    storage = info.checkpoint_storage or _local_storage(checkpoint_storage)
+    storage = Path(info.checkpoint_storage or _local_storage(checkpoint_storage))
     length = int(info.max_length) if info.max_length is not None else max_length
     return Context(
         CheckpointContext(client, storage),

@@ -544,7 +544,12 @@ class Coordinator:
         return len(inserted)
 
     def complete_operation(self, number: int, op_id: int, metric: Any) -> None:
-        self._handle(self.engine.complete_operation(number, op_id, metric))
+        length = int(self.engine.ops[number]["length"]) if number in self.engine.ops else 0
+        actions = self.engine.complete_operation(number, op_id, metric)
+        params = self.engine.records[number].params
+        self.results.add_observation(number, length, params, float(metric), {})
+        self._schedule_write()
+        self._handle(actions)
         self._notify()
 
     def register_checkpoint(

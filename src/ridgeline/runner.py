@@ -1,4 +1,5 @@
-"""``optimize()``: the runner-script entry. Starts a coordinator that launches trial scripts."""
+"""``optimize()``: the runner-script entry (the module is not named optimize, so that importing
+it never hides the function on the package). Starts a coordinator that launches trial scripts."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def optimize(
     out.mkdir(parents=True, exist_ok=True)
     if not scheduler.output_dir:
         scheduler.output_dir = str(out)
-    _setup_logging(out, verbose)
+    setup_logging(out, verbose)
 
     store = open_store(storage or out / "ridgeline.db")
     try:
@@ -108,7 +109,7 @@ def optimize(
         results = ResultsTable(bool(lower_is_better))
         if resuming:
             engine.resume()
-            _rebuild_results(store, engine, results)
+            rebuild_results(store, engine, results)
         from ridgeline.engine.coordinator import Coordinator
 
         listen_port = port if port is not None else db_port
@@ -188,12 +189,12 @@ def _find_experiment(
             f"cannot resume {out}: it searched {previous}, this call asks for {wanted}"
         )
     pid = (experiment.coordinator or {}).get("pid")
-    if pid and pid != os.getpid() and _alive(pid):
+    if pid and pid != os.getpid() and process_alive(pid):
         raise ConfigError(f"a coordinator (pid {pid}) is still running the search in {out}")
     return experiment
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -207,7 +208,7 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None:
+def rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None:
     """Replay the stored observations and trial ends in the order they happened."""
     trials = {r.id: r for r in store.list_trials(engine.experiment_id)}
     events: list[tuple[float, int, Any]] = []
@@ -227,7 +228,7 @@ def _rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> Non
             results.finalize(item.number, item.state)
 
 
-def _setup_logging(out: Path, verbose: int) -> None:
+def setup_logging(out: Path, verbose: int) -> None:
     logger = logging.getLogger("ridgeline")
     logger.setLevel(logging.INFO)
     for handler in list(logger.handlers):

@@ -1,0 +1,88 @@
+"""The parsed experiment config: frozen records the runner, CLI and searchers read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ridgeline.space import SearchSpace
+
+__all__ = [
+    "CheckpointStorageConfig",
+    "ConfigWarning",
+    "DeprecatedConfigWarning",
+    "ExperimentConfig",
+    "SearcherConfig",
+]
+
+
+class ConfigWarning(UserWarning):
+    """A config key that is accepted for compatibility with Determined but has no effect."""
+
+
+class DeprecatedConfigWarning(ConfigWarning, FutureWarning):
+    """A config key that Determined itself deprecated or removed; it is ignored.
+
+    A ``FutureWarning`` (shown by default), not a ``DeprecationWarning`` (hidden by default
+    outside ``__main__``): the people who should see it are config authors, not developers.
+    """
+
+
+@dataclass(frozen=True)
+class SearcherConfig:
+    """``searcher:`` with Determined's defaults filled in.
+
+    ``max_length`` is the training length in ``length_unit`` (``batches``/``epochs``/``records``
+    from the one-key form, or None for a plain integer); None when the config gives none
+    (Determined 0.38 style: the script decides). ``max_concurrent_trials`` 0 means unlimited.
+    ``options`` holds the searcher-specific fields (``divisor``, ``max_rungs``, ``mode``,
+    ``bracket_rungs``, ``stop_once``, ``num_rungs``, ``time_metric``, ``max_time``, ...).
+    """
+
+    name: str
+    metric: str
+    smaller_is_better: bool = True
+    max_length: int | None = None
+    length_unit: str | None = None
+    max_trials: int | None = None
+    max_concurrent_trials: int = 16
+    source_trial_id: int | None = None
+    source_checkpoint_uuid: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckpointStorageConfig:
+    """Where checkpoints go (an absolute directory) and how many are kept."""
+
+    path: str
+    save_experiment_best: int = 0
+    save_trial_best: int = 1
+    save_trial_latest: int = 1
+    type: str = "shared_fs"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated experiment config.
+
+    ``hyperparameters`` is the nested mapping as written (log ``base`` filled in); ``space``
+    is its flattened search space (nested groups as dotted names ``a.b``, plain values as
+    ``Constant``); ``raw`` is the whole validated mapping with defaults filled in and
+    checkpoint paths made absolute: JSON data that ``parse_config`` turns back into an equal
+    config.
+    """
+
+    name: str
+    description: str
+    entrypoint: list[str]
+    hyperparameters: dict[str, Any]
+    space: SearchSpace = field(compare=False, repr=False)
+    searcher: SearcherConfig
+    max_restarts: int = 5
+    checkpoint_storage: CheckpointStorageConfig | None = None
+    slots_per_trial: int = 1
+    experiment_seed: int | None = None
+    data: Any = None
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)

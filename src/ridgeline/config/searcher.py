@@ -1,0 +1,342 @@
+"""``searcher:``: names, common fields, lengths and the adaptive searchers' options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ridgeline.config.checks import (
+    Problems,
+    as_bool,
+    as_int,
+    as_number,
+    as_str,
+    join,
+    show,
+    suggest,
+    whole,
+)
+from ridgeline.config.model import SearcherConfig
+
+__all__ = ["LENGTH_UNITS", "REMOVED", "SEARCHERS", "parse_searcher"]
+
+SEARCHERS = ("single", "random", "grid", "adaptive_asha", "async_halving", "bayesian", "tpe")
+#: Searchers this version runs; the others are validated so a config can be checked now.
+RUNNABLE = ("single", "random", "grid")
+REMOVED = ("adaptive", "adaptive_simple", "sync_halving", "pbt", "custom")
+LENGTH_UNITS = ("batches", "epochs", "records")
+MODES = ("standard", "aggressive", "conservative")
+
+_COMMON = ("name", "metric", "smaller_is_better", "source_trial_id", "source_checkpoint_uuid")
+_TRIALS = ("max_length", "max_trials", "max_concurrent_trials")
+_ASHA = ("divisor", "stop_once", "time_metric", "max_time")
+FIELDS: dict[str, tuple[str, ...]] = {
+    "single": (*_COMMON, "max_length"),
+    "random": (*_COMMON, *_TRIALS),
+    "grid": (*_COMMON, *_TRIALS),
+    "async_halving": (*_COMMON, *_TRIALS, *_ASHA, "num_rungs"),
+    "adaptive_asha": (*_COMMON, *_TRIALS, *_ASHA, "mode", "max_rungs", "bracket_rungs"),
+    "bayesian": (*_COMMON, *_TRIALS),
+    "tpe": (*_COMMON, *_TRIALS),
+}
+_ALL_FIELDS = sorted({f for fields in FIELDS.values() for f in fields} | {"unit"})
+#: Determined's defaults for the searcher-specific options.
+OPTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "adaptive_asha": {
+        "mode": "standard",
+        "divisor": 4,
+        "max_rungs": 5,
+        "bracket_rungs": [],
+        "stop_once": False,
+    },
+    "async_halving": {"divisor": 4, "stop_once": False},
+}
+_ALTERNATIVES = "use adaptive_asha (early stopping), random, grid or single instead"
+
+
+def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[str, Any]]:
+    """Validate ``searcher:``; the config and the mapping with defaults filled in."""
+    path = "searcher"
+    example = "e.g. searcher: {name: random, metric: validation_loss, max_trials: 10}"
+    if data is None:
+        p.missing(path, "a searcher section", f"add one, {example}")
+        return None, {}
+    if not isinstance(data, dict):
+        p.bad(path, "a mapping", data, example)
+        return None, {}
+    name = _name(p, data)
+    errors = len(p.items)
+    fields = FIELDS.get(name or "", tuple(_ALL_FIELDS))
+    open_options = name in ("bayesian", "tpe")
+    options: dict[str, Any] = {}
+    for key in data:
+        if key in fields:
+            continue
+        if key == "unit":
+            p.notes.append(
+                (
+                    "searcher.unit is deprecated in Determined: write the unit into max_length, "
+                    "e.g. max_length: {epochs: 10}",
+                    True,
+                )
+            )
+        elif open_options:
+            options[key] = data[key]
+        elif key in _ALL_FIELDS and name is not None:
+            fix = "remove it"
+            if name == "single" and key in ("max_trials", "max_concurrent_trials"):
+                fix = "single runs exactly one trial; remove it, or use name: random"
+            p.add(join(path, key), f"is not a field of the {name} searcher; {fix}")
+        else:
+            p.unknown_keys(path, {key: None}, fields, f"the {name} searcher" if name else "")
+
+    metric = None
+    if data.get("metric") is None:
+        p.missing(
+            join(path, "metric"),
+            "metric",
+            "name the validation metric to optimize, e.g. metric: validation_loss",
+        )
+    else:
+        metric = as_str(p, join(path, "metric"), data["metric"])
+    smaller = True
+    if data.get("smaller_is_better") is not None:
+        smaller = bool(as_bool(p, join(path, "smaller_is_better"), data["smaller_is_better"]))
+    source_trial = source_uuid = None
+    if data.get("source_trial_id") is not None:
+        source_trial = as_int(p, join(path, "source_trial_id"), data["source_trial_id"], 1)
+    if data.get("source_checkpoint_uuid") is not None:
+        source_uuid = as_str(
+            p, join(path, "source_checkpoint_uuid"), data["source_checkpoint_uuid"]
+        )
+    if source_trial is not None and source_uuid is not None:
+        p.add(
+            path,
+            f"source_trial_id and source_checkpoint_uuid are both set (got {source_trial!r} "
+            f"and {source_uuid!r}); give at most one warm-start source",
+        )
+    length, unit = _length(p, data)
+
+    max_trials: int | None = None
+    if name == "single":
+        max_trials = 1
+    elif name == "grid":
+        if data.get("max_trials") is not None:
+            p.notes.append(
+                (
+                    "searcher.max_trials is ignored by the grid searcher: it runs every grid point",
+                    False,
+                )
+            )
+    elif data.get("max_trials") is None:
+        if name is not None:
+            p.missing(
+                join(path, "max_trials"),
+                "max_trials",
+                f"the {name} searcher needs the number of trials, e.g. max_trials: 16",
+            )
+    else:
+        max_trials = as_int(p, join(path, "max_trials"), data["max_trials"], 1)
+    concurrency = 1 if name == "single" else 16
+    if name != "single" and data.get("max_concurrent_trials") is not None:
+        concurrency = (
+            as_int(
+                p,
+                join(path, "max_concurrent_trials"),
+                data["max_concurrent_trials"],
+                0,
+                "0 means no limit",
+            )
+            or 0
+        )
+
+    if name in OPTION_DEFAULTS:
+        options.update(_adaptive(p, name, data, length))
+
+    written = dict(data)
+    if name is not None:
+        written["smaller_is_better"] = smaller
+        if name != "single":
+            written["max_concurrent_trials"] = concurrency
+        for key, value in OPTION_DEFAULTS.get(name, {}).items():
+            if written.get(key) is None:
+                written[key] = value
+    if name is None or metric is None or len(p.items) != errors:
+        return None, written
+    return (
+        SearcherConfig(
+            name=name,
+            metric=metric,
+            smaller_is_better=smaller,
+            max_length=length,
+            length_unit=unit,
+            max_trials=max_trials,
+            max_concurrent_trials=concurrency,
+            source_trial_id=source_trial,
+            source_checkpoint_uuid=source_uuid,
+            options=options,
+        ),
+        written,
+    )
+
+
+def _name(p: Problems, data: dict[str, Any]) -> str | None:
+    path = "searcher.name"
+    name = data.get("name")
+    if name is None:
+        p.missing(path, "name", f"use one of {', '.join(SEARCHERS)}")
+        return None
+    if not isinstance(name, str):
+        p.bad(path, f"one of {', '.join(SEARCHERS)}", name)
+        return None
+    if name in REMOVED:
+        p.add(
+            path,
+            f"the {name!r} searcher has been removed and is not valid for new experiments "
+            f"(got {name!r}); {_ALTERNATIVES}",
+        )
+        return None
+    if name not in SEARCHERS:
+        hint = suggest(name, SEARCHERS)
+        fix = f"did you mean {hint!r}?" if hint else f"use one of {', '.join(SEARCHERS)}"
+        p.add(path, f"unknown searcher (got {name!r}); {fix}")
+        return None
+    return name
+
+
+def _length(p: Problems, data: dict[str, Any]) -> tuple[int | None, str | None]:
+    """``max_length`` as (length, unit); a plain integer has no unit unless ``unit`` says."""
+    path = "searcher.max_length"
+    expected = "a positive integer or a one-key mapping {batches|epochs|records: N}"
+    value = data.get("max_length")
+    length: int | None = None
+    unit: str | None = None
+    if isinstance(value, dict):
+        if len(value) != 1:
+            p.bad(path, expected, value, "e.g. max_length: {epochs: 10}")
+            return None, None
+        ((key, n),) = value.items()
+        if key in LENGTH_UNITS:
+            unit = key
+            length = as_int(p, join(path, key), n, 1)
+        else:
+            hint = suggest(str(key), LENGTH_UNITS)
+            fix = f"did you mean {hint!r}?" if hint else f"use one of {', '.join(LENGTH_UNITS)}"
+            if ":" in str(key):
+                fix = "put a space after the colon, as in {epochs: 3}"
+            p.add(join(path, key), f"unknown length unit (got {key!r}); {fix}")
+    elif value is not None:
+        length = whole(value)
+        if length is None or length < 1:
+            p.bad(path, expected, value, "e.g. max_length: {epochs: 10}")
+            length = None
+    declared = data.get("unit")
+    if declared is not None:
+        if declared not in LENGTH_UNITS:
+            p.bad("searcher.unit", f"one of {', '.join(LENGTH_UNITS)}", declared)
+        elif unit is not None and declared != unit:
+            p.add(
+                "searcher.unit",
+                f"disagrees with max_length's unit (got unit {declared!r}, max_length in "
+                f"{unit!r}); remove unit",
+            )
+        elif unit is None and length is not None:
+            unit = declared
+    return length, unit
+
+
+def _adaptive(p: Problems, name: str, data: dict[str, Any], length: int | None) -> dict[str, Any]:
+    """Options of adaptive_asha and async_halving, defaults filled in."""
+    path = "searcher"
+    opts = dict(OPTION_DEFAULTS[name])
+    if data.get("divisor") is not None:
+        d = as_number(p, join(path, "divisor"), data["divisor"])
+        if d is not None and d <= 1:
+            p.bad(join(path, "divisor"), "a number > 1", d, "the usual divisor is 4 (or 3)")
+        opts["divisor"] = d
+    if data.get("stop_once") is not None:
+        opts["stop_once"] = as_bool(p, join(path, "stop_once"), data["stop_once"])
+    if name == "async_halving":
+        if data.get("num_rungs") is None:
+            p.missing(join(path, "num_rungs"), "num_rungs", "give the number of rungs, e.g. 3")
+        else:
+            opts["num_rungs"] = as_int(p, join(path, "num_rungs"), data["num_rungs"], 1)
+    else:
+        mode = data.get("mode")
+        if mode is not None:
+            if mode not in MODES:
+                hint = suggest(str(mode), MODES)
+                fix = f"did you mean {hint!r}?" if hint else ""
+                p.bad(join(path, "mode"), f"one of {', '.join(MODES)}", mode, fix)
+            opts["mode"] = mode
+        if data.get("max_rungs") is not None:
+            opts["max_rungs"] = as_int(p, join(path, "max_rungs"), data["max_rungs"], 1)
+        rungs = data.get("bracket_rungs")
+        if rungs is not None:
+            if not isinstance(rungs, list):
+                p.bad(join(path, "bracket_rungs"), "a list of rung counts", rungs, "e.g. [3, 2]")
+            else:
+                for i, r in enumerate(rungs):
+                    as_int(p, f"{path}.bracket_rungs[{i}]", r, 1)
+                opts["bracket_rungs"] = list(rungs)
+    time_metric, max_time = data.get("time_metric"), data.get("max_time")
+    if time_metric is not None:
+        opts["time_metric"] = as_str(p, join(path, "time_metric"), time_metric)
+    if max_time is not None:
+        opts["max_time"] = as_int(p, join(path, "max_time"), max_time, 1)
+    if length is None and data.get("max_length") is None:
+        if time_metric is None and max_time is None:
+            p.missing(
+                join(path, "max_length"),
+                "max_length",
+                f"the {name} searcher needs a training budget: max_length: {{epochs: N}} "
+                f"(or time_metric and max_time, Determined 0.38 style)",
+            )
+        elif time_metric is None or max_time is None:
+            absent = "time_metric" if time_metric is None else "max_time"
+            p.missing(
+                join(path, absent),
+                absent,
+                "time_metric and max_time go together; set both, or set max_length instead",
+            )
+    return opts
+
+
+def describe(config: Any, grid_points: int | None) -> list[str]:
+    """What the searcher of a validated ``ExperimentConfig`` will run, one line per fact."""
+    s: SearcherConfig = config.searcher
+    better = "smaller" if s.smaller_is_better else "larger"
+    lines = [f"Searcher: {s.name}, optimizing {s.metric!r} ({better} is better)"]
+    if s.max_length is not None:
+        unit = s.length_unit or "units (the script's own)"
+        if s.max_length == 1 and s.length_unit:
+            unit = {"batches": "batch", "epochs": "epoch", "records": "record"}[s.length_unit]
+        length = f"trained to {s.max_length} {unit}"
+    else:
+        length = "trained for as long as its script decides (no searcher.max_length)"
+    concurrency = f"Concurrency: up to {s.max_concurrent_trials} trials at once"
+    if s.max_concurrent_trials == 0:
+        concurrency = "Concurrency: no limit (max_concurrent_trials: 0)"
+    if s.name == "single":
+        lines.append(f"Trials: 1, {length}")
+        lines.append("Concurrency: 1")
+    elif s.name == "random":
+        lines.append(f"Trials: {s.max_trials} random configurations, each {length}")
+        lines.append(concurrency)
+    elif s.name == "grid":
+        lines.append(f"Grid points: {grid_points}")
+        lines.append(f"Trials: {grid_points}, one per grid point, each {length}")
+        lines.append(concurrency)
+    else:
+        lines.append(
+            f"The {s.name} searcher is validated but runs in a later version of ridgeline; "
+            f"use {', '.join(RUNNABLE)} to run now"
+        )
+        lines.append(f"Trials: up to {s.max_trials}, each at most {length}")
+        lines.append(concurrency)
+        for key, value in s.options.items():
+            lines.append(f"  {key}: {show(value)}")
+    if s.source_trial_id is not None:
+        lines.append(f"Every trial starts from trial {s.source_trial_id}'s latest checkpoint")
+    if s.source_checkpoint_uuid is not None:
+        lines.append(f"Every trial starts from checkpoint {s.source_checkpoint_uuid}")
+    return lines
