@@ -224,7 +224,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord, verbose: int) -
                 folder.mkdir(parents=True)
         return str(folder)
 
-    retention = {}
+    retention = {"save_trial_latest": 1, "save_trial_best": 1, "save_experiment_best": 0}
     if config.checkpoint_storage is not None:
         retention = {
             "save_trial_latest": config.checkpoint_storage.save_trial_latest,

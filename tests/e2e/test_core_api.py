@@ -190,11 +190,21 @@ def test_tutorial_stage3_via_cli(user_env: Path) -> None:
     listed = cli("e", "list", "--json")
     assert json.loads(listed.stdout)[0]["state"] == "COMPLETED"
     checkpoints = json.loads(cli("e", "lc", str(experiment_id), "--json").stdout)
-    uuid = checkpoints[0]["uuid"]
+    kept = [c for c in checkpoints if c["state"] == "COMPLETED"]
+    assert len(kept) == 4 and len(checkpoints) == 40  # retention: each trial's latest/best
+    uuid = kept[0]["uuid"]
     cli("checkpoint", "download", uuid, "-o", str(user_env / "dl"))
     assert (user_env / "dl" / "state").exists() and (user_env / "dl" / "metadata.json").exists()
     trial = json.loads(cli("t", "describe", str(rows["trials"][0]["trial_id"]), "--json").stdout)
     assert {m["group"] for m in trial["metrics"]} >= {"training", "validation", "searcher"}
+
+
+def test_tutorial_stage2_checkpoints(user_env: Path) -> None:
+    exp = ridgeline.Experiment.from_yaml(STAGES / "2_checkpoints.yaml", STAGES)
+    exp.run(verbose=0)
+    (row,) = describe(exp.id)["trials"]
+    assert row["state"] == "COMPLETED" and row["best_metric"] == 100
+    assert row["checkpoints"] == 1  # default retention: the latest (no searcher metric: no best)
 
 
 def test_invalid_hp_does_not_count(user_env: Path) -> None:

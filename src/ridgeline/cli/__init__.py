@@ -112,17 +112,16 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
 def trial_rows(store: Store, experiment_id: int) -> list[dict[str, Any]]:
     rows = []
     experiment = store.get_experiment(experiment_id)
-    smaller = (
-        (experiment.config.get("raw") or {})
-        .get("searcher", {})
-        .get("smaller_is_better", experiment.config.get("lower_is_better", True))
-    )
+    searcher = (experiment.config.get("raw") or {}).get("searcher", {})
+    smaller = searcher.get("smaller_is_better", experiment.config.get("lower_is_better", True))
+    metric = searcher.get("metric")
     for trial in store.list_trials(experiment_id):
-        values = [
-            m.values.get("objective")
-            for m in store.trial_metrics(trial.id)
-            if m.group in ("searcher", "validation") and "objective" in m.values
-        ]
+        values = []
+        for m in store.trial_metrics(trial.id):
+            if m.group in ("searcher", "validation") and "objective" in m.values:
+                values.append(m.values["objective"])
+            elif m.group == "validation" and metric in m.values:
+                values.append(m.values[metric])
         finite = [v for v in values if isinstance(v, int | float) and v == v]
         best = (min(finite) if smaller else max(finite)) if finite else None
         checkpoints = [c for c in store.list_checkpoints(trial.id) if c.state == "COMPLETED"]

@@ -144,6 +144,7 @@ class Coordinator:
         self._write_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.interrupted = False
+        self.closing = False  # long-polls answer at once while the server shuts down
 
     # -- small helpers -----------------------------------------------------------------------
     def capacity(self) -> int:
@@ -198,6 +199,8 @@ class Coordinator:
                 self._abandon_running()
             self._write_results()
             self.store.update_experiment(self.engine.experiment_id, coordinator=None)
+            self.closing = True
+            self._wake()
             await runner.cleanup()
 
     async def _bind(self, runner: web.AppRunner) -> web.TCPSite:

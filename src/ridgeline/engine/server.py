@@ -110,7 +110,7 @@ def build_app(coordinator: Coordinator) -> web.Application:
             if number in engine.closed or coordinator.preempt_wanted(number):
                 return _json({"op": None, "done": True})
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or coordinator.closing:
                 return _json({"op": None, "done": False})
             await coordinator.signal(number).wait(remaining)
 
@@ -179,7 +179,7 @@ def build_app(coordinator: Coordinator) -> web.Application:
         deadline = loop.time() + long_poll_wait(request)
         while not coordinator.preempt_wanted(number):
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or coordinator.closing:
                 return _json({"preempt": False})
             await coordinator.signal(number).wait(remaining)
         return _json({"preempt": True})
