@@ -207,6 +207,33 @@ def test_tutorial_stage2_checkpoints(user_env: Path) -> None:
     assert row["checkpoints"] == 1  # default retention: the latest (no searcher metric: no best)
 
 
+def test_checkpoint_retention_keeps_experiment_best(user_env: Path) -> None:
+    cfg = config(user_env, max_trials=3)
+    import yaml
+
+    data = yaml.safe_load(cfg.read_text())
+    data["checkpoint_storage"] = {
+        "type": "shared_fs",
+        "host_path": str(user_env / "ckpts"),
+        "save_trial_latest": 0,
+        "save_trial_best": 0,
+        "save_experiment_best": 1,
+    }
+    cfg.write_text(yaml.safe_dump(data))
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.run(verbose=0)
+    rows = describe(exp.id)["trials"]
+    best_trial = max(rows, key=lambda t: t["best_metric"])
+    kept = [
+        c
+        for c in json.loads(cli("e", "lc", str(exp.id), "--json").stdout)
+        if c["state"] == "COMPLETED"
+    ]
+    assert len(kept) == 1
+    assert kept[0]["trial_id"] == best_trial["trial_id"] and kept[0]["steps_completed"] == 30
+    assert sorted(p.name for p in (user_env / "ckpts").iterdir()) == [kept[0]["uuid"]]
+
+
 def test_invalid_hp_does_not_count(user_env: Path) -> None:
     cfg = config(
         user_env,
@@ -323,3 +350,35 @@ def test_sherpa_trial_script_as_entrypoint(user_env: Path) -> None:
     finally:
         store.close()
     assert [m.step for m in metrics] == [1, 2, 3] and "loss" in metrics[0].values
+
+
+def test_cli_paused_create_activate_trial_kill_and_preview(user_env: Path) -> None:
+    cfg = config(user_env, max_trials=2, max_length=2000, hyperparameters={"increment_by": 1})
+    preview = cli("preview-search", str(cfg), "--config", "searcher.max_trials=7").stdout
+    assert "7" in preview and "random" in preview
+    experiment_id = json.loads(cli("e", "create", str(cfg), "--paused", "--json").stdout)["id"]
+    time.sleep(1.0)
+    assert trials(experiment_id) == []  # paused: nothing starts
+    cli("e", "unpause", str(experiment_id))
+    deadline = time.monotonic() + 60
+    while not any(t.state == "RUNNING" for t in trials(experiment_id)):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    running = next(t for t in trials(experiment_id) if t.state == "RUNNING")
+    cli("t", "kill", str(running.id))
+    while store_trial(running.id).state == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert store_trial(running.id).state == "STOPPED"
+    assert "Submitting Trial 1" in cli("e", "logs", str(experiment_id)).stdout
+    cli("e", "kill", str(experiment_id))
+    assert cli("e", "wait", str(experiment_id), check=False).returncode == 1
+    assert cli("e", "describe", "999", check=False).returncode == 1
+
+
+def store_trial(trial_id: int):
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        return store.get_trial(trial_id)
+    finally:
+        store.close()

@@ -182,9 +182,12 @@ def create(
     follow: bool,
     as_json: bool,
 ) -> None:
-    """Create an experiment from CONFIG_FILE and start it in the background."""
+    """Create an experiment from CONFIG_FILE and start it in the background.
+
+    CONTEXT_DIR (default: the config file's folder) is copied for the trials to run in."""
     from ridgeline.experiment import Experiment, launch_detached
 
+    context_dir = context_dir or str(Path(config_file).resolve().parent)
     exp = Experiment.from_yaml(config_file, context_dir, overrides, ctx.obj["storage"])
     experiment_id = exp.create(paused=paused)
     pid = launch_detached(experiment_id, exp.storage)

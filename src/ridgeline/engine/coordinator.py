@@ -198,6 +198,8 @@ class Coordinator:
             if self.interrupted:
                 self._abandon_running()
             self._write_results()
+            if self._finished.is_set():
+                self._collect_garbage()
             self.store.update_experiment(self.engine.experiment_id, coordinator=None)
             self.closing = True
             self._wake()
@@ -568,29 +570,56 @@ class Coordinator:
             shutil.rmtree(self.settings.checkpoint_dir / record.uuid, ignore_errors=True)
         self.store.set_checkpoint_state(uuid, "DELETED")
 
-    def _collect_garbage(self, number: int) -> None:
-        """Apply checkpoint retention to an ended trial: keep its latest and best ones."""
-        if self.settings.checkpoint_dir is None or not self.settings.retention:
-            return
+    def _scored_checkpoints(self, number: int) -> list[tuple[CheckpointRecord, float | None]]:
+        """A trial's live checkpoints with the searcher metric at their step (None: none)."""
         record = self.engine.records[number]
-        checkpoints = [c for c in self.store.list_checkpoints(record.id) if c.state == COMPLETED]
-        if not checkpoints:
+        scores: dict[int, float] = {}
+        for m in self.store.trial_metrics(record.id, self.engine.searcher_group):
+            value = m.values.get("objective")
+            if isinstance(value, int | float) and math.isfinite(value):
+                scores[m.step] = float(value)
+        return [
+            (c, scores.get(c.steps_completed))
+            for c in self.store.list_checkpoints(record.id)
+            if c.state == COMPLETED
+        ]
+
+    def _best_first(
+        self, scored: list[tuple[CheckpointRecord, float | None]]
+    ) -> list[CheckpointRecord]:
+        ranked = [(c, v) for c, v in scored if v is not None]
+        ranked.sort(key=lambda cv: cv[1] or 0.0, reverse=not self.engine.history.lower_is_better)
+        return [c for c, _ in ranked]
+
+    def _collect_garbage(self, number: int | None = None) -> None:
+        """Checkpoint retention. At a trial's end: keep its ``save_trial_latest`` newest and
+        ``save_trial_best`` best, plus its best ``save_experiment_best`` (candidates for the
+        experiment's best). At the experiment's end (``number`` None): only the experiment's
+        ``save_experiment_best`` best survive beside each trial's latest and best."""
+        if self.settings.checkpoint_dir is None or not self.settings.retention:
             return
         latest_n = self.settings.retention.get("save_trial_latest", 1)
         best_n = self.settings.retention.get("save_trial_best", 1)
-        by_time = sorted(checkpoints, key=lambda c: (c.steps_completed, c.created_at))
-        keep = {c.uuid for c in by_time[len(by_time) - latest_n :]} if latest_n else set()
-        scores = {
-            m.step: m.values.get("objective")
-            for m in self.store.trial_metrics(record.id, self.engine.searcher_group)
-        }
-        scored = [c for c in checkpoints if isinstance(scores.get(c.steps_completed), float)]
-        scored.sort(
-            key=lambda c: float(scores[c.steps_completed] or 0.0),
-            reverse=not self.engine.history.lower_is_better,
-        )
-        keep |= {c.uuid for c in scored[:best_n]}
-        for checkpoint in checkpoints:
+        experiment_n = self.settings.retention.get("save_experiment_best", 0)
+        numbers = [number] if number is not None else sorted(self.engine.records)
+        every: list[tuple[CheckpointRecord, float | None]] = []
+        keep: set[str] = set()
+        for trial in numbers:
+            if self.engine.records[trial].state not in TRIAL_DONE_STATES:
+                return  # a paused or running trial may still need any of its checkpoints
+            scored = self._scored_checkpoints(trial)
+            every += scored
+            by_time = sorted(
+                (c for c, _ in scored), key=lambda c: (c.steps_completed, c.created_at)
+            )
+            keep |= {c.uuid for c in by_time[len(by_time) - latest_n :]} if latest_n else set()
+            best = self._best_first(scored)
+            keep |= {c.uuid for c in best[:best_n]}
+            if number is not None:
+                keep |= {c.uuid for c in best[:experiment_n]}
+        if number is None:
+            keep |= {c.uuid for c in self._best_first(every)[:experiment_n]}
+        for checkpoint, _ in every:
             if checkpoint.uuid not in keep:
                 self.delete_checkpoint(checkpoint.uuid)
 
