@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -44,13 +45,24 @@ def build_app(coordinator: Coordinator) -> web.Application:
             return _error(f"no trial {number} in this experiment", 404)
         return number
 
+    TrialHandler = Callable[[web.Request, int], Awaitable[web.Response]]
+
+    def for_trial(handler: TrialHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """Resolve the ``{trial}`` in the path to a known trial number, or answer 400/404."""
+
+        async def wrapped(request: web.Request) -> web.Response:
+            number = trial_number(request)
+            if isinstance(number, web.Response):
+                return number
+            return await handler(request, number)
+
+        return wrapped
+
     async def health(request: web.Request) -> web.Response:
         return _json({"ok": True, "experiment_id": coordinator.engine.experiment_id})
 
-    async def get_trial(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def get_trial(request: web.Request, number: int) -> web.Response:
         record = coordinator.engine.records[number]
         return _json(
             {
@@ -61,10 +73,8 @@ def build_app(coordinator: Coordinator) -> web.Application:
             }
         )
 
-    async def post_metrics(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def post_metrics(request: web.Request, number: int) -> web.Response:
         try:
             body = json.loads(await request.read())
             reports = body["reports"]
@@ -78,10 +88,8 @@ def build_app(coordinator: Coordinator) -> web.Application:
             return _error(str(exc), 400)
         return _json({"accepted": accepted, "stop": coordinator.stop_requested(number)})
 
-    async def get_stop(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def get_stop(request: web.Request, number: int) -> web.Response:
         return _json({"stop": coordinator.stop_requested(number)})
 
     def long_poll_wait(request: web.Request) -> float:
@@ -90,10 +98,8 @@ def build_app(coordinator: Coordinator) -> web.Application:
         except ValueError:
             return 30.0
 
-    async def get_operation(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def get_operation(request: web.Request, number: int) -> web.Response:
         engine = coordinator.engine
         if coordinator.settings.max_length is None:
             return _error(
@@ -114,10 +120,8 @@ def build_app(coordinator: Coordinator) -> web.Application:
                 return _json({"op": None, "done": False})
             await coordinator.signal(number).wait(remaining)
 
-    async def complete_operation(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def complete_operation(request: web.Request, number: int) -> web.Response:
         try:
             body = json.loads(await request.read())
             op_id = int(request.match_info["op"])
@@ -128,18 +132,14 @@ def build_app(coordinator: Coordinator) -> web.Application:
             return _error(f"malformed completion: {exc}", 400)
         return _json({"ok": True})
 
-    async def post_progress(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def post_progress(request: web.Request, number: int) -> web.Response:
         body = json.loads(await request.read() or b"{}")
         coordinator.progress[number] = body
         return _json({"ok": True})
 
-    async def post_checkpoint(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def post_checkpoint(request: web.Request, number: int) -> web.Response:
         try:
             body = json.loads(await request.read())
             record = coordinator.register_checkpoint(
@@ -171,10 +171,8 @@ def build_app(coordinator: Coordinator) -> web.Application:
             return _error(str(exc), 404)
         return _json({"ok": True})
 
-    async def get_preempt(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def get_preempt(request: web.Request, number: int) -> web.Response:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + long_poll_wait(request)
         while not coordinator.preempt_wanted(number):
@@ -184,17 +182,13 @@ def build_app(coordinator: Coordinator) -> web.Application:
             await coordinator.signal(number).wait(remaining)
         return _json({"preempt": True})
 
-    async def ack_preempt(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def ack_preempt(request: web.Request, number: int) -> web.Response:
         coordinator.acked.add(number)
         return _json({"ok": True})
 
-    async def early_exit(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def early_exit(request: web.Request, number: int) -> web.Response:
         body = json.loads(await request.read() or b"{}")
         if body.get("reason") != "INVALID_HP":
             return _error(f"unknown early-exit reason {body.get('reason')!r}", 400)
@@ -216,10 +210,8 @@ def build_app(coordinator: Coordinator) -> web.Application:
             return _error(f"unknown action {action!r}: use pause, activate or kill", 404)
         return _json({"state": coordinator.state})
 
-    async def kill_trial(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if isinstance(number, web.Response):
-            return number
+    @for_trial
+    async def kill_trial(request: web.Request, number: int) -> web.Response:
         coordinator.kill_trial(number)
         return _json({"ok": True})
 
