@@ -131,6 +131,8 @@ class Coordinator:
         self.on_progress = on_progress
         self.settings = settings or RunSettings()
         self.running: dict[int, Job] = {}
+        self.waiting: list[int] = []  # trials with work to do, waiting for a free slot
+        self.released: set[int] = set()  # trials told "no more operations" since launch
         self.stopping: set[int] = set()
         self.acked: set[int] = set()  # trials that acknowledged a preemption
         self.invalid: set[int] = set()  # trials that reported InvalidHP
@@ -235,28 +237,48 @@ class Coordinator:
                 self._wake(action.trial)
                 record = self.engine.records[action.trial]
                 if action.trial not in self.running and record.state in (PENDING, PAUSED):
-                    if self.state == ACTIVE:
-                        self._launch(action.trial)
+                    if action.trial not in self.waiting:
+                        self.waiting.append(action.trial)
             elif isinstance(action, Close):
                 self._wake(action.trial)
+                record = self.engine.records[action.trial]
+                if action.final and action.trial not in self.running and record.state == PAUSED:
+                    self._end_paused(action.trial)
             elif isinstance(action, Stop):
                 self._stop(action.trial, action.reason)
             elif isinstance(action, Shutdown):
                 log.info("Search finished creating trials: %s", action.reason)
 
+    def _launch_waiting(self) -> None:
+        while self.waiting and len(self.running) < self.capacity() and self.state == ACTIVE:
+            number = self.waiting.pop(0)
+            if number not in self.running:
+                self._launch(number)
+
     def _fill(self) -> None:
+        """Use free slots: trials waiting to resume first, then new trials from the searcher."""
         if self.state != ACTIVE:
             self._check_finished()
             return
-        free = self.capacity() - len(self.running)
-        while free > 0 and not self.engine.shutdown:
-            before = len(self.running)
-            self._handle(self.engine.slots_free(free))
-            launched = len(self.running) - before
-            if launched == 0:
+        self._launch_waiting()
+        while not self.engine.shutdown:
+            free = self.capacity() - len(self.running) - len(self.waiting)
+            if free <= 0:
                 break
-            free -= launched
+            before = len(self.running) + len(self.waiting)
+            self._handle(self.engine.slots_free(free))
+            self._launch_waiting()
+            if len(self.running) + len(self.waiting) == before:
+                break
         self._check_finished()
+
+    def _end_paused(self, number: int) -> None:
+        """A paused trial the searcher will not resume: it is complete."""
+        if number in self.waiting:
+            self.waiting.remove(number)
+        self._handle(self.engine.trial_exited(number, COMPLETED, 0))
+        self.results.finalize(number, COMPLETED)
+        self._collect_garbage(number)
 
     def latest_checkpoint(self, number: int) -> CheckpointRecord | None:
         done = [
@@ -314,6 +336,7 @@ class Coordinator:
             return
         self.stopping.discard(number)
         self.acked.discard(number)
+        self.released.discard(number)
         self.engine.trial_started(number, job.info)
         self._watch(number, job)
 
@@ -339,8 +362,11 @@ class Coordinator:
         if number in self.invalid:
             return INVALID_HP
         if exit_code == 0 or (exit_code is None and has_metrics):
-            paused = number in self.acked or self.state == PAUSED
-            if paused and number not in self.engine.closed:
+            if number in self.engine.closed:  # the searcher said: no more work now
+                return COMPLETED if number in self.engine.final else PAUSED
+            if number in self.released:  # told "done", then given new work while exiting
+                return PAUSED
+            if number in self.acked or self.state == PAUSED:  # the user paused the experiment
                 return PAUSED
             return COMPLETED
         return FAILED
@@ -384,6 +410,10 @@ class Coordinator:
         if status == PAUSED:
             self.engine.trial_paused(number)
             log.info("Trial %d paused (checkpointed, exited)", number)
+            op = self.engine.ops.get(number)
+            promoted = number in self.released and number not in self.engine.closed
+            if promoted and op is not None and not op["done"] and self.state == ACTIVE:
+                self.waiting.append(number)  # new work arrived while it was exiting
         else:
             actions = self.engine.trial_exited(number, status, exit_code)
             with warnings.catch_warnings(record=True) as caught:
@@ -430,9 +460,12 @@ class Coordinator:
             self.scheduler.kill(job, force=True)
 
     def _check_finished(self) -> None:
-        if self.running:
+        if self.running or self.waiting:
             return
         if self.state == CANCELED or (self.engine.shutdown and self.state == ACTIVE):
+            for number, record in sorted(self.engine.records.items()):
+                if record.state == PAUSED and self.state == ACTIVE:
+                    self._end_paused(number)  # paused by the searcher, never resumed
             self._finished.set()
 
     # -- control -----------------------------------------------------------------------------
@@ -461,9 +494,9 @@ class Coordinator:
         self.store.update_experiment(self.engine.experiment_id, state=ACTIVE)
         self.engine.event("experiment_activated")
         for number, record in sorted(self.engine.records.items()):
-            if record.state == PAUSED and number not in self.running:
-                if len(self.running) < self.capacity():
-                    self._launch(number)
+            resumable = number not in self.engine.closed
+            if record.state == PAUSED and resumable and number not in self.waiting:
+                self.waiting.append(number)
         self._fill()
 
     def kill(self) -> None:
@@ -658,8 +691,11 @@ class Coordinator:
                 self._launch(number)
         if self.state == ACTIVE:
             for number, record in sorted(self.engine.records.items()):
-                if record.state == PAUSED and len(self.running) < self.capacity():
-                    self._launch(number)
+                op = self.engine.ops.get(number)
+                has_work = number not in self.engine.closed or (op is not None and not op["done"])
+                idle = number not in self.waiting and number not in self.running
+                if record.state in (PAUSED, PENDING) and has_work and idle:
+                    self.waiting.append(number)
 
     def _abandon_running(self) -> None:
         """On interrupt, end trial processes; they stay RUNNING in the store for a resume."""

@@ -61,6 +61,7 @@ class Engine:
         # that have no further work now (their operation stream ends).
         self.ops: dict[int, dict[str, Any]] = {}
         self.closed: set[int] = set()
+        self.final: set[int] = set()  # closed for good (Close(final=True)); others are paused
         self._op_counter = 0
         searcher.bind(space, self.history, self.rng)
 
@@ -89,6 +90,7 @@ class Engine:
             self.stop_requested = set(state.get("stop_requested", ()))
             self.ops = {int(k): v for k, v in state.get("ops", {}).items()}
             self.closed = set(state.get("closed", ()))
+            self.final = set(state.get("final", ()))
             self._op_counter = state.get("op_counter", 0)
 
     # -- events ------------------------------------------------------------------------------
@@ -193,6 +195,7 @@ class Engine:
                 "stop_requested": sorted(self.stop_requested),
                 "ops": {str(k): v for k, v in self.ops.items()},
                 "closed": sorted(self.closed),
+                "final": sorted(self.final),
                 "op_counter": self._op_counter,
             },
         )
@@ -227,11 +230,17 @@ class Engine:
                         "done": False,
                     }
                 self.closed.discard(action.trial)
+                self.final.discard(action.trial)
             elif isinstance(action, Close):
                 self.closed.add(action.trial)
+                if action.final:
+                    self.final.add(action.trial)
+                else:
+                    self.final.discard(action.trial)
             elif isinstance(action, Stop):
                 self.stop_requested.add(action.trial)
                 self.closed.add(action.trial)
+                self.final.add(action.trial)
                 self.event("stop_requested", trial=action.trial, reason=action.reason)
             elif isinstance(action, Shutdown):
                 self.shutdown = True

@@ -114,6 +114,7 @@ def build_app(coordinator: Coordinator) -> web.Application:
             if op is not None and not op["done"]:
                 return _json({"op": {"id": op["id"], "length": op["length"]}})
             if number in engine.closed or coordinator.preempt_wanted(number):
+                coordinator.released.add(number)
                 return _json({"op": None, "done": True})
             remaining = deadline - loop.time()
             if remaining <= 0 or coordinator.closing:

@@ -35,9 +35,13 @@ class Train:
 
 @dataclass(frozen=True)
 class Close:
-    """No more work for ``trial`` now; its checkpoint is kept (pause)."""
+    """No more work for ``trial`` now: its operation stream ends and its process exits.
+
+    ``final``: the searcher is done with it (it ends COMPLETED). Otherwise it is paused with
+    its checkpoint kept, and a later ``Train`` relaunches it from that checkpoint."""
 
     trial: int
+    final: bool = True
 
 
 @dataclass(frozen=True)
