@@ -133,9 +133,38 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
         from ridgeline.config import grid_points
 
         return FIFOSearcher(IterateSampler(grid_points(config)), None, length)
+    options = searcher.options
+    if searcher.name in ("adaptive_asha", "async_halving") and length is not None:
+        assert searcher.max_trials is not None
+        if searcher.name == "async_halving":
+            from ridgeline.searchers.asha import ASHASearcher
+
+            return ASHASearcher(
+                RandomSampler(),
+                searcher.max_trials,
+                int(length),
+                options["num_rungs"],
+                options["divisor"],
+                searcher.max_concurrent_trials,
+                bool(options["stop_once"]),
+            )
+        from ridgeline.searchers.adaptive import AdaptiveASHASearcher
+
+        return AdaptiveASHASearcher(
+            RandomSampler(),
+            searcher.max_trials,
+            int(length),
+            options["divisor"],
+            options["max_rungs"],
+            options["mode"],
+            options["bracket_rungs"] or None,
+            searcher.max_concurrent_trials,
+            bool(options["stop_once"]),
+        )
     raise ConfigError(
-        f"searcher.name: {searcher.name!r} is not available in this version; "
-        f"use single, random or grid"
+        f"searcher.name: {searcher.name!r} is not available in this version (adaptive "
+        f"searchers need searcher.max_length); use single, random, grid, adaptive_asha or "
+        f"async_halving"
     )
 
 

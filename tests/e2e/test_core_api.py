@@ -36,9 +36,10 @@ def main(ctx, info):
             x, start = map(int, (path / "state").read_text().split(","))
         pathlib.Path(f"resumed_from_{start}").touch()
     batch = start
+    step = 100 - info.trial.number if hp.get("early_is_better") else hp["increment_by"]
     for op in ctx.searcher.operations():
         while batch < op.length:
-            x += hp["increment_by"]
+            x += step
             batch += 1
             time.sleep(hp.get("sleep", 0.005))
             if batch % 10 == 0:
@@ -62,6 +63,7 @@ with det.core.init() as ctx:
 
 
 def config(tmp: Path, **searcher) -> Path:
+    searcher.setdefault("name", "random")
     cfg = {
         "name": "test",
         "entrypoint": "python3 trial.py",
@@ -70,7 +72,6 @@ def config(tmp: Path, **searcher) -> Path:
             "hyperparameters", {"increment_by": {"type": "int", "minval": 1, "maxval": 8}}
         ),
         "searcher": {
-            "name": "random",
             "metric": "x",
             "smaller_is_better": False,
             "max_length": 30,
@@ -385,3 +386,46 @@ def store_trial(trial_id: int):
         return store.get_trial(trial_id)
     finally:
         store.close()
+
+
+def test_adaptive_asha_pauses_and_promotes_with_checkpoints(user_env: Path) -> None:
+    # Earlier trials score better, so a trial paused at rung 0 is promoted later on.
+    cfg = config(
+        user_env,
+        name="adaptive_asha",
+        max_trials=10,
+        max_length=100,
+        max_concurrent_trials=3,
+        hyperparameters={"increment_by": 1, "early_is_better": True},
+    )
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.run(verbose=0)
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        records = store.list_trials(exp.id)
+        lengths = {
+            t.number: [m.step for m in store.trial_metrics(t.id, "searcher")] for t in records
+        }
+        events = store.read_events(exp.id)
+    finally:
+        store.close()
+    assert len(records) == 10 and all(t.state == "COMPLETED" for t in records)
+    assert all(steps in ([25], [25, 100], [100]) for steps in lengths.values()), lengths
+    paused = {e.data["trial"] for e in events if e.kind == "trial_paused"}
+    resumed = [n for n in paused if lengths[n] == [25, 100]]
+    assert resumed, (lengths, paused)  # a paused trial was promoted and relaunched
+    folder = Path(exp_dir(exp.id)) / "trials"
+    rows = describe(exp.id)["trials"]
+    for number in resumed:  # relaunched from its own checkpoint: it went on from step 25
+        assert (folder / str(number) / "resumed_from_25").exists()
+        assert rows[number - 1]["best_metric"] == 100 * (100 - number)
+    peak = 0
+    live: set[int] = set()
+    for event in events:
+        trial = event.data.get("trial")
+        if event.kind == "trial_started":
+            live.add(trial)
+        elif event.kind in ("trial_exited", "trial_paused"):
+            live.discard(trial)
+        peak = max(peak, len(live))
+    assert peak <= 3

@@ -21,7 +21,7 @@ __all__ = ["LENGTH_UNITS", "REMOVED", "SEARCHERS", "parse_searcher"]
 
 SEARCHERS = ("single", "random", "grid", "adaptive_asha", "async_halving", "bayesian", "tpe")
 #: Searchers this version runs; the others are validated so a config can be checked now.
-RUNNABLE = ("single", "random", "grid")
+RUNNABLE = ("single", "random", "grid", "adaptive_asha", "async_halving")
 REMOVED = ("adaptive", "adaptive_simple", "sync_halving", "pbt", "custom")
 LENGTH_UNITS = ("batches", "epochs", "records")
 MODES = ("standard", "aggressive", "conservative")
@@ -326,6 +326,24 @@ def describe(config: Any, grid_points: int | None) -> list[str]:
         lines.append(f"Grid points: {grid_points}")
         lines.append(f"Trials: {grid_points}, one per grid point, each {length}")
         lines.append(concurrency)
+    elif s.name in ("adaptive_asha", "async_halving") and s.max_length is not None:
+        from ridgeline.searchers.adaptive import describe_plan
+
+        o = s.options
+        if s.name == "adaptive_asha":
+            rungs = {"max_rungs": o["max_rungs"], "mode": o["mode"]}
+            rungs["bracket_rungs"] = o["bracket_rungs"] or None
+        else:  # one bracket of num_rungs
+            rungs = {"max_rungs": o["num_rungs"], "bracket_rungs": [o["num_rungs"]]}
+        lines += describe_plan(
+            int(s.max_length),
+            int(s.max_trials or 1),
+            divisor=o["divisor"],
+            max_concurrent_trials=s.max_concurrent_trials,
+            unit=s.length_unit,
+            stop_once=bool(o.get("stop_once")),
+            **rungs,
+        )
     else:
         lines.append(
             f"The {s.name} searcher is validated but runs in a later version of ridgeline; "

@@ -1,0 +1,279 @@
+"""Adaptive ASHA (``adaptive_asha``): a tournament of ASHA brackets run side by side (4.6).
+
+Brackets differ in how aggressively they stop early (their number of rungs); running several
+hedges against a bad guess. Each bracket is an independent ``ASHASearcher`` with its own trial
+budget and concurrency; this wrapper routes every trial's events to the bracket that created
+it and shares the engine's slots among the brackets.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ridgeline.errors import ConfigError
+from ridgeline.searchers.asha import (
+    ASHASearcher,
+    _check_divisor,
+    _check_int,
+    _num,
+    rung_lengths,
+)
+from ridgeline.searchers.base import Action, Create, Searcher, Shutdown
+
+if TYPE_CHECKING:
+    from ridgeline.samplers.base import History, Sampler
+    from ridgeline.space import SearchSpace
+
+__all__ = ["MODES", "AdaptiveASHASearcher", "BracketPlan", "bracket_plan", "describe_plan"]
+
+MODES = ("standard", "aggressive", "conservative")
+
+
+@dataclass(frozen=True)
+class BracketPlan:
+    """One bracket: its rungs and their absolute lengths, trial budget and concurrency."""
+
+    num_rungs: int
+    max_trials: int
+    max_concurrent_trials: int
+    rung_lengths: tuple[int, ...]
+
+
+def _bracket_rungs(
+    max_length: int,
+    max_trials: int,
+    divisor: float,
+    max_rungs: int,
+    mode: str,
+    bracket_rungs: Sequence[int] | None,
+) -> list[int]:
+    """Rung counts per bracket, most rungs (most early stopping) first."""
+    if bracket_rungs:
+        rungs = [_check_int("bracket_rungs[]", r, 1) for r in bracket_rungs]
+    else:
+        if mode not in MODES:
+            raise ConfigError(f"searcher.mode must be one of {', '.join(MODES)}, got {mode!r}")
+        # Floating-point logs, as upstream: int(log(1000)/log(10)) is 2.
+        cap = min(
+            max_rungs,
+            int(math.log(max_length) / math.log(divisor)) + 1,
+            int(math.log(max_trials) / math.log(divisor)) + 1,
+        )
+        if mode == "aggressive":
+            rungs = [cap]
+        elif mode == "standard":
+            rungs = list(range((cap - 1) // 2 + 1, cap + 1))
+        else:
+            rungs = list(range(1, cap + 1))
+    return sorted(rungs, reverse=True)
+
+
+def bracket_plan(
+    max_length: int,
+    max_trials: int,
+    divisor: float = 4,
+    max_rungs: int = 5,
+    mode: str = "standard",
+    bracket_rungs: Sequence[int] | None = None,
+    max_concurrent_trials: int = 16,
+) -> list[BracketPlan]:
+    """Determined's bracket layout (4.6): rungs, trials, concurrency and lengths per bracket.
+
+    A bracket with r rungs weighs ``d**(r-1)/r`` and gets ``max(int(w/sum*max_trials), 1)``
+    trials, the shortfall going to the first. Concurrency ``max(mct, #brackets)`` is split
+    evenly with the remainder to the first brackets; with 0 (unlimited) each gets
+    ``max(last bracket's trials, int(d))``."""
+    _check_int("max_length", max_length, 1)
+    _check_int("max_trials", max_trials, 1)
+    _check_int("max_rungs", max_rungs, 1)
+    _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+    d = _check_divisor(divisor)
+    rungs = _bracket_rungs(max_length, max_trials, d, max_rungs, mode, bracket_rungs)
+    weights = [math.pow(d, r - 1) / r for r in rungs]
+    total = sum(weights)
+    trials = [max(int(w / total * max_trials), 1) for w in weights]
+    trials[0] += max(max_trials - sum(trials), 0)
+    count = len(rungs)
+    if max_concurrent_trials > 0:
+        slots = max(max_concurrent_trials, count)
+        concurrency = [slots // count + (1 if i < slots % count else 0) for i in range(count)]
+    else:
+        concurrency = [max(trials[-1], int(d))] * count
+    return [
+        BracketPlan(r, n, c, tuple(rung_lengths(max_length, d, r)))
+        for r, n, c in zip(rungs, trials, concurrency, strict=True)
+    ]
+
+
+def describe_plan(
+    max_length: int,
+    max_trials: int,
+    divisor: float = 4,
+    max_rungs: int = 5,
+    mode: str = "standard",
+    bracket_rungs: Sequence[int] | None = None,
+    max_concurrent_trials: int = 16,
+    unit: str | None = None,
+    stop_once: bool = False,
+) -> list[str]:
+    """Lines for ``ridgeline preview-search``: what each bracket will run."""
+    plans = bracket_plan(
+        max_length, max_trials, divisor, max_rungs, mode, bracket_rungs, max_concurrent_trials
+    )
+    how = f"bracket_rungs {list(bracket_rungs)}" if bracket_rungs else f"mode {mode}"
+    style = "stopped (stop_once)" if stop_once else "paused and may be promoted later"
+    lines = [
+        f"Brackets: {len(plans)} ({how}, divisor {_num(float(divisor))}); "
+        f"{sum(p.max_trials for p in plans)} trials in all",
+        f"In each rung the best 1/{_num(float(divisor))} go on; the others are {style}",
+    ]
+    suffix = f" {unit}" if unit else ""
+    for i, p in enumerate(plans, 1):
+        lengths = ", ".join(str(n) for n in p.rung_lengths)
+        noun = "rung" if p.num_rungs == 1 else "rungs"
+        lines.append(
+            f"Bracket {i}: {p.num_rungs} {noun} at {lengths}{suffix}; {p.max_trials} trials, "
+            f"up to {p.max_concurrent_trials} at once"
+        )
+    return lines
+
+
+class AdaptiveASHASearcher(Searcher):
+    """A tournament of ASHA brackets (Determined's ``adaptive_asha`` with ``tournament.go``).
+
+    Request ids stay unique across brackets: bracket b's i-th create becomes request
+    ``(i-1)*B + b + 1`` (B brackets), so the mapping needs no state. User-added trials
+    (negative request ids) go to the first bracket, which trains them to ``max_length``.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        max_trials: int,
+        max_length: int,
+        divisor: float = 4,
+        max_rungs: int = 5,
+        mode: str = "standard",
+        bracket_rungs: Sequence[int] | None = None,
+        max_concurrent_trials: int = 16,
+        stop_once: bool = False,
+    ) -> None:
+        self.sampler = sampler
+        self.plan = bracket_plan(
+            max_length, max_trials, divisor, max_rungs, mode, bracket_rungs, max_concurrent_trials
+        )
+        self.brackets = [
+            ASHASearcher(
+                sampler,
+                p.max_trials,
+                max_length,
+                p.num_rungs,
+                divisor,
+                p.max_concurrent_trials,
+                stop_once,
+            )
+            for p in self.plan
+        ]
+        self.owner: dict[int, int] = {}  # trial -> index of the bracket that created it
+        self.done = False
+
+    def bind(self, space: SearchSpace, history: History, rng: random.Random) -> None:
+        super().bind(space, history, rng)
+        for bracket in self.brackets:
+            bracket.bind(space, history, rng)
+
+    # -- routing -----------------------------------------------------------------------------
+    def _request(self, bracket: int, local: int) -> int:
+        return (local - 1) * len(self.brackets) + bracket + 1
+
+    def _route(self, bracket: int, actions: list[Action]) -> list[Action]:
+        """Bracket actions as the engine must see them: global request ids, no Shutdown."""
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, Create):
+                out.append(
+                    Create(self._request(bracket, action.request_id), action.params, action.parent)
+                )
+            elif not isinstance(action, Shutdown):  # the tournament ends when all brackets do
+                out.append(action)
+        if not self.done and all(b.done for b in self.brackets):
+            self.done = True
+            out.append(Shutdown("adaptive ASHA: every bracket has finished"))
+        return out
+
+    # -- events ------------------------------------------------------------------------------
+    def on_slots_free(self, n: int) -> list[Action]:
+        """Hand slots one at a time to the bracket using the smallest share of its own
+        concurrency (ties: the first), so a scarce scheduler is shared fairly."""
+        if self.done:
+            return []
+        pending = self.history.pending_params()
+        actions: list[Action] = []
+        refused: set[int] = set()
+        while n > 0:
+            ready = [i for i, b in enumerate(self.brackets) if i not in refused and b.room() > 0]
+            if not ready:
+                break
+            i = min(ready, key=lambda j: (self.brackets[j].busy / self.brackets[j].concurrency, j))
+            out = self.brackets[i].fill(1, pending)
+            if any(isinstance(a, Create) for a in out):
+                n -= 1
+            else:
+                refused.add(i)  # the sampler waits or ran dry
+            actions += self._route(i, out)
+        return actions
+
+    def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
+        if request_id < 0:
+            bracket, local = 0, request_id
+        else:
+            bracket = (request_id - 1) % len(self.brackets)
+            local = (request_id - 1) // len(self.brackets) + 1
+        self.owner[trial] = bracket
+        return self._route(bracket, self.brackets[bracket].on_trial_created(trial, local))
+
+    def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
+        bracket = self.owner.get(trial)
+        if bracket is None:
+            return []
+        return self._route(bracket, self.brackets[bracket].on_report(trial, step, objective))
+
+    def on_trial_exited(self, trial: int, status: str) -> list[Action]:
+        bracket = self.owner.get(trial)
+        if bracket is None:
+            return []
+        return self._route(bracket, self.brackets[bracket].on_trial_exited(trial, status))
+
+    # -- progress and state ------------------------------------------------------------------
+    def progress(self) -> float:
+        """The mean of the brackets' progress (as upstream's tournament)."""
+        return sum(b.progress() for b in self.brackets) / len(self.brackets)
+
+    def state_dict(self) -> dict[str, Any]:
+        brackets = []
+        for bracket in self.brackets:
+            state = bracket.state_dict()
+            del state["sampler"]  # shared: saved once below
+            brackets.append(state)
+        return {
+            "brackets": brackets,
+            "owner": sorted([t, b] for t, b in self.owner.items()),
+            "done": self.done,
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["brackets"]) != len(self.brackets):
+            raise ConfigError(
+                f"saved adaptive ASHA state has {len(state['brackets'])} brackets but the "
+                f"searcher has {len(self.brackets)}; resume with the original searcher config"
+            )
+        for bracket, saved in zip(self.brackets, state["brackets"], strict=True):
+            bracket.load_state_dict(saved)
+        self.owner = {int(t): int(b) for t, b in state["owner"]}
+        self.done = bool(state["done"])
+        self.sampler.load_state_dict(state["sampler"])

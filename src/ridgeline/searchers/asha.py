@@ -1,0 +1,420 @@
+"""Asynchronous successive halving (ASHA): one bracket, Determined <= 0.37 semantics.
+
+REFERENCE 4.3-4.5. Trials train to absolute rung lengths and report one metric per rung. In
+the default, promotion-based mode a trial that is not promoted on arrival is *paused*
+(``Close(final=False)``, checkpoint kept) because a later arrival can still promote it; it is
+then relaunched from its checkpoint with a ``Train`` to the next rung. With ``stop_once`` a
+trial is judged once per rung and either continues or is stopped for good.
+
+Concurrency is the number of trials with an open operation (running, or promoted and waiting
+for a slot). Determined keeps it constant by creating a trial for every report that trained
+nothing; here the engine asks through ``on_slots_free`` and the searcher creates while it is
+below its limit, which gives the same trials in the same order of decisions.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import sys
+from typing import Any
+
+from ridgeline.errors import ConfigError
+from ridgeline.samplers.base import WAIT, Sampler
+from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
+
+__all__ = ["ASHASearcher", "WORST", "initial_trials", "rung_lengths"]
+
+#: Score of a trial that exited early (Determined's ``math.MaxFloat64``). Finite, so that the
+#: state stays strict JSON, and larger than any real score.
+WORST = sys.float_info.max
+
+INVALID_HP = "INVALID_HP"
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"searcher.{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _check_divisor(divisor: Any) -> float:
+    if isinstance(divisor, bool) or not isinstance(divisor, (int, float)) or not divisor > 1:
+        raise ConfigError(
+            f"searcher.divisor must be a number > 1, got {divisor!r}; the usual divisor is 4"
+        )
+    return float(divisor)
+
+
+def rung_lengths(max_length: int, divisor: float, num_rungs: int) -> list[int]:
+    """Absolute length each rung trains to: ``max(floor(L / d**(n-1-i)), 1)`` (4.3).
+
+    The top rung is ``max_length``; each rung below is ``divisor`` times shorter."""
+    _check_int("max_length", max_length, 1)
+    _check_int("num_rungs", num_rungs, 1)
+    d = _check_divisor(divisor)
+    return [max(int(max_length / math.pow(d, num_rungs - 1 - i)), 1) for i in range(num_rungs)]
+
+
+def initial_trials(
+    max_trials: int, num_rungs: int, divisor: float, max_concurrent_trials: int
+) -> int:
+    """How many trials run at once (4.3): the limit, or ``d**(n-1)`` clamped when it is 0."""
+    if max_concurrent_trials > 0:
+        return min(max_concurrent_trials, max_trials)
+    return max(min(int(math.pow(divisor, num_rungs - 1)), max_trials), 1)
+
+
+class _Rung:
+    """Scores of one rung in ascending order (lower is better after orienting), with owners."""
+
+    __slots__ = ("promoted", "scores", "trials")
+
+    def __init__(self) -> None:
+        self.scores: list[float] = []
+        self.trials: list[int] = []
+        self.promoted: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def insert(self, trial: int, score: float, after_equal: bool = True) -> int:
+        """Insert keeping order; ties go after (promotion ASHA) or before (stopping ASHA)."""
+        find = bisect.bisect_right if after_equal else bisect.bisect_left
+        index = find(self.scores, score)
+        self.scores.insert(index, score)
+        self.trials.insert(index, trial)
+        return index
+
+    def remove(self, trial: int) -> None:
+        if trial in self.trials:
+            index = self.trials.index(trial)
+            del self.scores[index], self.trials[index]
+        self.promoted.discard(trial)
+
+    def promotion(self, trial: int, score: float, divisor: float) -> int | None:
+        """Determined's ``promotionsAsync``: insert ``score``; return the trial to promote.
+
+        Of the s + 1 scores now held, the best ``floor((s+1)/d)`` deserve promotion. The new
+        one is promoted if it is among them; otherwise, when that count just grew, the trial
+        at index ``floor(s/d)`` is, unless it already was (no minimum of 1: with d = 4 the
+        first three arrivals wait)."""
+        held = len(self.scores)
+        before = int(held / divisor)
+        after = int((held + 1) / divisor)
+        index = self.insert(trial, score, after_equal=True)
+        if index < after:
+            self.promoted.add(trial)
+            return trial
+        if after != before and self.trials[before] not in self.promoted:
+            chosen = self.trials[before]
+            self.promoted.add(chosen)
+            return chosen
+        return None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "metrics": [[t, s] for t, s in zip(self.trials, self.scores, strict=True)],
+            "promoted": sorted(self.promoted),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Rung:
+        rung = cls()
+        rung.trials = [int(t) for t, _ in state["metrics"]]
+        rung.scores = [float(s) for _, s in state["metrics"]]
+        rung.promoted = {int(t) for t in state["promoted"]}
+        return rung
+
+
+class ASHASearcher(Searcher):
+    """One bracket of asynchronous successive halving (``async_halving``; an adaptive bracket).
+
+    Actions it emits, and what they can target:
+
+    - ``Train(t, rung_length)``: a new trial, the reporting trial (still running), or a
+      *paused* trial promoted later (relaunch it from its latest checkpoint; its process may
+      still be exiting after its ``Close(final=False)``).
+    - ``Close(t, final=False)``: the reporting trial was not promoted; pause it.
+    - ``Close(t, final=True)``: done with t. The reporting trial at the top rung, or, at
+      close-out, a trial that is paused (not running) and was told ``Close(final=False)``.
+    - ``Stop(t)`` (``stop_once`` only): the reporting trial, right after its operation.
+    - ``Shutdown``: once no trial will be created and every trial has been decided.
+
+    Trials the user adds (``request_id < 0``) train to ``max_length`` outside the rungs and
+    the budget.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        max_trials: int,
+        max_length: int,
+        num_rungs: int,
+        divisor: float = 4,
+        max_concurrent_trials: int = 16,
+        stop_once: bool = False,
+    ) -> None:
+        self.sampler = sampler
+        self.max_trials = _check_int("max_trials", max_trials, 1)
+        self.max_length = max_length
+        self.num_rungs = num_rungs
+        self.divisor = _check_divisor(divisor)
+        self.max_concurrent_trials = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+        self.stop_once = bool(stop_once)
+        self.lengths = rung_lengths(max_length, self.divisor, num_rungs)
+        self.concurrency = initial_trials(
+            self.max_trials, num_rungs, self.divisor, self.max_concurrent_trials
+        )
+        self.rungs = [_Rung() for _ in range(num_rungs)]
+        self.rung_of: dict[int, int] = {}  # each valid trial's current (highest) rung
+        self.outstanding: set[int] = set()  # trials with an open operation to their rung
+        self.pending: set[int] = set()  # request ids created, trial not yet announced
+        self.finished: set[int] = set()  # decided for good (closed, stopped) or ended
+        self.exited: set[int] = set()  # ended without our decision (Determined: exited early)
+        self.ended: set[int] = set()  # exit events seen, INVALID_HP ones included
+        self.extra: set[int] = set()  # user-added trials: full length, outside the rungs
+        self.created = 0  # request ids handed out
+        self.invalid = 0  # trials that rejected their hyperparameters (given back)
+        self.exhausted = False  # the sampler has nothing more to propose
+        self.done = False  # Shutdown emitted
+
+    # -- accounting --------------------------------------------------------------------------
+    @property
+    def busy(self) -> int:
+        """Trials holding a concurrency slot: open operations plus creates not yet announced."""
+        return len(self.outstanding) + len(self.pending)
+
+    @property
+    def creating_done(self) -> bool:
+        """No trial will be created any more (the budget counts valid trials only)."""
+        return self.exhausted or self.created - self.invalid >= self.max_trials
+
+    def room(self) -> int:
+        """How many trials this bracket would create now."""
+        if self.done or self.creating_done:
+            return 0
+        return max(self.concurrency - self.busy, 0)
+
+    def _score(self, objective: float) -> float:
+        """Orient to lower-is-better (Determined negates larger-is-better); NaN is worst."""
+        value = float(objective)
+        if math.isnan(value):
+            return WORST
+        if not self.history.lower_is_better:
+            value = -value
+        return min(max(value, -WORST), WORST)
+
+    # -- events ------------------------------------------------------------------------------
+    def on_slots_free(self, n: int) -> list[Action]:
+        return self.fill(n)
+
+    def fill(self, n: int, pending_params: list[dict[str, Any]] | None = None) -> list[Action]:
+        """Create up to ``n`` trials within the budget and the concurrency limit.
+
+        ``pending_params`` (shared by the adaptive searcher across brackets) lists the
+        parameters of running trials and of creates not yet applied, for the sampler."""
+        if self.done:
+            return []
+        if pending_params is None:
+            pending_params = self.history.pending_params()
+        actions: list[Action] = []
+        for _ in range(n):
+            if self.room() <= 0:
+                break
+            params = self.sampler.propose(self.space, self.history, pending_params, self.rng)
+            if params is None:
+                self.exhausted = True
+                break
+            if params == WAIT:
+                break
+            assert isinstance(params, dict)
+            self.created += 1
+            self.pending.add(self.created)
+            actions.append(Create(self.created, params))
+            pending_params.append(params)
+        return actions + self._settle()
+
+    def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
+        if request_id < 0:
+            self.extra.add(trial)
+            return [Train(trial, self.max_length)]
+        if trial in self.rung_of:  # announced again (a replay after a restart)
+            if trial in self.outstanding:
+                return [Train(trial, self.lengths[self.rung_of[trial]])]
+            return []
+        self.pending.discard(request_id)
+        self.rung_of[trial] = 0
+        self.outstanding.add(trial)
+        return [Train(trial, self.lengths[0])]
+
+    def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
+        if trial in self.extra:
+            return [Close(trial, final=True)] if step >= self.max_length else []
+        if trial not in self.outstanding:
+            return []  # paused, decided, or not ours: nothing to decide
+        if step < self.lengths[self.rung_of[trial]]:
+            return []  # an intermediate report, not the rung's metric
+        score = self._score(objective)
+        if self.stop_once:
+            actions = self._judge(trial, score)
+        else:
+            actions = self._promote(trial, score)
+        return _merge_closes(actions + self._settle())
+
+    def on_trial_exited(self, trial: int, status: str) -> list[Action]:
+        if trial in self.extra or trial not in self.rung_of or trial in self.ended:
+            return []
+        self.ended.add(trial)
+        actions: list[Action] = []
+        if status == INVALID_HP and trial not in self.finished:
+            # The trial does not count: its metrics leave every rung and it is replaced.
+            for rung in self.rungs:
+                rung.remove(trial)
+            self.outstanding.discard(trial)
+            del self.rung_of[trial]
+            self.invalid += 1
+        elif trial not in self.finished:
+            # Exited early: it carries the worst score in the rung it was training for, with
+            # the promotions that causes. A paused one keeps its score; promoting it later
+            # resolves at once with the worst score.
+            self.finished.add(trial)
+            self.exited.add(trial)
+            if trial in self.outstanding:
+                if self.stop_once:
+                    actions = self._judge(trial, WORST)
+                else:
+                    actions = self._promote(trial, WORST)
+        return _merge_closes(actions + self._settle())
+
+    # -- decisions ---------------------------------------------------------------------------
+    def _promote(self, trial: int, score: float) -> list[Action]:
+        """Determined's ``promoteAsync``: record ``score`` in the trial's rung and promote."""
+        k = self.rung_of[trial]
+        self.outstanding.discard(trial)
+        rung = self.rungs[k]
+        if k == self.num_rungs - 1:
+            rung.insert(trial, score)
+            if trial in self.finished:
+                return []
+            self.finished.add(trial)
+            return [Close(trial, final=True)]
+        chosen = rung.promotion(trial, score, self.divisor)
+        actions: list[Action] = []
+        if chosen != trial and trial not in self.finished:
+            actions.append(Close(trial, final=False))  # paused: a later arrival may promote it
+        if chosen is None:
+            return actions
+        self.rung_of[chosen] = k + 1
+        if chosen in self.finished:  # exited early: as if it ran and scored the worst
+            return actions + self._promote(chosen, WORST)
+        self.outstanding.add(chosen)
+        return actions + [Train(chosen, self.lengths[k + 1])]
+
+    def _judge(self, trial: int, score: float) -> list[Action]:
+        """Stopping ASHA (4.5): continue while in the top ``max(floor(N/d), 1)``, else stop."""
+        k = self.rung_of[trial]
+        self.outstanding.discard(trial)
+        rung = self.rungs[k]
+        if k == self.num_rungs - 1:
+            rung.insert(trial, score)
+            if trial in self.finished:
+                return []
+            self.finished.add(trial)
+            return [Close(trial, final=True)]
+        index = rung.insert(trial, score, after_equal=False)
+        keep = max(int(len(rung) / self.divisor), 1)
+        if trial in self.finished:
+            return []  # exited early: its worst score counts, it goes no further
+        if index < keep:
+            rung.promoted.add(trial)
+            self.rung_of[trial] = k + 1
+            self.outstanding.add(trial)
+            return [Train(trial, self.lengths[k + 1])]
+        self.finished.add(trial)
+        return [Stop(trial, f"ASHA: not in the top 1/{_num(self.divisor)} of rung {k}")]
+
+    def _settle(self) -> list[Action]:
+        """Close out finished rungs, then shut down once everything is decided."""
+        actions = [] if self.stop_once else self._close_out()
+        if not self.done and self.creating_done and not self.outstanding and not self.pending:
+            self.done = True
+            actions.append(Shutdown("ASHA: every trial has finished its last rung"))
+        return actions
+
+    def _close_out(self) -> list[Action]:
+        """Once rung 0 is complete, close the unpromoted trials of each rung from 0 upward
+        that has no outstanding trial (4.4 close-out; ``len(rung 0) == max_trials``, or the
+        sampler ran dry)."""
+        if not self.creating_done or self.pending:
+            return []
+        busy_rungs = {self.rung_of[t] for t in self.outstanding}
+        actions: list[Action] = []
+        for k, rung in enumerate(self.rungs):
+            if k in busy_rungs:
+                break
+            for t in rung.trials:
+                if t not in rung.promoted and t not in self.finished:
+                    self.finished.add(t)
+                    actions.append(Close(t, final=True))
+        return actions
+
+    # -- progress and state ------------------------------------------------------------------
+    def progress(self) -> float:
+        """4.3: rung-0 fill with 20 % overhead; once full, at least the share of ended trials."""
+        count = len(self.rungs[0])
+        value = count / (1.2 * self.max_trials)
+        if count >= self.max_trials:
+            value = max(value, (len(self.ended) - self.invalid) / self.max_trials)
+        if self.done and len(self.ended) >= self.created:
+            value = 1.0  # the sampler ran dry before the budget was spent
+        return min(value, 1.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rungs": [rung.state() for rung in self.rungs],
+            "rung_of": sorted([t, k] for t, k in self.rung_of.items()),
+            "outstanding": sorted(self.outstanding),
+            "pending": sorted(self.pending),
+            "finished": sorted(self.finished),
+            "exited": sorted(self.exited),
+            "ended": sorted(self.ended),
+            "extra": sorted(self.extra),
+            "created": self.created,
+            "invalid": self.invalid,
+            "exhausted": self.exhausted,
+            "done": self.done,
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["rungs"]) != self.num_rungs:
+            raise ConfigError(
+                f"saved ASHA state has {len(state['rungs'])} rungs but the searcher has "
+                f"{self.num_rungs}; resume with the experiment's original searcher config"
+            )
+        self.rungs = [_Rung.from_state(r) for r in state["rungs"]]
+        self.rung_of = {int(t): int(k) for t, k in state["rung_of"]}
+        self.outstanding = {int(t) for t in state["outstanding"]}
+        self.pending = {int(r) for r in state["pending"]}
+        self.finished = {int(t) for t in state["finished"]}
+        self.exited = {int(t) for t in state["exited"]}
+        self.ended = {int(t) for t in state["ended"]}
+        self.extra = {int(t) for t in state["extra"]}
+        self.created = int(state["created"])
+        self.invalid = int(state["invalid"])
+        self.exhausted = bool(state["exhausted"])
+        self.done = bool(state["done"])
+        if "sampler" in state:  # the adaptive searcher saves a shared sampler once
+            self.sampler.load_state_dict(state["sampler"])
+
+
+def _merge_closes(actions: list[Action]) -> list[Action]:
+    """Drop a pause that the same event turned into a final close (close-out)."""
+    final = {a.trial for a in actions if isinstance(a, Close) and a.final}
+    return [a for a in actions if not (isinstance(a, Close) and not a.final and a.trial in final)]
+
+
+def _num(value: float) -> str:
+    """4.0 -> '4', 2.5 -> '2.5' (divisors read as users wrote them)."""
+    return str(int(value)) if float(value).is_integer() else str(value)
