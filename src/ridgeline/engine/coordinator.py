@@ -311,12 +311,12 @@ class Coordinator:
                 trial_env.SHERPA_DB_PORT: str(self.port),
             }
         )
-        if self.settings.checkpoint_dir is not None:
-            env[trial_env.CHECKPOINT_STORAGE] = str(self.settings.checkpoint_dir)
-        latest = self.latest_checkpoint(number)
         env.pop(trial_env.LATEST_CHECKPOINT, None)
-        if latest is not None:
-            env[trial_env.LATEST_CHECKPOINT] = latest.uuid
+        if self.settings.checkpoint_dir is not None:  # only Core-API trials keep checkpoints
+            env[trial_env.CHECKPOINT_STORAGE] = str(self.settings.checkpoint_dir)
+            latest = self.latest_checkpoint(number)
+            if latest is not None:
+                env[trial_env.LATEST_CHECKPOINT] = latest.uuid
         if self.settings.trial_env is not None:
             env.update(self.settings.trial_env(record))
         return env
