@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ridgeline.engine import retention
 from ridgeline.engine.engine import Engine
 from ridgeline.engine.server import build_app
 from ridgeline.errors import ObservationError, SchedulerError
@@ -617,44 +618,22 @@ class Coordinator:
             if c.state == COMPLETED
         ]
 
-    def _best_first(
-        self, scored: list[tuple[CheckpointRecord, float | None]]
-    ) -> list[CheckpointRecord]:
-        ranked = [(c, v) for c, v in scored if v is not None]
-        ranked.sort(key=lambda cv: cv[1] or 0.0, reverse=not self.engine.history.lower_is_better)
-        return [c for c, _ in ranked]
-
     def _collect_garbage(self, number: int | None = None) -> None:
-        """Checkpoint retention. At a trial's end: keep its ``save_trial_latest`` newest and
-        ``save_trial_best`` best, plus its best ``save_experiment_best`` (candidates for the
-        experiment's best). At the experiment's end (``number`` None): only the experiment's
-        ``save_experiment_best`` best survive beside each trial's latest and best."""
+        """Checkpoint retention for an ended trial, or (``number`` None) for the experiment
+        at its end. Nothing is deleted while a trial may still resume from it."""
         if self.settings.checkpoint_dir is None or not self.settings.retention:
             return
-        latest_n = self.settings.retention.get("save_trial_latest", 1)
-        best_n = self.settings.retention.get("save_trial_best", 1)
-        experiment_n = self.settings.retention.get("save_experiment_best", 0)
         numbers = [number] if number is not None else sorted(self.engine.records)
-        every: list[tuple[CheckpointRecord, float | None]] = []
-        keep: set[str] = set()
-        for trial in numbers:
-            if self.engine.records[trial].state not in TRIAL_DONE_STATES:
-                return  # a paused or running trial may still need any of its checkpoints
-            scored = self._scored_checkpoints(trial)
-            every += scored
-            by_time = sorted(
-                (c for c, _ in scored), key=lambda c: (c.steps_completed, c.created_at)
-            )
-            keep |= {c.uuid for c in by_time[len(by_time) - latest_n :]} if latest_n else set()
-            best = self._best_first(scored)
-            keep |= {c.uuid for c in best[:best_n]}
-            if number is not None:
-                keep |= {c.uuid for c in best[:experiment_n]}
-        if number is None:
-            keep |= {c.uuid for c in self._best_first(every)[:experiment_n]}
-        for checkpoint, _ in every:
-            if checkpoint.uuid not in keep:
-                self.delete_checkpoint(checkpoint.uuid)
+        if any(self.engine.records[n].state not in TRIAL_DONE_STATES for n in numbers):
+            return
+        doomed = retention.to_delete(
+            [self._scored_checkpoints(n) for n in numbers],
+            self.engine.history.lower_is_better,
+            experiment_done=number is None,
+            **self.settings.retention,
+        )
+        for checkpoint in doomed:
+            self.delete_checkpoint(checkpoint.uuid)
 
     # -- results -----------------------------------------------------------------------------
     def _schedule_write(self) -> None:
