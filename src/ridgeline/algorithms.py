@@ -42,6 +42,7 @@ __all__ = [
     "RandomSearch",
     "Repeat",
     "StoppingRule",
+    "SuccessiveHalving",
     "get_sample_results_and_params",
 ]
 
@@ -348,6 +349,34 @@ class Genetic(Algorithm):
     def _native_sampler(self) -> Sampler:
         inner = GeneticSampler(self.mutation_rate)
         return LimitSampler(inner, self.max_num_trials) if self.max_num_trials else inner
+
+    make_sampler = Algorithm._sampler
+
+
+class SuccessiveHalving(Algorithm):
+    """SHERPA's asynchronous successive halving: trials get ``resource``, ``rung``,
+    ``load_from`` and ``save_to`` parameters; a promoted configuration is a new trial that
+    loads its parent's saved weights (``load_from``) and trains ``resource`` more."""
+
+    def __init__(
+        self,
+        r: float = 1,
+        R: float = 9,
+        eta: float = 3,
+        s: int = 0,
+        max_finished_configs: int = 50,
+    ) -> None:
+        from ridgeline.samplers.halving import SuccessiveHalvingSampler
+
+        self.max_finished_configs = whole_number("max_finished_configs", max_finished_configs)
+        self.r, self.R, self.eta, self.s = r, R, eta, s
+        SuccessiveHalvingSampler(r, R, eta, s, self.max_finished_configs)  # validates now
+        self.max_trials = None
+
+    def _native_sampler(self) -> Sampler:
+        from ridgeline.samplers.halving import SuccessiveHalvingSampler
+
+        return SuccessiveHalvingSampler(self.r, self.R, self.eta, self.s, self.max_finished_configs)
 
     make_sampler = Algorithm._sampler
 

@@ -383,3 +383,42 @@ def test_resume_reruns_trials_whose_process_died_under_the_same_id(workdir: Path
         (r["Trial-ID"], r["Iteration"]) for r in rows(workdir) if r["Status"] == "INTERMEDIATE"
     ]
     assert len(inter) == len(set(inter)) == 30
+
+
+def test_successive_halving_trials_load_their_parents(workdir: Path) -> None:
+    trial = script(
+        workdir / "trial.py",
+        """
+        import os
+        import ridgeline as sherpa
+        client = sherpa.Client()
+        trial = client.get_trial()
+        p = trial.parameters
+        out = os.environ["SHERPA_OUTPUT_DIR"]
+        epochs = 0
+        if p["load_from"]:
+            with open(os.path.join(out, p["load_from"])) as f:
+                epochs = int(f.read())
+        for i in range(int(p["resource"])):
+            epochs += 1
+            client.send_metrics(trial=trial, iteration=epochs, objective=p["x"] + 1 / epochs)
+        with open(os.path.join(out, p["save_to"]), "w") as f:
+            f.write(str(epochs))
+        """,
+    )
+    algorithm = sherpa.algorithms.SuccessiveHalving(r=1, R=9, eta=3, max_finished_configs=1)
+    run(
+        workdir,
+        trial,
+        algorithm=algorithm,
+        max_concurrent=2,
+        parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+    )
+    table = [r for r in rows(workdir) if r["Status"] == "COMPLETED"]
+    saved = {r["save_to"]: int((workdir / "out" / r["save_to"]).read_text()) for r in table}
+    assert any(r["rung"] == "2" for r in table)
+    for r in table:
+        expected = {"0": 1, "1": 3, "2": 9}[r["rung"]]
+        if r["load_from"]:
+            expected += saved[r["load_from"]]  # trained on from the parent's weights
+        assert saved[r["save_to"]] == expected
