@@ -39,6 +39,7 @@ __all__ = [
     "Iterate",
     "LocalSearch",
     "MedianStoppingRule",
+    "PopulationBasedTraining",
     "RandomSearch",
     "Repeat",
     "StoppingRule",
@@ -377,6 +378,41 @@ class SuccessiveHalving(Algorithm):
         from ridgeline.samplers.halving import SuccessiveHalvingSampler
 
         return SuccessiveHalvingSampler(self.r, self.R, self.eta, self.s, self.max_finished_configs)
+
+    make_sampler = Algorithm._sampler
+
+
+class PopulationBasedTraining(Algorithm):
+    """SHERPA's PBT: generations of ``population_size`` trials with ``generation``,
+    ``load_from``, ``save_to`` and ``lineage`` parameters; ``num_generations`` in all."""
+
+    def __init__(
+        self,
+        num_generations: int,
+        population_size: int = 20,
+        parameter_range: dict[str, Sequence[float]] | None = None,
+        perturbation_factors: Sequence[float] = (0.8, 1.2),
+    ) -> None:
+        from ridgeline.samplers.pbt import PopulationBasedTrainingSampler
+
+        self.num_generations = whole_number("num_generations", num_generations)
+        self.population_size = whole_number("population_size", population_size)
+        self.parameter_range = dict(parameter_range or {})
+        self.perturbation_factors = tuple(perturbation_factors)
+        PopulationBasedTrainingSampler(  # validates now
+            num_generations, population_size, self.parameter_range, self.perturbation_factors
+        )
+        self.max_trials = self.num_generations * self.population_size
+
+    def _native_sampler(self) -> Sampler:
+        from ridgeline.samplers.pbt import PopulationBasedTrainingSampler
+
+        return PopulationBasedTrainingSampler(
+            self.num_generations,
+            self.population_size,
+            self.parameter_range,
+            self.perturbation_factors,
+        )
 
     make_sampler = Algorithm._sampler
 
