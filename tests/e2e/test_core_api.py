@@ -429,3 +429,26 @@ def test_adaptive_asha_pauses_and_promotes_with_checkpoints(user_env: Path) -> N
             live.discard(trial)
         peak = max(peak, len(live))
     assert peak <= 3
+
+
+def test_asha_trial_failing_in_a_later_rung_restarts_from_its_checkpoint(user_env: Path) -> None:
+    cfg = config(
+        user_env,
+        name="async_halving",
+        num_rungs=2,
+        max_trials=4,
+        max_length=100,
+        max_concurrent_trials=2,
+        max_restarts=1,
+        hyperparameters={"increment_by": 1, "early_is_better": True, "crash_at": 50},
+    )
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.run(verbose=0)
+    records = trials(exp.id)
+    assert all(t.state == "COMPLETED" for t in records)
+    folder = Path(exp_dir(exp.id)) / "trials"
+    crashed = [t for t in records if (folder / str(t.number) / "crashed").exists()]
+    assert crashed and all(t.restarts == 1 for t in crashed)  # only rung 1 passes step 50
+    for t in crashed:
+        assert (folder / str(t.number) / "resumed_from_50").exists()
+        assert describe(exp.id)["trials"][t.number - 1]["best_metric"] == 100 * (100 - t.number)
