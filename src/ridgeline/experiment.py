@@ -199,7 +199,7 @@ def _find(store: Store, experiment_id: int) -> ExperimentRecord:
     return record
 
 
-def make_coordinator(store: Store, experiment: ExperimentRecord, verbose: int) -> Coordinator:
+def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     """Everything a coordinator for a YAML experiment needs, from its stored config."""
     from ridgeline.config import nest_params, parse_config
     from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
@@ -304,7 +304,7 @@ def run_experiment(
             raise ConfigError(f"experiment {experiment_id} has already ended ({experiment.state})")
         out = Path(experiment.config["output_dir"])
         setup_logging(out, verbose)
-        coordinator = make_coordinator(store, experiment, verbose)
+        coordinator = make_coordinator(store, experiment)
         resuming = bool(store.list_trials(experiment_id))
         if resuming:
             coordinator.engine.resume()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,3 @@ def follow(path: Path, done: Any, echo: Any) -> None:
 
 def trial_log(experiment: ExperimentRecord, number: int) -> Path:
     return Path(experiment.config["output_dir"]) / "jobs" / f"trial_{number}.out"
-
-
-def env_storage() -> str | None:
-    return os.environ.get("RIDGELINE_STORAGE")
