@@ -186,6 +186,8 @@ def test_tutorial_stage3_via_cli(user_env: Path) -> None:
     experiment_id = json.loads(created.stdout)["id"]
     cli("e", "wait", str(experiment_id))
     rows = describe(experiment_id)
+    assert (rows["progress"], rows["max_trials"]) == ("100%", 4)
+    assert (rows["length_trained"], rows["length_budget"]) == (400, 400)
     assert len(rows["trials"]) == 4
     for t in rows["trials"]:
         assert t["state"] == "COMPLETED"
@@ -411,6 +413,8 @@ def test_adaptive_asha_pauses_and_promotes_with_checkpoints(user_env: Path) -> N
         store.close()
     assert len(records) == 10 and all(t.state == "COMPLETED" for t in records)
     assert all(steps in ([25], [25, 100], [100]) for steps in lengths.values()), lengths
+    summary = describe(exp.id)  # the training-length budget shows what early stopping saved
+    assert summary["length_trained"] == sum(max(s) for s in lengths.values()) < 1000
     paused = {e.data["trial"] for e in events if e.kind == "trial_paused"}
     resumed = [n for n in paused if lengths[n] == [25, 100]]
     assert resumed, (lengths, paused)  # a paused trial was promoted and relaunched

@@ -98,13 +98,30 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
         t.state in ("COMPLETED", "FAILED", "STOPPED", "CANCELED", "INVALID_HP") for t in trials
     )
     raw = experiment.config.get("raw") or {}
+    searcher = raw.get("searcher") or {}
+    state = store.load_searcher_state(experiment.id) or {}
+    progress = 1.0 if experiment.state == "COMPLETED" else state.get("progress", 0.0)
+    # Budgets users can read: trials against max_trials, training length against the most
+    # the search could train (max_trials x max_length).
+    trained = sum(
+        max((m.step for m in store.trial_metrics(t.id, "searcher")), default=0) for t in trials
+    )
+    length = searcher.get("max_length")
+    if isinstance(length, dict):
+        length = next(iter(length.values()), None)
+    max_trials = searcher.get("max_trials")
+    budget = max_trials * length if isinstance(max_trials, int) and length else None
     return {
         "id": experiment.id,
         "name": experiment.name,
         "state": experiment.state,
-        "searcher": (raw.get("searcher") or {}).get("name", experiment.config.get("algorithm")),
+        "searcher": searcher.get("name", experiment.config.get("algorithm")),
+        "progress": f"{100 * progress:.0f}%",
         "trials": len(trials),
         "done": done,
+        "max_trials": max_trials,
+        "length_trained": trained,
+        "length_budget": budget,
         "coordinator": "running" if control.coordinator_alive(experiment) else "",
     }
 

@@ -197,6 +197,7 @@ class Engine:
                 "closed": sorted(self.closed),
                 "final": sorted(self.final),
                 "op_counter": self._op_counter,
+                "progress": self.searcher.progress(),
             },
         )
 
