@@ -22,6 +22,7 @@ from typing import Any
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, Sampler
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
+from ridgeline.values import whole_number
 
 __all__ = ["ASHASearcher", "WORST", "initial_trials", "rung_lengths"]
 
@@ -33,9 +34,7 @@ INVALID_HP = "INVALID_HP"
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"searcher.{name} must be an integer >= {low}, got {value!r}")
-    return value
+    return whole_number(f"searcher.{name}", value, low)
 
 
 def _check_divisor(divisor: Any) -> float:
@@ -294,11 +293,7 @@ class ASHASearcher(Searcher):
         self.outstanding.discard(trial)
         rung = self.rungs[k]
         if k == self.num_rungs - 1:
-            rung.insert(trial, score)
-            if trial in self.finished:
-                return []
-            self.finished.add(trial)
-            return [Close(trial, final=True)]
+            return self._finish_top(trial, score)
         chosen = rung.promotion(trial, score, self.divisor)
         actions: list[Action] = []
         if chosen != trial and trial not in self.finished:
@@ -311,17 +306,21 @@ class ASHASearcher(Searcher):
         self.outstanding.add(chosen)
         return actions + [Train(chosen, self.lengths[k + 1])]
 
+    def _finish_top(self, trial: int, score: float) -> list[Action]:
+        """The top rung: record the score; the trial is done."""
+        self.rungs[-1].insert(trial, score)
+        if trial in self.finished:
+            return []
+        self.finished.add(trial)
+        return [Close(trial, final=True)]
+
     def _judge(self, trial: int, score: float) -> list[Action]:
         """Stopping ASHA (4.5): continue while in the top ``max(floor(N/d), 1)``, else stop."""
         k = self.rung_of[trial]
         self.outstanding.discard(trial)
         rung = self.rungs[k]
         if k == self.num_rungs - 1:
-            rung.insert(trial, score)
-            if trial in self.finished:
-                return []
-            self.finished.add(trial)
-            return [Close(trial, final=True)]
+            return self._finish_top(trial, score)
         index = rung.insert(trial, score, after_equal=False)
         keep = max(int(len(rung) / self.divisor), 1)
         if trial in self.finished:
