@@ -501,11 +501,44 @@ def test_bad_max_length(length: Any, expected: str) -> None:
     assert only_problem(base(max_length=length)).startswith(expected)
 
 
-@pytest.mark.parametrize("name", ["adaptive", "adaptive_simple", "sync_halving", "pbt", "custom"])
+@pytest.mark.parametrize("name", ["adaptive", "adaptive_simple", "custom"])
 def test_removed_searchers(name: str) -> None:
     message = only_problem({"entrypoint": "x", "searcher": {"name": name, "metric": "m"}})
     assert f"searcher.name: the {name!r} searcher has been removed" in message
     assert "adaptive_asha" in message and "random" in message
+
+
+def test_pbt_and_halving_fields_are_checked() -> None:
+    found = problems({"entrypoint": "x", "searcher": {"name": "pbt", "metric": "m"}})
+    assert [f.split(":")[0] for f in found] == [
+        "searcher.population_size",
+        "searcher.num_rounds",
+        "searcher.length_per_round",
+    ]
+    found = " | ".join(
+        problems(
+            {
+                "entrypoint": "x",
+                "searcher": {
+                    "name": "pbt",
+                    "metric": "m",
+                    "population_size": 4,
+                    "num_rounds": 2,
+                    "length_per_round": {"epochs": 2},
+                    "replace_function": {"truncate_fraction": 0.7, "trunc": 1},
+                },
+            }
+        )
+    )
+    assert "searcher.replace_function.truncate_fraction" in found
+    assert "searcher.replace_function.trunc: unknown key" in found
+    message = only_problem(
+        {
+            "entrypoint": "x",
+            "searcher": {"name": "sync_halving", "metric": "m", "max_trials": 4, "max_length": 8},
+        }
+    )
+    assert "searcher.num_rungs" in message
 
 
 # -- other sections --------------------------------------------------------------------------

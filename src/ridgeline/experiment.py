@@ -161,6 +161,40 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
             searcher.max_concurrent_trials,
             bool(options["stop_once"]),
         )
+    if searcher.name in ("sync_halving", "hyperband") and length is not None:
+        from ridgeline.searchers.hyperband import HyperbandSearcher, SyncHalvingSearcher
+
+        if searcher.name == "sync_halving":
+            assert searcher.max_trials is not None
+            return SyncHalvingSearcher(
+                RandomSampler(),
+                searcher.max_trials,
+                int(length),
+                options["num_rungs"],
+                options["divisor"],
+                searcher.max_concurrent_trials,
+            )
+        return HyperbandSearcher(
+            RandomSampler(),
+            int(length),
+            options["divisor"],
+            options["max_rungs"],
+            searcher.max_trials,
+            searcher.max_concurrent_trials,
+        )
+    if searcher.name == "pbt":
+        from ridgeline.searchers.pbt import PBTSearcher
+
+        return PBTSearcher(
+            RandomSampler(),
+            options["population_size"],
+            options["num_rounds"],
+            options["length_per_round"],
+            options["truncate_fraction"],
+            options["resample_probability"],
+            options["perturb_factor"],
+            searcher.max_concurrent_trials,
+        )
     raise ConfigError(
         f"searcher.name: {searcher.name!r} is not available in this version (adaptive "
         f"searchers need searcher.max_length); use single, random, grid, adaptive_asha or "

@@ -456,3 +456,114 @@ def test_asha_trial_failing_in_a_later_rung_restarts_from_its_checkpoint(user_en
     for t in crashed:
         assert (folder / str(t.number) / "resumed_from_50").exists()
         assert describe(exp.id)["trials"][t.number - 1]["best_metric"] == 100 * (100 - t.number)
+
+
+def peak_live(events: list) -> int:
+    """Most trial processes alive at once, from the event log."""
+    peak, live = 0, set()
+    for event in events:
+        trial = event.data.get("trial")
+        if event.kind == "trial_started":
+            live.add(trial)
+        elif event.kind in ("trial_exited", "trial_paused"):
+            live.discard(trial)
+        peak = max(peak, len(live))
+    return peak
+
+
+def test_hyperband_brackets_pause_and_resume_from_checkpoints(user_env: Path) -> None:
+    cfg = config(
+        user_env,
+        name="hyperband",
+        max_trials=6,
+        max_length=90,
+        divisor=3,
+        max_rungs=3,
+        max_concurrent_trials=2,
+        hyperparameters={"increment_by": 1, "early_is_better": True},
+    )
+    assert (
+        "Bracket 1: trials x length per rung: 4 x 10, 1 x 30, 1 x 90"
+        in cli("preview-search", str(cfg)).stdout
+    )
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.run(verbose=0)
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        records = store.list_trials(exp.id)
+        lengths = {
+            t.number: [m.step for m in store.trial_metrics(t.id, "searcher")] for t in records
+        }
+        events = store.read_events(exp.id)
+    finally:
+        store.close()
+    assert len(records) == 6 and all(t.state == "COMPLETED" for t in records), records
+    # Brackets of 3, 2 and 1 rungs (4, 1 and 1 trials): bracket 1's best (the earliest trial)
+    # goes 10 -> 30 -> 90. It waited paused for rung 0 and resumed from its own checkpoint;
+    # alone in rung 1, it was the last to report there and went on without a restart.
+    assert sorted(map(tuple, lengths.values())) == sorted(
+        [(10, 30, 90), (10,), (10,), (10,), (30, 90), (90,)]
+    ), lengths
+    folder = Path(exp_dir(exp.id)) / "trials"
+    top = next(n for n, steps in lengths.items() if steps == [10, 30, 90])
+    assert (folder / str(top) / "resumed_from_10").exists()
+    assert not (folder / str(top) / "resumed_from_30").exists()
+    assert peak_live(events) <= 2
+    summary = describe(exp.id)
+    assert summary["max_trials"] == 6
+    assert summary["length_trained"] == summary["length_budget"] == 4 * 10 + 20 + 60 + 90 + 90
+
+
+def test_pbt_clones_checkpoints_and_records_lineage(user_env: Path) -> None:
+    cfg = config(
+        user_env,
+        name="pbt",
+        population_size=4,
+        num_rounds=3,
+        length_per_round=10,
+        replace_function={"truncate_fraction": 0.25},
+        explore_function={"resample_probability": 0.0, "perturb_factor": 0.5},
+        max_concurrent_trials=2,
+    )
+    for key in ("max_length", "max_trials"):
+        yaml_text = cfg.read_text().replace(f"  {key}: ", f"  # {key}: ")
+        cfg.write_text(yaml_text)
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.run(verbose=0)
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        records = store.list_trials(exp.id)
+        curves = {
+            t.number: [
+                (m.step, m.values["objective"]) for m in store.trial_metrics(t.id, "searcher")
+            ]
+            for t in records
+        }
+        events = store.read_events(exp.id)
+    finally:
+        store.close()
+    assert len(records) == 4 + 1 * 2 and all(t.state == "COMPLETED" for t in records)
+    by_id = {t.id: t for t in records}
+    clones = [t for t in records if t.parent_id is not None]
+    assert len(clones) == 2
+    folder = Path(exp_dir(exp.id)) / "trials"
+    for clone in clones:
+        parent = by_id[clone.parent_id]
+        start, first = curves[clone.number][0]
+        cloned_at = start - 10
+        # Exploit: it restored the parent's checkpoint at the round's end and went on from its
+        # x (x grows by increment_by per batch); explore: the increment was scaled by 1 +/- 0.5.
+        assert (folder / str(clone.number) / f"resumed_from_{cloned_at}").exists()
+        parent_x = dict(curves[parent.number])[cloned_at]
+        inc = clone.params["increment_by"]
+        assert first == parent_x + 10 * inc
+        assert inc in {round(parent.params["increment_by"] * f) for f in (0.5, 1.5)} | {1}
+    assert peak_live(events) <= 2
+    lineage = json.loads(cli("trial", "describe", str(clones[-1].id), "--json").stdout)["lineage"]
+    assert lineage and lineage[-1] == clones[-1].parent_id
+    rows = describe(exp.id)["trials"]
+    assert {r["number"]: r["parent"] for r in rows if r["parent"]} == {
+        c.number: by_id[c.parent_id].number for c in clones
+    }
+    summary = describe(exp.id)
+    assert summary["length_trained"] == summary["length_budget"] == 4 * 3 * 10

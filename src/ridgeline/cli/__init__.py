@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from ridgeline.cli import control
+from ridgeline.config.searcher import budget as searcher_budget
 from ridgeline.errors import RidgelineError
 from ridgeline.store.base import Store
 
@@ -101,16 +102,18 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
     searcher = raw.get("searcher") or {}
     state = store.load_searcher_state(experiment.id) or {}
     progress = 1.0 if experiment.state == "COMPLETED" else state.get("progress", 0.0)
-    # Budgets users can read: trials against max_trials, training length against the most
-    # the search could train (max_trials x max_length).
-    trained = sum(
-        max((m.step for m in store.trial_metrics(t.id, "searcher")), default=0) for t in trials
-    )
-    length = searcher.get("max_length")
-    if isinstance(length, dict):
-        length = next(iter(length.values()), None)
-    max_trials = searcher.get("max_trials")
-    budget = max_trials * length if isinstance(max_trials, int) and length else None
+    # Budgets users can read: trials against the searcher's trial budget, training length
+    # against the most it plans to train (full training for random-style searchers).
+    starts = {  # clones start at their parent's length: only what they trained counts
+        int(k): uuid for k, uuid in (state.get("warm_starts") or {}).items()
+    }
+    trained = 0
+    for t in trials:
+        top = max((m.step for m in store.trial_metrics(t.id, "searcher")), default=0)
+        if t.number in starts and top:
+            top -= store.get_checkpoint(starts[t.number]).steps_completed
+        trained += top
+    max_trials, budget = searcher_budget(searcher)
     return {
         "id": experiment.id,
         "name": experiment.name,
@@ -132,7 +135,9 @@ def trial_rows(store: Store, experiment_id: int) -> list[dict[str, Any]]:
     searcher = (experiment.config.get("raw") or {}).get("searcher", {})
     smaller = searcher.get("smaller_is_better", experiment.config.get("lower_is_better", True))
     metric = searcher.get("metric")
-    for trial in store.list_trials(experiment_id):
+    records = store.list_trials(experiment_id)
+    numbers = {t.id: t.number for t in records}
+    for trial in records:
         values = []
         for m in store.trial_metrics(trial.id):
             if m.group in ("searcher", "validation") and "objective" in m.values:
@@ -152,6 +157,7 @@ def trial_rows(store: Store, experiment_id: int) -> list[dict[str, Any]]:
                 "restarts": trial.restarts,
                 "checkpoints": len(checkpoints),
                 "exit_code": trial.exit_code,
+                "parent": numbers.get(trial.parent_id) if trial.parent_id else None,
             }
         )
     return rows
@@ -439,6 +445,7 @@ def trial_describe(ctx: click.Context, trial_id: int, as_json: bool) -> None:
             "hparams": record.params,
             "restarts": record.restarts,
             "exit_code": record.exit_code,
+            "lineage": _lineage(store, record),
             "metrics": [
                 {"group": m.group, "step": m.step, "values": m.values}
                 for m in store.trial_metrics(record.id)
@@ -458,6 +465,15 @@ def trial_describe(ctx: click.Context, trial_id: int, as_json: bool) -> None:
             )
             emit(data["metrics"], False, False)
             emit(data["checkpoints"], False, False)
+
+
+def _lineage(store: Store, record: Any) -> list[int]:
+    """Trial ids of the ancestors a PBT clone descends from, oldest first."""
+    chain: list[int] = []
+    while record.parent_id is not None:
+        chain.append(record.parent_id)
+        record = store.get_trial(record.parent_id)
+    return chain[::-1]
 
 
 @trial.command("logs")

@@ -17,12 +17,38 @@ from ridgeline.config.checks import (
 )
 from ridgeline.config.model import SearcherConfig
 
-__all__ = ["LENGTH_UNITS", "REMOVED", "SEARCHERS", "parse_searcher"]
+__all__ = ["LENGTH_UNITS", "REMOVED", "SEARCHERS", "budget", "parse_searcher"]
 
-SEARCHERS = ("single", "random", "grid", "adaptive_asha", "async_halving", "bayesian", "tpe")
+SEARCHERS = (
+    "single",
+    "random",
+    "grid",
+    "adaptive_asha",
+    "async_halving",
+    "sync_halving",
+    "hyperband",
+    "pbt",
+    "bayesian",
+    "tpe",
+)
 #: Searchers this version runs; the others are validated so a config can be checked now.
-RUNNABLE = ("single", "random", "grid", "adaptive_asha", "async_halving")
-REMOVED = ("adaptive", "adaptive_simple", "sync_halving", "pbt", "custom")
+RUNNABLE = (
+    "single",
+    "random",
+    "grid",
+    "adaptive_asha",
+    "async_halving",
+    "sync_halving",
+    "hyperband",
+    "pbt",
+)
+REMOVED = ("adaptive", "adaptive_simple", "custom")
+#: Searchers whose trial count follows from other fields (max_trials optional or absent).
+_TRIALS_OPTIONAL = ("hyperband",)
+_PBT_FUNCTIONS = {
+    "replace_function": {"truncate_fraction": (0.2, 0.5)},
+    "explore_function": {"resample_probability": (0.2, 1.0), "perturb_factor": (0.2, 1.0)},
+}
 LENGTH_UNITS = ("batches", "epochs", "records")
 MODES = ("standard", "aggressive", "conservative")
 
@@ -35,6 +61,17 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "grid": (*_COMMON, *_TRIALS),
     "async_halving": (*_COMMON, *_TRIALS, *_ASHA, "num_rungs"),
     "adaptive_asha": (*_COMMON, *_TRIALS, *_ASHA, "mode", "max_rungs", "bracket_rungs"),
+    "sync_halving": (*_COMMON, *_TRIALS, "divisor", "num_rungs"),
+    "hyperband": (*_COMMON, *_TRIALS, "divisor", "max_rungs"),
+    "pbt": (
+        *_COMMON,
+        "population_size",
+        "num_rounds",
+        "length_per_round",
+        "replace_function",
+        "explore_function",
+        "max_concurrent_trials",
+    ),
     "bayesian": (*_COMMON, *_TRIALS),
     "tpe": (*_COMMON, *_TRIALS),
 }
@@ -49,6 +86,12 @@ OPTION_DEFAULTS: dict[str, dict[str, Any]] = {
         "stop_once": False,
     },
     "async_halving": {"divisor": 4, "stop_once": False},
+    "sync_halving": {"divisor": 4},
+    "hyperband": {"divisor": 3, "max_rungs": 5},
+    "pbt": {
+        "replace_function": {"truncate_fraction": 0.2},
+        "explore_function": {"resample_probability": 0.2, "perturb_factor": 0.2},
+    },
 }
 _ALTERNATIVES = "use adaptive_asha (early stopping), random, grid or single instead"
 
@@ -115,10 +158,20 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
             f"and {source_uuid!r}); give at most one warm-start source",
         )
     length, unit = _length(p, data)
+    if name == "pbt":
+        length, unit, pbt = _pbt(p, data)
+        options.update(pbt)
 
     max_trials: int | None = None
     if name == "single":
         max_trials = 1
+    elif name == "pbt":
+        if "replaced_per_round" in options and options.get("num_rounds"):
+            max_trials = options["population_size"] + options["replaced_per_round"] * (
+                options["num_rounds"] - 1
+            )
+    elif name in _TRIALS_OPTIONAL and data.get("max_trials") is None:
+        pass
     elif name == "grid":
         if data.get("max_trials") is not None:
             p.notes.append(
@@ -149,8 +202,10 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
             or 0
         )
 
-    if name in OPTION_DEFAULTS:
+    if name in ("adaptive_asha", "async_halving"):
         options.update(_adaptive(p, name, data, length))
+    elif name in ("sync_halving", "hyperband"):
+        options.update(_halving(p, name, data, length))
 
     written = dict(data)
     if name is not None:
@@ -203,11 +258,13 @@ def _name(p: Problems, data: dict[str, Any]) -> str | None:
     return name
 
 
-def _length(p: Problems, data: dict[str, Any]) -> tuple[int | None, str | None]:
+def _length(
+    p: Problems, data: dict[str, Any], key: str = "max_length"
+) -> tuple[int | None, str | None]:
     """``max_length`` as (length, unit); a plain integer has no unit unless ``unit`` says."""
-    path = "searcher.max_length"
+    path = f"searcher.{key}"
     expected = "a positive integer or a one-key mapping {batches|epochs|records: N}"
-    value = data.get("max_length")
+    value = data.get(key)
     length: int | None = None
     unit: str | None = None
     if isinstance(value, dict):
@@ -242,6 +299,76 @@ def _length(p: Problems, data: dict[str, Any]) -> tuple[int | None, str | None]:
         elif unit is None and length is not None:
             unit = declared
     return length, unit
+
+
+def _halving(p: Problems, name: str, data: dict[str, Any], length: int | None) -> dict[str, Any]:
+    """Options of sync_halving and hyperband, defaults filled in."""
+    path = "searcher"
+    opts = dict(OPTION_DEFAULTS[name])
+    if data.get("divisor") is not None:
+        d = as_number(p, join(path, "divisor"), data["divisor"])
+        if d is not None and d <= 1:
+            p.bad(join(path, "divisor"), "a number > 1", d, "the usual divisor is 3 (or 4)")
+        opts["divisor"] = d
+    rungs = "num_rungs" if name == "sync_halving" else "max_rungs"
+    if data.get(rungs) is not None:
+        opts[rungs] = as_int(p, join(path, rungs), data[rungs], 1)
+    elif name == "sync_halving":
+        p.missing(join(path, rungs), rungs, "give the number of rungs, e.g. 3")
+    if length is None and data.get("max_length") is None:
+        p.missing(
+            join(path, "max_length"),
+            "max_length",
+            f"the {name} searcher needs the length of its top rung: max_length: {{epochs: N}}",
+        )
+    return opts
+
+
+def _pbt(p: Problems, data: dict[str, Any]) -> tuple[int | None, str | None, dict[str, Any]]:
+    """PBT's fields; returns (lineage length, unit, options)."""
+    path = "searcher"
+    opts: dict[str, Any] = {}
+    for key, example in (("population_size", 10), ("num_rounds", 5)):
+        if data.get(key) is None:
+            p.missing(join(path, key), key, f"e.g. {key}: {example}")
+        else:
+            opts[key] = as_int(p, join(path, key), data[key], 1)
+    per_round, unit = None, None
+    if data.get("length_per_round") is None:
+        p.missing(
+            join(path, "length_per_round"),
+            "length_per_round",
+            "how long each round trains, e.g. length_per_round: {epochs: 2}",
+        )
+    else:
+        per_round, unit = _length(p, data, "length_per_round")
+    opts["length_per_round"] = per_round
+    for group, fields in _PBT_FUNCTIONS.items():
+        given = data.get(group)
+        if given is None:
+            given = {}
+        if not isinstance(given, dict):
+            p.bad(
+                join(path, group),
+                "a mapping",
+                given,
+                f"e.g. {group}: {{{next(iter(fields))}: 0.2}}",
+            )
+            given = {}
+        p.unknown_keys(
+            join(path, group), {k: None for k in given if k not in fields}, tuple(fields)
+        )
+        for key, (default, high) in fields.items():
+            value = given.get(key, default)
+            number = as_number(p, f"{path}.{group}.{key}", value)
+            if number is not None and not 0 <= number <= high:
+                p.bad(f"{path}.{group}.{key}", f"a number in [0, {high}]", value)
+            opts[key] = number
+    if all(opts.get(k) is not None for k in ("population_size", "num_rounds", "truncate_fraction")):
+        opts["replaced_per_round"] = int(opts["population_size"] * opts["truncate_fraction"])
+    if per_round is None or opts.get("num_rounds") is None:
+        return None, unit, opts
+    return per_round * opts["num_rounds"], unit, opts
 
 
 def _adaptive(p: Problems, name: str, data: dict[str, Any], length: int | None) -> dict[str, Any]:
@@ -344,6 +471,42 @@ def describe(config: Any, grid_points: int | None) -> list[str]:
             stop_once=bool(o.get("stop_once")),
             **rungs,
         )
+    elif s.name in ("sync_halving", "hyperband") and s.max_length is not None:
+        from ridgeline.searchers.hyperband import describe_hyperband, describe_sync_halving
+
+        o = s.options
+        if s.name == "hyperband":
+            lines += describe_hyperband(
+                int(s.max_length),
+                o["divisor"],
+                o["max_rungs"],
+                s.max_trials,
+                s.max_concurrent_trials,
+                s.length_unit,
+            )
+        else:
+            lines += describe_sync_halving(
+                int(s.max_length),
+                int(s.max_trials or 1),
+                o["num_rungs"],
+                o["divisor"],
+                s.max_concurrent_trials,
+                s.length_unit,
+            )
+    elif s.name == "pbt":
+        from ridgeline.searchers.pbt import describe_pbt
+
+        o = s.options
+        lines += describe_pbt(
+            o["population_size"],
+            o["num_rounds"],
+            o["length_per_round"],
+            o["truncate_fraction"],
+            o["resample_probability"],
+            o["perturb_factor"],
+            s.length_unit,
+        )
+        lines.append(concurrency)
     else:
         lines.append(
             f"The {s.name} searcher is validated but runs in a later version of ridgeline; "
@@ -358,3 +521,42 @@ def describe(config: Any, grid_points: int | None) -> list[str]:
     if s.source_checkpoint_uuid is not None:
         lines.append(f"Every trial starts from checkpoint {s.source_checkpoint_uuid}")
     return lines
+
+
+def _units(value: Any) -> int | None:
+    if isinstance(value, dict):
+        value = next(iter(value.values()), None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def budget(searcher: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(trials, training length) a validated ``searcher:`` mapping plans to spend at most.
+
+    Random-style searchers: ``max_trials`` and ``max_trials x max_length`` (what full
+    training would cost; ASHA stops short of it). Hyperband and successive halving: their exact
+    plan. PBT: the population times its rounds."""
+    name = searcher.get("name")
+    length = _units(searcher.get("max_length"))
+    trials = searcher.get("max_trials")
+    trials = trials if isinstance(trials, int) and not isinstance(trials, bool) else None
+    if name == "pbt":
+        size, rounds = searcher.get("population_size"), searcher.get("num_rounds")
+        per_round = _units(searcher.get("length_per_round"))
+        fraction = (searcher.get("replace_function") or {}).get("truncate_fraction", 0.2)
+        if not (isinstance(size, int) and isinstance(rounds, int) and per_round):
+            return None, None
+        return size + int(size * fraction) * (rounds - 1), size * rounds * per_round
+    if name in ("hyperband", "sync_halving") and length:
+        from ridgeline.searchers.hyperband import hyperband_plan, planned_length, rung_sizes
+
+        divisor = searcher.get("divisor") or OPTION_DEFAULTS[name]["divisor"]
+        if name == "hyperband":
+            plans = hyperband_plan(length, divisor, searcher.get("max_rungs") or 5, trials, 0)
+            return sum(p.max_trials for p in plans), sum(planned_length(p) for p in plans)
+        rungs = searcher.get("num_rungs")
+        if trials and isinstance(rungs, int):
+            from ridgeline.searchers.asha import rung_lengths
+
+            lengths = rung_lengths(length, divisor, rungs)
+            return trials, planned_length(rung_sizes(trials, rungs, divisor), lengths)
+    return trials, trials * length if trials and length else None

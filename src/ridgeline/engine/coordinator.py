@@ -281,14 +281,6 @@ class Coordinator:
         self.results.finalize(number, COMPLETED)
         self._collect_garbage(number)
 
-    def latest_checkpoint(self, number: int) -> CheckpointRecord | None:
-        done = [
-            c
-            for c in self.store.list_checkpoints(self.engine.records[number].id)
-            if c.state == COMPLETED
-        ]
-        return max(done, key=lambda c: (c.steps_completed, c.created_at)) if done else None
-
     def _trial_env(self, record: TrialRecord) -> dict[str, str]:
         env = dict(os.environ)
         # `python3 train.py` in a trial finds the Python that runs ridgeline first.
@@ -315,7 +307,7 @@ class Coordinator:
         env.pop(trial_env.LATEST_CHECKPOINT, None)
         if self.settings.checkpoint_dir is not None:  # only Core-API trials keep checkpoints
             env[trial_env.CHECKPOINT_STORAGE] = str(self.settings.checkpoint_dir)
-            latest = self.latest_checkpoint(number)
+            latest = self.engine.latest_checkpoint(number)
             if latest is not None:
                 env[trial_env.LATEST_CHECKPOINT] = latest.uuid
         if self.settings.trial_env is not None:
@@ -409,12 +401,13 @@ class Coordinator:
                     job.info.get("output", "its output"),
                 )
         if status == PAUSED:
-            self.engine.trial_paused(number)
+            paused_actions = self.engine.trial_paused(number)
             log.info("Trial %d paused (checkpointed, exited)", number)
             op = self.engine.ops.get(number)
             promoted = number in self.released and number not in self.engine.closed
             if promoted and op is not None and not op["done"] and self.state == ACTIVE:
                 self.waiting.append(number)  # new work arrived while it was exiting
+            self._handle(paused_actions)
         else:
             actions = self.engine.trial_exited(number, status, exit_code)
             with warnings.catch_warnings(record=True) as caught:
@@ -632,8 +625,14 @@ class Coordinator:
             experiment_done=number is None,
             **self.settings.retention,
         )
+        needed = {  # a clone that has not started yet starts from its parent's checkpoint
+            uuid
+            for child, uuid in self.engine.warm_starts.items()
+            if self.engine.records[child].state not in TRIAL_DONE_STATES
+        }
         for checkpoint in doomed:
-            self.delete_checkpoint(checkpoint.uuid)
+            if checkpoint.uuid not in needed:
+                self.delete_checkpoint(checkpoint.uuid)
 
     # -- results -----------------------------------------------------------------------------
     def _schedule_write(self) -> None:

@@ -21,7 +21,15 @@ from ridgeline.samplers.base import History, TrialView
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
 from ridgeline.space import SearchSpace
 from ridgeline.store.base import Store
-from ridgeline.store.records import PAUSED, PENDING, RUNNING, TRIAL_DONE_STATES, TrialRecord
+from ridgeline.store.records import (
+    COMPLETED,
+    PAUSED,
+    PENDING,
+    RUNNING,
+    TRIAL_DONE_STATES,
+    CheckpointRecord,
+    TrialRecord,
+)
 from ridgeline.values import check_objective
 
 OBJECTIVE_KEY = "objective"
@@ -62,6 +70,8 @@ class Engine:
         self.ops: dict[int, dict[str, Any]] = {}
         self.closed: set[int] = set()
         self.final: set[int] = set()  # closed for good (Close(final=True)); others are paused
+        # A trial created from a parent starts from the checkpoint the parent had then.
+        self.warm_starts: dict[int, str] = {}  # trial number -> checkpoint uuid
         self._op_counter = 0
         searcher.bind(space, self.history, self.rng)
 
@@ -91,6 +101,7 @@ class Engine:
             self.ops = {int(k): v for k, v in state.get("ops", {}).items()}
             self.closed = set(state.get("closed", ()))
             self.final = set(state.get("final", ()))
+            self.warm_starts = {int(k): v for k, v in state.get("warm_starts", {}).items()}
             self._op_counter = state.get("op_counter", 0)
 
     # -- events ------------------------------------------------------------------------------
@@ -152,13 +163,27 @@ class Engine:
         self.snapshot()
         return actions
 
-    def trial_paused(self, number: int) -> TrialRecord:
-        """The trial exited on request with its work unfinished; it resumes on activation."""
+    def trial_paused(self, number: int) -> list[Action]:
+        """The trial exited on request (searcher or user) with its checkpoint saved; a later
+        ``Train`` or the experiment's activation relaunches it."""
         record = self.store.update_trial(self.records[number].id, state=PAUSED)
         assert record is not None
         self._remember(record)
         self.event("trial_paused", trial=number)
-        return record
+        return self._apply(self.searcher.on_trial_paused(number), changed=True)
+
+    def latest_checkpoint(self, number: int) -> CheckpointRecord | None:
+        """The checkpoint a (re)launch of the trial starts from: its newest completed one,
+        else the one its parent had when it was created, else None."""
+        done = [
+            c
+            for c in self.store.list_checkpoints(self.records[number].id)
+            if c.state == COMPLETED
+        ]
+        if done:
+            return max(done, key=lambda c: (c.steps_completed, c.created_at))
+        uuid = self.warm_starts.get(number)
+        return self.store.get_checkpoint(uuid) if uuid is not None else None
 
     def trial_exited(self, number: int, status: str, exit_code: int | None = None) -> list[Action]:
         record = self.records[number]
@@ -196,6 +221,7 @@ class Engine:
                 "ops": {str(k): v for k, v in self.ops.items()},
                 "closed": sorted(self.closed),
                 "final": sorted(self.final),
+                "warm_starts": {str(k): v for k, v in self.warm_starts.items()},
                 "op_counter": self._op_counter,
                 "progress": self.searcher.progress(),
             },
@@ -218,7 +244,16 @@ class Engine:
                     self.experiment_id, action.request_id, action.params, parent_id
                 )
                 self._remember(record)
-                self.event("trial_created", trial=record.number, request_id=action.request_id)
+                if action.parent is not None:
+                    start = self.latest_checkpoint(action.parent)
+                    if start is not None:
+                        self.warm_starts[record.number] = start.uuid
+                self.event(
+                    "trial_created",
+                    trial=record.number,
+                    request_id=action.request_id,
+                    parent=action.parent,
+                )
                 queue.extend(self.searcher.on_trial_created(record.number, action.request_id))
                 continue
             if isinstance(action, Train) and action.until is not None:

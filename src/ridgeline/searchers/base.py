@@ -89,6 +89,11 @@ class Searcher(ABC):
     def on_trial_exited(self, trial: int, status: str) -> list[Action]:
         return []
 
+    def on_trial_paused(self, trial: int) -> list[Action]:
+        """``trial``'s process exited after a pause, its checkpoint saved (for searchers
+        that clone checkpoints, such as PBT: a parent's state is on disk from now on)."""
+        return []
+
     def progress(self) -> float:
         """Fraction of the search done, 0..1 (0 when unknown)."""
         return 0.0

@@ -1,0 +1,422 @@
+"""Synchronous successive halving (``sync_halving``) and Hyperband (``hyperband``).
+
+Successive halving (Jamieson & Talwalkar 2016) trains ``n`` trials to rung 0's length, waits
+until every one of them has reported, keeps the best ``n / d`` for the next rung, and so on up
+to ``max_length``. A trial that has reported while its rung is still running is *paused*
+(``Close(final=False)``: its checkpoint is kept and its slot freed); a kept trial is relaunched
+from that checkpoint with a ``Train`` to the next rung. Unlike ASHA, no decision is taken on
+partial information.
+
+Hyperband (Li et al. 2018) hedges against a bad choice of the first rung's length by running
+successive halving brackets with 1 to ``max_rungs`` rungs side by side, the brackets with
+more rungs starting more trials (``ceil(R / r * d**(r-1))`` for r rungs of R).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ridgeline.errors import ConfigError
+from ridgeline.samplers.base import WAIT, Sampler
+from ridgeline.searchers.asha import (
+    INVALID_HP,
+    WORST,
+    _check_divisor,
+    _check_int,
+    _num,
+    rung_lengths,
+)
+from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Train
+from ridgeline.searchers.tournament import BracketTournament
+
+__all__ = [
+    "HyperbandPlan",
+    "HyperbandSearcher",
+    "SyncHalvingSearcher",
+    "describe_hyperband",
+    "describe_sync_halving",
+    "hyperband_plan",
+    "planned_length",
+    "rung_sizes",
+]
+
+
+def rung_sizes(max_trials: int, num_rungs: int, divisor: float) -> list[int]:
+    """How many trials reach each rung: ``max(floor(n / d**k), 1)``."""
+    return [max(int(max_trials / math.pow(divisor, k)), 1) for k in range(num_rungs)]
+
+
+class SyncHalvingSearcher(Searcher):
+    """One bracket of synchronous successive halving.
+
+    ``max_trials`` trials start at rung 0 (INVALID_HP ones are replaced). When every member of
+    a rung has a score (a trial that exits early scores the worst), the best
+    ``rung_sizes(...)[k+1]`` go on and the others are closed. ``max_concurrent_trials`` (0: all
+    of rung 0 at once) limits the trials with an open operation.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        max_trials: int,
+        max_length: int,
+        num_rungs: int,
+        divisor: float = 4,
+        max_concurrent_trials: int = 0,
+    ) -> None:
+        self.sampler = sampler
+        self.max_trials = _check_int("max_trials", max_trials, 1)
+        self.max_length = _check_int("max_length", max_length, 1)
+        self.num_rungs = _check_int("num_rungs", num_rungs, 1)
+        self.divisor = _check_divisor(divisor)
+        limit = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+        self.concurrency = min(limit, self.max_trials) if limit else self.max_trials
+        self.lengths = rung_lengths(self.max_length, self.divisor, self.num_rungs)
+        self.sizes = rung_sizes(self.max_trials, self.num_rungs, self.divisor)
+        self.members: list[list[int]] = [[] for _ in range(self.num_rungs)]
+        self.scores: list[dict[int, float]] = [{} for _ in range(self.num_rungs)]
+        self.rung_of: dict[int, int] = {}
+        self.outstanding: set[int] = set()  # trials with an open operation to their rung
+        self.pending: set[int] = set()  # request ids created, trial not yet announced
+        self.finished: set[int] = set()  # closed for good, or ended
+        self.extra: set[int] = set()  # user-added trials: full length, outside the rungs
+        self.created = 0
+        self.invalid = 0
+        self.exhausted = False
+        self.done = False
+
+    # -- accounting --------------------------------------------------------------------------
+    @property
+    def busy(self) -> int:
+        return len(self.outstanding) + len(self.pending)
+
+    @property
+    def creating_done(self) -> bool:
+        return self.exhausted or self.created - self.invalid >= self.max_trials
+
+    def room(self) -> int:
+        if self.done or self.creating_done:
+            return 0
+        return max(self.concurrency - self.busy, 0)
+
+    def _score(self, objective: float) -> float:
+        value = float(objective)
+        if math.isnan(value):
+            return WORST
+        if not self.history.lower_is_better:
+            value = -value
+        return min(max(value, -WORST), WORST)
+
+    # -- events ------------------------------------------------------------------------------
+    def on_slots_free(self, n: int) -> list[Action]:
+        return self.fill(n)
+
+    def fill(self, n: int, pending_params: list[dict[str, Any]] | None = None) -> list[Action]:
+        """Create up to ``n`` rung-0 trials within the budget and the concurrency limit."""
+        if self.done:
+            return []
+        if pending_params is None:
+            pending_params = self.history.pending_params()
+        actions: list[Action] = []
+        for _ in range(n):
+            if self.room() <= 0:
+                break
+            params = self.sampler.propose(self.space, self.history, pending_params, self.rng)
+            if params is None:
+                self.exhausted = True
+                break
+            if params == WAIT:
+                break
+            assert isinstance(params, dict)
+            self.created += 1
+            self.pending.add(self.created)
+            actions.append(Create(self.created, params))
+            pending_params.append(params)
+        return actions + self._advance()
+
+    def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
+        if request_id < 0:
+            self.extra.add(trial)
+            return [Train(trial, self.max_length)]
+        if trial in self.rung_of:  # announced again (a replay after a restart)
+            if trial in self.outstanding:
+                return [Train(trial, self.lengths[self.rung_of[trial]])]
+            return []
+        self.pending.discard(request_id)
+        self.rung_of[trial] = 0
+        self.members[0].append(trial)
+        self.outstanding.add(trial)
+        return [Train(trial, self.lengths[0])]
+
+    def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
+        if trial in self.extra:
+            return [Close(trial, final=True)] if step >= self.max_length else []
+        if trial not in self.outstanding or step < self.lengths[self.rung_of[trial]]:
+            return []
+        k = self.rung_of[trial]
+        self.outstanding.discard(trial)
+        self.scores[k][trial] = self._score(objective)
+        actions = self._advance()
+        if trial not in self.outstanding and trial not in self.finished:
+            actions.insert(0, Close(trial, final=False))  # wait for the rest of the rung
+        return actions
+
+    def on_trial_exited(self, trial: int, status: str) -> list[Action]:
+        if trial in self.extra or trial not in self.rung_of or trial in self.finished:
+            return []
+        k = self.rung_of[trial]
+        if status == INVALID_HP and k == 0 and trial in self.outstanding:
+            self.outstanding.discard(trial)
+            self.members[0].remove(trial)
+            del self.rung_of[trial]
+            self.invalid += 1  # replaced by a new trial
+            return self._advance()
+        self.finished.add(trial)
+        if trial in self.outstanding:
+            self.outstanding.discard(trial)
+            self.scores[k][trial] = WORST
+        return self._advance()
+
+    # -- decisions ---------------------------------------------------------------------------
+    def _rung_complete(self, k: int) -> bool:
+        if k == 0 and (not self.creating_done or self.pending):
+            return False
+        return bool(self.members[k]) and len(self.scores[k]) == len(self.members[k])
+
+    def _advance(self) -> list[Action]:
+        """Promote out of every complete rung not yet decided, then shut down when done."""
+        actions: list[Action] = []
+        for k in range(self.num_rungs):
+            if not self._rung_complete(k):
+                break
+            if k == self.num_rungs - 1:
+                for t in self.members[k]:
+                    if t not in self.finished:
+                        self.finished.add(t)
+                        actions.append(Close(t, final=True))
+                break
+            if self.members[k + 1]:
+                continue  # decided earlier
+            ranked = sorted(self.members[k], key=lambda t: (self.scores[k][t], t))
+            keep = [t for t in ranked[: self.sizes[k + 1]] if t not in self.finished]
+            for t in ranked:
+                if t in keep:
+                    self.rung_of[t] = k + 1
+                    self.members[k + 1].append(t)
+                    self.outstanding.add(t)
+                    actions.append(Train(t, self.lengths[k + 1]))
+                elif t not in self.finished:
+                    self.finished.add(t)
+                    actions.append(Close(t, final=True))
+            if not keep:  # every survivor had exited: nothing can go further
+                self.members[k + 1] = []
+                break
+        if not self.done and self.creating_done and not self.outstanding and not self.pending:
+            self.done = True
+            actions.append(Shutdown("successive halving: every rung has been decided"))
+        return actions
+
+    # -- progress and state ------------------------------------------------------------------
+    def progress(self) -> float:
+        """Share of the planned rung results that are in (1.0 once done)."""
+        if self.done:
+            return 1.0
+        planned = sum(self.sizes)
+        return min(sum(len(s) for s in self.scores) / planned, 1.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "members": [list(m) for m in self.members],
+            "scores": [sorted([t, s] for t, s in rung.items()) for rung in self.scores],
+            "rung_of": sorted([t, k] for t, k in self.rung_of.items()),
+            "outstanding": sorted(self.outstanding),
+            "pending": sorted(self.pending),
+            "finished": sorted(self.finished),
+            "extra": sorted(self.extra),
+            "created": self.created,
+            "invalid": self.invalid,
+            "exhausted": self.exhausted,
+            "done": self.done,
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["members"]) != self.num_rungs:
+            raise ConfigError(
+                f"saved successive-halving state has {len(state['members'])} rungs but the "
+                f"searcher has {self.num_rungs}; resume with the original searcher config"
+            )
+        self.members = [[int(t) for t in m] for m in state["members"]]
+        self.scores = [{int(t): float(s) for t, s in rung} for rung in state["scores"]]
+        self.rung_of = {int(t): int(k) for t, k in state["rung_of"]}
+        self.outstanding = {int(t) for t in state["outstanding"]}
+        self.pending = {int(r) for r in state["pending"]}
+        self.finished = {int(t) for t in state["finished"]}
+        self.extra = {int(t) for t in state["extra"]}
+        self.created = int(state["created"])
+        self.invalid = int(state["invalid"])
+        self.exhausted = bool(state["exhausted"])
+        self.done = bool(state["done"])
+        if "sampler" in state:
+            self.sampler.load_state_dict(state["sampler"])
+
+
+@dataclass(frozen=True)
+class HyperbandPlan:
+    """One Hyperband bracket: rungs with their lengths, trials at rung 0, concurrency."""
+
+    num_rungs: int
+    max_trials: int
+    max_concurrent_trials: int
+    rung_lengths: tuple[int, ...]
+    rung_sizes: tuple[int, ...]
+
+
+def hyperband_plan(
+    max_length: int,
+    divisor: float = 3,
+    max_rungs: int = 5,
+    max_trials: int | None = None,
+    max_concurrent_trials: int = 0,
+) -> list[HyperbandPlan]:
+    """Brackets with ``R`` down to 1 rungs, ``R = min(max_rungs, floor(log_d L) + 1)``.
+
+    Bracket r starts ``ceil(R / r * d**(r-1))`` trials (Li et al.); ``max_trials`` rescales
+    those counts to that total (at least one a bracket, the remainder to the first).
+    Concurrency ``max_concurrent_trials`` is split in proportion to the brackets' trials (at
+    least one each); 0 lets each bracket start all its rung-0 trials at once (the scheduler's
+    slots still apply)."""
+    _check_int("max_length", max_length, 1)
+    _check_int("max_rungs", max_rungs, 1)
+    _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+    d = _check_divisor(divisor)
+    top = max(min(max_rungs, int(math.log(max_length) / math.log(d) + 1e-9) + 1), 1)
+    rungs = list(range(top, 0, -1))
+    counts = [math.ceil(top / r * math.pow(d, r - 1)) for r in rungs]
+    if max_trials is not None:
+        _check_int("max_trials", max_trials, 1)
+        if max_trials < len(rungs):
+            rungs, counts = rungs[:max_trials], counts[:max_trials]
+        total = sum(counts)
+        scaled = [max(int(c * max_trials / total), 1) for c in counts]
+        scaled[0] += max(max_trials - sum(scaled), 0)
+        counts = scaled
+    concurrency = _split(max_concurrent_trials, counts) if max_concurrent_trials else counts
+    return [
+        HyperbandPlan(
+            r,
+            n,
+            c,
+            tuple(rung_lengths(max_length, d, r)),
+            tuple(rung_sizes(n, r, d)),
+        )
+        for r, n, c in zip(rungs, counts, concurrency, strict=True)
+    ]
+
+
+def _split(slots: int, counts: list[int]) -> list[int]:
+    """``slots`` shared in proportion to ``counts``, at least 1 and at most the count each."""
+    total = sum(counts)
+    shares = [min(n, max(int(slots * n / total), 1)) for n in counts]
+    for i, n in enumerate(counts):
+        spare = slots - sum(shares)
+        if spare <= 0:
+            break
+        shares[i] += min(spare, n - shares[i])
+    return shares
+
+
+class HyperbandSearcher(BracketTournament):
+    """Hyperband: successive-halving brackets with different first-rung lengths, side by side."""
+
+    name = "Hyperband"
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        max_length: int,
+        divisor: float = 3,
+        max_rungs: int = 5,
+        max_trials: int | None = None,
+        max_concurrent_trials: int = 0,
+    ) -> None:
+        self.plan = hyperband_plan(
+            max_length, divisor, max_rungs, max_trials, max_concurrent_trials
+        )
+        brackets = [
+            SyncHalvingSearcher(
+                sampler, p.max_trials, max_length, p.num_rungs, divisor, p.max_concurrent_trials
+            )
+            for p in self.plan
+        ]
+        super().__init__(sampler, brackets)
+
+
+def _bracket_line(label: str, plan: HyperbandPlan, unit: str | None) -> str:
+    suffix = f" {unit}" if unit else ""
+    steps = ", ".join(
+        f"{n} x {length}" for n, length in zip(plan.rung_sizes, plan.rung_lengths, strict=True)
+    )
+    at_once = min(plan.max_concurrent_trials or plan.max_trials, plan.max_trials)
+    return f"{label}: trials x length per rung: {steps}{suffix}; up to {at_once} at once"
+
+
+def describe_hyperband(
+    max_length: int,
+    divisor: float = 3,
+    max_rungs: int = 5,
+    max_trials: int | None = None,
+    max_concurrent_trials: int = 0,
+    unit: str | None = None,
+) -> list[str]:
+    """Lines for ``ridgeline preview-search``: each bracket's rungs and budget."""
+    plans = hyperband_plan(max_length, divisor, max_rungs, max_trials, max_concurrent_trials)
+    total = sum(planned_length(p) for p in plans)
+    lines = [
+        f"Brackets: {len(plans)} (divisor {_num(float(divisor))}); "
+        f"{sum(p.max_trials for p in plans)} trials, {total} {unit or 'units'} of training "
+        f"in all",
+        "Each rung waits for all its trials; the best 1/"
+        f"{_num(float(divisor))} go on (paused until then), the others end",
+    ]
+    lines += [_bracket_line(f"Bracket {i}", p, unit) for i, p in enumerate(plans, 1)]
+    return lines
+
+
+def describe_sync_halving(
+    max_length: int,
+    max_trials: int,
+    num_rungs: int,
+    divisor: float = 4,
+    max_concurrent_trials: int = 0,
+    unit: str | None = None,
+) -> list[str]:
+    """Lines for ``ridgeline preview-search`` of one successive-halving bracket."""
+    lengths = rung_lengths(max_length, _check_divisor(divisor), num_rungs)
+    sizes = rung_sizes(max_trials, num_rungs, float(divisor))
+    limit = min(max_concurrent_trials, max_trials) if max_concurrent_trials else 0
+    plan = HyperbandPlan(num_rungs, max_trials, limit, tuple(lengths), tuple(sizes))
+    return [
+        f"Successive halving: {max_trials} trials, {planned_length(plan)} {unit or 'units'} of "
+        f"training in all; the best 1/{_num(float(divisor))} of each rung go on",
+        _bracket_line("Rungs", plan, unit),
+    ]
+
+
+def planned_length(
+    plan: HyperbandPlan | Sequence[int], lengths: Sequence[int] | None = None
+) -> int:
+    """Training length a bracket spends: each rung's trials train on from the rung below.
+    Takes a plan, or rung sizes and rung lengths."""
+    sizes: Sequence[int] = plan.rung_sizes if isinstance(plan, HyperbandPlan) else plan
+    if isinstance(plan, HyperbandPlan):
+        lengths = plan.rung_lengths
+    assert lengths is not None
+    total, previous = 0, 0
+    for n, length in zip(sizes, lengths, strict=True):
+        total += n * (length - previous)
+        previous = length
+    return total

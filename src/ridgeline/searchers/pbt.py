@@ -1,0 +1,323 @@
+"""Population-based training (``pbt``, Jaderberg et al. 2017) for Core-API trials.
+
+A population trains in rounds of ``length_per_round``. At the end of a round every member has
+reported and is paused (its process checkpointed and exited). Then the worst
+``truncate_fraction`` end, and each of the best that many is cloned: a new trial starts from
+the parent's checkpoint (exploit) with its hyperparameters perturbed (explore). The others
+resume from their own checkpoints. Lineage is the trial's ``parent``, recorded in the store.
+
+Pausing every member at a round end is what makes a clone exact: the parent's checkpoint at
+the round's length exists before the child starts, whatever the script's checkpoint period.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from ridgeline.errors import ConfigError
+from ridgeline.samplers.base import WAIT, Sampler
+from ridgeline.searchers.asha import INVALID_HP, WORST, _check_int
+from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Train
+from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter, SearchSpace
+
+__all__ = ["PBTSearcher", "describe_pbt", "explore", "replaced_per_round"]
+
+
+def _fraction(name: str, value: Any, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+        raise ConfigError(f"searcher.{name} must be a number in [0, {high}], got {value!r}")
+    return float(value)
+
+
+def replaced_per_round(population_size: int, truncate_fraction: float) -> int:
+    """Members replaced by clones at each round end."""
+    return int(population_size * truncate_fraction)
+
+
+def explore(
+    space: SearchSpace,
+    params: dict[str, Any],
+    rng: random.Random,
+    resample_probability: float,
+    perturb_factor: float,
+) -> dict[str, Any]:
+    """Determined's explore: each value is resampled with ``resample_probability``; otherwise
+    a number is multiplied by ``1 + f`` or ``1 - f`` (clipped to its range, integers rounded),
+    an ordinal moves one step, and a categorical value stays."""
+    out = dict(params)
+    for p in space.parameters:
+        if isinstance(p, Constant) or p.name not in out:
+            continue
+        if rng.random() < resample_probability:
+            out[p.name] = p.sample(rng)
+        else:
+            out[p.name] = _perturb(p, out[p.name], rng, perturb_factor)
+    return out
+
+
+def _perturb(p: Parameter, value: Any, rng: random.Random, factor: float) -> Any:
+    scale = 1 + factor if rng.random() < 0.5 else 1 - factor
+    if isinstance(p, Continuous | Discrete):
+        low, high = p.range
+        moved = min(max(value * scale, low), high)
+        return int(round(moved)) if isinstance(p, Discrete) else float(moved)
+    if isinstance(p, Ordinal):
+        i = min(max(p.index(value) + (1 if scale > 1 else -1), 0), len(p.range) - 1)
+        return p.range[i]
+    assert isinstance(p, Choice)
+    return value
+
+
+class PBTSearcher(Searcher):
+    """Synchronous rounds over a population of ``population_size`` trials.
+
+    Round r trains every member to ``r * length_per_round`` (absolute; a clone starts at its
+    parent's length). ``num_rounds`` rounds in all. Members that exit early score the worst
+    and are replaced like the worst ones; INVALID_HP members of the first round are replaced
+    by new random ones.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        population_size: int,
+        num_rounds: int,
+        length_per_round: int,
+        truncate_fraction: float = 0.2,
+        resample_probability: float = 0.2,
+        perturb_factor: float = 0.2,
+        max_concurrent_trials: int = 0,
+    ) -> None:
+        self.sampler = sampler
+        self.population_size = _check_int("population_size", population_size, 1)
+        self.num_rounds = _check_int("num_rounds", num_rounds, 1)
+        self.length_per_round = _check_int("length_per_round", length_per_round, 1)
+        self.truncate_fraction = _fraction(
+            "replace_function.truncate_fraction", truncate_fraction, 0.5
+        )
+        self.resample_probability = _fraction(
+            "explore_function.resample_probability", resample_probability, 1.0
+        )
+        self.perturb_factor = _fraction("explore_function.perturb_factor", perturb_factor, 1.0)
+        limit = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+        self.concurrency = min(limit, population_size) if limit else population_size
+        self.round = 1
+        self.members: list[int] = []  # this round's population
+        self.scores: dict[int, float] = {}  # this round's results
+        self.target: dict[int, int] = {}  # each member's length for this round
+        self.outstanding: set[int] = set()  # members with an open operation
+        self.awaiting: set[int] = set()  # reported, told to pause, process not gone yet
+        self.failed: set[int] = set()  # ended without finishing its round
+        self.finished: set[int] = set()  # closed for good
+        self.children: dict[int, int] = {}  # request id -> parent, clones not yet announced
+        self.pending: set[int] = set()  # first-round request ids not yet announced
+        self.extra: set[int] = set()  # user-added trials: full length, outside the population
+        self.created = 0
+        self.invalid = 0
+        self.exhausted = False
+        self.done = False
+
+    @property
+    def max_length(self) -> int:
+        return self.num_rounds * self.length_per_round
+
+    # -- events ------------------------------------------------------------------------------
+    def on_slots_free(self, n: int) -> list[Action]:
+        """First round only: create members up to the population and the concurrency limit."""
+        actions: list[Action] = []
+        pending_params = self.history.pending_params()
+        while n > 0 and self.round == 1 and not self.done and not self.exhausted:
+            if self.created - self.invalid >= self.population_size:
+                break
+            if len(self.outstanding) + len(self.pending) >= self.concurrency:
+                break
+            params = self.sampler.propose(self.space, self.history, pending_params, self.rng)
+            if params is None:
+                self.exhausted = True
+                break
+            if params == WAIT:
+                break
+            assert isinstance(params, dict)
+            self.created += 1
+            self.pending.add(self.created)
+            pending_params.append(params)
+            actions.append(Create(self.created, params))
+            n -= 1
+        return actions + self._end_round()
+
+    def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
+        if request_id < 0:
+            self.extra.add(trial)
+            return [Train(trial, self.max_length)]
+        if trial in self.target:  # announced again (a replay after a restart)
+            return [Train(trial, self.target[trial])] if trial in self.outstanding else []
+        self.children.pop(request_id, None)
+        self.pending.discard(request_id)
+        self.members.append(trial)
+        self.target[trial] = self.round * self.length_per_round  # a clone continues its parent
+        self.outstanding.add(trial)
+        return [Train(trial, self.target[trial])]
+
+    def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
+        if trial in self.extra:
+            return [Close(trial, final=True)] if step >= self.max_length else []
+        if trial not in self.outstanding or step < self.target[trial]:
+            return []
+        self.outstanding.discard(trial)
+        self.scores[trial] = self._score(objective)
+        if self.round == self.num_rounds:
+            self.finished.add(trial)
+            return [Close(trial, final=True), *self._end_round()]
+        self.awaiting.add(trial)
+        return [Close(trial, final=False)]
+
+    def on_trial_paused(self, trial: int) -> list[Action]:
+        if trial not in self.awaiting:
+            return []
+        self.awaiting.discard(trial)
+        return self._end_round()
+
+    def on_trial_exited(self, trial: int, status: str) -> list[Action]:
+        if trial in self.extra or trial not in self.target or trial in self.finished:
+            return []
+        self.awaiting.discard(trial)
+        if trial in self.outstanding:
+            self.outstanding.discard(trial)
+            if status == INVALID_HP and self.round == 1 and trial in self.members:
+                self.members.remove(trial)
+                self.invalid += 1  # replaced by a new random member
+                return []
+            self.scores[trial] = WORST
+            self.failed.add(trial)
+        elif trial in self.scores:  # scored, then ended instead of pausing: it cannot go on
+            self.failed.add(trial)
+        self.finished.add(trial)
+        return self._end_round()
+
+    # -- decisions ---------------------------------------------------------------------------
+    def _score(self, objective: float) -> float:
+        value = float(objective)
+        if math.isnan(value):
+            return WORST
+        return min(max(value if self.history.lower_is_better else -value, -WORST), WORST)
+
+    def _round_over(self) -> bool:
+        if self.round == 1 and not self.exhausted:
+            if self.created - self.invalid < self.population_size or self.pending:
+                return False
+        if self.children or self.outstanding or self.awaiting or not self.members:
+            return False
+        return all(t in self.scores for t in self.members)
+
+    def _end_round(self) -> list[Action]:
+        if self.done or not self._round_over():
+            return []
+        if self.round >= self.num_rounds:
+            self.done = True
+            return [Shutdown("PBT: every round has finished")]
+        ranked = sorted(self.members, key=lambda t: (self.scores[t], t))
+        healthy = [t for t in ranked if t not in self.failed]
+        replace = max(replaced_per_round(len(ranked), self.truncate_fraction), len(self.failed))
+        replace = min(replace, len(ranked))
+        losers = ranked[len(ranked) - replace :]
+        survivors = [t for t in ranked if t not in losers]
+        actions: list[Action] = []
+        for t in losers:
+            if t not in self.finished:
+                self.finished.add(t)
+                actions.append(Close(t, final=True))
+        self.round += 1
+        self.members = list(survivors)
+        self.scores = {}
+        self.failed = set()
+        for t in survivors:
+            self.target[t] += self.length_per_round
+            self.outstanding.add(t)
+            actions.append(Train(t, self.target[t]))
+        if healthy:
+            for i in range(replace):
+                parent = healthy[i % len(healthy)]
+                params = explore(
+                    self.space,
+                    self.history.get(parent).params,
+                    self.rng,
+                    self.resample_probability,
+                    self.perturb_factor,
+                )
+                self.created += 1
+                self.children[self.created] = parent
+                actions.append(Create(self.created, params, parent=parent))
+        if not self.members and not self.children:
+            self.done = True
+            actions.append(Shutdown("PBT: no member of the population can go on"))
+        return actions
+
+    # -- progress and state ------------------------------------------------------------------
+    def progress(self) -> float:
+        if self.done:
+            return 1.0
+        share = len(self.scores) / max(len(self.members), self.population_size, 1)
+        return min((self.round - 1 + share) / self.num_rounds, 1.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "members": list(self.members),
+            "scores": sorted([t, s] for t, s in self.scores.items()),
+            "target": sorted([t, n] for t, n in self.target.items()),
+            "outstanding": sorted(self.outstanding),
+            "awaiting": sorted(self.awaiting),
+            "failed": sorted(self.failed),
+            "finished": sorted(self.finished),
+            "children": sorted([r, t] for r, t in self.children.items()),
+            "pending": sorted(self.pending),
+            "extra": sorted(self.extra),
+            "created": self.created,
+            "invalid": self.invalid,
+            "exhausted": self.exhausted,
+            "done": self.done,
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.round = int(state["round"])
+        self.members = [int(t) for t in state["members"]]
+        self.scores = {int(t): float(s) for t, s in state["scores"]}
+        self.target = {int(t): int(n) for t, n in state["target"]}
+        self.outstanding = {int(t) for t in state["outstanding"]}
+        self.awaiting = {int(t) for t in state["awaiting"]}
+        self.failed = {int(t) for t in state["failed"]}
+        self.finished = {int(t) for t in state["finished"]}
+        self.children = {int(r): int(t) for r, t in state["children"]}
+        self.pending = {int(r) for r in state["pending"]}
+        self.extra = {int(t) for t in state["extra"]}
+        self.created = int(state["created"])
+        self.invalid = int(state["invalid"])
+        self.exhausted = bool(state["exhausted"])
+        self.done = bool(state["done"])
+        self.sampler.load_state_dict(state["sampler"])
+
+
+def describe_pbt(
+    population_size: int,
+    num_rounds: int,
+    length_per_round: int,
+    truncate_fraction: float,
+    resample_probability: float,
+    perturb_factor: float,
+    unit: str | None = None,
+) -> list[str]:
+    """Lines for ``ridgeline preview-search``."""
+    replaced = replaced_per_round(population_size, truncate_fraction)
+    suffix = f" {unit}" if unit else ""
+    trials = population_size + replaced * (num_rounds - 1)
+    return [
+        f"Population: {population_size} trials, {num_rounds} rounds of {length_per_round}"
+        f"{suffix} (each lineage trains to {num_rounds * length_per_round}{suffix})",
+        f"At each round end the worst {replaced} end and the best {replaced} are cloned from "
+        f"their checkpoints, each value resampled with probability {resample_probability:g} "
+        f"or scaled by 1 +/- {perturb_factor:g}",
+        f"Trials: {trials} in all; every member pauses (checkpoints) at each round end",
+    ]
