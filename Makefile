@@ -19,7 +19,7 @@ $(VENV)/.bench: $(VENV)/.base
 	$(PIP) -e '.[bench]'
 	touch $@
 
-.PHONY: example test bench
+.PHONY: example test bench bench-multifidelity bench-search-quality
 example: $(VENV)/.base
 	$(PY) examples/runner.py --output-dir examples/output-$$(date +%Y%m%d-%H%M%S)
 
@@ -31,3 +31,9 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/overhead.py
+
+bench-multifidelity: $(VENV)/.bench
+	$(PY) benchmarks/multifidelity.py --jobs 2
+
+bench-search-quality: $(VENV)/.bench
+	$(PY) benchmarks/search_quality.py --jobs 2
