@@ -45,6 +45,17 @@ def _check_divisor(divisor: Any) -> float:
     return float(divisor)
 
 
+def oriented_score(objective: float, lower_is_better: bool) -> float:
+    """A metric as a lower-is-better score (Determined negates larger-is-better ones); NaN
+    and values beyond the finite range score as ``WORST``."""
+    value = float(objective)
+    if math.isnan(value):
+        return WORST
+    if not lower_is_better:
+        value = -value
+    return min(max(value, -WORST), WORST)
+
+
 def rung_lengths(max_length: int, divisor: float, num_rungs: int) -> list[int]:
     """Absolute length each rung trains to: ``max(floor(L / d**(n-1-i)), 1)`` (4.3).
 
@@ -126,23 +137,12 @@ class _Rung:
         return rung
 
 
-class ASHASearcher(Searcher):
-    """One bracket of asynchronous successive halving (``async_halving``; an adaptive bracket).
+class RungSearcher(Searcher):
+    """What every successive-halving bracket shares: a trial budget, a concurrency limit,
+    creation from the sampler, and the bookkeeping of open operations.
 
-    Actions it emits, and what they can target:
-
-    - ``Train(t, rung_length)``: a new trial, the reporting trial (still running), or a
-      *paused* trial promoted later (relaunch it from its latest checkpoint; its process may
-      still be exiting after its ``Close(final=False)``).
-    - ``Close(t, final=False)``: the reporting trial was not promoted; pause it.
-    - ``Close(t, final=True)``: done with t. The reporting trial at the top rung, or, at
-      close-out, a trial that is paused (not running) and was told ``Close(final=False)``.
-    - ``Stop(t)`` (``stop_once`` only): the reporting trial, right after its operation.
-    - ``Shutdown``: once no trial will be created and every trial has been decided.
-
-    Trials the user adds (``request_id < 0``) train to ``max_length`` outside the rungs and
-    the budget.
-    """
+    Subclasses set ``lengths`` (absolute rung lengths) and decide in ``_settle``, which runs
+    after every batch of creates and returns the decisions that became possible."""
 
     def __init__(
         self,
@@ -150,28 +150,20 @@ class ASHASearcher(Searcher):
         max_trials: int,
         max_length: int,
         num_rungs: int,
-        divisor: float = 4,
-        max_concurrent_trials: int = 16,
-        stop_once: bool = False,
+        divisor: float,
+        concurrency: int,
     ) -> None:
         self.sampler = sampler
         self.max_trials = _check_int("max_trials", max_trials, 1)
-        self.max_length = max_length
-        self.num_rungs = num_rungs
+        self.max_length = _check_int("max_length", max_length, 1)
+        self.num_rungs = _check_int("num_rungs", num_rungs, 1)
         self.divisor = _check_divisor(divisor)
-        self.max_concurrent_trials = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
-        self.stop_once = bool(stop_once)
-        self.lengths = rung_lengths(max_length, self.divisor, num_rungs)
-        self.concurrency = initial_trials(
-            self.max_trials, num_rungs, self.divisor, self.max_concurrent_trials
-        )
-        self.rungs = [_Rung() for _ in range(num_rungs)]
+        self.lengths = rung_lengths(self.max_length, self.divisor, self.num_rungs)
+        self.concurrency = concurrency
         self.rung_of: dict[int, int] = {}  # each valid trial's current (highest) rung
         self.outstanding: set[int] = set()  # trials with an open operation to their rung
         self.pending: set[int] = set()  # request ids created, trial not yet announced
         self.finished: set[int] = set()  # decided for good (closed, stopped) or ended
-        self.exited: set[int] = set()  # ended without our decision (Determined: exited early)
-        self.ended: set[int] = set()  # exit events seen, INVALID_HP ones included
         self.extra: set[int] = set()  # user-added trials: full length, outside the rungs
         self.created = 0  # request ids handed out
         self.invalid = 0  # trials that rejected their hyperparameters (given back)
@@ -196,13 +188,10 @@ class ASHASearcher(Searcher):
         return max(self.concurrency - self.busy, 0)
 
     def _score(self, objective: float) -> float:
-        """Orient to lower-is-better (Determined negates larger-is-better); NaN is worst."""
-        value = float(objective)
-        if math.isnan(value):
-            return WORST
-        if not self.history.lower_is_better:
-            value = -value
-        return min(max(value, -WORST), WORST)
+        return oriented_score(objective, self.history.lower_is_better)
+
+    def _settle(self) -> list[Action]:
+        raise NotImplementedError
 
     # -- events ------------------------------------------------------------------------------
     def on_slots_free(self, n: int) -> list[Action]:
@@ -211,8 +200,8 @@ class ASHASearcher(Searcher):
     def fill(self, n: int, pending_params: list[dict[str, Any]] | None = None) -> list[Action]:
         """Create up to ``n`` trials within the budget and the concurrency limit.
 
-        ``pending_params`` (shared by the adaptive searcher across brackets) lists the
-        parameters of running trials and of creates not yet applied, for the sampler."""
+        ``pending_params`` (shared by a tournament across brackets) lists the parameters of
+        running trials and of creates not yet applied, for the sampler."""
         if self.done:
             return []
         if pending_params is None:
@@ -246,6 +235,76 @@ class ASHASearcher(Searcher):
         self.rung_of[trial] = 0
         self.outstanding.add(trial)
         return [Train(trial, self.lengths[0])]
+
+    # -- state -------------------------------------------------------------------------------
+    def _common_state(self) -> dict[str, Any]:
+        return {
+            "rung_of": sorted([t, k] for t, k in self.rung_of.items()),
+            "outstanding": sorted(self.outstanding),
+            "pending": sorted(self.pending),
+            "finished": sorted(self.finished),
+            "extra": sorted(self.extra),
+            "created": self.created,
+            "invalid": self.invalid,
+            "exhausted": self.exhausted,
+            "done": self.done,
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def _load_common(self, state: dict[str, Any]) -> None:
+        self.rung_of = {int(t): int(k) for t, k in state["rung_of"]}
+        self.outstanding = {int(t) for t in state["outstanding"]}
+        self.pending = {int(r) for r in state["pending"]}
+        self.finished = {int(t) for t in state["finished"]}
+        self.extra = {int(t) for t in state["extra"]}
+        self.created = int(state["created"])
+        self.invalid = int(state["invalid"])
+        self.exhausted = bool(state["exhausted"])
+        self.done = bool(state["done"])
+        if "sampler" in state:  # a tournament saves a shared sampler once
+            self.sampler.load_state_dict(state["sampler"])
+
+
+class ASHASearcher(RungSearcher):
+    """One bracket of asynchronous successive halving (``async_halving``; an adaptive bracket).
+
+    Actions it emits, and what they can target:
+
+    - ``Train(t, rung_length)``: a new trial, the reporting trial (still running), or a
+      *paused* trial promoted later (relaunch it from its latest checkpoint; its process may
+      still be exiting after its ``Close(final=False)``).
+    - ``Close(t, final=False)``: the reporting trial was not promoted; pause it.
+    - ``Close(t, final=True)``: done with t. The reporting trial at the top rung, or, at
+      close-out, a trial that is paused (not running) and was told ``Close(final=False)``.
+    - ``Stop(t)`` (``stop_once`` only): the reporting trial, right after its operation.
+    - ``Shutdown``: once no trial will be created and every trial has been decided.
+
+    Trials the user adds (``request_id < 0``) train to ``max_length`` outside the rungs and
+    the budget.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        max_trials: int,
+        max_length: int,
+        num_rungs: int,
+        divisor: float = 4,
+        max_concurrent_trials: int = 16,
+        stop_once: bool = False,
+    ) -> None:
+        self.max_concurrent_trials = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+        concurrency = initial_trials(
+            _check_int("max_trials", max_trials, 1),
+            num_rungs,
+            _check_divisor(divisor),
+            self.max_concurrent_trials,
+        )
+        super().__init__(sampler, max_trials, max_length, num_rungs, divisor, concurrency)
+        self.stop_once = bool(stop_once)
+        self.rungs = [_Rung() for _ in range(num_rungs)]
+        self.exited: set[int] = set()  # ended without our decision (Determined: exited early)
+        self.ended: set[int] = set()  # exit events seen, INVALID_HP ones included
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:
@@ -372,18 +431,9 @@ class ASHASearcher(Searcher):
     def state_dict(self) -> dict[str, Any]:
         return {
             "rungs": [rung.state() for rung in self.rungs],
-            "rung_of": sorted([t, k] for t, k in self.rung_of.items()),
-            "outstanding": sorted(self.outstanding),
-            "pending": sorted(self.pending),
-            "finished": sorted(self.finished),
             "exited": sorted(self.exited),
             "ended": sorted(self.ended),
-            "extra": sorted(self.extra),
-            "created": self.created,
-            "invalid": self.invalid,
-            "exhausted": self.exhausted,
-            "done": self.done,
-            "sampler": self.sampler.state_dict(),
+            **self._common_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -393,19 +443,9 @@ class ASHASearcher(Searcher):
                 f"{self.num_rungs}; resume with the experiment's original searcher config"
             )
         self.rungs = [_Rung.from_state(r) for r in state["rungs"]]
-        self.rung_of = {int(t): int(k) for t, k in state["rung_of"]}
-        self.outstanding = {int(t) for t in state["outstanding"]}
-        self.pending = {int(r) for r in state["pending"]}
-        self.finished = {int(t) for t in state["finished"]}
         self.exited = {int(t) for t in state["exited"]}
         self.ended = {int(t) for t in state["ended"]}
-        self.extra = {int(t) for t in state["extra"]}
-        self.created = int(state["created"])
-        self.invalid = int(state["invalid"])
-        self.exhausted = bool(state["exhausted"])
-        self.done = bool(state["done"])
-        if "sampler" in state:  # the adaptive searcher saves a shared sampler once
-            self.sampler.load_state_dict(state["sampler"])
+        self._load_common(state)
 
 
 def _merge_closes(actions: list[Action]) -> list[Action]:

@@ -20,16 +20,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ridgeline.errors import ConfigError
-from ridgeline.samplers.base import WAIT, Sampler
+from ridgeline.samplers.base import Sampler
 from ridgeline.searchers.asha import (
     INVALID_HP,
     WORST,
+    RungSearcher,
     _check_divisor,
     _check_int,
     _num,
     rung_lengths,
 )
-from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Train
+from ridgeline.searchers.base import Action, Close, Shutdown, Train
 from ridgeline.searchers.tournament import BracketTournament
 
 __all__ = [
@@ -49,7 +50,7 @@ def rung_sizes(max_trials: int, num_rungs: int, divisor: float) -> list[int]:
     return [max(int(max_trials / math.pow(divisor, k)), 1) for k in range(num_rungs)]
 
 
-class SyncHalvingSearcher(Searcher):
+class SyncHalvingSearcher(RungSearcher):
     """One bracket of synchronous successive halving.
 
     ``max_trials`` trials start at rung 0 (INVALID_HP ones are replaced). When every member of
@@ -67,89 +68,20 @@ class SyncHalvingSearcher(Searcher):
         divisor: float = 4,
         max_concurrent_trials: int = 0,
     ) -> None:
-        self.sampler = sampler
-        self.max_trials = _check_int("max_trials", max_trials, 1)
-        self.max_length = _check_int("max_length", max_length, 1)
-        self.num_rungs = _check_int("num_rungs", num_rungs, 1)
-        self.divisor = _check_divisor(divisor)
+        trials = _check_int("max_trials", max_trials, 1)
         limit = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
-        self.concurrency = min(limit, self.max_trials) if limit else self.max_trials
-        self.lengths = rung_lengths(self.max_length, self.divisor, self.num_rungs)
+        concurrency = min(limit, trials) if limit else trials
+        super().__init__(sampler, trials, max_length, num_rungs, divisor, concurrency)
         self.sizes = rung_sizes(self.max_trials, self.num_rungs, self.divisor)
         self.members: list[list[int]] = [[] for _ in range(self.num_rungs)]
         self.scores: list[dict[int, float]] = [{} for _ in range(self.num_rungs)]
-        self.rung_of: dict[int, int] = {}
-        self.outstanding: set[int] = set()  # trials with an open operation to their rung
-        self.pending: set[int] = set()  # request ids created, trial not yet announced
-        self.finished: set[int] = set()  # closed for good, or ended
-        self.extra: set[int] = set()  # user-added trials: full length, outside the rungs
-        self.created = 0
-        self.invalid = 0
-        self.exhausted = False
-        self.done = False
-
-    # -- accounting --------------------------------------------------------------------------
-    @property
-    def busy(self) -> int:
-        return len(self.outstanding) + len(self.pending)
-
-    @property
-    def creating_done(self) -> bool:
-        return self.exhausted or self.created - self.invalid >= self.max_trials
-
-    def room(self) -> int:
-        if self.done or self.creating_done:
-            return 0
-        return max(self.concurrency - self.busy, 0)
-
-    def _score(self, objective: float) -> float:
-        value = float(objective)
-        if math.isnan(value):
-            return WORST
-        if not self.history.lower_is_better:
-            value = -value
-        return min(max(value, -WORST), WORST)
-
-    # -- events ------------------------------------------------------------------------------
-    def on_slots_free(self, n: int) -> list[Action]:
-        return self.fill(n)
-
-    def fill(self, n: int, pending_params: list[dict[str, Any]] | None = None) -> list[Action]:
-        """Create up to ``n`` rung-0 trials within the budget and the concurrency limit."""
-        if self.done:
-            return []
-        if pending_params is None:
-            pending_params = self.history.pending_params()
-        actions: list[Action] = []
-        for _ in range(n):
-            if self.room() <= 0:
-                break
-            params = self.sampler.propose(self.space, self.history, pending_params, self.rng)
-            if params is None:
-                self.exhausted = True
-                break
-            if params == WAIT:
-                break
-            assert isinstance(params, dict)
-            self.created += 1
-            self.pending.add(self.created)
-            actions.append(Create(self.created, params))
-            pending_params.append(params)
-        return actions + self._advance()
 
     def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
-        if request_id < 0:
-            self.extra.add(trial)
-            return [Train(trial, self.max_length)]
-        if trial in self.rung_of:  # announced again (a replay after a restart)
-            if trial in self.outstanding:
-                return [Train(trial, self.lengths[self.rung_of[trial]])]
-            return []
-        self.pending.discard(request_id)
-        self.rung_of[trial] = 0
-        self.members[0].append(trial)
-        self.outstanding.add(trial)
-        return [Train(trial, self.lengths[0])]
+        new = request_id >= 0 and trial not in self.rung_of
+        actions = super().on_trial_created(trial, request_id)
+        if new:
+            self.members[0].append(trial)
+        return actions
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:
@@ -159,7 +91,7 @@ class SyncHalvingSearcher(Searcher):
         k = self.rung_of[trial]
         self.outstanding.discard(trial)
         self.scores[k][trial] = self._score(objective)
-        actions = self._advance()
+        actions = self._settle()
         if trial not in self.outstanding and trial not in self.finished:
             actions.insert(0, Close(trial, final=False))  # wait for the rest of the rung
         return actions
@@ -173,12 +105,12 @@ class SyncHalvingSearcher(Searcher):
             self.members[0].remove(trial)
             del self.rung_of[trial]
             self.invalid += 1  # replaced by a new trial
-            return self._advance()
+            return self._settle()
         self.finished.add(trial)
         if trial in self.outstanding:
             self.outstanding.discard(trial)
             self.scores[k][trial] = WORST
-        return self._advance()
+        return self._settle()
 
     # -- decisions ---------------------------------------------------------------------------
     def _rung_complete(self, k: int) -> bool:
@@ -186,7 +118,7 @@ class SyncHalvingSearcher(Searcher):
             return False
         return bool(self.members[k]) and len(self.scores[k]) == len(self.members[k])
 
-    def _advance(self) -> list[Action]:
+    def _settle(self) -> list[Action]:
         """Promote out of every complete rung not yet decided, then shut down when done."""
         actions: list[Action] = []
         for k in range(self.num_rungs):
@@ -231,16 +163,7 @@ class SyncHalvingSearcher(Searcher):
         return {
             "members": [list(m) for m in self.members],
             "scores": [sorted([t, s] for t, s in rung.items()) for rung in self.scores],
-            "rung_of": sorted([t, k] for t, k in self.rung_of.items()),
-            "outstanding": sorted(self.outstanding),
-            "pending": sorted(self.pending),
-            "finished": sorted(self.finished),
-            "extra": sorted(self.extra),
-            "created": self.created,
-            "invalid": self.invalid,
-            "exhausted": self.exhausted,
-            "done": self.done,
-            "sampler": self.sampler.state_dict(),
+            **self._common_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -251,17 +174,7 @@ class SyncHalvingSearcher(Searcher):
             )
         self.members = [[int(t) for t in m] for m in state["members"]]
         self.scores = [{int(t): float(s) for t, s in rung} for rung in state["scores"]]
-        self.rung_of = {int(t): int(k) for t, k in state["rung_of"]}
-        self.outstanding = {int(t) for t in state["outstanding"]}
-        self.pending = {int(r) for r in state["pending"]}
-        self.finished = {int(t) for t in state["finished"]}
-        self.extra = {int(t) for t in state["extra"]}
-        self.created = int(state["created"])
-        self.invalid = int(state["invalid"])
-        self.exhausted = bool(state["exhausted"])
-        self.done = bool(state["done"])
-        if "sampler" in state:
-            self.sampler.load_state_dict(state["sampler"])
+        self._load_common(state)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,12 @@ the round's length exists before the child starts, whatever the script's checkpo
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, Sampler
-from ridgeline.searchers.asha import INVALID_HP, WORST, _check_int
+from ridgeline.searchers.asha import INVALID_HP, WORST, _check_int, oriented_score
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Train
 from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter, SearchSpace
 
@@ -198,10 +197,7 @@ class PBTSearcher(Searcher):
 
     # -- decisions ---------------------------------------------------------------------------
     def _score(self, objective: float) -> float:
-        value = float(objective)
-        if math.isnan(value):
-            return WORST
-        return min(max(value if self.history.lower_is_better else -value, -WORST), WORST)
+        return oriented_score(objective, self.history.lower_is_better)
 
     def _round_over(self) -> bool:
         if self.round == 1 and not self.exhausted:
