@@ -118,6 +118,19 @@ def trials(experiment_id: int = 1) -> list:
         store.close()
 
 
+def searcher_history(experiment_id: int) -> tuple[list, dict[int, list[int]], list]:
+    """Trials, the lengths each trial reported its searcher metric at, and the event log."""
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        records = store.list_trials(experiment_id)
+        lengths = {
+            t.number: [m.step for m in store.trial_metrics(t.id, "searcher")] for t in records
+        }
+        return records, lengths, store.read_events(experiment_id)
+    finally:
+        store.close()
+
+
 def describe(experiment_id: int) -> dict:
     return json.loads(cli("e", "describe", str(experiment_id), "--json").stdout)
 
@@ -180,6 +193,8 @@ def test_tutorial_stage3_via_cli(user_env: Path) -> None:
         str(context / "3_hpsearch.yaml"),
         str(context),
         "--config",
+        "searcher.name=random",
+        "--config",
         "searcher.max_trials=4",
         "--json",
     )
@@ -203,6 +218,33 @@ def test_tutorial_stage3_via_cli(user_env: Path) -> None:
     assert (user_env / "dl" / "state").exists() and (user_env / "dl" / "metadata.json").exists()
     trial = json.loads(cli("t", "describe", str(rows["trials"][0]["trial_id"]), "--json").stdout)
     assert {m["group"] for m in trial["metrics"]} >= {"training", "validation", "searcher"}
+
+
+def test_tutorial_stage3_adaptive_asha_as_written(user_env: Path) -> None:
+    """Determined's 3_hpsearch.yaml (adaptive_asha, max_length 100, max_trials 10) to the end."""
+    context = user_env / "stage3"
+    shutil.copytree(STAGES, context)
+    created = cli("e", "create", str(context / "3_hpsearch.yaml"), str(context), "--json")
+    experiment_id = json.loads(created.stdout)["id"]
+    cli("e", "wait", str(experiment_id), timeout=240)
+    rows = describe(experiment_id)
+    assert rows["state"] == "COMPLETED" and len(rows["trials"]) == 10
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        records = store.list_trials(experiment_id)
+        steps = {t.id: [m.step for m in store.trial_metrics(t.id, "searcher")] for t in records}
+        paused = {
+            e.data["trial"] for e in store.read_events(experiment_id) if e.kind == "trial_paused"
+        }
+    finally:
+        store.close()
+    assert all(t.state == "COMPLETED" for t in records)
+    assert all(s in ([25], [25, 100], [100]) for s in steps.values()), steps
+    assert rows["length_trained"] < rows["length_budget"] == 1000
+    for t in records:  # a promoted trial that had been paused resumed from its checkpoint
+        if steps[t.id] == [25, 100] and t.number in paused:
+            log = cli("trial", "logs", str(t.id)).stdout
+            assert "at batch 25" in log and "resuming from checkpoint" in log
 
 
 def test_tutorial_stage2_checkpoints(user_env: Path) -> None:
@@ -279,7 +321,7 @@ def test_pause_activate_kill_and_resume(user_env: Path) -> None:
     cfg = config(
         user_env,
         max_trials=2,
-        max_length=400,
+        max_length=1000,  # long enough to outlast the steps below on a loaded machine
         hyperparameters={"increment_by": 1, "sleep": 0.01},
     )
     experiment_id = json.loads(cli("e", "create", str(cfg), str(user_env), "--json").stdout)["id"]
@@ -402,15 +444,7 @@ def test_adaptive_asha_pauses_and_promotes_with_checkpoints(user_env: Path) -> N
     )
     exp = ridgeline.Experiment.from_yaml(cfg, user_env)
     exp.run(verbose=0)
-    store = open_store(os.environ["RIDGELINE_STORAGE"])
-    try:
-        records = store.list_trials(exp.id)
-        lengths = {
-            t.number: [m.step for m in store.trial_metrics(t.id, "searcher")] for t in records
-        }
-        events = store.read_events(exp.id)
-    finally:
-        store.close()
+    records, lengths, events = searcher_history(exp.id)
     assert len(records) == 10 and all(t.state == "COMPLETED" for t in records)
     assert all(steps in ([25], [25, 100], [100]) for steps in lengths.values()), lengths
     summary = describe(exp.id)  # the training-length budget shows what early stopping saved
@@ -488,15 +522,7 @@ def test_hyperband_brackets_pause_and_resume_from_checkpoints(user_env: Path) ->
     )
     exp = ridgeline.Experiment.from_yaml(cfg, user_env)
     exp.run(verbose=0)
-    store = open_store(os.environ["RIDGELINE_STORAGE"])
-    try:
-        records = store.list_trials(exp.id)
-        lengths = {
-            t.number: [m.step for m in store.trial_metrics(t.id, "searcher")] for t in records
-        }
-        events = store.read_events(exp.id)
-    finally:
-        store.close()
+    records, lengths, events = searcher_history(exp.id)
     assert len(records) == 6 and all(t.state == "COMPLETED" for t in records), records
     # Brackets of 3, 2 and 1 rungs (4, 1 and 1 trials): bracket 1's best (the earliest trial)
     # goes 10 -> 30 -> 90. It waited paused for rung 0 and resumed from its own checkpoint;
@@ -557,7 +583,8 @@ def test_pbt_clones_checkpoints_and_records_lineage(user_env: Path) -> None:
         parent_x = dict(curves[parent.number])[cloned_at]
         inc = clone.params["increment_by"]
         assert first == parent_x + 10 * inc
-        assert inc in {round(parent.params["increment_by"] * f) for f in (0.5, 1.5)} | {1}
+        scaled = (parent.params["increment_by"] * f for f in (0.5, 1.5))
+        assert inc in {round(min(max(v, 1), 8)) for v in scaled}  # clipped to the range
     assert peak_live(events) <= 2
     lineage = json.loads(cli("trial", "describe", str(clones[-1].id), "--json").stdout)["lineage"]
     assert lineage and lineage[-1] == clones[-1].parent_id
@@ -567,3 +594,27 @@ def test_pbt_clones_checkpoints_and_records_lineage(user_env: Path) -> None:
     }
     summary = describe(exp.id)
     assert summary["length_trained"] == summary["length_budget"] == 4 * 3 * 10
+
+
+@pytest.mark.parametrize("name", ["bayesian", "tpe"])
+def test_model_based_searchers_run_trials_off_the_loop(user_env: Path, name: str) -> None:
+    cfg = config(
+        user_env,
+        name=name,
+        max_trials=8,
+        max_length=10,
+        max_concurrent_trials=2,
+        num_initial=3,
+        hyperparameters={
+            "increment_by": {"type": "int", "minval": 1, "maxval": 8},
+            "lr": {"type": "log", "base": 10, "minval": -4, "maxval": -1},
+        },
+    )
+    assert "then a" in cli("preview-search", str(cfg)).stdout
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    best = exp.run(verbose=0)
+    records = trials(exp.id)
+    assert len(records) == 8 and all(t.state == "COMPLETED" for t in records)
+    points = {(t.params["increment_by"], t.params["lr"]) for t in records}
+    assert len(points) == 8  # pending-aware: no duplicates
+    assert best["Objective"] == max(10 * t.params["increment_by"] for t in records)

@@ -30,17 +30,7 @@ SEARCHERS = (
     "pbt",
     "bayesian",
     "tpe",
-)
-#: Searchers this version runs; the others are validated so a config can be checked now.
-RUNNABLE = (
-    "single",
-    "random",
-    "grid",
-    "adaptive_asha",
-    "async_halving",
-    "sync_halving",
-    "hyperband",
-    "pbt",
+    "auto",
 )
 REMOVED = ("adaptive", "adaptive_simple", "custom")
 #: Searchers whose trial count follows from other fields (max_trials optional or absent).
@@ -72,8 +62,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "explore_function",
         "max_concurrent_trials",
     ),
-    "bayesian": (*_COMMON, *_TRIALS),
-    "tpe": (*_COMMON, *_TRIALS),
+    "bayesian": (*_COMMON, *_TRIALS, "num_initial", "acquisition"),
+    "tpe": (*_COMMON, *_TRIALS, "num_initial"),
+    "auto": (*_COMMON, *_TRIALS),
 }
 _ALL_FIELDS = sorted({f for fields in FIELDS.values() for f in fields} | {"unit"})
 #: Determined's defaults for the searcher-specific options.
@@ -109,7 +100,6 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
     name = _name(p, data)
     errors = len(p.items)
     fields = FIELDS.get(name or "", tuple(_ALL_FIELDS))
-    open_options = name in ("bayesian", "tpe")
     options: dict[str, Any] = {}
     for key in data:
         if key in fields:
@@ -122,8 +112,6 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
                     True,
                 )
             )
-        elif open_options:
-            options[key] = data[key]
         elif key in _ALL_FIELDS and name is not None:
             fix = "remove it"
             if name == "single" and key in ("max_trials", "max_concurrent_trials"):
@@ -202,6 +190,8 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
             or 0
         )
 
+    if name in ("bayesian", "tpe"):
+        options.update(_model(p, data))
     if name in ("adaptive_asha", "async_halving"):
         options.update(_adaptive(p, name, data, length))
     elif name in ("sync_halving", "hyperband"):
@@ -299,6 +289,19 @@ def _length(
         elif unit is None and length is not None:
             unit = declared
     return length, unit
+
+
+def _model(p: Problems, data: dict[str, Any]) -> dict[str, Any]:
+    """Options of the bayesian and tpe searchers."""
+    opts: dict[str, Any] = {}
+    if data.get("num_initial") is not None:
+        opts["num_initial"] = as_int(p, "searcher.num_initial", data["num_initial"], 1)
+    acquisition = data.get("acquisition")
+    if acquisition is not None:
+        if acquisition not in ("ei", "pi", "lcb"):
+            p.bad("searcher.acquisition", "one of ei, pi, lcb", acquisition)
+        opts["acquisition"] = acquisition
+    return opts
 
 
 def _halving(p: Problems, name: str, data: dict[str, Any], length: int | None) -> dict[str, Any]:
@@ -453,6 +456,19 @@ def describe(config: Any, grid_points: int | None) -> list[str]:
         lines.append(f"Grid points: {grid_points}")
         lines.append(f"Trials: {grid_points}, one per grid point, each {length}")
         lines.append(concurrency)
+    elif s.name in ("bayesian", "tpe", "auto"):
+        model = {
+            "bayesian": "a Gaussian process (expected improvement"
+            + (f", {s.options['acquisition']}" if "acquisition" in s.options else "")
+            + ")",
+            "tpe": "a multivariate TPE",
+            "auto": "a Gaussian process, or TPE for large budgets and spaces",
+        }[s.name]
+        first = s.options.get("num_initial")
+        start = f"{first} space-filling points" if first else "a space-filling design"
+        lines.append(f"Trials: {s.max_trials}, each {length}")
+        lines.append(f"Suggestions: {start}, then {model}; running trials are accounted for")
+        lines.append(concurrency)
     elif s.name in ("adaptive_asha", "async_halving") and s.max_length is not None:
         from ridgeline.searchers.adaptive import describe_plan
 
@@ -509,8 +525,8 @@ def describe(config: Any, grid_points: int | None) -> list[str]:
         lines.append(concurrency)
     else:
         lines.append(
-            f"The {s.name} searcher is validated but runs in a later version of ridgeline; "
-            f"use {', '.join(RUNNABLE)} to run now"
+            f"The {s.name} searcher runs with searcher.max_length only (time_metric and "
+            f"max_time, Determined 0.38 style, are checked but not run)"
         )
         lines.append(f"Trials: up to {s.max_trials}, each at most {length}")
         lines.append(concurrency)
