@@ -202,9 +202,15 @@ def test_asha_validation() -> None:
 
 
 def test_other_searcher_names() -> None:
-    tpe = parse_config(base(name="tpe", n_startup_trials=5))
-    assert tpe.searcher.options == {"n_startup_trials": 5}
-    assert parse_config(base(name="bayesian")).searcher.name == "bayesian"
+    tpe = parse_config(base(name="tpe", num_initial=5))
+    assert tpe.searcher.options == {"num_initial": 5}
+    assert "did you mean 'num_initial'" in only_problem(base(name="tpe", num_initials=5))
+    gp = parse_config(base(name="bayesian", acquisition="lcb"))
+    assert gp.searcher.options == {"acquisition": "lcb"}
+    assert only_problem(base(name="bayesian", acquisition="ucb")).startswith(
+        "searcher.acquisition: must be one of ei, pi, lcb"
+    )
+    assert parse_config(base(name="auto")).searcher.name == "auto"
     grid = parse_config({"entrypoint": "python3 t.py", "searcher": {"name": "grid", "metric": "m"}})
     assert grid.searcher.max_trials is None and grid.searcher.max_concurrent_trials == 16
 

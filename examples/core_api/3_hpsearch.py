@@ -31,6 +31,7 @@ def main(core_context, latest_checkpoint, trial_id, increment_by):
     if latest_checkpoint is not None:
         with core_context.checkpoint.restore_path(latest_checkpoint) as path:
             x, starting_batch = load_state(trial_id, path)
+        logging.info(f"resuming from checkpoint {latest_checkpoint} at batch {starting_batch}")
 
     batch = starting_batch
     steps_completed = starting_batch

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -72,9 +73,14 @@ class Experiment:
         base = str(Path(context_dir or ".").resolve())
         return cls(parse_config(data, "<dict>", base), context_dir, storage)
 
-    def create(self, paused: bool = False) -> int:
-        """Record the experiment and snapshot its context; nothing runs yet."""
+    def create(self, paused: bool = False, warm_start: Sequence[int] = ()) -> int:
+        """Record the experiment and snapshot its context; nothing runs yet.
+
+        ``warm_start``: ids of earlier experiments over the same hyperparameters; their
+        completed trials are recorded first as finished trials that model-based searchers
+        learn from (they spend none of the budget)."""
         build_searcher(self.config)  # refuse searchers this version cannot run, before anything
+        warm_start = [int(i) for i in warm_start]
         folder = new_experiment_dir()
         try:
             if self.context_dir is not None:
@@ -83,6 +89,8 @@ class Experiment:
                 take_snapshot(self.context_dir, folder / "context")
             store = open_store(self.storage)
             try:
+                for source in warm_start:
+                    _find(store, source)  # an unknown id is an error now, not at run time
                 seed = self.config.experiment_seed
                 if seed is None:
                     from ridgeline.engine.engine import new_seed
@@ -98,6 +106,7 @@ class Experiment:
                         "output_dir": str(folder),
                         "context": str(folder / "context") if self.context_dir else None,
                         "workdir": str(self.context_dir or Path.cwd()),
+                        "warm_start": warm_start,
                     },
                     state=PAUSED if paused else ACTIVE,
                 )
@@ -129,6 +138,12 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
         return FIFOSearcher(RandomSampler(), 1, length)
     if searcher.name == "random":
         return FIFOSearcher(RandomSampler(), searcher.max_trials, length, replace_invalid=True)
+    if searcher.name in ("bayesian", "tpe", "auto"):
+        from ridgeline.algorithms import model_sampler
+
+        kind = {"bayesian": "gp", "tpe": "tpe", "auto": "auto"}[searcher.name]
+        sampler = model_sampler(kind, None, **searcher.options)
+        return FIFOSearcher(sampler, searcher.max_trials, length, replace_invalid=True)
     if searcher.name == "grid":
         from ridgeline.config import grid_points
 
@@ -329,7 +344,7 @@ def run_experiment(
     """Run (or carry on) a stored experiment's coordinator in this process until it ends."""
     import asyncio
 
-    from ridgeline.runner import rebuild_results, setup_logging
+    from ridgeline.runner import Progress, rebuild_results, setup_logging
 
     store = open_store(default_storage(storage))
     try:
@@ -343,12 +358,51 @@ def run_experiment(
         if resuming:
             coordinator.engine.resume()
             rebuild_results(store, coordinator.engine, coordinator.results)
-        asyncio.run(coordinator.run(resume=resuming))
+        else:
+            for source in experiment.config.get("warm_start") or ():
+                _import_results(store, source, coordinator)
+        progress = None
+        if verbose and sys.stderr.isatty():
+            from ridgeline.config.searcher import budget
+
+            progress = Progress(*budget(experiment.config.get("raw", {}).get("searcher", {})))
+            coordinator.on_progress = progress.update
+            progress.start(coordinator)
+        try:
+            asyncio.run(coordinator.run(resume=resuming))
+        finally:
+            if progress:
+                progress.stop()
         final = CANCELED if coordinator.state == CANCELED else COMPLETED
         store.update_experiment(experiment_id, state=final)
         return coordinator.results.best()
     finally:
         store.close()
+
+
+def _import_results(store: Store, source: int, coordinator: Coordinator) -> None:
+    """Record the completed trials of experiment ``source`` (its best searcher metric each)."""
+    engine = coordinator.engine
+    lower = engine.history.lower_is_better
+    names = engine.space.names
+    imported = 0
+    for trial in store.list_trials(source):
+        if trial.state != COMPLETED or any(n not in trial.params for n in names):
+            continue
+        values = [
+            m.values.get("objective")
+            for m in store.trial_metrics(trial.id, engine.searcher_group)
+            if isinstance(m.values.get("objective"), int | float)
+        ]
+        finite = [float(v) for v in values if math.isfinite(v)]  # type: ignore[arg-type]
+        if not finite:
+            continue
+        value = min(finite) if lower else max(finite)
+        record = engine.import_result({n: trial.params[n] for n in names}, value)
+        coordinator.results.add_observation(record.number, 1, record.params, value, {})
+        coordinator.results.finalize(record.number, COMPLETED)
+        imported += 1
+    log.info("Warm start: %d results from experiment %d", imported, source)
 
 
 def launch_detached(experiment_id: int, storage: str | None = None) -> int:

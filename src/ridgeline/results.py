@@ -138,3 +138,39 @@ class ResultsTable:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def earlier_results(source: Any, names: list[str]) -> list[tuple[dict[str, Any], float]]:
+    """(parameters, objective) of each COMPLETED trial in an earlier SHERPA results table.
+
+    ``source``: a DataFrame (``study.results``), a ``results.csv`` path, or the output folder
+    that holds one. Only the columns in ``names`` become parameters; rows whose objective is
+    not a finite number are skipped."""
+    import pandas as pd
+
+    from ridgeline.errors import ConfigError
+
+    if not isinstance(source, pd.DataFrame):
+        path = Path(source)
+        if path.is_dir():
+            path = path / "results.csv"
+        if not path.is_file():
+            raise ConfigError(f"no earlier results at {path}: give a results.csv or its folder")
+        source = pd.read_csv(path)
+    missing = [n for n in (STATUS, OBJECTIVE, *names) if n not in source.columns]
+    if missing:
+        raise ConfigError(
+            f"earlier results lack the column(s) {', '.join(missing)}; they must come from a "
+            f"search over the same parameters"
+        )
+    out = []
+    for row in source[source[STATUS] == "COMPLETED"].to_dict("records"):
+        value = row[OBJECTIVE]
+        if isinstance(value, int | float) and _finite(float(value)):
+            out.append(({n: _plain(row[n]) for n in names}, float(value)))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars from pandas as Python values."""
+    return value.item() if hasattr(value, "item") else value

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ridgeline.engine.engine import OBJECTIVE_KEY, VALIDATION, Engine, new_seed
 from ridgeline.engine.sherpa import build_searcher, build_space, describe
 from ridgeline.errors import ConfigError
-from ridgeline.results import ResultsTable
+from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.schedulers.base import Scheduler
 from ridgeline.space import Parameter
 from ridgeline.store import open_store
@@ -58,6 +58,7 @@ def optimize(
     grace_period: float = 10.0,
     host: str = "127.0.0.1",
     port: int | None = None,
+    warm_start: Any = None,
 ) -> dict[str, Any]:
     """Run a search whose trials are separate processes; return the best result row.
 
@@ -66,6 +67,8 @@ def optimize(
     carries on a search whose coordinator stopped or was killed. ``db_port``,
     ``mongodb_args`` and the dashboard arguments are accepted for SHERPA compatibility.
     ``port`` (default ``db_port``) is where the coordinator listens; any free port if None.
+    ``warm_start``: an earlier search's results (DataFrame, ``results.csv`` or its folder)
+    recorded first as finished trials, for model-based algorithms to learn from.
     """
     del dashboard_port, disable_dashboard, mongodb_args
     resume = resume or load
@@ -110,12 +113,21 @@ def optimize(
         if resuming:
             engine.resume()
             rebuild_results(store, engine, results)
+        elif warm_start is not None:
+            for params, objective in earlier_results(warm_start, space.names):
+                record = engine.import_result(params, objective)
+                results.add_observation(record.number, 1, record.params, objective, {})
+                results.finalize(record.number, COMPLETED)
         from ridgeline.engine.coordinator import Coordinator
 
         listen_port = port if port is not None else db_port
         if listen_port is None and resuming and experiment.coordinator:
             listen_port = experiment.coordinator.get("port")
-        progress = _Progress(getattr(algorithm, "max_trials", None)) if verbose else None
+        progress = (
+            Progress(getattr(algorithm, "max_trials", None), algorithm.length_budget)
+            if verbose
+            else None
+        )
         coordinator = Coordinator(
             engine,
             scheduler,
@@ -248,20 +260,24 @@ def setup_logging(out: Path, verbose: int) -> None:
     logger.propagate = False
 
 
-class _Progress:
-    """A progress bar: trials done of the budget, and the best objective so far."""
+class Progress:
+    """A live progress line: trials done of the trial budget, training length spent of the
+    length budget (when the search has one), and the best objective so far."""
 
-    def __init__(self, total: int | None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    def __init__(self, total: int | None, length_budget: int | None = None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import Progress as Bar
 
-        self.progress = Progress(
+        self.length_budget = length_budget
+        self.progress = Bar(
             TextColumn("trials"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("{task.fields[trained]}"),
             TextColumn("{task.fields[best]}"),
             transient=False,
         )
-        self.task = self.progress.add_task("trials", total=total, best="")
+        self.task = self.progress.add_task("trials", total=total, best="", trained="")
 
     def start(self, coordinator: Coordinator) -> None:
         self.progress.start()
@@ -270,8 +286,14 @@ class _Progress:
     def update(self, coordinator: Coordinator) -> None:
         done = sum(1 for r in coordinator.engine.records.values() if r.state in TRIAL_DONE_STATES)
         best = coordinator.results.best().get("Objective")
+        trained = f"trained {coordinator.engine.length_trained()}"
+        if self.length_budget:
+            trained += f" of {self.length_budget}"
         self.progress.update(
-            self.task, completed=done, best="" if best is None else f"best {best:.6g}"
+            self.task,
+            completed=done,
+            trained=trained,
+            best="" if best is None else f"best {best:.6g}",
         )
 
     def stop(self) -> None:

@@ -37,7 +37,7 @@ __all__ = [
 
 #: Keys that SHERPA's algorithms add to a trial's parameters; they are not search dimensions.
 EXTRA_KEYS: frozenset[str] = frozenset(
-    {"resource", "rung", "load_from", "save_to", "generation", "lineage"}
+    {"resource", "rung", "bracket", "load_from", "save_to", "generation", "lineage"}
 )
 
 _SCALES = ("linear", "log")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ridgeline.engine.engine import Engine, new_seed
 from ridgeline.engine.sherpa import build_searcher, build_space, describe
 from ridgeline.errors import ObservationError
-from ridgeline.results import ResultsTable
+from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.searchers.base import Train
 from ridgeline.space import Parameter
 from ridgeline.store import open_store
@@ -101,6 +101,25 @@ class Study:
         checked now; it gets the next trial id when suggested."""
         self.space.check_params(trial.parameters)
         self._queue.append(trial)
+
+    def add_result(self, parameters: dict[str, Any], objective: float) -> Trial:
+        """Record a result obtained elsewhere (an earlier run, a known point) as a finished
+        trial: model-based algorithms learn from it, and it spends none of their budget."""
+        record = self._engine.import_result(dict(parameters), objective)
+        value = self._engine.history.get(record.number).objective
+        assert value is not None
+        self._table.add_observation(record.number, 1, record.params, value, {})
+        self._table.finalize(record.number, TrialStatus.COMPLETED)
+        self._finalized.add(record.number)
+        return Trial(record.number, dict(record.params))
+
+    def warm_start(self, results: Any) -> int:
+        """Add every COMPLETED trial of an earlier search over the same parameters
+        (its ``results`` DataFrame, ``results.csv`` or output folder); returns how many."""
+        rows = earlier_results(results, self.space.names)
+        for params, objective in rows:
+            self.add_result(params, objective)
+        return len(rows)
 
     # -- observations ------------------------------------------------------------------------
     def _record(self, trial: Trial) -> Any:

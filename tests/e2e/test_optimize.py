@@ -385,7 +385,15 @@ def test_resume_reruns_trials_whose_process_died_under_the_same_id(workdir: Path
     assert len(inter) == len(set(inter)) == 30
 
 
-def test_successive_halving_trials_load_their_parents(workdir: Path) -> None:
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        sherpa.algorithms.SuccessiveHalving(r=1, R=9, eta=3, max_finished_configs=1),
+        sherpa.algorithms.Hyperband(r=1, R=3, eta=3),
+    ],
+    ids=["successive_halving", "hyperband"],
+)
+def test_halving_trials_load_their_parents(workdir: Path, algorithm: sherpa.Algorithm) -> None:
     trial = script(
         workdir / "trial.py",
         """
@@ -406,7 +414,6 @@ def test_successive_halving_trials_load_their_parents(workdir: Path) -> None:
             f.write(str(epochs))
         """,
     )
-    algorithm = sherpa.algorithms.SuccessiveHalving(r=1, R=9, eta=3, max_finished_configs=1)
     run(
         workdir,
         trial,
@@ -416,9 +423,10 @@ def test_successive_halving_trials_load_their_parents(workdir: Path) -> None:
     )
     table = [r for r in rows(workdir) if r["Status"] == "COMPLETED"]
     saved = {r["save_to"]: int((workdir / "out" / r["save_to"]).read_text()) for r in table}
-    assert any(r["rung"] == "2" for r in table)
+    top = "2" if isinstance(algorithm, sherpa.algorithms.SuccessiveHalving) else "1"
+    assert any(r["rung"] == top for r in table)
     for r in table:
-        expected = {"0": 1, "1": 3, "2": 9}[r["rung"]]
+        expected = int(r["resource"])
         if r["load_from"]:
             expected += saved[r["load_from"]]  # trained on from the parent's weights
         assert saved[r["save_to"]] == expected

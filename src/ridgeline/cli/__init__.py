@@ -193,6 +193,13 @@ def experiment() -> None:
 @click.argument("context_dir", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--config", "overrides", multiple=True, help="Override a key: KEY=VALUE.")
 @click.option("--paused", is_flag=True, help="Create it paused; start with `activate`.")
+@click.option(
+    "--warm-start",
+    "warm_start",
+    multiple=True,
+    type=int,
+    help="Learn from the completed trials of this earlier experiment (repeatable).",
+)
 @click.option("-f", "--follow", is_flag=True, help="Stream the first trial's output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
@@ -202,6 +209,7 @@ def create(
     context_dir: str | None,
     overrides: tuple[str, ...],
     paused: bool,
+    warm_start: tuple[int, ...],
     follow: bool,
     as_json: bool,
 ) -> None:
@@ -212,7 +220,7 @@ def create(
 
     context_dir = context_dir or str(Path(config_file).resolve().parent)
     exp = Experiment.from_yaml(config_file, context_dir, overrides, ctx.obj["storage"])
-    experiment_id = exp.create(paused=paused)
+    experiment_id = exp.create(paused=paused, warm_start=warm_start)
     pid = launch_detached(experiment_id, exp.storage)
     if as_json:
         click.echo(json.dumps({"id": experiment_id, "coordinator_pid": pid}))

@@ -15,6 +15,7 @@ import shutil
 import sys
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ridgeline.engine.engine import Engine
 from ridgeline.engine.server import build_app
 from ridgeline.errors import ObservationError, SchedulerError
 from ridgeline.results import ResultsTable
+from ridgeline.samplers import background
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
 from ridgeline.store.records import (
@@ -49,6 +51,7 @@ log = logging.getLogger("ridgeline")
 
 TAIL_LINES = 20
 RESULTS_WRITE_DELAY = 0.2  # seconds: many reports in a burst cost one results.csv write
+SUGGESTION_TIME_LIMIT = 10.0  # seconds a model-based sampler may spend on one suggestion
 SHERPA, CORE = "sherpa", "core"
 
 
@@ -178,6 +181,12 @@ class Coordinator:
         runner = web.AppRunner(build_app(self), access_log=None)
         await runner.setup()
         site = await self._bind(runner)
+        # Model-based samplers compute on this worker; the loop keeps serving trials.
+        loop = asyncio.get_running_loop()
+        suggester = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridgeline-suggest")
+        background.install(
+            suggester, lambda: loop.call_soon_threadsafe(self._fill), SUGGESTION_TIME_LIMIT
+        )
         try:
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.port = sockets[0].getsockname()[1]
@@ -206,6 +215,8 @@ class Coordinator:
             self.store.update_experiment(self.engine.experiment_id, coordinator=None)
             self.closing = True
             self._wake()
+            background.uninstall()
+            suggester.shutdown(wait=False, cancel_futures=True)
             await runner.cleanup()
 
     async def _bind(self, runner: web.AppRunner) -> web.TCPSite:

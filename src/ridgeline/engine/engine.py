@@ -119,6 +119,22 @@ class Engine:
         self.event("trial_created", trial=record.number, request_id=request_id)
         return record, self._apply(self.searcher.on_trial_created(record.number, request_id))
 
+    def import_result(self, params: dict[str, Any], objective: Any) -> TrialRecord:
+        """A result obtained elsewhere (an earlier experiment, a known good point): a finished
+        trial that model-based samplers learn from. The searcher is not told of it, so it
+        spends none of its budget."""
+        value = check_objective(objective, f"imported result {params!r}")
+        self.space.check_params(params)
+        self._user_requests += 1
+        record = self.store.create_trial(self.experiment_id, -self._user_requests, params)
+        self.store.add_metrics(record.id, self.searcher_group, [(1, {OBJECTIVE_KEY: value})])
+        done = self.store.update_trial(record.id, state=COMPLETED, ended_at=time.time())
+        assert done is not None
+        self._remember(done)
+        self._observe(done.number, 1, value)
+        self.event("trial_imported", trial=done.number, objective=value)
+        return done
+
     def trial_started(self, number: int, job: dict[str, Any] | None = None) -> TrialRecord:
         record = self.store.update_trial(self.records[number].id, state=RUNNING, job=job)
         assert record is not None
@@ -176,9 +192,7 @@ class Engine:
         """The checkpoint a (re)launch of the trial starts from: its newest completed one,
         else the one its parent had when it was created, else None."""
         done = [
-            c
-            for c in self.store.list_checkpoints(self.records[number].id)
-            if c.state == COMPLETED
+            c for c in self.store.list_checkpoints(self.records[number].id) if c.state == COMPLETED
         ]
         if done:
             return max(done, key=lambda c: (c.steps_completed, c.created_at))
@@ -206,6 +220,20 @@ class Engine:
         self._remember(updated)
         self.event("trial_restarted", trial=number, restarts=updated.restarts)
         return updated
+
+    def length_trained(self) -> int:
+        """Training length spent so far. Core API: each trial's furthest operation, less the
+        length a clone started at (its parent's checkpoint). SHERPA: iterations reported."""
+        if self.searcher_group == VALIDATION:  # SHERPA: one unit per reported iteration
+            return sum(len({step for step, _ in c}) for c in self.history.curves.values())
+        total = 0
+        for view in self.history.trials:
+            if view.last_step:
+                total += view.last_step
+                uuid = self.warm_starts.get(view.id)
+                if uuid is not None:
+                    total -= self.store.get_checkpoint(uuid).steps_completed
+        return total
 
     def snapshot(self) -> None:
         if not self.store.durable:

@@ -1,0 +1,357 @@
+"""The Gaussian-process sampler: design, model, pending points, failures, state, speed."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import ridgeline
+from ridgeline.errors import ConfigError
+from ridgeline.samplers.base import History, TrialView
+from ridgeline.samplers.gp import GPSampler
+from ridgeline.samplers.random import RandomSampler
+from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, SearchSpace
+
+
+def branin(p: dict[str, Any]) -> float:
+    x1, x2 = p["x1"], p["x2"]
+    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (x2 - b * x1 * x1 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
+
+
+BRANIN = SearchSpace([Continuous("x1", [-5, 10]), Continuous("x2", [0, 15])])
+
+
+def mixed_space() -> SearchSpace:
+    return SearchSpace(
+        [
+            Choice("opt", ["sgd", "adam", "rmsprop"]),
+            Continuous("lr", [1e-5, 1e-1], scale="log"),
+            Discrete("units", [8, 512], scale="log"),
+            Discrete("layers", [1, 4]),
+            Ordinal("batch", [16, 32, 64, 128]),
+            Constant("seed", 7),
+        ]
+    )
+
+
+def mixed_objective(p: dict[str, Any]) -> float:
+    return (
+        (math.log10(p["lr"]) + 3) ** 2
+        + (math.log2(p["units"]) - 6) ** 2 / 4
+        + abs(p["layers"] - 2)
+        + {"sgd": 1.0, "adam": 0.0, "rmsprop": 0.5}[p["opt"]]
+        + (p["batch"] != 64) * 0.3
+    )
+
+
+def add(
+    h: History, params: dict[str, Any], objective: float | None, status: str = "COMPLETED"
+) -> None:
+    h.trials.append(TrialView(len(h.trials) + 1, dict(params), status, objective, 1))
+
+
+def run(
+    sampler: Any,
+    space: SearchSpace,
+    f: Callable[[dict[str, Any]], float],
+    n: int,
+    seed: int,
+    lower_is_better: bool = True,
+) -> tuple[History, list[dict[str, Any]]]:
+    h = History(lower_is_better=lower_is_better)
+    rng = random.Random(seed)
+    proposed = []
+    for _ in range(n):
+        p = sampler.propose(space, h, [], rng)
+        proposed.append(p)
+        add(h, p, f(p))
+    return h, proposed
+
+
+def best(h: History) -> float:
+    return min(t.objective for t in h.trials if t.objective is not None)  # type: ignore[type-var]
+
+
+def test_initial_design_then_model() -> None:
+    s = GPSampler(num_initial=5)
+    h = History()
+    rng = random.Random(0)
+    for i in range(8):
+        p = s.propose(BRANIN, h, [], rng)
+        assert BRANIN.contains(p)
+        add(h, p, branin(p))
+        assert s.state_dict()["design_count"] == min(i + 1, 5)
+    assert s.state_dict()["theta"] is not None  # the model phase fitted hyperparameters
+
+
+def test_default_initial_design_size() -> None:
+    s = GPSampler()
+    run(s, BRANIN, branin, 7, seed=1)
+    assert s.state_dict()["design_count"] == 5  # max(2 parameters + 1, 5)
+
+
+def test_beats_random_search_on_branin() -> None:
+    gp_best, rs_best = [], []
+    for seed in range(3):
+        gp_best.append(best(run(GPSampler(), BRANIN, branin, 40, seed)[0]))
+        rs_best.append(best(run(RandomSampler(), BRANIN, branin, 40, seed)[0]))
+    assert sum(gp_best) / 3 < sum(rs_best) / 3
+    assert max(gp_best) < 0.5  # the optimum is 0.3979; random search with 40 points: ~1.5
+
+
+def test_maximisation_finds_the_maximum() -> None:
+    def neg(p: dict[str, Any]) -> float:
+        return -branin(p)
+
+    h = History(lower_is_better=False)
+    rng = random.Random(4)
+    s = GPSampler()
+    for _ in range(25):
+        p = s.propose(BRANIN, h, [], rng)
+        add(h, p, neg(p))
+    assert max(t.objective for t in h.trials) > -1.0  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize("acquisition", ["ei", "pi", "lcb"])
+def test_mixed_space_returns_legal_values(acquisition: str) -> None:
+    space = mixed_space()
+    s = GPSampler(acquisition=acquisition)
+    h, proposed = run(s, space, mixed_objective, 18, seed=2)
+    for p in proposed:
+        assert space.contains(p), p
+        assert set(p) == set(space.names)
+        assert type(p["units"]) is int and type(p["layers"]) is int
+        assert type(p["lr"]) is float and p["seed"] == 7
+        assert p["batch"] in (16, 32, 64, 128) and p["opt"] in ("sgd", "adam", "rmsprop")
+    keys = [tuple(sorted(p.items())) for p in proposed]
+    assert len(set(keys)) == len(keys)  # never the same configuration twice
+    assert best(h) < 1.5  # the optimum is 0; random search with 18 points: about 2.5
+
+
+def observed(n: int, seed: int = 0) -> History:
+    h = History()
+    rng = random.Random(seed)
+    for _ in range(n):
+        p = BRANIN.sample(rng)
+        add(h, p, branin(p))
+    return h
+
+
+def test_pending_points_give_distinct_spread_suggestions() -> None:
+    h = observed(12)
+    s = GPSampler()
+    rng = random.Random(5)
+    pending: list[dict[str, Any]] = []
+    for _ in range(6):
+        pending.append(s.propose(BRANIN, h, pending, rng))
+    seen = [(t.params["x1"], t.params["x2"]) for t in h.trials]
+    points = [(p["x1"], p["x2"]) for p in pending]
+    assert len(set(points)) == 6 and not set(points) & set(seen)
+    # no herding: every pair of suggestions at least 1% of the range apart
+    for i, a in enumerate(points):
+        for b in points[:i]:
+            assert math.hypot((a[0] - b[0]) / 15, (a[1] - b[1]) / 15) > 0.01
+
+
+def test_running_trials_in_history_count_as_pending() -> None:
+    h = observed(12)
+    s = GPSampler()
+    first = s.propose(BRANIN, h, [], random.Random(5))
+    add(h, first, None, status="RUNNING")
+    second = GPSampler().propose(BRANIN, h, [], random.Random(5))
+    assert second != first
+
+
+def test_failed_trials_are_avoided_and_never_reproposed() -> None:
+    space = SearchSpace([Discrete("k", [0, 19]), Continuous("x", [0, 1])])
+
+    def outcome(p: dict[str, Any]) -> tuple[float | None, str]:
+        if p["k"] < 5:  # the best-looking region crashes
+            return None, "FAILED"
+        return p["k"] + (p["x"] - 0.5) ** 2, "COMPLETED"
+
+    h = History()
+    rng = random.Random(3)
+    s = GPSampler(num_initial=6)
+    failed = 0
+    keys = set()
+    for i in range(25):
+        p = s.propose(space, h, [], rng)
+        key = (p["k"], p["x"])
+        assert key not in keys
+        keys.add(key)
+        value, status = outcome(p)
+        if status == "FAILED" and i >= 10:
+            failed += 1
+        add(h, p, value, status=status)
+    assert failed <= 4
+    assert best(h) < 6.5
+
+
+def test_invalid_and_nan_results_count_as_failures() -> None:
+    h = observed(10)
+    rng = random.Random(1)
+    bad = {"x1": 3.0, "x2": 2.0}  # near a minimum: without the failure it would be attractive
+    add(h, bad, float("nan"))
+    add(h, {"x1": 3.2, "x2": 2.5}, None, status="INVALID_HP")
+    s = GPSampler()
+    for _ in range(3):
+        p = s.propose(BRANIN, h, [], rng)
+        assert p != bad
+        add(h, p, branin(p))
+
+
+def test_same_seed_same_suggestions() -> None:
+    a = run(GPSampler(), mixed_space(), mixed_objective, 12, seed=9)[1]
+    b = run(GPSampler(), mixed_space(), mixed_objective, 12, seed=9)[1]
+    c = run(GPSampler(), mixed_space(), mixed_objective, 12, seed=10)[1]
+    assert a == b and a != c
+
+
+def test_state_round_trips_through_json() -> None:
+    space = mixed_space()
+    s = GPSampler()
+    h, _ = run(s, space, mixed_objective, 9, seed=4)
+    state = json.loads(json.dumps(s.state_dict()))
+    restored = GPSampler()
+    restored.load_state_dict(state)
+    assert restored.state_dict() == s.state_dict()
+    rng_a, rng_b = random.Random(11), random.Random(11)
+    for _ in range(2):
+        pa = s.propose(space, h, [], rng_a)
+        pb = restored.propose(space, h, [], rng_b)
+        assert pa == pb
+        add(h, pa, mixed_objective(pa))
+    # state taken during the initial design continues the same sequence
+    s1 = GPSampler(num_initial=6)
+    h1, _ = run(s1, space, mixed_objective, 3, seed=2)
+    s2 = GPSampler(num_initial=6)
+    s2.load_state_dict(json.loads(json.dumps(s1.state_dict())))
+    assert s1.propose(space, h1, [], random.Random(1)) == s2.propose(
+        space, h1, [], random.Random(1)
+    )
+
+
+def test_warm_started_history_skips_the_initial_design() -> None:
+    h = observed(8)
+    s = GPSampler()
+    p = s.propose(BRANIN, h, [], random.Random(0))
+    assert BRANIN.contains(p)
+    assert s.state_dict()["design_count"] == 0 and s.state_dict()["theta"] is not None
+
+
+@pytest.mark.parametrize("log_objective", [False, True])
+def test_heavy_tailed_objective(log_objective: bool) -> None:
+    def f(p: dict[str, Any]) -> float:
+        return math.exp(min(0.08 * branin(p), 700.0))  # spans 1 to 1e10 and beyond
+
+    s = GPSampler(log_objective=log_objective)
+    h, proposed = run(s, BRANIN, f, 30, seed=6)
+    h.trials.append(
+        TrialView(len(h.trials) + 1, BRANIN.sample(random.Random(1)), "COMPLETED", float("inf"), 1)
+    )
+    p = s.propose(BRANIN, h, [], random.Random(2))
+    assert BRANIN.contains(p) and all(BRANIN.contains(q) for q in proposed)
+    assert branin(min(proposed, key=f)) < 1.5
+
+
+def test_log_objective_with_nonpositive_values() -> None:
+    s = GPSampler(log_objective=True)
+    h, proposed = run(s, BRANIN, branin, 12, seed=1)
+    shifted = History()
+    for t in h.trials:
+        add(shifted, t.params, t.objective - 50.0)  # type: ignore[operator]
+    assert BRANIN.contains(s.propose(BRANIN, shifted, [], random.Random(0)))
+
+
+def test_constant_objective_and_tiny_spaces() -> None:
+    s = GPSampler(num_initial=2)
+    space = SearchSpace([Choice("c", ["a", "b", "c"]), Discrete("k", [1, 2])])
+    h, proposed = run(s, space, lambda p: 1.0, 8, seed=0)
+    keys = {(p["c"], p["k"]) for p in proposed[:6]}
+    assert len(keys) == 6  # all six configurations before any repeat
+    assert all(space.contains(p) for p in proposed)
+    only_constants = SearchSpace([Constant("a", 1), Choice("b", ["x"])])
+    assert GPSampler().propose(only_constants, h, [], random.Random(0)) == {"a": 1, "b": "x"}
+
+
+def test_time_limit_still_returns_a_legal_point() -> None:
+    h = observed(30)
+    s = GPSampler(time_limit=1e-6)
+    p = s.propose(BRANIN, h, [], random.Random(0))
+    assert BRANIN.contains(p)
+
+
+def test_many_observations_stay_fast() -> None:
+    space = SearchSpace([Continuous(f"x{i}", [0, 1]) for i in range(6)])
+    h = History()
+    rng = random.Random(0)
+    for _ in range(600):
+        p = space.sample(rng)
+        add(h, p, sum((v - 0.3) ** 2 for v in p.values()))
+    s = GPSampler()
+    start = time.perf_counter()
+    p = s.propose(space, h, [], rng)
+    assert time.perf_counter() - start < 10.0  # about 1 s on a busy 2-core machine
+    assert space.contains(p)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_initial": 0}, "num_initial"),
+        ({"num_initial": 2.5}, "num_initial"),
+        ({"num_initial": True}, "num_initial"),
+        ({"acquisition": "ucb"}, "acquisition"),
+        ({"log_objective": "yes"}, "log_objective"),
+        ({"time_limit": 0}, "time_limit"),
+        ({"time_limit": float("nan")}, "time_limit"),
+        ({"time_limit": "1s"}, "time_limit"),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        GPSampler(**kwargs)
+
+
+def test_study_with_bayesian_optimization() -> None:
+    study = ridgeline.Study(
+        parameters=[ridgeline.Continuous("x1", [-5, 10]), ridgeline.Continuous("x2", [0, 15])],
+        algorithm=ridgeline.algorithms.BayesianOptimization(max_num_trials=20),
+        lower_is_better=True,
+        disable_dashboard=True,
+        seed=1,
+    )
+    for trial in study:
+        study.add_observation(trial, iteration=1, objective=branin(trial.parameters))
+        study.finalize(trial)
+    assert study.num_trials == 20
+    assert study.get_best_result()["Objective"] < 2.0
+
+
+def test_study_with_gpyopt_initial_points() -> None:
+    start = [{"x1": 3.0, "x2": 3.0}, {"x1": -3.0, "x2": 12.0}]
+    study = ridgeline.Study(
+        parameters=[ridgeline.Continuous("x1", [-5, 10]), ridgeline.Continuous("x2", [0, 15])],
+        algorithm=ridgeline.algorithms.GPyOpt(
+            max_num_trials=15, initial_data_points=start, acquisition_type="LCB"
+        ),
+        lower_is_better=True,
+        disable_dashboard=True,
+        seed=2,
+    )
+    ran = []
+    for trial in study:
+        ran.append(trial.parameters)
+        study.add_observation(trial, iteration=1, objective=branin(trial.parameters))
+        study.finalize(trial)
+    assert len(ran) == 15
+    assert ran[0] == start[0] and ran[1] == start[1]
+    assert study.get_best_result()["Objective"] < 3.0
