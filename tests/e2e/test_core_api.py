@@ -454,6 +454,12 @@ def test_adaptive_asha_pauses_and_promotes_with_checkpoints(user_env: Path) -> N
     assert resumed, (lengths, paused)  # a paused trial was promoted and relaunched
     folder = Path(exp_dir(exp.id)) / "trials"
     rows = describe(exp.id)["trials"]
+    # Retention ran as trials ended (checkpoints every 10 steps: the older ones went), yet a
+    # paused trial's checkpoint survived until its promotion needed it (resumed_from_25).
+    checkpoints = json.loads(cli("e", "lc", str(exp.id), "--json").stdout)
+    assert any(c["state"] == "DELETED" for c in checkpoints)
+    kept = {(c["trial_id"], c["steps_completed"]) for c in checkpoints if c["state"] == "COMPLETED"}
+    assert {(t.id, max(lengths[t.number])) for t in records} <= kept  # each trial's latest
     for number in resumed:  # relaunched from its own checkpoint: it went on from step 25
         assert (folder / str(number) / "resumed_from_25").exists()
         assert rows[number - 1]["best_metric"] == 100 * (100 - number)
@@ -618,3 +624,24 @@ def test_model_based_searchers_run_trials_off_the_loop(user_env: Path, name: str
     points = {(t.params["increment_by"], t.params["lr"]) for t in records}
     assert len(points) == 8  # pending-aware: no duplicates
     assert best["Objective"] == max(10 * t.params["increment_by"] for t in records)
+
+
+def test_warm_start_from_an_earlier_experiment(user_env: Path) -> None:
+    space = {"increment_by": {"type": "int", "minval": 1, "maxval": 8}}
+    first = config(user_env, max_trials=3, max_length=10, hyperparameters=space)
+    earlier = json.loads(cli("e", "create", str(first), str(user_env), "--json").stdout)["id"]
+    cli("e", "wait", str(earlier))
+    second = config(user_env, name="tpe", max_trials=2, max_length=10, hyperparameters=space)
+    created = cli("e", "create", str(second), str(user_env), "--warm-start", str(earlier), "--json")
+    later = json.loads(created.stdout)["id"]
+    cli("e", "wait", str(later))
+    before = {t.params["increment_by"]: t for t in trials(earlier)}
+    records = trials(later)
+    imported, new = records[:3], records[3:]
+    assert [t.params["increment_by"] for t in imported] == list(before)
+    assert all(t.state == "COMPLETED" and t.request_id < 0 for t in imported)
+    assert len(new) == 2 and all(t.state == "COMPLETED" for t in new)  # the budget is whole
+    rows = describe(later)["trials"]
+    assert [r["best_metric"] for r in rows[:3]] == [10 * i for i in before]
+    bad = cli("e", "create", str(second), str(user_env), "--warm-start", "99", check=False)
+    assert bad.returncode != 0 and "99" in bad.stderr + bad.stdout
