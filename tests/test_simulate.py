@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ridgeline.errors import ConfigError
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
 from ridgeline.space import Continuous, SearchSpace
 from ridgeline.testing.simulate import (
@@ -224,3 +225,25 @@ def test_protocol_violations_are_reported() -> None:
         run_searcher(Open(), SPACE, Recorder(), capacity=1)
     result = run_searcher(Open(), SPACE, Recorder(), capacity=1, open_length=3)
     assert result.total_length == 3 and result.stalled == [1]  # never told it was done
+
+
+@pytest.mark.parametrize("name", ["adaptive_asha", "hyperband"])
+def test_bohb_style_model_samplers_under_adaptive_searchers(name: str) -> None:
+    config = {
+        "name": name,
+        "metric": "loss",
+        "max_trials": 30,
+        "max_length": 27,
+        "divisor": 3,
+        "max_concurrent_trials": 3,
+        "sampler": "tpe",
+    }
+    searcher, space, lower = searcher_from_config(config, HPARAMS)
+    recorder = Recorder()
+    result = run_searcher(searcher, space, recorder, 3, lower_is_better=lower, seed=2)
+    check_invariants(result, recorder, 3)
+    assert len(result.trials) == 30
+    points = {tuple(sorted(t.params.items())) for t in result.trials.values()}
+    assert len(points) == 30  # the model never repeats a configuration
+    with pytest.raises(ConfigError, match="sampler"):
+        searcher_from_config({**config, "sampler": "tpee"}, HPARAMS)

@@ -28,6 +28,7 @@ from ridgeline.trial import env as trial_env
 if TYPE_CHECKING:
     from ridgeline.config import ExperimentConfig
     from ridgeline.engine.coordinator import Coordinator
+    from ridgeline.samplers.base import Sampler
     from ridgeline.searchers.base import Searcher
 
 log = logging.getLogger("ridgeline")
@@ -149,13 +150,14 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
 
         return FIFOSearcher(IterateSampler(grid_points(config)), None, length)
     options = searcher.options
+    draw = _adaptive_sampler(options.get("sampler", "random"))
     if searcher.name in ("adaptive_asha", "async_halving") and length is not None:
         assert searcher.max_trials is not None
         if searcher.name == "async_halving":
             from ridgeline.searchers.asha import ASHASearcher
 
             return ASHASearcher(
-                RandomSampler(),
+                draw,
                 searcher.max_trials,
                 int(length),
                 options["num_rungs"],
@@ -166,7 +168,7 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
         from ridgeline.searchers.adaptive import AdaptiveASHASearcher
 
         return AdaptiveASHASearcher(
-            RandomSampler(),
+            draw,
             searcher.max_trials,
             int(length),
             options["divisor"],
@@ -182,7 +184,7 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
         if searcher.name == "sync_halving":
             assert searcher.max_trials is not None
             return SyncHalvingSearcher(
-                RandomSampler(),
+                draw,
                 searcher.max_trials,
                 int(length),
                 options["num_rungs"],
@@ -190,7 +192,7 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
                 searcher.max_concurrent_trials,
             )
         return HyperbandSearcher(
-            RandomSampler(),
+            draw,
             int(length),
             options["divisor"],
             options["max_rungs"],
@@ -201,7 +203,7 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
         from ridgeline.searchers.pbt import PBTSearcher
 
         return PBTSearcher(
-            RandomSampler(),
+            draw,
             options["population_size"],
             options["num_rounds"],
             options["length_per_round"],
@@ -215,6 +217,18 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
         f"searchers need searcher.max_length); use single, random, grid, adaptive_asha or "
         f"async_halving"
     )
+
+
+def _adaptive_sampler(kind: str) -> Sampler:
+    """Where an adaptive searcher draws new configurations: at random, or from a model
+    (``tpe`` under ASHA or Hyperband is BOHB)."""
+    if kind == "random":
+        from ridgeline.samplers.random import RandomSampler
+
+        return RandomSampler()
+    from ridgeline.algorithms import model_sampler
+
+    return model_sampler({"bayesian": "gp"}.get(kind, kind), None)
 
 
 def _trial_seed(seed: int, number: int) -> int:

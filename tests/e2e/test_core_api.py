@@ -645,3 +645,24 @@ def test_warm_start_from_an_earlier_experiment(user_env: Path) -> None:
     assert [r["best_metric"] for r in rows[:3]] == [10 * i for i in before]
     bad = cli("e", "create", str(second), str(user_env), "--warm-start", "99", check=False)
     assert bad.returncode != 0 and "99" in bad.stderr + bad.stdout
+
+
+def test_asha_with_a_tpe_sampler_runs_real_trials(user_env: Path) -> None:
+    cfg = config(
+        user_env,
+        name="async_halving",
+        num_rungs=2,
+        divisor=3,
+        max_trials=9,
+        max_length=30,
+        max_concurrent_trials=3,
+        sampler="tpe",
+        hyperparameters={"increment_by": {"type": "int", "minval": 1, "maxval": 50}},
+    )
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.run(verbose=0)
+    records, lengths, events = searcher_history(exp.id)
+    assert len(records) == 9 and all(t.state == "COMPLETED" for t in records)
+    assert all(steps in ([10], [10, 30]) for steps in lengths.values()), lengths
+    assert len({t.params["increment_by"] for t in records}) >= 8
+    assert peak_live(events) <= 3

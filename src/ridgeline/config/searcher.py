@@ -44,15 +44,17 @@ MODES = ("standard", "aggressive", "conservative")
 
 _COMMON = ("name", "metric", "smaller_is_better", "source_trial_id", "source_checkpoint_uuid")
 _TRIALS = ("max_length", "max_trials", "max_concurrent_trials")
-_ASHA = ("divisor", "stop_once", "time_metric", "max_time")
+_ASHA = ("divisor", "stop_once", "time_metric", "max_time", "sampler")
+#: What adaptive searchers may draw new configurations from (tpe with ASHA is BOHB).
+SAMPLERS = ("random", "tpe", "bayesian", "auto")
 FIELDS: dict[str, tuple[str, ...]] = {
     "single": (*_COMMON, "max_length"),
     "random": (*_COMMON, *_TRIALS),
     "grid": (*_COMMON, *_TRIALS),
     "async_halving": (*_COMMON, *_TRIALS, *_ASHA, "num_rungs"),
     "adaptive_asha": (*_COMMON, *_TRIALS, *_ASHA, "mode", "max_rungs", "bracket_rungs"),
-    "sync_halving": (*_COMMON, *_TRIALS, "divisor", "num_rungs"),
-    "hyperband": (*_COMMON, *_TRIALS, "divisor", "max_rungs"),
+    "sync_halving": (*_COMMON, *_TRIALS, "divisor", "num_rungs", "sampler"),
+    "hyperband": (*_COMMON, *_TRIALS, "divisor", "max_rungs", "sampler"),
     "pbt": (
         *_COMMON,
         "population_size",
@@ -61,6 +63,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "replace_function",
         "explore_function",
         "max_concurrent_trials",
+        "sampler",
     ),
     "bayesian": (*_COMMON, *_TRIALS, "num_initial", "acquisition"),
     "tpe": (*_COMMON, *_TRIALS, "num_initial"),
@@ -192,6 +195,13 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
 
     if name in ("bayesian", "tpe"):
         options.update(_model(p, data))
+    sampler = data.get("sampler")
+    if sampler is not None and "sampler" in fields:
+        if sampler not in SAMPLERS:
+            hint = suggest(str(sampler), SAMPLERS)
+            fix = f"did you mean {hint!r}?" if hint else ""
+            p.bad(join(path, "sampler"), f"one of {', '.join(SAMPLERS)}", sampler, fix)
+        options["sampler"] = sampler
     if name in ("adaptive_asha", "async_halving"):
         options.update(_adaptive(p, name, data, length))
     elif name in ("sync_halving", "hyperband"):
@@ -532,6 +542,11 @@ def describe(config: Any, grid_points: int | None) -> list[str]:
         lines.append(concurrency)
         for key, value in s.options.items():
             lines.append(f"  {key}: {show(value)}")
+    if s.options.get("sampler", "random") != "random":
+        lines.append(
+            f"New configurations come from the {s.options['sampler']} sampler, which learns from "
+            f"every result reported so far (with tpe under ASHA or Hyperband this is BOHB)"
+        )
     if s.source_trial_id is not None:
         lines.append(f"Every trial starts from trial {s.source_trial_id}'s latest checkpoint")
     if s.source_checkpoint_uuid is not None:
