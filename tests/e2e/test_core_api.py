@@ -635,10 +635,10 @@ def test_warm_start_from_an_earlier_experiment(user_env: Path) -> None:
     created = cli("e", "create", str(second), str(user_env), "--warm-start", str(earlier), "--json")
     later = json.loads(created.stdout)["id"]
     cli("e", "wait", str(later))
-    before = {t.params["increment_by"]: t for t in trials(earlier)}
+    before = [t.params["increment_by"] for t in trials(earlier)]
     records = trials(later)
     imported, new = records[:3], records[3:]
-    assert [t.params["increment_by"] for t in imported] == list(before)
+    assert [t.params["increment_by"] for t in imported] == before
     assert all(t.state == "COMPLETED" and t.request_id < 0 for t in imported)
     assert len(new) == 2 and all(t.state == "COMPLETED" for t in new)  # the budget is whole
     rows = describe(later)["trials"]

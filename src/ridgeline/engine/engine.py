@@ -73,6 +73,7 @@ class Engine:
         # A trial created from a parent starts from the checkpoint the parent had then.
         self.warm_starts: dict[int, str] = {}  # trial number -> checkpoint uuid
         self._op_counter = 0
+        self._trained = 0  # see length_trained
         searcher.bind(space, self.history, self.rng)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -103,6 +104,7 @@ class Engine:
             self.final = set(state.get("final", ()))
             self.warm_starts = {int(k): v for k, v in state.get("warm_starts", {}).items()}
             self._op_counter = state.get("op_counter", 0)
+        self._trained = self._count_trained()  # clones' start lengths are known only now
 
     # -- events ------------------------------------------------------------------------------
     def slots_free(self, n: int) -> list[Action]:
@@ -223,17 +225,23 @@ class Engine:
 
     def length_trained(self) -> int:
         """Training length spent so far. Core API: each trial's furthest operation, less the
-        length a clone started at (its parent's checkpoint). SHERPA: iterations reported."""
-        if self.searcher_group == VALIDATION:  # SHERPA: one unit per reported iteration
-            return sum(len({step for step, _ in c}) for c in self.history.curves.values())
-        total = 0
-        for view in self.history.trials:
-            if view.last_step:
-                total += view.last_step
-                uuid = self.warm_starts.get(view.id)
-                if uuid is not None:
-                    total -= self.store.get_checkpoint(uuid).steps_completed
-        return total
+        length a clone started at (its parent's checkpoint). SHERPA: iterations reported.
+        Kept up to date as reports arrive (progress displays ask after every report)."""
+        return self._trained
+
+    def _start_length(self, number: int) -> int:
+        uuid = self.warm_starts.get(number)
+        return self.store.get_checkpoint(uuid).steps_completed if uuid is not None else 0
+
+    def _count_trained(self) -> int:
+        """``length_trained`` from the history (after a restart rebuilt it)."""
+        if self.searcher_group == VALIDATION:
+            return sum(len(c) for c in self.history.curves.values())
+        return sum(
+            view.last_step - self._start_length(view.id)
+            for view in self.history.trials
+            if view.last_step
+        )
 
     def snapshot(self) -> None:
         if not self.store.durable:
@@ -344,6 +352,10 @@ class Engine:
         last = view.last_step
         if self.history.is_better(value, best):
             best = value
+        if self.searcher_group == VALIDATION:
+            self._trained += 1  # reports are unique per (trial, iteration)
+        elif last is None or step > last:
+            self._trained += step - (last if last is not None else self._start_length(number))
         if last is None or step > last:
             last = step
         view = replace(view, objective=best, last_step=last)

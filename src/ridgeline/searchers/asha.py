@@ -20,8 +20,15 @@ import sys
 from typing import Any
 
 from ridgeline.errors import ConfigError
-from ridgeline.samplers.base import WAIT, Sampler
-from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
+from ridgeline.samplers.base import Sampler
+from ridgeline.searchers.base import (
+    Action,
+    Close,
+    CreatingSearcher,
+    Shutdown,
+    Stop,
+    Train,
+)
 from ridgeline.values import whole_number
 
 __all__ = ["ASHASearcher", "WORST", "initial_trials", "rung_lengths"]
@@ -137,7 +144,7 @@ class _Rung:
         return rung
 
 
-class RungSearcher(Searcher):
+class RungSearcher(CreatingSearcher):
     """What every successive-halving bracket shares: a trial budget, a concurrency limit,
     creation from the sampler, and the bookkeeping of open operations.
 
@@ -206,21 +213,7 @@ class RungSearcher(Searcher):
             return []
         if pending_params is None:
             pending_params = self.history.pending_params()
-        actions: list[Action] = []
-        for _ in range(n):
-            if self.room() <= 0:
-                break
-            params = self.sampler.propose(self.space, self.history, pending_params, self.rng)
-            if params is None:
-                self.exhausted = True
-                break
-            if params == WAIT:
-                break
-            assert isinstance(params, dict)
-            self.created += 1
-            self.pending.add(self.created)
-            actions.append(Create(self.created, params))
-            pending_params.append(params)
+        actions = self._create(n, lambda: self.room() > 0, pending_params)
         return actions + self._settle()
 
     def on_trial_created(self, trial: int, request_id: int) -> list[Action]:

@@ -11,8 +11,12 @@ from abc import ABC
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ridgeline.samplers.base import WAIT
+
 if TYPE_CHECKING:
-    from ridgeline.samplers.base import History
+    from collections.abc import Callable
+
+    from ridgeline.samplers.base import History, Sampler
     from ridgeline.space import SearchSpace
 
 
@@ -103,3 +107,35 @@ class Searcher(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         del state
+
+
+class CreatingSearcher(Searcher):
+    """A searcher that creates trials from a sampler and counts them (ASHA, successive
+    halving, PBT): request ids are 1, 2, ...; ``pending`` holds those not yet announced."""
+
+    sampler: Sampler
+    created: int
+    exhausted: bool
+    pending: set[int]
+
+    def _create(
+        self, n: int, can_create: Callable[[], bool], pending_params: list[dict[str, Any]]
+    ) -> list[Action]:
+        """Up to ``n`` creates while ``can_create()``; stops when the sampler waits, and
+        marks the searcher exhausted when it has nothing more to propose."""
+        actions: list[Action] = []
+        for _ in range(n):
+            if not can_create():
+                break
+            params = self.sampler.propose(self.space, self.history, pending_params, self.rng)
+            if params is None:
+                self.exhausted = True
+                break
+            if params == WAIT:
+                break
+            assert isinstance(params, dict)
+            self.created += 1
+            self.pending.add(self.created)
+            actions.append(Create(self.created, params))
+            pending_params.append(params)
+        return actions

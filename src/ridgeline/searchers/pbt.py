@@ -16,9 +16,9 @@ import random
 from typing import Any
 
 from ridgeline.errors import ConfigError
-from ridgeline.samplers.base import WAIT, Sampler
+from ridgeline.samplers.base import Sampler
 from ridgeline.searchers.asha import INVALID_HP, WORST, _check_int, oriented_score
-from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Train
+from ridgeline.searchers.base import Action, Close, Create, CreatingSearcher, Shutdown, Train
 from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter, SearchSpace
 
 __all__ = ["PBTSearcher", "describe_pbt", "explore", "replaced_per_round"]
@@ -69,7 +69,7 @@ def _perturb(p: Parameter, value: Any, rng: random.Random, factor: float) -> Any
     return value
 
 
-class PBTSearcher(Searcher):
+class PBTSearcher(CreatingSearcher):
     """Synchronous rounds over a population of ``population_size`` trials.
 
     Round r trains every member to ``r * length_per_round`` (absolute; a clone starts at its
@@ -125,25 +125,16 @@ class PBTSearcher(Searcher):
     # -- events ------------------------------------------------------------------------------
     def on_slots_free(self, n: int) -> list[Action]:
         """First round only: create members up to the population and the concurrency limit."""
-        actions: list[Action] = []
-        pending_params = self.history.pending_params()
-        while n > 0 and self.round == 1 and not self.done and not self.exhausted:
-            if self.created - self.invalid >= self.population_size:
-                break
-            if len(self.outstanding) + len(self.pending) >= self.concurrency:
-                break
-            params = self.sampler.propose(self.space, self.history, pending_params, self.rng)
-            if params is None:
-                self.exhausted = True
-                break
-            if params == WAIT:
-                break
-            assert isinstance(params, dict)
-            self.created += 1
-            self.pending.add(self.created)
-            pending_params.append(params)
-            actions.append(Create(self.created, params))
-            n -= 1
+        if self.round > 1 or self.done or self.exhausted:
+            return self._end_round()
+
+        def can_create() -> bool:
+            return (
+                self.created - self.invalid < self.population_size
+                and len(self.outstanding) + len(self.pending) < self.concurrency
+            )
+
+        actions = self._create(n, can_create, self.history.pending_params())
         return actions + self._end_round()
 
     def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
