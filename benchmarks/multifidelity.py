@@ -355,50 +355,8 @@ def _searcher_config(method: Method, settings: Settings, max_trials: int) -> dic
         "smaller_is_better": True,
     }
     length, d, cap = settings.max_length, settings.divisor, settings.capacity
-    if method.searcher == "random":
-        return {
-            **common,
-            "max_trials": max_trials,
-            "max_length": length,
-            "max_concurrent_trials": cap,
-        }
-    if method.searcher == "adaptive_asha":
-        return {
-            **common,
-            "max_trials": max_trials,
-            "max_length": length,
-            "divisor": d,
-            "max_rungs": settings.rungs,
-            "max_concurrent_trials": cap,
-        }
-    if method.searcher == "async_halving":
-        return {
-            **common,
-            "max_trials": max_trials,
-            "max_length": length,
-            "divisor": d,
-            "num_rungs": settings.rungs,
-            "max_concurrent_trials": cap,
-        }
-    if method.searcher == "hyperband":
-        return {
-            **common,
-            "max_trials": max_trials,
-            "max_length": length,
-            "divisor": d,
-            "max_rungs": settings.rungs,
-            "max_concurrent_trials": cap,
-        }
-    if method.searcher == "sync_halving":
-        return {
-            **common,
-            "max_trials": max_trials,
-            "max_length": length,
-            "divisor": d,
-            "num_rungs": settings.rungs,
-        }
     if method.searcher == "pbt":
-        per_round = settings.max_length // settings.pbt_rounds
+        per_round = length // settings.pbt_rounds
         return {
             **common,
             "population_size": settings.budget // (per_round * settings.pbt_rounds),
@@ -408,7 +366,17 @@ def _searcher_config(method: Method, settings: Settings, max_trials: int) -> dic
             "explore_function": {"resample_probability": 0.2, "perturb_factor": 0.2},
             "max_concurrent_trials": cap,
         }
-    raise ValueError(f"unknown ridgeline searcher {method.searcher!r}")
+    # Fields beyond the trial budget and length; sync_halving runs a rung at once (no cap).
+    extra: dict[str, dict[str, Any]] = {
+        "random": {"max_concurrent_trials": cap},
+        "adaptive_asha": {"divisor": d, "max_rungs": settings.rungs, "max_concurrent_trials": cap},
+        "async_halving": {"divisor": d, "num_rungs": settings.rungs, "max_concurrent_trials": cap},
+        "hyperband": {"divisor": d, "max_rungs": settings.rungs, "max_concurrent_trials": cap},
+        "sync_halving": {"divisor": d, "num_rungs": settings.rungs},
+    }
+    if method.searcher not in extra:
+        raise ValueError(f"unknown ridgeline searcher {method.searcher!r}")
+    return {**common, "max_trials": max_trials, "max_length": length, **extra[method.searcher]}
 
 
 def _dry_train(trial: int, params: dict[str, Any], parent: int | None, a: int, b: int) -> float:
