@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ridgeline.engine import retention
 from ridgeline.engine.engine import Engine
+from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
 from ridgeline.engine.server import build_app
 from ridgeline.errors import ObservationError, SchedulerError
 from ridgeline.results import ResultsTable
@@ -136,14 +137,9 @@ class Coordinator:
         self.settings = settings or RunSettings()
         self.running: dict[int, Job] = {}
         self.waiting: list[int] = []  # trials with work to do, waiting for a free slot
-        self.released: set[int] = set()  # trials told "no more operations" since launch
-        self.stopping: set[int] = set()
-        self.acked: set[int] = set()  # trials that acknowledged a preemption
-        self.invalid: set[int] = set()  # trials that reported InvalidHP
-        self.resubmitted: set[int] = set()  # trials that are themselves resubmissions
-        self.state = ACTIVE  # ACTIVE, PAUSED or CANCELED (killed)
+        self.trials: dict[int, TrialRuntime] = {}  # what this coordinator knows of each trial
+        self.state: str = ACTIVE  # ACTIVE, PAUSED or CANCELED (killed)
         self.best_validation: float | None = None
-        self.progress: dict[int, dict[str, Any]] = {}  # latest progress report per trial
         self.url = ""
         self._finished = asyncio.Event()
         self._signals: dict[int, _Signal] = {}
@@ -159,6 +155,11 @@ class Coordinator:
         if scheduler_limit is not None:
             limit = min(limit, scheduler_limit)
         return limit
+
+    def runtime(self, number: int) -> TrialRuntime:
+        if number not in self.trials:
+            self.trials[number] = TrialRuntime()
+        return self.trials[number]
 
     def stop_requested(self, number: int) -> bool:
         return number in self.engine.stop_requested
@@ -338,14 +339,13 @@ class Coordinator:
             self._handle(self.engine.trial_exited(number, FAILED, None))
             self.results.finalize(number, FAILED)
             return
-        self.stopping.discard(number)
-        self.acked.discard(number)
-        self.released.discard(number)
+        self.runtime(number).new_attempt(job)
         self.engine.trial_started(number, job.info)
         self._watch(number, job)
 
     def _watch(self, number: int, job: Job) -> None:
         self.running[number] = job
+        self.runtime(number).job = job
         task = asyncio.get_running_loop().create_task(self._await_exit(number, job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -358,34 +358,27 @@ class Coordinator:
         self._on_exit(number, job, exit_code)
 
     def _exit_status(self, number: int, exit_code: int | None) -> str:
-        has_metrics = self.results.has_any(number) or self.engine.history.curves.get(number)
-        if self.state == CANCELED:
-            return CANCELED
-        if number in self.stopping:
-            return STOPPED
-        if number in self.invalid:
-            return INVALID_HP
-        if exit_code == 0 or (exit_code is None and has_metrics):
-            if number in self.engine.closed:  # the searcher said: no more work now
-                return COMPLETED if number in self.engine.final else PAUSED
-            if number in self.released:  # told "done", then given new work while exiting
-                return PAUSED
-            if number in self.acked or self.state == PAUSED:  # the user paused the experiment
-                return PAUSED
-            return COMPLETED
-        return FAILED
+        runtime = self.runtime(number)
+        has_metrics = self.results.has_any(number) or bool(self.engine.history.curves.get(number))
+        return exit_status(
+            ExitFacts(
+                exit_code=exit_code,
+                experiment_state=self.state,
+                stopping=runtime.stop_reason is not None,
+                invalid_hp=runtime.invalid_hp,
+                has_metrics=has_metrics,
+                closed=number in self.engine.closed,
+                final=number in self.engine.final,
+                released=runtime.released,
+                preempt_acked=runtime.preempt_acked,
+            )
+        )
 
     def _on_exit(self, number: int, job: Job, exit_code: int | None) -> None:
         status = self._exit_status(number, exit_code)
         record = self.engine.records[number]
         if status == FAILED:
-            reason = (
-                "exit code unknown (re-attached)"
-                if exit_code is None
-                else (
-                    f"killed by signal {-exit_code}" if exit_code < 0 else f"exit code {exit_code}"
-                )
-            )
+            reason = describe_exit(exit_code)
             output = job.info.get("output", "")
             log.error(
                 "Trial %d failed (%s). Last lines of %s:\n%s",
@@ -415,8 +408,8 @@ class Coordinator:
             paused_actions = self.engine.trial_paused(number)
             log.info("Trial %d paused (checkpointed, exited)", number)
             op = self.engine.ops.get(number)
-            promoted = number in self.released and number not in self.engine.closed
-            if promoted and op is not None and not op["done"] and self.state == ACTIVE:
+            promoted = self.runtime(number).released and number not in self.engine.closed
+            if promoted and op is not None and not op.done and self.state == ACTIVE:
                 self.waiting.append(number)  # new work arrived while it was exiting
             self._handle(paused_actions)
         else:
@@ -426,9 +419,10 @@ class Coordinator:
                 self.results.finalize(number, status)
             for warning in caught:
                 log.warning("%s", warning.message)
-            if status == FAILED and self.resubmit_failed_trials and number not in self.resubmitted:
+            again = self.resubmit_failed_trials and not self.runtime(number).resubmission
+            if status == FAILED and again:
                 new, new_actions = self.engine.add_trial(dict(record.params))
-                self.resubmitted.add(new.number)
+                self.runtime(new.number).resubmission = True
                 log.info("Resubmitting failed trial %d as trial %d", number, new.number)
                 self._handle(new_actions)
             self._handle(actions)
@@ -441,10 +435,11 @@ class Coordinator:
         """Tell the trial (preempt flag, op stream ends), then SIGTERM, then SIGKILL."""
         self._wake(number)
         job = self.running.get(number)
-        if job is None or number in self.stopping:
+        runtime = self.runtime(number)
+        if job is None or runtime.stop_reason is not None:
             return
         log.info("Stopping trial %d: %s", number, reason)
-        self.stopping.add(number)
+        runtime.stop_reason = reason
         loop = asyncio.get_running_loop()
         if self.settings.front_door == SHERPA:
             self.scheduler.kill(job)
@@ -487,7 +482,7 @@ class Coordinator:
         for number, job in list(self.running.items()):
             if self.settings.front_door == SHERPA:
                 self.scheduler.kill(job)  # SHERPA scripts cannot checkpoint on request
-                self.acked.add(number)
+                self.runtime(number).preempt_acked = True
             else:
                 loop.call_later(self.grace_period * 6, self._terminate, number, job)
 
@@ -521,13 +516,62 @@ class Coordinator:
         job = self.running.get(number)
         self.engine.stop_requested.add(number)
         self.engine.closed.add(number)
-        self.stopping.add(number)
+        self.runtime(number).stop_reason = "killed by the user"
         self._wake(number)
         if job is not None:
             self.scheduler.kill(job, force=True)
         elif self.engine.records[number].state in (PENDING, PAUSED):
             self._handle(self.engine.trial_exited(number, STOPPED, None))
             self._fill()
+
+    # -- requests from trials ----------------------------------------------------------------
+    def trial_view(self, number: int) -> dict[str, Any]:
+        record = self.engine.records[number]
+        return {
+            "id": number,
+            "experiment_id": record.experiment_id,
+            "parameters": record.params,
+            "state": record.state,
+        }
+
+    async def next_operation(self, number: int, wait: float) -> dict[str, Any]:
+        """The trial's current operation, waiting up to ``wait`` s for the searcher to decide.
+        ``done`` True: no more work now (the trial should exit, checkpointed)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            op = self.engine.ops.get(number)
+            if op is not None and not op.done:
+                return {"op": {"id": op.id, "length": op.length}}
+            if number in self.engine.closed or self.preempt_wanted(number):
+                self.runtime(number).released = True
+                return {"op": None, "done": True}
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self.closing:
+                return {"op": None, "done": False}
+            await self.signal(number).wait(remaining)
+
+    async def wait_preemption(self, number: int, wait: float) -> bool:
+        """True as soon as the trial should checkpoint and exit; False after ``wait`` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while not self.preempt_wanted(number):
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self.closing:
+                return False
+            await self.signal(number).wait(remaining)
+        return True
+
+    def acknowledge_preemption(self, number: int) -> None:
+        self.runtime(number).preempt_acked = True
+
+    def report_early_exit(self, number: int, reason: str) -> None:
+        if reason != INVALID_HP:
+            raise ObservationError(f"unknown early-exit reason {reason!r}: use INVALID_HP")
+        self.runtime(number).invalid_hp = True
+
+    def record_progress(self, number: int, progress: dict[str, Any]) -> None:
+        self.runtime(number).progress = progress
 
     # -- reports -----------------------------------------------------------------------------
     def on_reports(self, number: int, reports: list[dict[str, Any]]) -> int:
@@ -587,7 +631,7 @@ class Coordinator:
         return len(inserted)
 
     def complete_operation(self, number: int, op_id: int, metric: Any) -> None:
-        length = int(self.engine.ops[number]["length"]) if number in self.engine.ops else 0
+        length = int(self.engine.ops[number].length) if number in self.engine.ops else 0
         actions = self.engine.complete_operation(number, op_id, metric)
         params = self.engine.records[number].params
         self.results.add_observation(number, length, params, float(metric), {})
@@ -681,7 +725,7 @@ class Coordinator:
         if self.state == ACTIVE:
             for number, record in sorted(self.engine.records.items()):
                 op = self.engine.ops.get(number)
-                has_work = number not in self.engine.closed or (op is not None and not op["done"])
+                has_work = number not in self.engine.closed or (op is not None and not op.done)
                 idle = number not in self.waiting and number not in self.running
                 if record.state in (PAUSED, PENDING) and has_work and idle:
                     self.waiting.append(number)

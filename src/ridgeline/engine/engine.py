@@ -13,7 +13,7 @@ import os
 import random
 import time
 from collections import deque
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ridgeline.errors import ObservationError
@@ -23,6 +23,7 @@ from ridgeline.space import SearchSpace
 from ridgeline.store.base import Store
 from ridgeline.store.records import (
     COMPLETED,
+    FAILED,
     PAUSED,
     PENDING,
     RUNNING,
@@ -34,6 +35,22 @@ from ridgeline.values import check_objective
 
 OBJECTIVE_KEY = "objective"
 VALIDATION = "validation"
+
+
+@dataclass
+class Operation:
+    """A trial's current unit of work: train until ``length`` (absolute), then report."""
+
+    id: int
+    length: float
+    done: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Operation:
+        return cls(int(data["id"]), data["length"], bool(data["done"]))
 
 
 def new_seed() -> int:
@@ -65,9 +82,9 @@ class Engine:
         self.stop_requested: set[int] = set()
         self.shutdown = False
         self._user_requests = 0  # trials added by the user take request ids -1, -2, ...
-        # Core API: each trial's current operation {"id", "length", "done"}, and the trials
+        # Core API: each trial's current operation, and the trials
         # that have no further work now (their operation stream ends).
-        self.ops: dict[int, dict[str, Any]] = {}
+        self.ops: dict[int, Operation] = {}
         self.closed: set[int] = set()
         self.final: set[int] = set()  # closed for good (Close(final=True)); others are paused
         # A trial created from a parent starts from the checkpoint the parent had then.
@@ -99,7 +116,7 @@ class Engine:
             self.rng.setstate((version, tuple(internal), gauss))
             self.shutdown = state["shutdown"]
             self.stop_requested = set(state.get("stop_requested", ()))
-            self.ops = {int(k): v for k, v in state.get("ops", {}).items()}
+            self.ops = {int(k): Operation.from_json(v) for k, v in state.get("ops", {}).items()}
             self.closed = set(state.get("closed", ()))
             self.final = set(state.get("final", ()))
             self.warm_starts = {int(k): v for k, v in state.get("warm_starts", {}).items()}
@@ -170,14 +187,14 @@ class Engine:
     def complete_operation(self, number: int, op_id: int, metric: Any) -> list[Action]:
         """The trial trained to its operation's length and reports the searcher metric."""
         op = self.ops.get(number)
-        if op is None or op["id"] != op_id:
+        if op is None or op.id != op_id:
             raise ObservationError(
                 f"trial {number}: operation {op_id} is not its current operation"
             )
-        if op["done"]:
+        if op.done:
             raise ObservationError(f"trial {number}: operation {op_id} was already completed")
-        op["done"] = True
-        _, actions = self.report(number, int(op["length"]), metric)
+        op.done = True
+        _, actions = self.report(number, int(op.length), metric)
         self.snapshot()
         return actions
 
@@ -254,7 +271,7 @@ class Engine:
                 "rng": [version, list(internal), gauss],
                 "shutdown": self.shutdown,
                 "stop_requested": sorted(self.stop_requested),
-                "ops": {str(k): v for k, v in self.ops.items()},
+                "ops": {str(k): v.to_json() for k, v in self.ops.items()},
                 "closed": sorted(self.closed),
                 "final": sorted(self.final),
                 "warm_starts": {str(k): v for k, v in self.warm_starts.items()},
@@ -294,13 +311,9 @@ class Engine:
                 continue
             if isinstance(action, Train) and action.until is not None:
                 op = self.ops.get(action.trial)
-                if op is None or op["done"] or op["length"] != action.until:
+                if op is None or op.done or op.length != action.until:
                     self._op_counter += 1
-                    self.ops[action.trial] = {
-                        "id": self._op_counter,
-                        "length": action.until,
-                        "done": False,
-                    }
+                    self.ops[action.trial] = Operation(self._op_counter, action.until)
                 self.closed.discard(action.trial)
                 self.final.discard(action.trial)
             elif isinstance(action, Close):
@@ -333,7 +346,7 @@ class Engine:
             else:  # numbers arrive in order from one engine; be robust to gaps anyway
                 while len(self.history.trials) < number - 1:
                     self.history.trials.append(
-                        TrialView(len(self.history.trials) + 1, {}, "FAILED")
+                        TrialView(len(self.history.trials) + 1, {}, FAILED)
                     )
                 self.history.trials.insert(number - 1, view)
             self.history.curves.setdefault(number, [])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -63,15 +62,7 @@ def build_app(coordinator: Coordinator) -> web.Application:
 
     @for_trial
     async def get_trial(request: web.Request, number: int) -> web.Response:
-        record = coordinator.engine.records[number]
-        return _json(
-            {
-                "id": number,
-                "experiment_id": record.experiment_id,
-                "parameters": record.params,
-                "state": record.state,
-            }
-        )
+        return _json(coordinator.trial_view(number))
 
     @for_trial
     async def post_metrics(request: web.Request, number: int) -> web.Response:
@@ -100,26 +91,13 @@ def build_app(coordinator: Coordinator) -> web.Application:
 
     @for_trial
     async def get_operation(request: web.Request, number: int) -> web.Response:
-        engine = coordinator.engine
         if coordinator.settings.max_length is None:
             return _error(
                 "this experiment sets no searcher.max_length, so there are no operations; "
                 "set searcher.max_length in the config or do not call operations()",
                 409,
             )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + long_poll_wait(request)
-        while True:
-            op = engine.ops.get(number)
-            if op is not None and not op["done"]:
-                return _json({"op": {"id": op["id"], "length": op["length"]}})
-            if number in engine.closed or coordinator.preempt_wanted(number):
-                coordinator.released.add(number)
-                return _json({"op": None, "done": True})
-            remaining = deadline - loop.time()
-            if remaining <= 0 or coordinator.closing:
-                return _json({"op": None, "done": False})
-            await coordinator.signal(number).wait(remaining)
+        return _json(await coordinator.next_operation(number, long_poll_wait(request)))
 
     @for_trial
     async def complete_operation(request: web.Request, number: int) -> web.Response:
@@ -136,7 +114,7 @@ def build_app(coordinator: Coordinator) -> web.Application:
     @for_trial
     async def post_progress(request: web.Request, number: int) -> web.Response:
         body = json.loads(await request.read() or b"{}")
-        coordinator.progress[number] = body
+        coordinator.record_progress(number, body)
         return _json({"ok": True})
 
     @for_trial
@@ -174,26 +152,21 @@ def build_app(coordinator: Coordinator) -> web.Application:
 
     @for_trial
     async def get_preempt(request: web.Request, number: int) -> web.Response:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + long_poll_wait(request)
-        while not coordinator.preempt_wanted(number):
-            remaining = deadline - loop.time()
-            if remaining <= 0 or coordinator.closing:
-                return _json({"preempt": False})
-            await coordinator.signal(number).wait(remaining)
-        return _json({"preempt": True})
+        wanted = await coordinator.wait_preemption(number, long_poll_wait(request))
+        return _json({"preempt": wanted})
 
     @for_trial
     async def ack_preempt(request: web.Request, number: int) -> web.Response:
-        coordinator.acked.add(number)
+        coordinator.acknowledge_preemption(number)
         return _json({"ok": True})
 
     @for_trial
     async def early_exit(request: web.Request, number: int) -> web.Response:
         body = json.loads(await request.read() or b"{}")
-        if body.get("reason") != "INVALID_HP":
-            return _error(f"unknown early-exit reason {body.get('reason')!r}", 400)
-        coordinator.invalid.add(number)
+        try:
+            coordinator.report_early_exit(number, body.get("reason"))
+        except ObservationError as exc:
+            return _error(str(exc), 400)
         return _json({"ok": True})
 
     async def best_validation(request: web.Request) -> web.Response:

@@ -3,23 +3,53 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-# Experiment states.
-ACTIVE = "ACTIVE"
-PAUSED = "PAUSED"
-COMPLETED = "COMPLETED"
-CANCELED = "CANCELED"
-ERROR = "ERROR"
 
-# Trial states. SHERPA's statuses (COMPLETED, FAILED, STOPPED) are a subset.
-PENDING = "PENDING"  # created, no process yet
-RUNNING = "RUNNING"  # a process was started for it
-FAILED = "FAILED"
-STOPPED = "STOPPED"
-INVALID_HP = "INVALID_HP"  # the trial rejected its hyperparameters; it does not count
-# PAUSED (above) also applies to trials: exited on request with a checkpoint, to resume later.
+class ExperimentState(StrEnum):
+    """An experiment's lifecycle. Members are strings, so the store keeps plain text."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELED = "CANCELED"
+    ERROR = "ERROR"
+
+
+class TrialState(StrEnum):
+    """A trial's lifecycle; SHERPA's statuses (COMPLETED, FAILED, STOPPED) are a subset."""
+
+    PENDING = "PENDING"  # created, no process yet
+    RUNNING = "RUNNING"  # a process was started for it
+    PAUSED = "PAUSED"  # exited on request with a checkpoint, to resume later
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"  # stopped early by the searcher, a stopping rule or the user
+    CANCELED = "CANCELED"  # the experiment was killed
+    INVALID_HP = "INVALID_HP"  # the trial rejected its hyperparameters; it does not count
+
+
+class CheckpointState(StrEnum):
+    COMPLETED = "COMPLETED"
+    DELETED = "DELETED"
+
+
+# Short names used across the code base (one spelling of each state, from the enums above).
+ACTIVE = ExperimentState.ACTIVE
+ERROR = ExperimentState.ERROR
+PENDING = TrialState.PENDING
+RUNNING = TrialState.RUNNING
+PAUSED = TrialState.PAUSED
+COMPLETED = TrialState.COMPLETED
+FAILED = TrialState.FAILED
+STOPPED = TrialState.STOPPED
+CANCELED = TrialState.CANCELED
+INVALID_HP = TrialState.INVALID_HP
 TRIAL_DONE_STATES = frozenset({COMPLETED, FAILED, STOPPED, CANCELED, INVALID_HP})
+EXPERIMENT_DONE_STATES = frozenset(
+    {ExperimentState.COMPLETED, ExperimentState.CANCELED, ExperimentState.ERROR}
+)
 
 
 @dataclass(frozen=True)
