@@ -31,5 +31,10 @@ class TrialError(RidgelineError):
     """Trial-side failure: missing environment, refused request."""
 
 
+class SearchFailed(RidgelineError):
+    """The search ended ERROR: its trials kept failing, none succeeded, or the run broke.
+    What was recorded is kept; fix the cause and resume."""
+
+
 class CoordinatorUnavailable(TrialError, ConnectionError):
     """The coordinator stayed unreachable longer than the retry budget."""

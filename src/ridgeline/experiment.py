@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.errors import ConfigError
+from ridgeline.errors import ConfigError, SearchFailed
 from ridgeline.paths import default_storage, new_experiment_dir
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
-from ridgeline.store.records import ACTIVE, CANCELED, COMPLETED, PAUSED, ExperimentRecord
+from ridgeline.store.records import ACTIVE, CANCELED, COMPLETED, ERROR, PAUSED, ExperimentRecord
 from ridgeline.trial import env as trial_env
 
 if TYPE_CHECKING:
@@ -326,6 +326,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     settings = RunSettings(
         front_door=CORE,
         max_restarts=config.max_restarts,
+        max_consecutive_failures=config.max_consecutive_failures,
         checkpoint_dir=checkpoint_dir,
         searcher_metric=searcher_config.metric,
         smaller_is_better=lower,
@@ -387,8 +388,10 @@ def run_experiment(
         finally:
             if progress:
                 progress.stop()
-        final = CANCELED if coordinator.state == CANCELED else COMPLETED
+        final = coordinator.outcome()
         store.update_experiment(experiment_id, state=final)
+        if final == ERROR:
+            raise SearchFailed(f"experiment {experiment_id} ended ERROR: {coordinator.error}")
         return coordinator.results.best()
     finally:
         store.close()

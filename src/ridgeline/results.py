@@ -37,6 +37,7 @@ class ResultsTable:
         self._trial_seen: dict[int, set[Any]] = {}
         self._best: int | None = None
         self._finalized: set[int] = set()
+        self._failed: set[int] = set()  # trials whose rows may never be the best
 
     def _better(self, a: float, b_index: int | None) -> bool:
         if not _finite(a):
@@ -75,15 +76,18 @@ class ResultsTable:
         best = self._trial_best.get(trial_id)
         if self._better(objective, best if best is not None and best >= 0 else None):
             self._trial_best[trial_id] = index
-            if self._better(objective, self._best):
+            if trial_id not in self._failed and self._better(objective, self._best):
                 self._best = index
         elif best is None:
             self._trial_best[trial_id] = -1  # has rows, none finite yet
 
     def finalize(self, trial_id: int, status: str) -> dict[str, Any] | None:
-        """Append a copy of the trial's best row with ``status``; None when it has no rows."""
+        """Append a copy of the trial's best row with ``status``; None when it has no rows.
+        A FAILED trial's rows stay in the table but never count as the best result."""
         if trial_id in self._finalized:
             return None
+        if status == "FAILED":
+            self._exclude(trial_id)
         best = self._trial_best.get(trial_id)
         if best is None:
             return None
@@ -100,6 +104,16 @@ class ResultsTable:
         row[ITERATION] = self._trial_last[trial_id]
         self.rows.append(row)
         return row
+
+    def _exclude(self, trial_id: int) -> None:
+        self._failed.add(trial_id)
+        if self._best is None or self.rows[self._best][TRIAL_ID] != trial_id:
+            return
+        self._best = None
+        for other, index in self._trial_best.items():
+            if other not in self._failed and index >= 0:
+                if self._better(self.rows[index][OBJECTIVE], self._best):
+                    self._best = index
 
     def best(self) -> dict[str, Any]:
         """The best row (finite objectives only) without ``Status``; ``{}`` when none."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import shlex
@@ -15,15 +16,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.engine.engine import OBJECTIVE_KEY, VALIDATION, Engine, new_seed
+from ridgeline.engine.engine import OBJECTIVE_KEY, Engine, new_seed
 from ridgeline.engine.sherpa import build_searcher, build_space, describe
-from ridgeline.errors import ConfigError
+from ridgeline.errors import ConfigError, SearchFailed
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.schedulers.base import Scheduler
 from ridgeline.space import Parameter
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
-from ridgeline.store.records import ACTIVE, COMPLETED, TRIAL_DONE_STATES, ExperimentRecord
+from ridgeline.store.records import (
+    ACTIVE,
+    COMPLETED,
+    ERROR,
+    TRIAL_DONE_STATES,
+    ExperimentRecord,
+)
 from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
@@ -59,6 +66,7 @@ def optimize(
     host: str = "127.0.0.1",
     port: int | None = None,
     warm_start: Any = None,
+    max_consecutive_failures: int | None = 10,
 ) -> dict[str, Any]:
     """Run a search whose trials are separate processes; return the best result row.
 
@@ -69,6 +77,11 @@ def optimize(
     ``port`` (default ``db_port``) is where the coordinator listens; any free port if None.
     ``warm_start``: an earlier search's results (DataFrame, ``results.csv`` or its folder)
     recorded first as finished trials, for model-based algorithms to learn from.
+    ``max_consecutive_failures``: the search ends ERROR after this many trials in a row
+    failed (0 or None: no bound).
+
+    Raises ``SearchFailed`` when the search ended ERROR (trials kept failing, none
+    succeeded); the returned best never comes from a FAILED trial.
     """
     del dashboard_port, disable_dashboard, mongodb_args
     resume = resume or load
@@ -118,7 +131,7 @@ def optimize(
                 record = engine.import_result(params, objective)
                 results.add_observation(record.number, 1, record.params, objective, {})
                 results.finalize(record.number, COMPLETED)
-        from ridgeline.engine.coordinator import Coordinator
+        from ridgeline.engine.coordinator import Coordinator, RunSettings
 
         listen_port = port if port is not None else db_port
         if listen_port is None and resuming and experiment.coordinator:
@@ -141,6 +154,7 @@ def optimize(
             host=host,
             port=listen_port or 0,
             on_progress=progress.update if progress else None,
+            settings=RunSettings(max_consecutive_failures=max_consecutive_failures),
         )
         try:
             if progress:
@@ -150,7 +164,10 @@ def optimize(
             if progress:
                 progress.stop()
             scheduler.close()
-        store.update_experiment(experiment.id, state=COMPLETED)
+        outcome = coordinator.outcome()
+        store.update_experiment(experiment.id, state=outcome)
+        if outcome == ERROR:
+            raise SearchFailed(f"the search in {out} ended ERROR: {coordinator.error}")
         best = results.best()
         log.info("Best result: %s", best)
         return best
@@ -221,10 +238,11 @@ def process_alive(pid: int) -> bool:
 
 
 def rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None:
-    """Replay the stored observations and trial ends in the order they happened."""
+    """Replay the stored observations and trial ends in the order they happened: the metrics
+    the searcher saw (SHERPA reports, Core-API operation results), every one of them."""
     trials = {r.id: r for r in store.list_trials(engine.experiment_id)}
     events: list[tuple[float, int, Any]] = []
-    for metric in store.read_metrics(engine.experiment_id, group=VALIDATION):
+    for metric in store.read_metrics(engine.experiment_id, group=engine.searcher_group):
         events.append((metric.time, 0, metric))
     for record in trials.values():
         if record.state in TRIAL_DONE_STATES and record.ended_at is not None:
@@ -234,7 +252,11 @@ def rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None
         if kind == 0:
             record = trials[item.trial_id]
             values = dict(item.values)
+            if OBJECTIVE_KEY not in values:
+                continue  # a group report (validation metrics), not a searcher observation
             objective = values.pop(OBJECTIVE_KEY)
+            if not isinstance(objective, int | float) or isinstance(objective, bool):
+                objective = math.nan  # not a number: kept in the table, never the best
             results.add_observation(record.number, item.step, record.params, objective, values)
         else:
             results.finalize(item.number, item.state)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import ridgeline as sherpa
-from ridgeline.errors import ConfigError, SchedulerError
+from ridgeline.errors import ConfigError, SchedulerError, SearchFailed
 from ridgeline.store import open_store
 
 PARAMS = [sherpa.Continuous("x", [0.0, 1.0]), sherpa.Choice("kind", ["a", "b"])]
@@ -184,7 +184,8 @@ def test_crash_by_signal_is_failed(workdir: Path) -> None:
         os.kill(os.getpid(), signal.SIGSEGV)
         """,
     )
-    run(workdir, trial, n=1)
+    with pytest.raises(SearchFailed, match="no trial succeeded"):
+        run(workdir, trial, n=1)
     assert trial_states(workdir)[1] == ("FAILED", -signal.SIGSEGV)
     assert "killed by signal 11" in (workdir / "out" / "log.txt").read_text()
 

@@ -80,6 +80,7 @@ class ExperimentConfig:
     space: SearchSpace = field(compare=False, repr=False)
     searcher: SearcherConfig
     max_restarts: int = 5
+    max_consecutive_failures: int = 10
     checkpoint_storage: CheckpointStorageConfig | None = None
     slots_per_trial: int = 1
     experiment_seed: int | None = None

@@ -48,6 +48,7 @@ TOP = (
     "hyperparameters",
     "searcher",
     "max_restarts",
+    "max_consecutive_failures",
     "data",
     "resources",
     "checkpoint_storage",
@@ -221,6 +222,10 @@ def _parse(
     max_restarts = 5
     if cfg.get("max_restarts") is not None:
         max_restarts = as_int(p, "max_restarts", cfg["max_restarts"], 0) or 0
+    max_failures = 10  # trials failing in a row before the experiment ends ERROR; 0: no bound
+    if cfg.get("max_consecutive_failures") is not None:
+        value = cfg["max_consecutive_failures"]
+        max_failures = as_int(p, "max_consecutive_failures", value, 0) or 0
     slots, resources = _resources(p, cfg.get("resources"))
     seed = _reproducibility(p, cfg.get("reproducibility"))
     env, environment = _environment(p, cfg.get("environment"), slots)
@@ -243,6 +248,7 @@ def _parse(
         hyperparameters=hyperparameters,
         searcher=searcher_raw,
         max_restarts=max_restarts,
+        max_consecutive_failures=max_failures,
         resources=resources,
         data=data_value,
     )
@@ -260,6 +266,7 @@ def _parse(
         space=space,
         searcher=searcher,
         max_restarts=max_restarts,
+        max_consecutive_failures=max_failures,
         checkpoint_storage=storage,
         slots_per_trial=slots,
         experiment_seed=seed,

@@ -35,6 +35,7 @@ from ridgeline.store.records import (
     ACTIVE,
     CANCELED,
     COMPLETED,
+    ERROR,
     FAILED,
     INVALID_HP,
     PAUSED,
@@ -54,6 +55,8 @@ TAIL_LINES = 20
 RESULTS_WRITE_DELAY = 0.2  # seconds: many reports in a burst cost one results.csv write
 SUGGESTION_TIME_LIMIT = 10.0  # seconds a model-based sampler may spend on one suggestion
 SHERPA, CORE = "sherpa", "core"
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
+SUCCEEDED = frozenset({COMPLETED, STOPPED, PAUSED})  # trial ends that count as a working run
 
 
 def tail(path: str | os.PathLike[str], lines: int = TAIL_LINES) -> str:
@@ -82,6 +85,8 @@ class RunSettings:
     trial_cwd: Callable[[TrialRecord], str | None] | None = None
     retention: dict[str, int] = field(default_factory=dict)
     max_length: float | None = None  # None: trials get no operations (SHERPA-style scripts)
+    # The search ends ERROR after this many trials in a row failed (0 or None: no bound).
+    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
 
 
 class _Signal:
@@ -147,6 +152,10 @@ class Coordinator:
         self._tasks: set[asyncio.Task[None]] = set()
         self.interrupted = False
         self.closing = False  # long-polls answer at once while the server shuts down
+        self.error: str | None = None  # why the experiment ends ERROR (None: it does not)
+        self.consecutive_failures = 0
+        self._metric_seen = False  # the searcher metric arrived at least once (Core API)
+        self._unmatched_validations: set[str] = set()  # metric names of validations without it
 
     # -- small helpers -----------------------------------------------------------------------
     def capacity(self) -> int:
@@ -184,6 +193,7 @@ class Coordinator:
         site = await self._bind(runner)
         # Model-based samplers compute on this worker; the loop keeps serving trials.
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_error)
         suggester = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridgeline-suggest")
         background.install(
             suggester, lambda: loop.call_soon_threadsafe(self._fill), SUGGESTION_TIME_LIMIT
@@ -197,12 +207,15 @@ class Coordinator:
             experiment = self.store.get_experiment(self.engine.experiment_id)
             if experiment.state == PAUSED:
                 self.state = PAUSED
-            if resume:
-                self._resume_trials()
-            else:
-                self._handle(self.engine.start())
-            self._fill()
-            self._check_finished()
+            try:
+                if resume:
+                    self._resume_trials()
+                else:
+                    self._handle(self.engine.start())
+                self._fill()
+                self._check_finished()
+            except Exception as exc:  # noqa: BLE001 - any failure ends the run with its cause
+                self._fail(exc)
             await self._finished.wait()
         except asyncio.CancelledError:
             self.interrupted = True
@@ -210,10 +223,15 @@ class Coordinator:
         finally:
             if self.interrupted:
                 self._abandon_running()
-            self._write_results()
-            if self._finished.is_set():
-                self._collect_garbage()
-            self.store.update_experiment(self.engine.experiment_id, coordinator=None)
+            try:
+                self._write_results()
+                if self._finished.is_set() and self.error is None:
+                    self._collect_garbage()
+                self.store.update_experiment(self.engine.experiment_id, coordinator=None)
+            except Exception as exc:  # noqa: BLE001 - the run is over; say why it could not tidy
+                log.error("Could not record the end of the run: %s", exc)
+                if self.error is None:
+                    self.error = f"could not record the end of the run: {exc}"
             self.closing = True
             self._wake()
             background.uninstall()
@@ -263,6 +281,8 @@ class Coordinator:
                 log.info("Search finished creating trials: %s", action.reason)
 
     def _launch_waiting(self) -> None:
+        if self.error is not None:  # the run is ending ERROR: nothing new starts
+            return
         while self.waiting and len(self.running) < self.capacity() and self.state == ACTIVE:
             number = self.waiting.pop(0)
             if number not in self.running:
@@ -270,6 +290,8 @@ class Coordinator:
 
     def _fill(self) -> None:
         """Use free slots: trials waiting to resume first, then new trials from the searcher."""
+        if self.error is not None:
+            return
         if self.state != ACTIVE:
             self._check_finished()
             return
@@ -351,11 +373,77 @@ class Coordinator:
         task.add_done_callback(self._tasks.discard)
 
     async def _await_exit(self, number: int, job: Job) -> None:
-        exit_code = await self.scheduler.wait(job)
-        self.running.pop(number, None)
-        if self.interrupted:
+        try:
+            exit_code = await self.scheduler.wait(job)
+            self.running.pop(number, None)
+            if self.interrupted or self.error is not None:
+                return
+            self._on_exit(number, job, exit_code)
+        except Exception as exc:  # noqa: BLE001 - never a silent "Task exception never retrieved"
+            self._fail(exc)
+
+    # -- failure -------------------------------------------------------------------------------
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """A callback of ours raised (a timer, a wake-up): the run cannot be trusted to go on."""
+        exc = context.get("exception")
+        if isinstance(exc, Exception):
+            self._fail(exc)
+        else:
+            loop.default_exception_handler(context)
+
+    def _fail(self, cause: BaseException | str) -> None:
+        """End the experiment ERROR: log the cause, end the trial processes, finish the run.
+        Everything already recorded stays; ``resume`` carries on from it."""
+        if self.error is not None:
             return
-        self._on_exit(number, job, exit_code)
+        message = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        self.error = message
+        if isinstance(cause, BaseException):
+            log.error("The experiment stops with an error: %s", message, exc_info=cause)
+        else:
+            log.error("The experiment stops with an error: %s", message)
+        for job in list(self.running.values()):
+            try:
+                self.scheduler.kill(job, force=True)
+            except Exception as exc:  # noqa: BLE001 - keep ending the others
+                log.error("Could not kill %s: %s", job.name, exc)
+        self.running.clear()
+        self.waiting.clear()
+        try:
+            self.engine.event("experiment_error", message=message)
+        except Exception:  # noqa: BLE001 - the store may be what failed
+            pass
+        self._finished.set()
+
+    def outcome(self) -> str:
+        """The experiment's final state, honestly: CANCELED when killed; ERROR when the run
+        failed, trials kept failing, no trial succeeded, or the searcher metric never came;
+        else COMPLETED."""
+        if self.state == CANCELED:
+            return CANCELED
+        if self.error is None:
+            self.error = self._no_success_reason()
+        return ERROR if self.error is not None else COMPLETED
+
+    def _no_success_reason(self) -> str | None:
+        ran = [  # imported results (warm starts) never ran here
+            r
+            for r in self.engine.records.values()
+            if r.state in TRIAL_DONE_STATES and not (r.request_id < 0 and r.job is None)
+        ]
+        if self.settings.front_door == CORE and self._unmatched_validations:
+            if not self._metric_seen:
+                return (
+                    f"the searcher metric {self.settings.searcher_metric!r} was never reported; "
+                    f"validations reported {sorted(self._unmatched_validations)}"
+                )
+        if ran and not any(r.state in SUCCEEDED for r in ran):
+            counts: dict[str, int] = {}
+            for record in ran:
+                counts[record.state] = counts.get(record.state, 0) + 1
+            summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            return f"no trial succeeded ({summary}); see the trials' logs"
+        return None
 
     def _exit_status(self, number: int, exit_code: int | None) -> str:
         runtime = self.runtime(number)
@@ -405,6 +493,7 @@ class Coordinator:
                     job.info.get("output", "its output"),
                 )
         if status == PAUSED:
+            self.consecutive_failures = 0
             paused_actions = self.engine.trial_paused(number)
             log.info("Trial %d paused (checkpointed, exited)", number)
             op = self.engine.ops.get(number)
@@ -414,6 +503,7 @@ class Coordinator:
             self._handle(paused_actions)
         else:
             actions = self.engine.trial_exited(number, status, exit_code)
+            self._count_outcome(number, status)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 self.results.finalize(number, status)
@@ -430,6 +520,21 @@ class Coordinator:
         self._write_results()
         self._notify()
         self._fill()
+
+    def _count_outcome(self, number: int, status: str) -> None:
+        """Successes, and failures in a row: a search whose trials keep failing ends ERROR
+        instead of relaunching a broken script without end."""
+        if status in SUCCEEDED:
+            self.consecutive_failures = 0
+        elif status == FAILED:
+            self.consecutive_failures += 1
+            bound = self.settings.max_consecutive_failures
+            if bound and self.consecutive_failures >= bound:
+                self._fail(
+                    f"{self.consecutive_failures} trials failed in a row (the last: trial "
+                    f"{number}); fix the trial script, then resume (the bound is "
+                    f"max_consecutive_failures={bound})"
+                )
 
     def _stop(self, number: int, reason: str) -> None:
         """Tell the trial (preempt flag, op stream ends), then SIGTERM, then SIGKILL."""
@@ -613,9 +718,26 @@ class Coordinator:
         if not isinstance(values, dict):
             raise ObservationError(f"{where}: values must be an object, got {values!r}")
         step = check_iteration(report.get("step"), where)
-        if group == "validation" and self.settings.searcher_metric in values:
-            check_objective(values[self.settings.searcher_metric], where)
+        if group == "validation":
+            self._note_validation(number, values, where)
         return self._store_group(number, group, step, values)
+
+    def _note_validation(self, number: int, values: dict[str, Any], where: str) -> None:
+        """Validations must carry the searcher metric; say once which names came instead."""
+        metric = self.settings.searcher_metric
+        if metric in values:
+            check_objective(values[metric], where)
+            self._metric_seen = True
+        elif not self._unmatched_validations.issuperset(values):
+            if not self._unmatched_validations:
+                log.warning(
+                    "Trial %d reported validation metrics %s without the searcher metric %r "
+                    "(searcher.metric in the config); the searcher cannot rank trials without it",
+                    number,
+                    sorted(values),
+                    metric,
+                )
+            self._unmatched_validations.update(values)
 
     def _store_group(self, number: int, group: str, step: int, values: dict[str, Any]) -> int:
         record = self.engine.records[number]
@@ -633,6 +755,7 @@ class Coordinator:
     def complete_operation(self, number: int, op_id: int, metric: Any) -> None:
         length = int(self.engine.ops[number].length) if number in self.engine.ops else 0
         actions = self.engine.complete_operation(number, op_id, metric)
+        self._metric_seen = True
         params = self.engine.records[number].params
         self.results.add_observation(number, length, params, float(metric), {})
         self._schedule_write()

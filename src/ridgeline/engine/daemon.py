@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 
+from ridgeline.errors import RidgelineError
 from ridgeline.experiment import run_experiment
 
 
 def main(argv: list[str]) -> int:
     experiment_id, storage = int(argv[0]), argv[1]
-    run_experiment(experiment_id, storage, verbose=1)
+    try:
+        run_experiment(experiment_id, storage, verbose=1)
+    except RidgelineError as exc:  # the experiment's state and log.txt say the rest
+        print(f"ridgeline: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

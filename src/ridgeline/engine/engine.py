@@ -107,8 +107,13 @@ class Engine:
                 self._user_requests = max(self._user_requests, -record.request_id)
         for metric in self.store.read_metrics(self.experiment_id, group=self.searcher_group):
             number = numbers_by_id.get(metric.trial_id)
+            if OBJECTIVE_KEY not in metric.values:
+                continue  # a group report (validation metrics), not a searcher observation
+            value = metric.values[OBJECTIVE_KEY]
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                value = math.nan  # not a number: seen, never the best
             if number is not None:
-                self._observe(number, metric.step, metric.values.get(OBJECTIVE_KEY, math.nan))
+                self._observe(number, metric.step, float(value))
         state = self.store.load_searcher_state(self.experiment_id)
         if state is not None:
             self.searcher.load_state_dict(state["searcher"])
