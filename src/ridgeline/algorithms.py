@@ -27,6 +27,7 @@ from ridgeline.samplers.local import LocalSearchSampler, check_local_args
 from ridgeline.samplers.random import RandomSampler
 from ridgeline.searchers.median import MedianStoppingRule, StoppingRule
 from ridgeline.space import Choice, Continuous, Parameter, SearchSpace
+from ridgeline.store.records import COMPLETED, STOPPED
 from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
@@ -313,7 +314,7 @@ class Repeat(Algorithm):
         if results is None or len(results) == 0:
             return {}
         agg = self.aggregate_results(results, parameters, min_count=self.num_times)
-        agg = agg[agg["Status"] == "COMPLETED"]
+        agg = agg[agg["Status"] == COMPLETED]
         return _best_row(agg, lower_is_better)
 
 
@@ -622,6 +623,6 @@ def get_sample_results_and_params() -> tuple[list[Parameter], pandas.DataFrame, 
         last = 2 if stop else 10
         for it in range(1, last + 1):
             rows.append([tid, "INTERMEDIATE", it, a, b, a * b / it])
-        rows.append([tid, "STOPPED" if stop else "COMPLETED", last, a, b, a * b / last])
+        rows.append([tid, STOPPED if stop else COMPLETED, last, a, b, a * b / last])
     columns = ["Trial-ID", "Status", "Iteration", "param_a", "param_b", "Objective"]
     return parameters, pandas.DataFrame(rows, columns=columns), True

@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ridgeline.store.records import COMPLETED, FAILED
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -86,7 +88,7 @@ class ResultsTable:
         A FAILED trial's rows stay in the table but never count as the best result."""
         if trial_id in self._finalized:
             return None
-        if status == "FAILED":
+        if status == FAILED:
             self._exclude(trial_id)
         best = self._trial_best.get(trial_id)
         if best is None:
@@ -178,7 +180,7 @@ def earlier_results(source: Any, names: list[str]) -> list[tuple[dict[str, Any],
             f"search over the same parameters"
         )
     out = []
-    for row in source[source[STATUS] == "COMPLETED"].to_dict("records"):
+    for row in source[source[STATUS] == COMPLETED].to_dict("records"):
         value = row[OBJECTIVE]
         if isinstance(value, int | float) and _finite(float(value)):
             out.append(({n: _plain(row[n]) for n in names}, float(value)))

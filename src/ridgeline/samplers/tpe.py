@@ -40,6 +40,7 @@ from scipy.special import ndtr, ndtri
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import History, Sampler, TrialView
 from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter, SearchSpace
+from ridgeline.store.records import CANCELED, COMPLETED, PAUSED, PENDING, RUNNING, STOPPED
 from ridgeline.values import whole_number
 
 __all__ = ["TPESampler"]
@@ -49,9 +50,9 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: Statuses whose objective is an observation (STOPPED/PAUSED: ended early by a searcher).
-_OBSERVED = frozenset({"COMPLETED", "STOPPED", "PAUSED"})
+_OBSERVED = frozenset({COMPLETED, STOPPED, PAUSED})
 #: Statuses of trials that run now (they come through ``pending``) or never ran.
-_IGNORED = frozenset({"PENDING", "RUNNING", "CANCELED"})
+_IGNORED = frozenset({PENDING, RUNNING, CANCELED})
 
 #: Random configurations before the model is used, when ``num_initial`` is None.
 DEFAULT_NUM_INITIAL = 10

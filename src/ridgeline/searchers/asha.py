@@ -29,6 +29,7 @@ from ridgeline.searchers.base import (
     Stop,
     Train,
 )
+from ridgeline.store.records import INVALID_HP
 from ridgeline.values import whole_number
 
 __all__ = ["ASHASearcher", "WORST", "initial_trials", "rung_lengths"]
@@ -36,8 +37,6 @@ __all__ = ["ASHASearcher", "WORST", "initial_trials", "rung_lengths"]
 #: Score of a trial that exited early (Determined's ``math.MaxFloat64``). Finite, so that the
 #: state stays strict JSON, and larger than any real score.
 WORST = sys.float_info.max
-
-INVALID_HP = "INVALID_HP"
 
 
 def _check_int(name: str, value: Any, low: int) -> int:

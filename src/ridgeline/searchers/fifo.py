@@ -6,6 +6,7 @@ from typing import Any
 
 from ridgeline.samplers.base import WAIT, Sampler
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Train
+from ridgeline.store.records import INVALID_HP
 
 
 class FIFOSearcher(Searcher):
@@ -68,7 +69,7 @@ class FIFOSearcher(Searcher):
         return []
 
     def on_trial_exited(self, trial: int, status: str) -> list[Action]:
-        if status == "INVALID_HP" and self.replace_invalid and trial in self.own:
+        if status == INVALID_HP and self.replace_invalid and trial in self.own:
             self.invalid += 1
         if self._budget_spent() and not self.history.active and not self.exhausted:
             return self._over()

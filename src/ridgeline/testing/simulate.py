@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.samplers.base import History, TrialView
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
+from ridgeline.store.records import COMPLETED, PAUSED, PENDING, RUNNING, STOPPED, TRIAL_DONE_STATES
 
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
@@ -52,7 +53,7 @@ TrainFn = Callable[[int, dict[str, Any], int | None, int, int], float]
 #: moment, while the parent's model is still at ``length``; copy it there if convenient.
 ForkFn = Callable[[int, int, int], None]
 
-TERMINAL = frozenset({"COMPLETED", "STOPPED", "FAILED", "INVALID_HP", "CANCELED"})
+TERMINAL = TRIAL_DONE_STATES
 
 
 class SimulationError(RuntimeError):
@@ -90,7 +91,7 @@ class SimTrial:
     parent: int | None
     start_length: int  # inherited from the parent's checkpoint (0 without a parent)
     created_at: float
-    status: str = "PENDING"
+    status: str = PENDING
     length: int = 0  # checkpoint length: where the last completed operation ended
     operations: list[Operation] = field(default_factory=list)
     reports: list[tuple[int, float]] = field(default_factory=list)
@@ -333,7 +334,7 @@ class _Driver:
         self.trials[number] = SimTrial(
             number, action.request_id, params, action.parent, start, self.clock, length=start
         )
-        view = TrialView(number, params, "PENDING")
+        view = TrialView(number, params, PENDING)
         self.history.trials.append(view)
         self.history.active[number] = view
         self.history.curves[number] = []
@@ -367,17 +368,17 @@ class _Driver:
             return
         self._release(t)
         if action.final:
-            self.exits.append((t, "COMPLETED"))
-        elif record.status != "PAUSED":
-            self._set_status(t, "PAUSED")
-            self.exits.append((t, "PAUSED"))  # its process is gone: on_trial_paused
+            self.exits.append((t, COMPLETED))
+        elif record.status != PAUSED:
+            self._set_status(t, PAUSED)
+            self.exits.append((t, PAUSED))  # its process is gone: on_trial_paused
 
     def _stop(self, action: Stop) -> None:
         t = action.trial
         if self._known(t, action).status in TERMINAL:
             return
         self._release(t)
-        self.exits.append((t, "STOPPED"))
+        self.exits.append((t, STOPPED))
 
     def _known(self, trial: int, action: Action) -> SimTrial:
         record = self.trials.get(trial)
@@ -390,7 +391,7 @@ class _Driver:
         """Tell the searcher about trials that paused or ended."""
         while self.exits:
             trial, status = self.exits.popleft()
-            if status == "PAUSED":
+            if status == PAUSED:
                 self.apply(self.searcher.on_trial_paused(trial))
                 continue
             if self.trials[trial].status in TERMINAL:
@@ -405,7 +406,7 @@ class _Driver:
                 t = self.waiting.pop(0)
                 self.running.add(t)
                 self.trials[t].launches += 1
-                self._set_status(t, "RUNNING")
+                self._set_status(t, RUNNING)
                 self._begin(t, self.target.pop(t))
             self.peak_running = max(self.peak_running, len(self.running))
             free = self.capacity - len(self.running) - len(self.waiting)
