@@ -306,6 +306,21 @@ def test_checkpoint_api_and_cli_under_attack(user_env: Path) -> None:
     assert tree(root / a_uuid) == a_folder
     assert (root / theirs[1]).is_dir()  # trial 2's latest survives retention
 
+    # A record whose id is a path (as older versions accepted) is never followed by the CLI.
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        (a_trial,) = store.list_trials(exp_a.id)
+        for legacy in ("../victim", str(victim)):
+            store.add_checkpoint(legacy, a_trial.id, 9, {})
+    finally:
+        store.close()
+    for legacy in ("../victim", str(victim)):
+        refused = cli("checkpoint", "download", legacy, "-o", str(user_env / "dl2"), check=False)
+        assert refused.returncode == 1 and "UUID" in refused.stderr
+        assert "Traceback" not in refused.stderr and not (user_env / "dl2").exists()
+        described = json.loads(cli("checkpoint", "describe", legacy, "--json").stdout)
+        assert described["path"] is None
+
 
 def test_context_snapshot_never_leaves_the_context(user_env: Path) -> None:
     victim = user_env / "victim"

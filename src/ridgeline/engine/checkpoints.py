@@ -171,7 +171,7 @@ class Checkpoints:
     def _check_folder(self, uuid: str, where: str) -> None:
         """The checkpoint must be a real folder directly inside the root."""
         assert self.root is not None
-        path = confined(self.root, uuid, what="checkpoint")
+        path = confined(self.root, uuid, what="checkpoint", resolve_last=False)
         try:
             mode = os.lstat(path).st_mode
         except OSError:
