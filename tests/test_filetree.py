@@ -133,3 +133,14 @@ def test_snapshot_warns_about_what_it_leaves_out(hostile: Path, tmp_path: Path) 
         p.relative_to(tmp_path / "snap").as_posix() for p in (tmp_path / "snap").rglob("*")
     )
     assert found == [".ridgelineignore", "a.txt", "same_as_a", "sub", "sub/b.txt"]
+
+
+def test_copy_never_writes_through_a_folder_link_in_the_target(
+    hostile: Path, tmp_path: Path, outside: Path
+) -> None:
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "sub").symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="sub/b.txt"):
+        copy_files(walk(hostile), dst)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,7 @@ def copy_files(tree: Tree, target: str | os.PathLike[str]) -> int:
     dest.mkdir(parents=True, exist_ok=True)
     total = 0
     for rel, path in tree.files:
-        out = dest / rel
+        out = confined(dest, rel, what="copy target", resolve_last=False)  # no link out of it
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.is_symlink():
             out.unlink()  # never write through a link already in the target
@@ -130,10 +131,14 @@ def remove_folder(root: str | os.PathLike[str], name: str) -> bool:
         return False
     failed: list[str] = []
 
-    def note(function: object, where: str, exc_info: object) -> None:
+    def note(function: object, where: str, exc: object) -> None:
         failed.append(where)
 
-    shutil.rmtree(path, onerror=note)  # fd-based on Linux: never follows a link inside
+    # fd-based on Linux: never follows a link inside
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=note)
+    else:
+        shutil.rmtree(path, onerror=note)
     if failed:
         log.warning("%s removed in part; could not remove %s", path, ", ".join(failed[:3]))
     return not failed
