@@ -4,7 +4,8 @@ Checkpoint ids arrive in requests, so each is checked to be a canonical UUID bef
 anything, and every folder it names is confined to the checkpoint root (which other
 experiments may share). A checkpoint is only ever shown to or deleted for its own experiment;
 a trial asking for itself sees only its own checkpoints (and the one it was cloned from) and
-deletes only its own.
+deletes only its own. Deleting removes a real folder directly inside the root; a symlink found
+there instead is unlinked and its target left alone (``ridgeline.filetree.remove_folder``).
 """
 
 from __future__ import annotations
