@@ -38,3 +38,11 @@ class SearchFailed(RidgelineError):
 
 class CoordinatorUnavailable(TrialError, ConnectionError):
     """The coordinator stayed unreachable longer than the retry budget."""
+
+
+class UnsafePathError(RidgelineError, ValueError):
+    """A path built from untrusted parts that would leave the folder it must stay in."""
+
+
+class CheckpointError(RidgelineError, ValueError):
+    """A checkpoint id or request that cannot be accepted (not a UUID, not this trial's)."""

@@ -1,10 +1,14 @@
-"""Where ridgeline keeps user-level state: the CLI's store and experiment folders."""
+"""Where ridgeline keeps user-level state (the CLI's store and experiment folders), and paths
+built from untrusted parts that must stay inside their root. Standard library only: the trial
+side uses it too."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+
+from ridgeline.errors import UnsafePathError
 
 STORAGE_ENV = "RIDGELINE_STORAGE"  # store URL or SQLite path for CLI-created experiments
 DATA_DIR_ENV = "RIDGELINE_DATA_DIR"  # folder for experiment folders (and the default store)
@@ -37,3 +41,36 @@ def new_experiment_dir() -> Path:
     path = data_dir() / "experiments" / uuid.uuid4().hex[:12]
     path.mkdir(parents=True)
     return path
+
+
+def confined(
+    root: str | os.PathLike[str],
+    *parts: str,
+    what: str = "path",
+    allow_root: bool = False,
+    resolve_last: bool = True,
+) -> Path:
+    """``root/parts...`` when it stays inside ``root`` once resolved (``..``, absolute parts and
+    symlinks included); else UnsafePathError naming ``what``. The root itself counts as
+    outside unless ``allow_root``: a request must never reach the whole folder.
+
+    ``resolve_last=False`` checks the entry itself rather than what a symlink there points
+    to (for removing or inspecting the entry without acting through it).
+
+    Returns the path as built under the resolved root, not the resolved target, so a caller
+    can still tell that its last part is a symlink (and not act through it)."""
+    base = Path(os.path.realpath(root))
+    joined = "/".join(str(part) for part in parts)
+    if any(not isinstance(part, str) or "\x00" in part for part in parts):
+        raise UnsafePathError(f"{what} {joined!r}: not a usable file name")
+    built = base.joinpath(*parts)
+    if resolve_last:
+        resolved = Path(os.path.realpath(built))  # never raises on loops; stops resolving there
+    elif built.name in ("", ".", ".."):
+        resolved = base.parent  # no entry of its own: refused below
+    else:
+        resolved = Path(os.path.realpath(built.parent)) / built.name
+    inside = resolved.is_relative_to(base) and (allow_root or resolved != base)
+    if not inside or (not allow_root and built == base):
+        raise UnsafePathError(f"{what} {joined!r} lies outside {base}; nothing was done")
+    return built

@@ -4,10 +4,11 @@ while it runs do not leak into its trials."""
 from __future__ import annotations
 
 import fnmatch
-import shutil
+import warnings
 from pathlib import Path
 
 from ridgeline.errors import ConfigError
+from ridgeline.filetree import Tree, copy_files, walk
 
 IGNORE_FILE = ".ridgelineignore"
 ALWAYS_IGNORED = [".git/", "__pycache__/", ".ridgeline/", "*.pyc"]
@@ -41,43 +42,36 @@ def _ignored(rel: str, is_dir: bool, patterns: list[str]) -> bool:
     return False
 
 
-def context_files(context: Path) -> list[Path]:
-    """Files of ``context`` that the snapshot takes, honouring ``.ridgelineignore``."""
+def context_tree(context: Path) -> Tree:
+    """What the snapshot takes from ``context``, honouring ``.ridgelineignore``. Symlinks out
+    of the context, to folders, dangling or looping are left out (see ridgeline.filetree)."""
     patterns = _patterns(context)
-    chosen: list[Path] = []
-    stack = [context]
-    while stack:
-        folder = stack.pop()
-        for entry in sorted(folder.iterdir()):
-            rel = entry.relative_to(context).as_posix()
-            if entry.is_symlink() and not entry.exists():
-                continue
-            if entry.is_dir():
-                if not _ignored(rel, True, patterns):
-                    stack.append(entry)
-            elif not _ignored(rel, False, patterns):
-                chosen.append(entry)
-    return chosen
+    return walk(context, lambda rel, is_dir: not _ignored(rel, is_dir, patterns))
+
+
+def context_files(context: Path) -> list[Path]:
+    """Files of ``context`` that the snapshot takes."""
+    return [path for _, path in context_tree(context).files]
 
 
 def take_snapshot(context: Path, target: Path, limit: int = MAX_CONTEXT_BYTES) -> int:
-    """Copy ``context`` into ``target``; returns the bytes copied. Too large: ConfigError."""
+    """Copy ``context`` into ``target``; returns the bytes copied. Too large: ConfigError.
+    Symlinks that lead out of the context (or to folders) are not followed: a warning names
+    them, and the trials do not see them."""
     if not context.is_dir():
         raise ConfigError(f"context directory {context} does not exist")
-    files = context_files(context)
-    total = sum(f.stat().st_size for f in files)
+    tree = context_tree(context)
+    sizes = {rel: path.stat().st_size for rel, path in tree.files}
+    total = sum(sizes.values())
     if total > limit:
-        biggest = sorted(files, key=lambda f: f.stat().st_size, reverse=True)[:3]
-        names = ", ".join(
-            f"{f.relative_to(context)} ({f.stat().st_size >> 20} MiB)" for f in biggest
-        )
+        biggest = sorted(sizes, key=lambda rel: sizes[rel], reverse=True)[:3]
+        names = ", ".join(f"{rel} ({sizes[rel] >> 20} MiB)" for rel in biggest)
         raise ConfigError(
             f"context directory {context} holds {total >> 20} MiB, over the {limit >> 20} MiB "
             f"limit; list large files or folders (largest: {names}) in {IGNORE_FILE}"
         )
-    for file in files:
-        dest = target / file.relative_to(context)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(file, dest)
-    target.mkdir(parents=True, exist_ok=True)
+    message = tree.warning()
+    if message is not None:
+        warnings.warn(f"context snapshot: {message}", UserWarning, stacklevel=2)
+    copy_files(tree, target)
     return total

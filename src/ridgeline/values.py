@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numbers
+import uuid as uuidlib
 
-from ridgeline.errors import ConfigError, ObservationError
+from ridgeline.errors import CheckpointError, ConfigError, ObservationError
 
 TYPE_CHECKING = False  # trial processes import this; keep typing out of their start-up
 if TYPE_CHECKING:
@@ -32,6 +33,22 @@ def check_iteration(iteration: Any, where: str) -> int:
         return int(float(iteration))
     raise ObservationError(
         f"{where}: iteration must be an integer such as 1 or the epoch number, got {iteration!r}"
+    )
+
+
+def check_uuid(value: Any, where: str) -> str:
+    """A canonical UUID string (lower-case, hyphenated, 36 characters), as ``str(uuid4())``
+    writes it; anything else (paths, '', upper case, braces) is refused. Checkpoint ids are
+    folder names, so only this form is ever joined to a path."""
+    if isinstance(value, str) and len(value) == 36:
+        try:
+            if str(uuidlib.UUID(value)) == value:
+                return value
+        except ValueError:
+            pass
+    raise CheckpointError(
+        f"{where}: a checkpoint id must be a UUID such as "
+        f"'0b4e7a52-6c1d-4f0e-9a55-3e8c6b1f2d7a', got {value!r}"
     )
 
 

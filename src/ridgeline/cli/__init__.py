@@ -534,6 +534,11 @@ def _checkpoint(store: Store, uuid: str) -> Any:
 
 
 def _checkpoint_dir(store: Store, record: Any) -> Path:
+    """The checkpoint's folder: its id must be a UUID naming a folder inside the experiment's
+    checkpoint storage (CheckpointError/UnsafePathError otherwise)."""
+    from ridgeline.paths import confined
+    from ridgeline.values import check_uuid
+
     trial_record = store.get_trial(record.trial_id)
     experiment = store.get_experiment(trial_record.experiment_id)
     from ridgeline.config import parse_config
@@ -546,7 +551,14 @@ def _checkpoint_dir(store: Store, record: Any) -> Path:
         if config.checkpoint_storage
         else Path(experiment.config["output_dir"]) / "checkpoints"
     )
-    return base / record.uuid
+    return confined(base, check_uuid(record.uuid, "stored checkpoint"), what="checkpoint")
+
+
+def _checkpoint_path(store: Store, record: Any) -> str | None:
+    try:
+        return str(_checkpoint_dir(store, record))
+    except RidgelineError:
+        return None
 
 
 @checkpoint.command("describe")
@@ -563,7 +575,7 @@ def checkpoint_describe(ctx: click.Context, uuid: str, as_json: bool) -> None:
             "steps_completed": record.steps_completed,
             "state": record.state,
             "metadata": record.metadata,
-            "path": str(_checkpoint_dir(store, record)),
+            "path": _checkpoint_path(store, record),
         }
         emit([row], as_json, False) if not as_json else click.echo(json.dumps(row, indent=2))
 
@@ -573,15 +585,27 @@ def checkpoint_describe(ctx: click.Context, uuid: str, as_json: bool) -> None:
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False))
 @click.pass_context
 def checkpoint_download(ctx: click.Context, uuid: str, output_dir: str) -> None:
-    """Copy a checkpoint's files to OUTPUT_DIR."""
+    """Copy a checkpoint's files to OUTPUT_DIR.
+
+    Symlinks are not followed out of the checkpoint: one to a file inside it is copied as that
+    file, any other (out of the checkpoint, to a folder, dangling, looping) is left out with a
+    warning."""
+    from ridgeline.filetree import copy_files, walk
+
     with opened(ctx) as store:
         record = _checkpoint(store, uuid)
         if record.state != "COMPLETED":
             fail(f"checkpoint {uuid} is {record.state}")
         source = _checkpoint_dir(store, record)
+        if source.is_symlink():
+            fail(f"checkpoint {uuid}'s folder {source} is a symlink; it is not followed")
         if not source.is_dir():
             fail(f"checkpoint {uuid}'s files are missing from {source}")
-        shutil.copytree(source, output_dir, dirs_exist_ok=True)
+        tree = walk(source)
+        copy_files(tree, output_dir)
+    message = tree.warning()
+    if message is not None:
+        click.echo(f"Warning: {message}", err=True)
     click.echo(f"Checkpoint {uuid} downloaded to {output_dir}")
 
 

@@ -1,7 +1,10 @@
 """``CheckpointContext``: checkpoints in a shared directory, registered with the coordinator.
 
 A checkpoint is the folder ``<storage>/<uuid>/`` with a ``metadata.json``; the trial writes it
-in place (no copy), and the coordinator records it once it is complete.
+in place (no copy), and the coordinator records it once it is complete. Storage ids are UUIDs
+made here; an id that is not one, or whose folder resolves outside the storage folder, is
+refused before anything is read, copied or deleted. Copies (``upload``, ``download``) follow
+the rule of ``ridgeline.filetree``: no symlink is followed out of the copied folder.
 """
 
 from __future__ import annotations
@@ -9,16 +12,21 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
-import shutil
+import logging
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ridgeline.filetree import copy_files, remove_folder, walk
+from ridgeline.paths import confined
+from ridgeline.values import check_uuid
+
 if TYPE_CHECKING:
     from ridgeline.trial.client import TrialClient
 
 METADATA_FILE = "metadata.json"
+log = logging.getLogger("ridgeline.core")
 
 
 class DownloadMode(enum.Enum):
@@ -36,13 +44,12 @@ def _steps(metadata: dict[str, Any] | None) -> int:
 
 
 def _copy(src: Path, dst: Path, selector: Callable[[str], bool] | None) -> None:
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src).as_posix()
-        if path.is_dir() or (selector is not None and not selector(rel)):
-            continue
-        target = dst / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    """Copy ``src``'s files (those ``selector`` takes) into ``dst``, never leaving ``src``."""
+    tree = walk(src, None if selector is None else lambda rel, is_dir: is_dir or selector(rel))
+    message = tree.warning()
+    if message is not None:
+        log.warning("%s", message)
+    copy_files(tree, dst)
 
 
 class CheckpointContext:
@@ -50,8 +57,13 @@ class CheckpointContext:
         self._client = client
         self.storage = Path(storage)
 
+    def _path(self, storage_id: str) -> Path:
+        """The folder of ``storage_id``: a UUID, inside the storage folder once resolved."""
+        check_uuid(storage_id, "checkpoint storage id")
+        return confined(self.storage, storage_id, what="checkpoint")
+
     def _dir(self, storage_id: str) -> Path:
-        path = self.storage / storage_id
+        path = self._path(storage_id)
         if not path.is_dir():
             raise FileNotFoundError(f"checkpoint {storage_id} not found in {self.storage}")
         return path
@@ -71,12 +83,13 @@ class CheckpointContext:
         _steps(metadata)
         assert metadata is not None
         storage_id = str(uuidlib.uuid4())
-        path = self.storage / storage_id
-        path.mkdir(parents=True)
+        self.storage.mkdir(parents=True, exist_ok=True)
+        path = self._path(storage_id)
+        path.mkdir()
         try:
             yield path, storage_id
         except BaseException:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_folder(self.storage, storage_id)
             raise
         self._register(storage_id, path, dict(metadata))
 
@@ -120,7 +133,9 @@ class CheckpointContext:
         return dict(json.loads((self._dir(storage_id) / METADATA_FILE).read_text()))
 
     def delete(self, storage_id: str) -> None:
+        """Delete a checkpoint of this trial (through the coordinator when there is one)."""
+        self._path(storage_id)
         if self._client is not None:
             self._client.delete_checkpoint(storage_id)
         else:
-            shutil.rmtree(self._dir(storage_id))
+            remove_folder(self.storage, storage_id)

@@ -7,11 +7,11 @@ reports and long-polls through HTTP requests, and each is acted on the moment it
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
 import os
-import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ridgeline.engine import retention
+from ridgeline.engine.checkpoints import Checkpoints
 from ridgeline.engine.engine import Engine
 from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
 from ridgeline.engine.server import build_app
@@ -762,55 +762,28 @@ class Coordinator:
         self._handle(actions)
         self._notify()
 
+    # -- checkpoints (ridgeline.engine.checkpoints: ids checked, folders confined) -----------
+    @functools.cached_property
+    def checkpoints(self) -> Checkpoints:
+        settings = self.settings
+        return Checkpoints(
+            self.engine, settings.checkpoint_dir, settings.searcher_metric, settings.retention
+        )
+
     def register_checkpoint(
-        self, number: int, uuid: str, steps: int, metadata: dict[str, Any]
+        self, number: int, uuid: Any, steps: Any, metadata: Any
     ) -> CheckpointRecord:
-        record = self.store.add_checkpoint(uuid, self.engine.records[number].id, steps, metadata)
-        self.engine.event("checkpoint", trial=number, uuid=uuid, steps_completed=steps)
-        return record
+        return self.checkpoints.register(number, uuid, steps, metadata)
 
-    def delete_checkpoint(self, uuid: str) -> None:
-        record = self.store.get_checkpoint(uuid)
-        if self.settings.checkpoint_dir is not None:
-            shutil.rmtree(self.settings.checkpoint_dir / record.uuid, ignore_errors=True)
-        self.store.set_checkpoint_state(uuid, "DELETED")
+    def checkpoint_info(self, number: int | None, uuid: Any) -> CheckpointRecord:
+        """``number`` None: any trial's checkpoint of this experiment (control requests)."""
+        return self.checkpoints.info(uuid, number)
 
-    def _scored_checkpoints(self, number: int) -> list[tuple[CheckpointRecord, float | None]]:
-        """A trial's live checkpoints with the searcher metric at their step (None: none)."""
-        record = self.engine.records[number]
-        scores: dict[int, float] = {}
-        for m in self.store.trial_metrics(record.id, self.engine.searcher_group):
-            value = m.values.get("objective")
-            if isinstance(value, int | float) and math.isfinite(value):
-                scores[m.step] = float(value)
-        return [
-            (c, scores.get(c.steps_completed))
-            for c in self.store.list_checkpoints(record.id)
-            if c.state == COMPLETED
-        ]
+    def delete_checkpoint(self, number: int | None, uuid: Any) -> CheckpointRecord:
+        return self.checkpoints.delete(uuid, number)
 
     def _collect_garbage(self, number: int | None = None) -> None:
-        """Checkpoint retention for an ended trial, or (``number`` None) for the experiment
-        at its end. Nothing is deleted while a trial may still resume from it."""
-        if self.settings.checkpoint_dir is None or not self.settings.retention:
-            return
-        numbers = [number] if number is not None else sorted(self.engine.records)
-        if any(self.engine.records[n].state not in TRIAL_DONE_STATES for n in numbers):
-            return
-        doomed = retention.to_delete(
-            [self._scored_checkpoints(n) for n in numbers],
-            self.engine.history.lower_is_better,
-            experiment_done=number is None,
-            **self.settings.retention,
-        )
-        needed = {  # a clone that has not started yet starts from its parent's checkpoint
-            uuid
-            for child, uuid in self.engine.warm_starts.items()
-            if self.engine.records[child].state not in TRIAL_DONE_STATES
-        }
-        for checkpoint in doomed:
-            if checkpoint.uuid not in needed:
-                self.delete_checkpoint(checkpoint.uuid)
+        self.checkpoints.collect_garbage(number)
 
     # -- results -----------------------------------------------------------------------------
     def _schedule_write(self) -> None:

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ridgeline.errors import ObservationError, StoreError
+from ridgeline.engine.checkpoints import CheckpointForbidden, CheckpointNotFound
+from ridgeline.errors import CheckpointError, ObservationError, UnsafePathError
 
 if TYPE_CHECKING:
     from ridgeline.engine.coordinator import Coordinator
+    from ridgeline.store.records import CheckpointRecord
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -117,22 +119,17 @@ def build_app(coordinator: Coordinator) -> web.Application:
         coordinator.record_progress(number, body)
         return _json({"ok": True})
 
-    @for_trial
-    async def post_checkpoint(request: web.Request, number: int) -> web.Response:
+    # Checkpoints: ids are checked to be UUIDs, folders confined to the checkpoint root; a
+    # checkpoint of another experiment is unknown here (404), another trial's is refused (403).
+    def checkpoint_reply(action: Callable[[], CheckpointRecord]) -> web.Response:
         try:
-            body = json.loads(await request.read())
-            record = coordinator.register_checkpoint(
-                number, str(body["uuid"]), int(body["steps_completed"]), dict(body["metadata"])
-            )
-        except (ValueError, KeyError, TypeError, StoreError) as exc:
-            return _error(f"cannot register checkpoint: {exc}", 400)
-        return _json({"uuid": record.uuid})
-
-    async def get_checkpoint(request: web.Request) -> web.Response:
-        try:
-            record = coordinator.store.get_checkpoint(request.match_info["uuid"])
-        except StoreError as exc:
+            record = action()
+        except CheckpointNotFound as exc:
             return _error(str(exc), 404)
+        except CheckpointForbidden as exc:
+            return _error(str(exc), 403)
+        except (CheckpointError, UnsafePathError, ObservationError) as exc:
+            return _error(str(exc), 400)
         return _json(
             {
                 "uuid": record.uuid,
@@ -143,12 +140,37 @@ def build_app(coordinator: Coordinator) -> web.Application:
             }
         )
 
-    async def delete_checkpoint(request: web.Request) -> web.Response:
+    @for_trial
+    async def post_checkpoint(request: web.Request, number: int) -> web.Response:
         try:
-            coordinator.delete_checkpoint(request.match_info["uuid"])
-        except StoreError as exc:
-            return _error(str(exc), 404)
-        return _json({"ok": True})
+            body = json.loads(await request.read())
+            if not isinstance(body, dict):
+                raise TypeError("the body must be a JSON object")
+            uuid, steps, metadata = body["uuid"], body["steps_completed"], body["metadata"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return _error(f"cannot register checkpoint: malformed body: {exc}", 400)
+        return checkpoint_reply(
+            lambda: coordinator.register_checkpoint(number, uuid, steps, metadata)
+        )
+
+    @for_trial
+    async def get_trial_checkpoint(request: web.Request, number: int) -> web.Response:
+        uuid = request.match_info["uuid"]
+        return checkpoint_reply(lambda: coordinator.checkpoint_info(number, uuid))
+
+    @for_trial
+    async def delete_trial_checkpoint(request: web.Request, number: int) -> web.Response:
+        uuid = request.match_info["uuid"]
+        return checkpoint_reply(lambda: coordinator.delete_checkpoint(number, uuid))
+
+    async def get_checkpoint(request: web.Request) -> web.Response:
+        """Any trial's checkpoint, of this experiment only."""
+        uuid = request.match_info["uuid"]
+        return checkpoint_reply(lambda: coordinator.checkpoint_info(None, uuid))
+
+    async def delete_checkpoint(request: web.Request) -> web.Response:
+        uuid = request.match_info["uuid"]
+        return checkpoint_reply(lambda: coordinator.delete_checkpoint(None, uuid))
 
     @for_trial
     async def get_preempt(request: web.Request, number: int) -> web.Response:
@@ -198,6 +220,8 @@ def build_app(coordinator: Coordinator) -> web.Application:
     app.router.add_post("/api/v1/trials/{trial}/operation/{op}/complete", complete_operation)
     app.router.add_post("/api/v1/trials/{trial}/progress", post_progress)
     app.router.add_post("/api/v1/trials/{trial}/checkpoints", post_checkpoint)
+    app.router.add_get("/api/v1/trials/{trial}/checkpoints/{uuid}", get_trial_checkpoint)
+    app.router.add_delete("/api/v1/trials/{trial}/checkpoints/{uuid}", delete_trial_checkpoint)
     app.router.add_get("/api/v1/trials/{trial}/preempt", get_preempt)
     app.router.add_post("/api/v1/trials/{trial}/preempt/ack", ack_preempt)
     app.router.add_post("/api/v1/trials/{trial}/early_exit", early_exit)

@@ -14,7 +14,7 @@ import time
 from ridgeline.errors import CoordinatorUnavailable, TrialError
 from ridgeline.trial import env
 from ridgeline.trial.http import Connection
-from ridgeline.values import plain
+from ridgeline.values import check_uuid, plain
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import; trial processes start often
 if TYPE_CHECKING:
@@ -125,11 +125,17 @@ class TrialClient:
         )
 
     def checkpoint(self, uuid: str) -> dict[str, Any] | None:
-        status, reply = self._request("GET", f"/api/v1/checkpoints/{uuid}")
+        """This trial's checkpoint ``uuid`` (or the one it was cloned from); else None."""
+        check_uuid(uuid, "checkpoint")
+        status, reply = self._request("GET", f"/api/v1/trials/{self.trial_id}/checkpoints/{uuid}")
         return reply if status == 200 else None
 
     def delete_checkpoint(self, uuid: str) -> None:
-        status, reply = self._request("DELETE", f"/api/v1/checkpoints/{uuid}")
+        """Delete one of this trial's checkpoints (the coordinator removes its folder)."""
+        check_uuid(uuid, "checkpoint")
+        status, reply = self._request(
+            "DELETE", f"/api/v1/trials/{self.trial_id}/checkpoints/{uuid}"
+        )
         if status != 200:
             raise TrialError(f"cannot delete checkpoint {uuid}: {reply.get('error', status)}")
 
