@@ -122,6 +122,8 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
         "progress": f"{100 * progress:.0f}%",
         "trials": len(trials),
         "done": done,
+        "failed": sum(t.state == "FAILED" for t in trials),
+        "stopped": sum(t.state == "STOPPED" for t in trials),
         "max_trials": max_trials,
         "length_trained": trained,
         "length_budget": budget,
@@ -487,13 +489,26 @@ def _lineage(store: Store, record: Any) -> list[int]:
 @trial.command("logs")
 @click.argument("trial_id", type=int)
 @click.option("-f", "--follow", is_flag=True)
+@click.option(
+    "--attempt",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Show this attempt (1 is the first run) instead of the latest.",
+)
 @click.pass_context
-def trial_logs(ctx: click.Context, trial_id: int, follow: bool) -> None:
-    """A trial's output (stdout and stderr)."""
+def trial_logs(ctx: click.Context, trial_id: int, follow: bool, attempt: int | None) -> None:
+    """A trial's output (stdout and stderr) from its latest attempt.
+
+    A trial that failed and was restarted runs again as a new attempt with fresh output; the
+    earlier attempts' output is kept (jobs/trial_<n>.attempt<k>.out in the experiment's
+    folder) and shown with --attempt K."""
     with opened(ctx) as store:
         record = _trial(store, trial_id)
         experiment = store.get_experiment(record.experiment_id)
-        path = control.trial_log(experiment, record.number)
+        try:
+            path = control.trial_log(experiment, record.number, attempt)
+        except LookupError as exc:
+            fail(str(exc))
 
         def ended() -> bool:
             return not follow or store.get_trial(trial_id).state not in ("PENDING", "RUNNING")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ridgeline.schedulers import jobfiles
 from ridgeline.store.base import Store
 from ridgeline.store.records import ExperimentRecord
 from ridgeline.trial.http import Connection
@@ -86,5 +87,19 @@ def follow(path: Path, done: Any, echo: Any) -> None:
         time.sleep(0.2)
 
 
-def trial_log(experiment: ExperimentRecord, number: int) -> Path:
-    return Path(experiment.config["output_dir"]) / "jobs" / f"trial_{number}.out"
+def trial_log(experiment: ExperimentRecord, number: int, attempt: int | None = None) -> Path:
+    """The output of trial ``number``'s latest attempt, or of attempt ``attempt`` (1-based).
+
+    Raises ``LookupError`` naming the attempts there are when ``attempt`` is not one."""
+    jobs = Path(experiment.config["output_dir"]) / "jobs"
+    name = f"trial_{number}"
+    if attempt is None:
+        return jobfiles.output_path(jobs, name)
+    attempts = jobfiles.attempt_outputs(jobs, name)
+    if not 1 <= attempt <= len(attempts):
+        raise LookupError(
+            f"trial {number} has no attempt {attempt}; its attempts are 1..{len(attempts)}"
+            if attempts
+            else f"trial {number} has no output yet"
+        )
+    return attempts[attempt - 1]
