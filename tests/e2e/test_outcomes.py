@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -160,3 +161,68 @@ def test_progress_line_counts_failed_trials(workdir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "2 failed" in result.stdout + result.stderr
+
+
+SLEEPER = """
+import os, pathlib, time
+out, number = os.environ["RIDGELINE_OUTPUT_DIR"], os.environ["RIDGELINE_TRIAL_ID"]
+pathlib.Path(out, f"pid_{number}").write_text(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_kill_with_a_frozen_coordinator_kills_the_trials_itself(user_env: Path) -> None:
+    (user_env / "trial.py").write_text(textwrap.dedent(SLEEPER))
+    (user_env / "config.yaml").write_text(
+        textwrap.dedent(CONFIG).replace("max_trials: 2", "max_trials: 3")
+    )
+    created = cli("e", "create", str(user_env / "config.yaml"), str(user_env), "--json")
+    experiment_id = json.loads(created.stdout)["id"]
+    decoy = subprocess.Popen(["sleep", "600"])  # an unrelated process
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    coordinator = None
+    try:
+        wait_for(
+            lambda: (
+                [t.state for t in trials(experiment_id)] == ["RUNNING", "RUNNING"]
+                and all(t.job for t in trials(experiment_id))
+            ),
+            "two running trials",
+        )
+        out = Path(store.get_experiment(experiment_id).config["output_dir"])
+        wait_for(lambda: len(list(out.glob("pid_*"))) == 2, "the trials' pids")
+        pids = {n: int((out / f"pid_{n}").read_text()) for n in (1, 2)}
+        coordinator = store.get_experiment(experiment_id).coordinator["pid"]
+        os.kill(coordinator, signal.SIGSTOP)
+        # trial 2's record names a pid that now belongs to someone else: it must survive
+        second = trials(experiment_id)[1]
+        store.update_trial(second.id, job={**second.job, "pid": decoy.pid})
+
+        result = cli("e", "kill", str(experiment_id), "--timeout", "1")
+        assert "did not answer" in result.stdout
+        assert f"killed its unresponsive coordinator (pid {coordinator})" in result.stdout
+        assert "killed trial 1" in result.stdout and "killed trial 2" not in result.stdout
+        wait_for(lambda: not alive(pids[1]) and not alive(coordinator), "the kills to land")
+        assert alive(decoy.pid) and alive(pids[2])
+        assert store.get_experiment(experiment_id).state == "CANCELED"
+        assert [t.state for t in trials(experiment_id)] == ["CANCELED", "CANCELED"]
+        assert cli("e", "wait", str(experiment_id), check=False).returncode == 1
+    finally:
+        for pid in (coordinator, *(int(p.read_text()) for p in out.glob("pid_*"))):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        decoy.kill()
+        decoy.wait()
+        store.close()

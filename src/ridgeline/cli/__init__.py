@@ -327,15 +327,26 @@ def list_checkpoints(ctx: click.Context, experiment_id: int, as_json: bool, as_c
         emit(rows, as_json, as_csv)
 
 
-def _control(ctx: click.Context, experiment_id: int, action: str) -> None:
+def _control(ctx: click.Context, experiment_id: int, action: str, timeout: float = 30) -> None:
     with opened(ctx) as store:
         record = _experiment(store, experiment_id)
         if record.state in control.TERMINAL:
             fail(f"experiment {experiment_id} has already ended ({record.state})")
         try:
-            reply = control.request(record, "POST", f"/api/v1/experiment/{action}")
+            reply = control.request(record, "POST", f"/api/v1/experiment/{action}", timeout)
         except RuntimeError as exc:
             fail(str(exc))
+        if reply is None and action == "kill":
+            # No coordinator answered: end what it left running ourselves, not just the record.
+            why = (
+                f"did not answer within {timeout:g} s"
+                if control.coordinator_alive(record)
+                else "is not running"
+            )
+            click.echo(f"Experiment {experiment_id}: its coordinator {why};")
+            for line in control.kill_without_coordinator(store, record):
+                click.echo(f"  {line}")
+            return
         if reply is None:  # no live coordinator: change the record; `resume` acts on it
             state = {"pause": "PAUSED", "activate": "ACTIVE", "kill": "CANCELED"}[action]
             store.update_experiment(experiment_id, state=state)
@@ -365,10 +376,21 @@ def activate(ctx: click.Context, experiment_id: int) -> None:
 
 @experiment.command("kill")
 @click.argument("experiment_id", type=int)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for the coordinator to answer.",
+)
 @click.pass_context
-def kill(ctx: click.Context, experiment_id: int) -> None:
-    """Kill: end every trial now; the experiment becomes CANCELED."""
-    _control(ctx, experiment_id, "kill")
+def kill(ctx: click.Context, experiment_id: int, timeout: float) -> None:
+    """Kill: end every trial now; the experiment becomes CANCELED.
+
+    When the coordinator does not answer (hung, frozen or gone), the trial processes and
+    the coordinator are killed from here and the store records the trials and the
+    experiment CANCELED."""
+    _control(ctx, experiment_id, "kill", timeout)
 
 
 @experiment.command("resume")
