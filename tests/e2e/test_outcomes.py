@@ -99,6 +99,9 @@ def test_restarted_trial_shows_each_attempt_and_counts_appear(user_env: Path) ->
     assert latest.count("Traceback") == 1
     one = cli("t", "logs", str(first.id), "--attempt", "1").stdout
     assert "boom in attempt 1" in one and "attempt 2" not in one
+    every = cli("t", "logs", str(first.id), "--all").stdout
+    assert every.count("Traceback") == 3 and "==> attempt 3 (trial_1.out, latest) <==" in every
+    assert every.index("boom in attempt 1") < every.index("boom in attempt 2")
     missing = cli("t", "logs", str(first.id), "--attempt", "4", check=False)
     assert missing.returncode == 1 and "attempts are 1..3" in missing.stderr
 

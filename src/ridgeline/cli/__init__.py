@@ -517,13 +517,19 @@ def _lineage(store: Store, record: Any) -> list[int]:
     default=None,
     help="Show this attempt (1 is the first run) instead of the latest.",
 )
+@click.option(
+    "--all", "all_attempts", is_flag=True, help="Show every attempt, oldest first, with headers."
+)
 @click.pass_context
-def trial_logs(ctx: click.Context, trial_id: int, follow: bool, attempt: int | None) -> None:
+def trial_logs(
+    ctx: click.Context, trial_id: int, follow: bool, attempt: int | None, all_attempts: bool
+) -> None:
     """A trial's output (stdout and stderr) from its latest attempt.
 
-    A trial that failed and was restarted runs again as a new attempt with fresh output; the
-    earlier attempts' output is kept (jobs/trial_<n>.attempt<k>.out in the experiment's
-    folder) and shown with --attempt K."""
+    Each start of a trial's process is an attempt: a restart after a failure, or a paused
+    trial resumed from its checkpoint. The latest attempt's output is shown; earlier ones are
+    kept (jobs/trial_<n>.attempt<k>.out in the experiment's folder) and shown with
+    --attempt K, or all in order with --all."""
     with opened(ctx) as store:
         record = _trial(store, trial_id)
         experiment = store.get_experiment(record.experiment_id)
@@ -531,6 +537,13 @@ def trial_logs(ctx: click.Context, trial_id: int, follow: bool, attempt: int | N
             path = control.trial_log(experiment, record.number, attempt)
         except LookupError as exc:
             fail(str(exc))
+        if all_attempts:
+            paths = control.trial_attempts(experiment, record.number)
+            for k, older in enumerate(paths[:-1], start=1):
+                click.echo(f"==> attempt {k} ({older.name}) <==")
+                control.follow(older, lambda: True, click.echo)
+            if paths:
+                click.echo(f"==> attempt {len(paths)} ({path.name}, latest) <==")
 
         def ended() -> bool:
             return not follow or store.get_trial(trial_id).state not in ("PENDING", "RUNNING")

@@ -92,6 +92,12 @@ def follow(path: Path, done: Any, echo: Any) -> None:
         time.sleep(0.2)
 
 
+def trial_attempts(experiment: ExperimentRecord, number: int) -> list[Path]:
+    """Every attempt's output of trial ``number``, oldest first (the latest is last)."""
+    jobs = Path(experiment.config["output_dir"]) / "jobs"
+    return jobfiles.attempt_outputs(jobs, f"trial_{number}")
+
+
 def trial_log(experiment: ExperimentRecord, number: int, attempt: int | None = None) -> Path:
     """The output of trial ``number``'s latest attempt, or of attempt ``attempt`` (1-based).
 
@@ -100,7 +106,7 @@ def trial_log(experiment: ExperimentRecord, number: int, attempt: int | None = N
     name = f"trial_{number}"
     if attempt is None:
         return jobfiles.output_path(jobs, name)
-    attempts = jobfiles.attempt_outputs(jobs, name)
+    attempts = trial_attempts(experiment, number)
     if not 1 <= attempt <= len(attempts):
         raise LookupError(
             f"trial {number} has no attempt {attempt}; its attempts are 1..{len(attempts)}"
