@@ -60,7 +60,8 @@ class Experiment:
     ) -> Experiment:
         from ridgeline.config import load_config
 
-        return cls(load_config(path, overrides), context_dir, storage)
+        config = load_config(path, overrides, context_dir=context_dir)
+        return cls(config, context_dir, storage)
 
     @classmethod
     def from_dict(
@@ -72,7 +73,8 @@ class Experiment:
         from ridgeline.config import parse_config
 
         base = str(Path(context_dir or ".").resolve())
-        return cls(parse_config(data, "<dict>", base), context_dir, storage)
+        config = parse_config(data, "<dict>", base, context_dir=context_dir)
+        return cls(config, context_dir, storage)
 
     def create(self, paused: bool = False, warm_start: Sequence[int] = ()) -> int:
         """Record the experiment and snapshot its context; nothing runs yet.

@@ -28,6 +28,8 @@ from ridgeline.store.records import (
     ACTIVE,
     COMPLETED,
     ERROR,
+    FAILED,
+    STOPPED,
     TRIAL_DONE_STATES,
     ExperimentRecord,
 )
@@ -283,8 +285,9 @@ def setup_logging(out: Path, verbose: int) -> None:
 
 
 class Progress:
-    """A live progress line: trials done of the trial budget, training length spent of the
-    length budget (when the search has one), and the best objective so far."""
+    """A live progress line: trials done of the trial budget, how many of them failed or were
+    stopped (when any were), training length spent of the length budget (when the search has
+    one), and the best objective so far."""
 
     def __init__(self, total: int | None, length_budget: int | None = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
@@ -295,18 +298,21 @@ class Progress:
             TextColumn("trials"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("{task.fields[ended]}"),
             TextColumn("{task.fields[trained]}"),
             TextColumn("{task.fields[best]}"),
             transient=False,
         )
-        self.task = self.progress.add_task("trials", total=total, best="", trained="")
+        self.task = self.progress.add_task("trials", total=total, best="", trained="", ended="")
 
     def start(self, coordinator: Coordinator) -> None:
         self.progress.start()
         self.update(coordinator)
 
     def update(self, coordinator: Coordinator) -> None:
-        done = sum(1 for r in coordinator.engine.records.values() if r.state in TRIAL_DONE_STATES)
+        states = [r.state for r in coordinator.engine.records.values()]
+        done = sum(1 for state in states if state in TRIAL_DONE_STATES)
+        ended = [f"{states.count(s)} {s.lower()}" for s in (FAILED, STOPPED) if s in states]
         best = coordinator.results.best().get("Objective")
         trained = f"trained {coordinator.engine.length_trained()}"
         if self.length_budget:
@@ -314,6 +320,7 @@ class Progress:
         self.progress.update(
             self.task,
             completed=done,
+            ended=", ".join(ended),
             trained=trained,
             best="" if best is None else f"best {best:.6g}",
         )

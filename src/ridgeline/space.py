@@ -41,6 +41,8 @@ EXTRA_KEYS: frozenset[str] = frozenset(
 )
 
 _SCALES = ("linear", "log")
+#: The most points a grid may have: each is a trial process, and grids are built in memory.
+MAX_GRID_POINTS = 100_000
 _TYPES = ("continuous", "discrete", "choice", "ordinal")
 
 
@@ -173,6 +175,12 @@ class Parameter:
         """Grid values as SHERPA's ``GridSearch`` builds them."""
         raise NotImplementedError
 
+    def grid_count(self, num_points: int) -> int:
+        """How many values ``grid_points(num_points)`` has (at most, for a log-scale
+        ``Discrete``), by arithmetic: a huge ``num_points`` costs nothing."""
+        _check_points(self.name, num_points)
+        return len(self.range)
+
     def contains(self, value: Any) -> bool:
         """True when ``value`` is a legal value of this parameter."""
         raise NotImplementedError
@@ -257,6 +265,9 @@ class Continuous(_Bounded):
         v = math.exp(self._a + self._span * u) if self._log else self._a + self._span * u
         return self._lo if v < self._lo else self._hi if v > self._hi else v
 
+    def grid_count(self, num_points: int) -> int:
+        return _check_points(self.name, num_points)
+
     def grid_points(self, num_points: int) -> list[Any]:
         n = _check_points(self.name, num_points)
         if n == 1:
@@ -313,6 +324,9 @@ class Discrete(_Bounded):
         if self._log:
             return self._clamp(int(math.exp(self._a + self._span * u)))
         return self._clamp(self._lo + int(u * self._n))
+
+    def grid_count(self, num_points: int) -> int:
+        return min(_check_points(self.name, num_points), self._hi - self._lo + 1)
 
     def grid_points(self, num_points: int) -> list[Any]:
         n = _check_points(self.name, num_points)
@@ -427,6 +441,10 @@ class Constant(Parameter):
         _check_points(self.name, num_points)
         return [self.value]
 
+    def grid_count(self, num_points: int) -> int:
+        _check_points(self.name, num_points)
+        return 1
+
     def contains(self, value: Any) -> bool:
         try:
             return bool(value == self.value)
@@ -498,8 +516,24 @@ class SearchSpace:
         """One random configuration, in definition order."""
         return {p.name: p.sample(rng) for p in self._params}
 
+    def grid_size(self, num_points: int) -> int:
+        """How many configurations ``grid(num_points)`` has, by arithmetic (an upper bound
+        when a log-scale ``Discrete`` rounds points together)."""
+        size = 1
+        for p in self._params:
+            size *= p.grid_count(num_points)
+        return size
+
     def grid_axes(self, num_points: int) -> list[tuple[str, list[Any]]]:
-        """``(name, values)`` per parameter in grid order (names sorted)."""
+        """``(name, values)`` per parameter in grid order (names sorted). A grid of more than
+        ``MAX_GRID_POINTS`` is refused before any axis is built."""
+        size = self.grid_size(num_points)
+        if size > MAX_GRID_POINTS:
+            axes = " x ".join(f"{p.name}: {p.grid_count(num_points)}" for p in self._params)
+            raise SpaceError(
+                f"the grid has {size} points ({axes} with num_grid_points={num_points}), more "
+                f"than {MAX_GRID_POINTS} trials; lower num_grid_points or list fewer values"
+            )
         return sorted(((p.name, p.grid_points(num_points)) for p in self._params), key=_first)
 
     def grid(self, num_points: int = 2) -> list[dict[str, Any]]:

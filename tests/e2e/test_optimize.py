@@ -364,8 +364,9 @@ def test_resume_reruns_trials_whose_process_died_under_the_same_id(workdir: Path
     time.sleep(0.5)  # let them report something
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    for path in out.glob("started_*"):  # the machine "lost" the running trials as well
-        os.kill(int(path.name.split("_")[2]), signal.SIGKILL)
+    for path in out.glob("started_*"):  # the machine "lost" the running trials as well:
+        # their whole process group, so no exit status was recorded either
+        os.killpg(os.getpgid(int(path.name.split("_")[2])), signal.SIGKILL)
     subprocess.run(
         [sys.executable, str(runner), str(trial), str(out), "--resume"], check=True, timeout=120
     )

@@ -122,6 +122,8 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
         "progress": f"{100 * progress:.0f}%",
         "trials": len(trials),
         "done": done,
+        "failed": sum(t.state == "FAILED" for t in trials),
+        "stopped": sum(t.state == "STOPPED" for t in trials),
         "max_trials": max_trials,
         "length_trained": trained,
         "length_budget": budget,
@@ -325,15 +327,26 @@ def list_checkpoints(ctx: click.Context, experiment_id: int, as_json: bool, as_c
         emit(rows, as_json, as_csv)
 
 
-def _control(ctx: click.Context, experiment_id: int, action: str) -> None:
+def _control(ctx: click.Context, experiment_id: int, action: str, timeout: float = 30) -> None:
     with opened(ctx) as store:
         record = _experiment(store, experiment_id)
         if record.state in control.TERMINAL:
             fail(f"experiment {experiment_id} has already ended ({record.state})")
         try:
-            reply = control.request(record, "POST", f"/api/v1/experiment/{action}")
+            reply = control.request(record, "POST", f"/api/v1/experiment/{action}", timeout)
         except RuntimeError as exc:
             fail(str(exc))
+        if reply is None and action == "kill":
+            # No coordinator answered: end what it left running ourselves, not just the record.
+            why = (
+                f"did not answer within {timeout:g} s"
+                if control.coordinator_alive(record)
+                else "is not running"
+            )
+            click.echo(f"Experiment {experiment_id}: its coordinator {why};")
+            for line in control.kill_without_coordinator(store, record):
+                click.echo(f"  {line}")
+            return
         if reply is None:  # no live coordinator: change the record; `resume` acts on it
             state = {"pause": "PAUSED", "activate": "ACTIVE", "kill": "CANCELED"}[action]
             store.update_experiment(experiment_id, state=state)
@@ -363,10 +376,21 @@ def activate(ctx: click.Context, experiment_id: int) -> None:
 
 @experiment.command("kill")
 @click.argument("experiment_id", type=int)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for the coordinator to answer.",
+)
 @click.pass_context
-def kill(ctx: click.Context, experiment_id: int) -> None:
-    """Kill: end every trial now; the experiment becomes CANCELED."""
-    _control(ctx, experiment_id, "kill")
+def kill(ctx: click.Context, experiment_id: int, timeout: float) -> None:
+    """Kill: end every trial now; the experiment becomes CANCELED.
+
+    When the coordinator does not answer (hung, frozen or gone), the trial processes and
+    the coordinator are killed from here and the store records the trials and the
+    experiment CANCELED."""
+    _control(ctx, experiment_id, "kill", timeout)
 
 
 @experiment.command("resume")
@@ -487,13 +511,39 @@ def _lineage(store: Store, record: Any) -> list[int]:
 @trial.command("logs")
 @click.argument("trial_id", type=int)
 @click.option("-f", "--follow", is_flag=True)
+@click.option(
+    "--attempt",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Show this attempt (1 is the first run) instead of the latest.",
+)
+@click.option(
+    "--all", "all_attempts", is_flag=True, help="Show every attempt, oldest first, with headers."
+)
 @click.pass_context
-def trial_logs(ctx: click.Context, trial_id: int, follow: bool) -> None:
-    """A trial's output (stdout and stderr)."""
+def trial_logs(
+    ctx: click.Context, trial_id: int, follow: bool, attempt: int | None, all_attempts: bool
+) -> None:
+    """A trial's output (stdout and stderr) from its latest attempt.
+
+    Each start of a trial's process is an attempt: a restart after a failure, or a paused
+    trial resumed from its checkpoint. The latest attempt's output is shown; earlier ones are
+    kept (jobs/trial_<n>.attempt<k>.out in the experiment's folder) and shown with
+    --attempt K, or all in order with --all."""
     with opened(ctx) as store:
         record = _trial(store, trial_id)
         experiment = store.get_experiment(record.experiment_id)
-        path = control.trial_log(experiment, record.number)
+        try:
+            path = control.trial_log(experiment, record.number, attempt)
+        except LookupError as exc:
+            fail(str(exc))
+        if all_attempts:
+            paths = control.trial_attempts(experiment, record.number)
+            for k, older in enumerate(paths[:-1], start=1):
+                click.echo(f"==> attempt {k} ({older.name}) <==")
+                control.follow(older, lambda: True, click.echo)
+            if paths:
+                click.echo(f"==> attempt {len(paths)} ({path.name}, latest) <==")
 
         def ended() -> bool:
             return not follow or store.get_trial(trial_id).state not in ("PENDING", "RUNNING")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
+from ridgeline.schedulers import jobfiles
 from ridgeline.store.base import Store
 from ridgeline.store.records import ExperimentRecord
 from ridgeline.trial.http import Connection
@@ -24,13 +27,16 @@ def coordinator_alive(experiment: ExperimentRecord) -> bool:
     return process_alive(int(pid))
 
 
-def request(experiment: ExperimentRecord, method: str, path: str) -> dict[str, Any] | None:
-    """Send a control request to the live coordinator; None when none is reachable."""
+def request(
+    experiment: ExperimentRecord, method: str, path: str, timeout: float = 30
+) -> dict[str, Any] | None:
+    """Send a control request to the live coordinator; None when none is reachable or it does
+    not answer within ``timeout`` seconds."""
     info = experiment.coordinator or {}
     if not info.get("url") or not coordinator_alive(experiment):
         return None
     host, _, port = str(info["url"]).removeprefix("http://").rpartition(":")
-    conn = Connection(host, int(port), timeout=30)
+    conn = Connection(host, int(port), timeout=timeout)
     try:
         status, body = conn.request(
             method,
@@ -86,5 +92,112 @@ def follow(path: Path, done: Any, echo: Any) -> None:
         time.sleep(0.2)
 
 
-def trial_log(experiment: ExperimentRecord, number: int) -> Path:
-    return Path(experiment.config["output_dir"]) / "jobs" / f"trial_{number}.out"
+def trial_attempts(experiment: ExperimentRecord, number: int) -> list[Path]:
+    """Every attempt's output of trial ``number``, oldest first (the latest is last)."""
+    jobs = Path(experiment.config["output_dir"]) / "jobs"
+    return jobfiles.attempt_outputs(jobs, f"trial_{number}")
+
+
+def trial_log(experiment: ExperimentRecord, number: int, attempt: int | None = None) -> Path:
+    """The output of trial ``number``'s latest attempt, or of attempt ``attempt`` (1-based).
+
+    Raises ``LookupError`` naming the attempts there are when ``attempt`` is not one."""
+    jobs = Path(experiment.config["output_dir"]) / "jobs"
+    name = f"trial_{number}"
+    if attempt is None:
+        return jobfiles.output_path(jobs, name)
+    attempts = trial_attempts(experiment, number)
+    if not 1 <= attempt <= len(attempts):
+        raise LookupError(
+            f"trial {number} has no attempt {attempt}; its attempts are 1..{len(attempts)}"
+            if attempts
+            else f"trial {number} has no output yet"
+        )
+    return attempts[attempt - 1]
+
+
+def process_started_at(pid: int) -> float | None:
+    """When the live process ``pid`` started (seconds since the epoch, to about a second)."""
+    from ridgeline.schedulers.local import process_start_time
+
+    ticks = process_start_time(pid)
+    if ticks is None:
+        return None
+    try:
+        with open("/proc/stat") as handle:
+            boot = next(float(line.split()[1]) for line in handle if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _own_coordinator(store: Store, experiment: ExperimentRecord) -> int | None:
+    """The pid of the experiment's recorded coordinator if that process still runs.
+
+    A pid is only reused after its process ended, so a live process with the recorded pid
+    that started before the coordinator announced itself (its ``coordinator_started`` event)
+    is that coordinator; one that started later holds a reused pid and is left alone."""
+    pid = (experiment.coordinator or {}).get("pid")
+    if not pid:
+        return None
+    started = process_started_at(int(pid))
+    if started is None:
+        return None
+    announced = [
+        e.time
+        for e in store.read_events(experiment.id)
+        if e.kind == "coordinator_started" and e.data.get("pid") == pid
+    ]
+    if not announced or started > announced[-1] + 1.0:  # btime is whole seconds
+        return None
+    return int(pid)
+
+
+def kill_without_coordinator(store: Store, experiment: ExperimentRecord) -> list[str]:
+    """End an experiment whose coordinator does not answer: kill that coordinator (a frozen
+    or hung one would otherwise carry on when it wakes), kill the trial processes it left
+    (each checked against its recorded start time, so a reused pid is never signalled), and
+    record the unfinished trials and the experiment CANCELED. Returns what was done."""
+    from ridgeline.schedulers.local import process_start_time
+    from ridgeline.store.records import CANCELED, TRIAL_DONE_STATES
+
+    done: list[str] = []
+    pid = _own_coordinator(store, experiment)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            done.append(f"killed its unresponsive coordinator (pid {pid})")
+        except ProcessLookupError:
+            pass
+    canceled = []
+    for trial in store.list_trials(experiment.id):
+        if trial.state in TRIAL_DONE_STATES:
+            continue
+        job = trial.job or {}
+        exit_code = None
+        trial_pid = job.get("pid")
+        if trial_pid and trial.state == "RUNNING":
+            started = process_start_time(int(trial_pid))
+            if started is not None and started == job.get("start_time"):
+                try:
+                    os.killpg(int(trial_pid), signal.SIGKILL)
+                    exit_code = -signal.SIGKILL
+                    done.append(f"killed trial {trial.number} (process group {trial_pid})")
+                except (ProcessLookupError, PermissionError):
+                    pass
+        updated = store.update_trial(
+            trial.id,
+            expect_state=trial.state,
+            state=CANCELED,
+            exit_code=exit_code,
+            ended_at=time.time(),
+        )
+        if updated is not None:
+            canceled.append(str(trial.number))
+    store.update_experiment(experiment.id, state=CANCELED, coordinator=None)
+    store.add_event(experiment.id, "experiment_killed", {"by": "cli", "coordinator": pid})
+    if canceled:
+        plural = "s" if len(canceled) > 1 else ""
+        done.append(f"marked trial{plural} {', '.join(canceled)} CANCELED")
+    done.append("marked the experiment CANCELED")
+    return done

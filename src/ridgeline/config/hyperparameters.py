@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,9 +11,27 @@ from typing import Any
 
 from ridgeline.config.checks import Problems, as_int, as_number, join, show, suggest
 from ridgeline.errors import ConfigError, SpaceError
-from ridgeline.space import Choice, Constant, Continuous, Discrete, Parameter, SearchSpace
+from ridgeline.space import (
+    MAX_GRID_POINTS,
+    Choice,
+    Constant,
+    Continuous,
+    Discrete,
+    Parameter,
+    SearchSpace,
+)
 
-__all__ = ["HParam", "grid_axis", "grid_of", "nest_params", "parse_hyperparameters"]
+__all__ = [
+    "MAX_GRID_POINTS",
+    "HParam",
+    "check_sizes",
+    "grid_axis",
+    "grid_axis_size",
+    "grid_of",
+    "grid_size",
+    "nest_params",
+    "parse_hyperparameters",
+]
 
 TYPES = ("const", "int", "double", "log", "categorical")
 NUMERIC = ("int", "double", "log")
@@ -37,8 +56,11 @@ SYNONYMS = {
     "constant": "const",
     "fixed": "const",
 }
-#: Grid searches larger than this are refused at parse time (each point is a trial process).
-MAX_GRID_POINTS = 1_000_000
+#: A constant or categorical value, serialized as JSON, may take this many bytes at most, and
+#: a trial's whole hyperparameter set this many: they travel to each trial in its environment
+#: (``RIDGELINE_HPARAMS``), where Linux allows 128 KiB per variable and ~2 MiB in all.
+MAX_VALUE_BYTES = 16 * 1024
+MAX_HPARAMS_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -281,11 +303,75 @@ def grid_axis(hp: HParam) -> list[Any]:
     return points
 
 
+def grid_axis_size(hp: HParam) -> int:
+    """``len(grid_axis(hp))`` by arithmetic: ``count: 1000000000`` costs nothing."""
+    if hp.type == "const":
+        return 1
+    if hp.type == "categorical":
+        return len(hp.vals)
+    if hp.count is None:
+        return len(grid_axis(hp))  # raises the missing-count error
+    if hp.type == "int":  # rounded points at least one apart: all distinct
+        return min(hp.count, hp.maxval - hp.minval + 1)
+    return hp.count
+
+
 def grid_size(flat: list[HParam]) -> int:
+    """How many points (trials) the grid has, without building it."""
     size = 1
     for hp in flat:
-        size *= len(grid_axis(hp))
+        size *= grid_axis_size(hp)
     return size
+
+
+def check_grid_size(p: Problems, flat: list[HParam]) -> int:
+    """Record a problem when the grid has more than ``MAX_GRID_POINTS``; its size."""
+    size = grid_size(flat)
+    if size > MAX_GRID_POINTS:
+        axes = ", ".join(f"{hp.name}: {grid_axis_size(hp)}" for hp in flat if hp.type != "const")
+        p.add(
+            "hyperparameters",
+            f"the grid has {size} points, more than {MAX_GRID_POINTS} trials (points per "
+            f"axis: {axes}); lower the counts or list fewer values",
+        )
+    return size
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def check_sizes(p: Problems, flat: list[HParam]) -> None:
+    """Refuse constant and categorical values, and hyperparameter sets, too large to reach a
+    trial through its environment (they would fail every launch with "Argument list too
+    long"); large data belongs in files whose paths are the hyperparameters."""
+    fix = "put large data in a file and pass its path as the hyperparameter"
+    errors = len(p.items)
+    largest: list[tuple[int, str]] = []
+    for hp in flat:
+        where = join("hyperparameters", hp.name)
+        values = [hp.val] if hp.type == "const" else hp.vals if hp.type == "categorical" else []
+        biggest = 24  # a number
+        for i, value in enumerate(values):
+            size = _json_size(value)
+            biggest = max(biggest, size)
+            if size > MAX_VALUE_BYTES:
+                path = f"{where}.vals[{i}]" if hp.type == "categorical" else where
+                p.add(
+                    path,
+                    f"the value takes {size} bytes as JSON, more than {MAX_VALUE_BYTES} "
+                    f"(got {show(value)}); {fix}",
+                )
+        largest.append((biggest + len(hp.name) + 4, hp.name))
+    total = sum(size for size, _ in largest)
+    if total > MAX_HPARAMS_BYTES and len(p.items) == errors:  # not again for one huge value
+        top = ", ".join(f"{name} ({size} bytes)" for size, name in sorted(largest)[::-1][:3])
+        p.add(
+            "hyperparameters",
+            f"a trial's hyperparameters take up to {total} bytes as JSON, more than "
+            f"{MAX_HPARAMS_BYTES} (they reach each trial in its environment; the largest: "
+            f"{top}); {fix}",
+        )
 
 
 def grid_of(flat: list[HParam]) -> list[dict[str, Any]]:
@@ -295,6 +381,12 @@ def grid_of(flat: list[HParam]) -> list[dict[str, Any]]:
     varying slowest) and pops points from the end of that list; so the first point here is
     the product's last one. Keys are in definition order. No hyperparameters: one empty point.
     """
+    size = grid_size(flat)
+    if size > MAX_GRID_POINTS:
+        raise ConfigError(
+            f"hyperparameters: the grid has {size} points, more than {MAX_GRID_POINTS} trials; "
+            f"lower the counts"
+        )
     ordered = sorted(flat, key=lambda hp: hp.name)
     names = [hp.name for hp in ordered]
     order = [hp.name for hp in flat]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -23,8 +24,11 @@ from ridgeline.config.checks import (
     show,
     suggest,
 )
+from ridgeline.config.entrypoint import check_entrypoint
 from ridgeline.config.hyperparameters import (
-    MAX_GRID_POINTS,
+    MAX_HPARAMS_BYTES,
+    check_grid_size,
+    check_sizes,
     grid_of,
     grid_size,
     parse_hyperparameters,
@@ -112,7 +116,11 @@ _TRIAL_CLASS = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def load_config(
-    source: str | os.PathLike[str], overrides: Sequence[str] = (), *, warn: bool = True
+    source: str | os.PathLike[str],
+    overrides: Sequence[str] = (),
+    *,
+    warn: bool = True,
+    context_dir: str | os.PathLike[str] | None = None,
 ) -> ExperimentConfig:
     """Read, override and validate an experiment config file.
 
@@ -121,6 +129,7 @@ def load_config(
     are resolved against the file's directory. Every problem is reported in one
     ``InvalidConfig`` (a ``ConfigError``) with line numbers; ignored Determined keys are
     reported as ``ConfigWarning``/``DeprecatedConfigWarning`` unless ``warn`` is False.
+    With ``context_dir`` (the folder the trials run in), the entrypoint's script must be there.
     """
     from ridgeline.config.yamlio import load_yaml
 
@@ -153,6 +162,7 @@ def load_config(
         lines=lines,
         early=fatal,
         default_name=path.stem,
+        context_dir=context_dir,
     )
 
 
@@ -162,12 +172,14 @@ def parse_config(
     base_dir: str | None = None,
     *,
     warn: bool = True,
+    context_dir: str | os.PathLike[str] | None = None,
 ) -> ExperimentConfig:
     """Validate an already-loaded config mapping (``Experiment.from_dict``, a stored ``raw``).
 
-    ``base_dir`` (default: the current directory) resolves relative checkpoint paths.
+    ``base_dir`` (default: the current directory) resolves relative checkpoint paths; with
+    ``context_dir``, the entrypoint's script must be in that folder.
     """
-    return _parse(data, source, base_dir or os.getcwd(), warn=warn)
+    return _parse(data, source, base_dir or os.getcwd(), warn=warn, context_dir=context_dir)
 
 
 def _parse(
@@ -180,6 +192,7 @@ def _parse(
     lines: Mapping[str, int] | None = None,
     early: Sequence[str] = (),
     default_name: str = "experiment",
+    context_dir: str | os.PathLike[str] | None = None,
 ) -> ExperimentConfig:
     lines = lines or {}
     p = Problems()
@@ -206,19 +219,16 @@ def _parse(
     if cfg.get("description") is not None:
         description = as_str(p, "description", cfg["description"], empty=True) or ""
     entrypoint = _entrypoint(p, cfg.get("entrypoint"))
+    if entrypoint is not None and context_dir is not None:
+        check_entrypoint(p, entrypoint, context_dir)
     searcher, searcher_raw = parse_searcher(p, cfg.get("searcher"))
     is_grid = searcher_raw.get("name") == "grid"
     hp_errors = len(p.items)
     hyperparameters, flat = parse_hyperparameters(p, cfg.get("hyperparameters"), is_grid)
-    if is_grid and len(p.items) == hp_errors:
-        size = grid_size(flat)
-        if size > MAX_GRID_POINTS:
-            p.add(
-                "hyperparameters",
-                f"the grid has {size} points, more than {MAX_GRID_POINTS} trials "
-                f"(got counts {', '.join(f'{hp.name}: {hp.count}' for hp in flat if hp.count)}); "
-                f"lower the counts",
-            )
+    if len(p.items) == hp_errors:
+        check_sizes(p, flat)
+        if is_grid:
+            check_grid_size(p, flat)
     max_restarts = 5
     if cfg.get("max_restarts") is not None:
         max_restarts = as_int(p, "max_restarts", cfg["max_restarts"], 0) or 0
@@ -233,6 +243,13 @@ def _parse(
     data_value = cfg.get("data")
     if data_value is None:
         data_value = {}
+    data_size = len(json.dumps(data_value, ensure_ascii=False).encode())
+    if data_size > MAX_HPARAMS_BYTES:
+        p.add(
+            "data",
+            f"takes {data_size} bytes as JSON, more than {MAX_HPARAMS_BYTES} (it reaches each "
+            f"trial in its environment); put large data in a file and pass its path",
+        )
 
     ensure_valid(p, source, lines, overridden)
     assert entrypoint is not None and searcher is not None

@@ -80,6 +80,10 @@ class Sampler(ABC):
         ``rng``: the experiment's generator; every random choice must come from it.
         """
 
+    def check(self, space: SearchSpace) -> None:  # noqa: B027 - optional hook
+        """Raise a ``RidgelineError`` when this sampler cannot search ``space`` (a grid too
+        large, say), so that the search is refused before any trial runs."""
+
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state that, with ``load_state_dict``, makes a restarted run continue."""
         return {}

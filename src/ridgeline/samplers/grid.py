@@ -43,6 +43,10 @@ class GridSampler(Sampler):
             size *= len(values)
         self._size = size
 
+    def check(self, space: SearchSpace) -> None:
+        """Refuses a grid over ``MAX_GRID_POINTS`` (sized by arithmetic, nothing built)."""
+        self._bind(space)
+
     def grid_size(self, space: SearchSpace) -> int:
         """Number of configurations in the grid of ``space``."""
         self._bind(space)

@@ -38,7 +38,7 @@ class Scheduler(ABC):
     @abstractmethod
     async def wait(self, job: Job) -> int | None:
         """Wait for the job to end; its exit code (negative: killed by that signal), or None
-        when it cannot be known (a process re-attached after a coordinator restart)."""
+        when it cannot be known (a re-attached process whose end was never recorded)."""
 
     @abstractmethod
     def kill(self, job: Job, force: bool = False) -> None:

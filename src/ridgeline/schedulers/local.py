@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ridgeline.errors import SchedulerError
+from ridgeline.schedulers import exitstatus, jobfiles
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.trial import env as trial_env
 
@@ -57,7 +58,9 @@ class LocalScheduler(Scheduler):
     ``submit_options`` prefixes the command (e.g. ``"nice -n 10"``). With ``resources`` (e.g.
     GPU ids ``[0, 1]``; repeat an entry to share it) each trial gets one entry as
     ``SHERPA_RESOURCE`` and ``CUDA_VISIBLE_DEVICES``, and no more trials run at once than
-    there are entries. Output goes to ``<output_dir>/jobs/<name>.out``.
+    there are entries. Output goes to ``<output_dir>/jobs/<name>.out`` (an earlier attempt's
+    to ``<name>.attempt<k>.out``), the exit status to ``<name>.exit`` through a tiny shell
+    wrapper (``schedulers/exitstatus.py``), so that it is known after a coordinator restart.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class LocalScheduler(Scheduler):
                 )
         self.resources = None if resources is None else [str(r) for r in resources]
         self._free = list(self.resources or [])
+        self._force_killed: set[int] = set()  # pids this scheduler sent SIGKILL
         self.check()
 
     def capacity(self) -> int | None:
@@ -112,14 +116,16 @@ class LocalScheduler(Scheduler):
         full_env[trial_env.SHERPA_RESOURCE] = resource or ""
         full_env[trial_env.RESOURCE] = resource or ""
         full_env[trial_env.SLOT_IDS] = resource or ""
-        jobs_dir = Path(self.output_dir or ".") / "jobs"
+        jobs_dir = (Path(self.output_dir or ".") / "jobs").resolve()
         jobs_dir.mkdir(parents=True, exist_ok=True)
-        out_path = jobs_dir / f"{name}.out"
+        jobfiles.retire_attempt(jobs_dir, name)
+        out_path = jobfiles.output_path(jobs_dir, name)
+        status_path = jobfiles.exit_path(jobs_dir, name)
         argv = [*shlex.split(self.submit_options), *command]
         try:
             with open(out_path, "ab") as out:
                 process = subprocess.Popen(
-                    argv,
+                    exitstatus.wrap(argv, status_path),
                     env=full_env,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
@@ -136,17 +142,29 @@ class LocalScheduler(Scheduler):
             "start_time": process_start_time(process.pid),
             "resource": resource,
             "output": str(out_path),
+            "exit_file": str(status_path),
         }
         return Job(name, info, process)
 
     async def wait(self, job: Job) -> int | None:
+        """The exit code (negative: the signal): recorded by the wrapper, else the wrapper's
+        own end, else SIGKILL when this scheduler sent it; None only when nothing tells."""
         pid = job.info["pid"]
         try:
+            if isinstance(job.handle, _Ended):
+                return job.handle.code
             await _pid_exit(pid)
+            code = None
             if isinstance(job.handle, subprocess.Popen):
-                return job.handle.wait()
-            return None
+                code = exitstatus.decode(job.handle.wait())
+            recorded = exitstatus.read_status(job.info.get("exit_file"))
+            if recorded is not None:
+                return recorded
+            if code is None and pid in self._force_killed:
+                return -signal.SIGKILL
+            return code
         finally:
+            self._force_killed.discard(pid)
             resource = job.info.get("resource")
             if resource is not None and self.resources is not None:
                 self._free.append(resource)
@@ -156,17 +174,32 @@ class LocalScheduler(Scheduler):
         try:
             os.killpg(job.info["pid"], sig)
         except (ProcessLookupError, PermissionError):
-            pass
+            return
+        if force:
+            self._force_killed.add(job.info["pid"])
 
     def reattach(self, info: Mapping[str, Any], name: str) -> Job | None:
+        """The job if its process still runs, or if it ended while no coordinator watched
+        and its exit status was recorded; None when it is gone without a trace."""
         pid = info.get("pid")
         started = process_start_time(pid) if pid else None
+        handle: _Ended | None = None
         if started is None or started != info.get("start_time"):
-            return None
+            code = exitstatus.read_status(info.get("exit_file"))
+            if code is None:
+                return None
+            handle = _Ended(code)
         resource = info.get("resource")
         if resource is not None and resource in self._free:
             self._free.remove(resource)
-        return Job(name, dict(info), None)
+        return Job(name, dict(info), handle)
+
+
+class _Ended:
+    """The handle of a job that ended before it was re-attached: its recorded exit code."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
 
 
 async def _pid_exit(pid: int) -> None:

@@ -11,12 +11,12 @@ from abc import ABC
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.samplers.base import WAIT
+from ridgeline.samplers.base import WAIT, Sampler
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ridgeline.samplers.base import History, Sampler
+    from ridgeline.samplers.base import History
     from ridgeline.space import SearchSpace
 
 
@@ -74,8 +74,12 @@ class Searcher(ABC):
     rng: random.Random
 
     def bind(self, space: SearchSpace, history: History, rng: random.Random) -> None:
-        """Attach the engine-owned space, history and generator (before ``start``)."""
+        """Attach the engine-owned space, history and generator (before ``start``); a
+        sampler that cannot search the space refuses it here, before anything runs."""
         self.space, self.history, self.rng = space, history, rng
+        sampler = getattr(self, "sampler", None)
+        if isinstance(sampler, Sampler):
+            sampler.check(space)
 
     def start(self) -> list[Action]:
         return []

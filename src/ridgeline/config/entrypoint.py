@@ -1,0 +1,122 @@
+"""Is the entrypoint's script in the context directory? Checked when an experiment is created,
+so a typo is one clear line instead of every trial failing with "No such file"."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ridgeline.config.checks import Problems, show
+
+__all__ = ["check_entrypoint"]
+
+_PYTHON = re.compile(r"^python[\d.]*$")
+_SHELLS = ("sh", "bash", "dash", "zsh", "ksh")
+# Interpreter options that take the next argument as their value.
+_PYTHON_VALUED = ("-W", "-X", "-Q")
+_SHELL_VALUED = ("-o", "-O", "+o", "+O")
+
+
+def check_entrypoint(p: Problems, argv: Sequence[str], context_dir: str | os.PathLike[str]) -> None:
+    """Record a problem when the script ``argv`` runs is missing from ``context_dir``.
+
+    Understood: ``python3 train.py``, ``python -m pkg.mod`` (looked for in the context, then
+    among installed modules), ``bash run.sh`` / ``sh run.sh``, and ``./run.sh`` or any
+    program given as a path. Other commands (``torchrun ...``, a program on PATH) pass."""
+    context = Path(context_dir)
+    program = os.path.basename(argv[0])
+    if _PYTHON.match(program):
+        script, module = _python_target(argv[1:])
+        if module is not None:
+            _check_module(p, module, context, argv)
+        elif script is not None:
+            _check_file(p, script, context, argv)
+    elif program in _SHELLS:
+        script = _first_operand(argv[1:], _SHELL_VALUED, stop=("-c",))
+        if script is not None:
+            _check_file(p, script, context, argv)
+    elif "/" in argv[0]:
+        _check_file(p, argv[0], context, argv)
+
+
+def _python_target(args: Sequence[str]) -> tuple[str | None, str | None]:
+    """(script, module) that ``python ARGS`` runs; (None, None) for ``-c`` or a bare REPL."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-m":
+            return None, args[i + 1] if i + 1 < len(args) else None
+        if arg.startswith("-m") and len(arg) > 2:
+            return None, arg[2:]
+        if arg == "-c" or (arg.startswith("-c") and len(arg) > 2) or arg == "-":
+            return None, None
+        if arg in _PYTHON_VALUED:
+            i += 2
+            continue
+        if arg == "--":
+            return (args[i + 1] if i + 1 < len(args) else None), None
+        if not arg.startswith("-"):
+            return arg, None
+        i += 1
+    return None, None
+
+
+def _first_operand(args: Sequence[str], valued: Sequence[str], stop: Sequence[str]) -> str | None:
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in stop:
+            return None
+        if arg in valued:
+            i += 2
+            continue
+        if arg == "--":
+            return args[i + 1] if i + 1 < len(args) else None
+        if not arg.startswith(("-", "+")):
+            return arg
+        i += 1
+    return None
+
+
+def _check_file(p: Problems, script: str, context: Path, argv: Sequence[str]) -> None:
+    path = Path(os.path.expanduser(script))
+    full = path if path.is_absolute() else context / path
+    if full.is_file():
+        return
+    where = "" if path.is_absolute() else f" in the context directory {context}"
+    state = "is a directory" if full.is_dir() else "not found"
+    p.add(
+        "entrypoint",
+        f"script {script!r} {state}{where} (got {show(' '.join(argv))}); "
+        f"fix the path, or create the experiment with the folder that holds it as context",
+    )
+
+
+def _check_module(p: Problems, module: str, context: Path, argv: Sequence[str]) -> None:
+    parts = module.split(".")
+    if not all(part.isidentifier() for part in parts):
+        p.add("entrypoint", f"{module!r} is not a module name (got {show(' '.join(argv))})")
+        return
+    base = context.joinpath(*parts)
+    if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file() or base.is_dir():
+        return
+    if (context / parts[0]).is_dir() or (context / f"{parts[0]}.py").is_file():
+        p.add(
+            "entrypoint",
+            f"module {module!r} not found in the context directory {context} "
+            f"(got {show(' '.join(argv))}); check the module path",
+        )
+        return
+    try:
+        installed = importlib.util.find_spec(parts[0]) is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        p.add(
+            "entrypoint",
+            f"module {module!r} is neither in the context directory {context} nor installed "
+            f"(got {show(' '.join(argv))}); check the name",
+        )
