@@ -7,6 +7,7 @@ import asyncio
 import logging
 import math
 import os
+import random
 import secrets
 import shlex
 import shutil
@@ -20,6 +21,7 @@ from ridgeline.engine.engine import OBJECTIVE_KEY, Engine, new_seed
 from ridgeline.engine.sherpa import build_searcher, build_space, describe
 from ridgeline.errors import ConfigError, SearchFailed
 from ridgeline.results import ResultsTable, earlier_results
+from ridgeline.samplers.base import History
 from ridgeline.schedulers.base import Scheduler
 from ridgeline.space import Parameter
 from ridgeline.store import open_store
@@ -99,6 +101,8 @@ def optimize(
         raise ConfigError(f"grace_period must be >= 0 seconds, got {grace_period!r}")
     space = build_space(parameters)
     searcher = build_searcher(algorithm, stopping_rule)
+    # A space the algorithm cannot search (a grid too large) is refused before any file is made.
+    searcher.bind(space, History(lower_is_better=bool(lower_is_better)), random.Random(0))
     out = Path(output_dir or f"output_{_IMPORT_TIME}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     if not scheduler.output_dir:

@@ -190,3 +190,13 @@ def test_core_experiment_without_its_searcher_metric_ends_error(user_env: Path) 
     log = (Path(experiment.config["output_dir"]) / "log.txt").read_text()  # type: ignore[attr-defined]
     assert log.count("without the searcher metric 'val_loss'") == 1
     assert "['acc']" in log
+
+
+def test_a_grid_too_large_is_refused_before_anything_is_made(workdir: Path) -> None:
+    from ridgeline.errors import SpaceError
+
+    trial = script(workdir / "trial.py", "print('never runs')\n")
+    huge = [sherpa.Choice(name, list(range(1000))) for name in ("a", "b")]
+    with pytest.raises(SpaceError, match="the grid has 1000000 points"):
+        run(workdir, trial, parameters=huge, algorithm=sherpa.algorithms.GridSearch())
+    assert not (workdir / "out" / "ridgeline.db").exists()
