@@ -25,7 +25,7 @@ def new_token() -> str:
 
 def token_digest(token: str) -> str:
     """The hex SHA-256 of ``token``: what is kept in memory and in the store."""
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
