@@ -424,6 +424,12 @@ def test_hostile_bodies_get_a_400_with_the_reason_and_nothing_is_stored(search: 
     status, reply = raw_request(url, head)
     assert status == 400 and "ASCII" in reply["error"]
 
+    head = b"GET /api/v1/trials/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+    assert raw_request(url, head)[0] == 400
+    # Unknown routes and methods answer in JSON too.
+    assert call(url, "GET", "/api/v1/nothing", token)[0] == 404
+    assert call(url, "DELETE", "/api/v1/trials/1/metrics", token)[0] == 405
+
     # The trial itself is unharmed: it reports, finishes, and only its reports are stored.
     search.release()
     assert search.wait() == "COMPLETED"
@@ -462,6 +468,41 @@ def test_trial_client_refuses_bad_steps_at_once(
         assert time.monotonic() - started < 1.0
         assert words in str(caught.value)
     raw.close()
+    search.release()
+    assert search.wait() == "COMPLETED"
+    assert search.steps(1) == [0, 1]
+
+
+def test_stalled_requests_are_cut_off(search: Search) -> None:
+    """Headers that never end, a body that never comes: the coordinator closes the first
+    and answers 408 to the second instead of holding them for an hour."""
+    from ridgeline.engine.limits import BODY_TIMEOUT, HEADER_TIMEOUT
+
+    token, url = search.token(1), search.url
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    headers = socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT + 30)
+    body = socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT + 30)
+    try:
+        started = time.monotonic()
+        headers.sendall(b"GET /api/v1/trials/1 HTTP/1.1\r\nHost: x\r\n")
+        body.sendall(
+            f"POST /api/v1/trials/1/metrics HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b'{"reports": ['
+        )
+        assert headers.recv(1024) == b""  # closed without a reply
+        assert time.monotonic() - started < HEADER_TIMEOUT + 10
+        reply = b""
+        while b"}" not in reply:
+            chunk = body.recv(65536)
+            assert chunk, "closed without a reply"
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 408")
+        assert b"not received within" in reply
+        assert time.monotonic() - started < BODY_TIMEOUT + 10
+    finally:
+        headers.close()
+        body.close()
     search.release()
     assert search.wait() == "COMPLETED"
     assert search.steps(1) == [0, 1]
