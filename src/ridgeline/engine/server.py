@@ -88,11 +88,11 @@ def check_report(number: int, index: int, report: Any, searcher_metric: str | No
     where = f"trial {number} report {index}"
     if not isinstance(report, dict):
         raise Refused(f"{where}: a report must be an object, got {type(report).__name__}")
-    check_iteration(report.get("step"), f"{where} (step {report.get('step')!r})")
+    check_iteration(report.get("step"), where)
     if "group" in report:
         group, values = report.get("group"), report.get("values")
         if not isinstance(group, str) or not group or "." in group:
-            raise Refused(f"{where}: group must be a name without '.', got {group!r}")
+            raise Refused(f"{where}: group must be a name without '.', got {group!r:.60}")
         if not isinstance(values, dict):
             raise Refused(f"{where}: values must be an object, got {type(values).__name__}")
         if group == "validation" and searcher_metric in values:
@@ -109,7 +109,7 @@ def _finite_or_none(body: dict[str, Any], name: str, low: float, high: float) ->
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Refused(f"progress {name} must be a number, got {value!r}")
+        raise Refused(f"progress {name} must be a number, got {value!r:.60}")
     if not (math.isfinite(value) and low <= value <= high):
         raise Refused(f"progress {name} must be between {low:g} and {high:g}, got {value!r}")
 
