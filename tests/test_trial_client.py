@@ -86,9 +86,14 @@ def test_a_4xx_is_raised_at_once_with_the_server_s_message(server: Scripted) -> 
 
 def test_5xx_and_lost_connections_are_retried(server: Scripted) -> None:
     c = client(server)
-    server.script = [(503, b"busy", False), (500, b'{"error": "x"}', False), (200, OK, True)]
+    server.script = [
+        (503, b"busy", False),
+        (500, b'{"error": "x"}', False),
+        (408, b'{"error": "request body not received within 30 s"}', False),
+        (200, OK, True),
+    ]
     assert c.report([{"step": 1, "objective": 1.0}])["accepted"] == 1
-    assert len(server.seen) == 3
+    assert len(server.seen) == 4
     # The server closed the kept connection after that reply; the next request reconnects.
     time.sleep(1.2)
     server.script = [(200, OK, False)]

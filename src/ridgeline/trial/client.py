@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 MAX_REPORTS_PER_REQUEST = 10_000  # the coordinator refuses larger batches (413)
 _DATA_REFUSED = (400, 413, 422)  # the coordinator refused what was sent, not who sent it
+_TRY_AGAIN = (408, 429)  # the body arrived too slowly / too many requests: not final
 
 
 def _decode(data: bytes) -> dict[str, Any]:
@@ -202,7 +203,7 @@ class TrialClient:
                         f"coordinator at {self.master} rejected the token of trial "
                         f"{self.trial_id}: {reply.get('error', 'unauthorized')}"
                     )
-                if status < 500:
+                if status < 500 and status not in _TRY_AGAIN:
                     return status, reply
                 last_error = TrialError(f"HTTP {status}: {reply.get('error', '')}")
             except OSError as exc:
