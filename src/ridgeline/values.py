@@ -12,28 +12,50 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+MAX_STEP = 2**63 - 1  # steps are stored as signed 64-bit integers
+
+
 def check_objective(objective: Any, where: str) -> float:
-    """Numbers pass (NaN and inf too: they are recorded, never chosen as best); anything else
-    is refused with its value named."""
+    """Numbers pass (NaN and inf too: they are recorded, never chosen as best); anything else,
+    and integers too large for a float, is refused with its value named."""
     if isinstance(objective, bool) or not isinstance(objective, numbers.Real):
         raise ObservationError(
-            f"{where}: objective must be a number, got {objective!r} "
+            f"{where}: objective must be a number, got {_short(objective)} "
             f"({type(objective).__name__}); pass a float such as 0.25"
         )
-    return float(objective)
+    try:
+        return float(objective)
+    except OverflowError:
+        raise ObservationError(
+            f"{where}: objective {_short(objective)} is too large for a float"
+        ) from None
 
 
 def check_iteration(iteration: Any, where: str) -> int:
-    """Iterations are whole numbers (SHERPA epochs, Determined steps)."""
+    """Iterations are whole numbers from 0 to 2**63-1 (SHERPA epochs, Determined steps): a
+    database stores them as 64-bit integers, so a larger one could never be recorded."""
     if isinstance(iteration, bool):
         raise ObservationError(f"{where}: iteration must be an integer, got {iteration!r}")
     if isinstance(iteration, numbers.Integral):
-        return int(iteration)
-    if isinstance(iteration, numbers.Real) and float(iteration).is_integer():
-        return int(float(iteration))
-    raise ObservationError(
-        f"{where}: iteration must be an integer such as 1 or the epoch number, got {iteration!r}"
-    )
+        step = int(iteration)
+    elif isinstance(iteration, numbers.Real) and float(iteration).is_integer():
+        step = int(float(iteration))
+    else:
+        raise ObservationError(
+            f"{where}: iteration must be an integer such as 1 or the epoch number, "
+            f"got {_short(iteration)}"
+        )
+    if not 0 <= step <= MAX_STEP:
+        raise ObservationError(
+            f"{where}: iteration must be between 0 and 2**63-1, got {_short(step)}"
+        )
+    return step
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters: a 4,000-digit number must not flood a message."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 4000 else "<huge int>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_uuid(value: Any, where: str) -> str:

@@ -23,9 +23,10 @@ from typing import Any
 from aiohttp import web
 
 from ridgeline.engine.checkpoints import Checkpoints
+from ridgeline.engine.credentials import Credentials
 from ridgeline.engine.engine import Engine
 from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
-from ridgeline.engine.server import build_app
+from ridgeline.engine.server import make_runner
 from ridgeline.errors import ObservationError, SchedulerError
 from ridgeline.results import ResultsTable
 from ridgeline.samplers import background
@@ -57,6 +58,7 @@ SUGGESTION_TIME_LIMIT = 10.0  # seconds a model-based sampler may spend on one s
 SHERPA, CORE = "sherpa", "core"
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 SUCCEEDED = frozenset({COMPLETED, STOPPED, PAUSED})  # trial ends that count as a working run
+TOKEN_DIGEST = "token_sha256"  # key of the attempt token's digest in a trial's job info
 
 
 def tail(path: str | os.PathLike[str], lines: int = TAIL_LINES) -> str:
@@ -132,7 +134,7 @@ class Coordinator:
         self.command = command
         self.output_dir = output_dir
         self.max_concurrent = max_concurrent
-        self.token = token
+        self.credentials = Credentials(token)  # keeps digests only; trials get their own
         self.results = results
         self.resubmit_failed_trials = resubmit_failed_trials
         self.grace_period = grace_period
@@ -188,7 +190,7 @@ class Coordinator:
 
     # -- main --------------------------------------------------------------------------------
     async def run(self, resume: bool = False) -> None:
-        runner = web.AppRunner(build_app(self), access_log=None)
+        runner = make_runner(self)
         await runner.setup()
         site = await self._bind(runner)
         # Model-based samplers compute on this worker; the loop keeps serving trials.
@@ -315,7 +317,7 @@ class Coordinator:
         self.results.finalize(number, COMPLETED)
         self._collect_garbage(number)
 
-    def _trial_env(self, record: TrialRecord) -> dict[str, str]:
+    def _trial_env(self, record: TrialRecord, token: str) -> dict[str, str]:
         env = dict(os.environ)
         # `python3 train.py` in a trial finds the Python that runs ridgeline first.
         python_bin = os.path.dirname(sys.executable)
@@ -327,7 +329,7 @@ class Coordinator:
             {
                 trial_env.MASTER: self.url,
                 trial_env.MASTER_FILE: str(self.output_dir / "coordinator.json"),
-                trial_env.TOKEN: self.token,
+                trial_env.TOKEN: token,  # good for this trial's current attempt only
                 trial_env.TRIAL_ID: str(number),
                 trial_env.TRIAL_GLOBAL_ID: str(record.id),
                 trial_env.EXPERIMENT_ID: str(self.engine.experiment_id),
@@ -352,17 +354,22 @@ class Coordinator:
         record = self.engine.records[number]
         log.info("Submitting Trial %d", number)
         cwd = self.settings.trial_cwd(record) if self.settings.trial_cwd else None
+        token = self.credentials.issue(number)  # the previous attempt's token is void now
         try:
             job = self.scheduler.submit(
-                self.command, self._trial_env(record), f"trial_{number}", cwd
+                self.command, self._trial_env(record, token), f"trial_{number}", cwd
             )
         except (SchedulerError, OSError) as exc:
+            self.credentials.revoke(number)
             log.error("Trial %d could not start: %s", number, exc)
             self._handle(self.engine.trial_exited(number, FAILED, None))
             self.results.finalize(number, FAILED)
             return
         self.runtime(number).new_attempt(job)
-        self.engine.trial_started(number, job.info)
+        # The digest travels with the job, so a restarted coordinator knows the token.
+        self.engine.trial_started(
+            number, {**job.info, TOKEN_DIGEST: self.credentials.digest(number)}
+        )
         self._watch(number, job)
 
     def _watch(self, number: int, job: Job) -> None:
@@ -812,6 +819,11 @@ class Coordinator:
                 job = self.scheduler.reattach(record.job, f"trial_{number}")
             if job is not None:
                 log.info("Re-attached trial %d (pid %s)", number, job.info.get("pid"))
+                digest = job.info.get(TOKEN_DIGEST)  # stored with the job at launch
+                if digest:
+                    self.credentials.restore(number, str(digest))
+                else:
+                    log.warning("Trial %d holds no token this coordinator knows", number)
                 self._watch(number, job)
             elif self.state == ACTIVE:
                 if record.state == RUNNING:

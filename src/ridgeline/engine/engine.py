@@ -350,9 +350,7 @@ class Engine:
                 self.history.trials.append(view)
             else:  # numbers arrive in order from one engine; be robust to gaps anyway
                 while len(self.history.trials) < number - 1:
-                    self.history.trials.append(
-                        TrialView(len(self.history.trials) + 1, {}, FAILED)
-                    )
+                    self.history.trials.append(TrialView(len(self.history.trials) + 1, {}, FAILED))
                 self.history.trials.insert(number - 1, view)
             self.history.curves.setdefault(number, [])
         else:

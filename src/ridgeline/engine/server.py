@@ -1,20 +1,45 @@
-"""The coordinator's HTTP API: the trial protocol. One aiohttp server in the engine's loop."""
+"""The coordinator's HTTP API: the trial protocol. One aiohttp server in the engine's loop.
+
+Every route but ``/api/v1/health`` needs a bearer token (see ``credentials``): a trial's
+routes take that trial's current attempt token, the experiment's routes and trial kills the
+control token. Input is bounded and checked (see ``limits``): what is malformed is a 4xx with
+a message naming the problem, and an unexpected failure a logged 500 without a traceback.
+"""
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import json
+import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ridgeline.engine.checkpoints import CheckpointForbidden, CheckpointNotFound
+from ridgeline.engine.credentials import Principal
+from ridgeline.engine.limits import (
+    HEADER_TIMEOUT,
+    MAX_BODY_BYTES,
+    ConnectionLimit,
+    Refused,
+    connection_cap,
+    raise_fd_limit,
+    read_json,
+)
 from ridgeline.errors import CheckpointError, ObservationError, UnsafePathError
+from ridgeline.trial.client import MAX_REPORTS_PER_REQUEST
+from ridgeline.values import check_iteration, check_objective
 
 if TYPE_CHECKING:
     from ridgeline.engine.coordinator import Coordinator
     from ridgeline.store.records import CheckpointRecord
+
+log = logging.getLogger("ridgeline")
+
+PRINCIPAL = web.RequestKey("ridgeline.principal", Principal)  # who sent the request
+MAX_WAIT = 60.0  # seconds a long-poll may last
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -26,41 +51,160 @@ def _error(message: str, status: int) -> web.Response:
     return _json({"error": message}, status)
 
 
-def build_app(coordinator: Coordinator) -> web.Application:
-    token = coordinator.token
+def make_runner(coordinator: Coordinator) -> web.AppRunner:
+    """The server's runner: the app, header timeouts, and a connection cap that fits the
+    process's descriptor limit (raised to the hard limit first)."""
+    limit = ConnectionLimit(connection_cap(raise_fd_limit()))
+    return _Runner(build_app(coordinator, limit), limit)
+
+
+class _Runner(web.AppRunner):
+    def __init__(self, app: web.Application, limit: ConnectionLimit) -> None:
+        # keepalive_timeout also bounds how long a new connection may take to send its
+        # first request's headers: aiohttp closes it when that long passes in silence.
+        super().__init__(app, access_log=None, keepalive_timeout=HEADER_TIMEOUT)
+        self.limit = limit
+
+    async def setup(self) -> None:
+        await super().setup()
+        assert self.server is not None
+        self.limit.attach(self.server)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; None when there is none."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refused("the Authorization header must be 'Bearer <token>'", 401)
+    token = token.strip()
+    if not token.isascii() or not token.isprintable():
+        raise Refused("the token must be printable ASCII (as issued in RIDGELINE_TOKEN)")
+    return token
+
+
+def check_report(number: int, index: int, report: Any, searcher_metric: str | None) -> None:
+    """Refuse a malformed report before any report of its request is stored."""
+    where = f"trial {number} report {index}"
+    if not isinstance(report, dict):
+        raise Refused(f"{where}: a report must be an object, got {type(report).__name__}")
+    check_iteration(report.get("step"), where)
+    if "group" in report:
+        group, values = report.get("group"), report.get("values")
+        if not isinstance(group, str) or not group or "." in group:
+            raise Refused(f"{where}: group must be a name without '.', got {group!r:.60}")
+        if not isinstance(values, dict):
+            raise Refused(f"{where}: values must be an object, got {type(values).__name__}")
+        if group == "validation" and searcher_metric in values:
+            check_objective(values[searcher_metric], f"{where} ({searcher_metric})")
+        return
+    check_objective(report.get("objective"), where)
+    context = report.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise Refused(f"{where}: context must be an object, got {type(context).__name__}")
+
+
+def _finite_or_none(body: dict[str, Any], name: str, low: float, high: float) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Refused(f"progress {name} must be a number, got {value!r:.60}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise Refused(f"progress {name} must be between {low:g} and {high:g}, got {value!r}")
+
+
+def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) -> web.Application:
+    credentials = coordinator.credentials
 
     @web.middleware
-    async def check_token(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path != "/api/v1/health":
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(given, token):
-                return _error("missing or wrong token", 401)
-        return await handler(request)
-
-    def trial_number(request: web.Request) -> int | web.Response:
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        """Refusals become 4xx with their message; anything unexpected a logged 500 that
+        tells the client nothing of the coordinator's insides."""
         try:
-            number = int(request.match_info["trial"])
-        except ValueError:
-            return _error("trial id must be an integer", 400)
-        if number not in coordinator.engine.records:
-            return _error(f"no trial {number} in this experiment", 404)
-        return number
+            return await handler(request)
+        except Refused as exc:
+            response = _error(exc.message, exc.status)
+            if exc.status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        except ObservationError as exc:
+            return _error(str(exc), 400)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _error(f"{exc.reason}: {request.method} {request.path}", exc.status)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("HTTP %s %s failed", request.method, request.path)
+            return _error("internal error in the coordinator; see its log", 500)
 
+    def authenticate(request: web.Request) -> Principal:
+        token = bearer_token(request)
+        if token is None:
+            raise Refused("missing token: send 'Authorization: Bearer <token>'", 401)
+        principal = credentials.identify(token)
+        if principal is None:
+            raise Refused("wrong or expired token", 401)
+        request[PRINCIPAL] = principal
+        return principal
+
+    def trial_number(request: web.Request) -> int:
+        raw = request.match_info["trial"]
+        if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+            raise Refused(f"trial id must be a positive integer, got {raw[:40]!r}")
+        return int(raw)
+
+    Handler = Callable[[web.Request], Awaitable[web.Response]]
     TrialHandler = Callable[[web.Request, int], Awaitable[web.Response]]
 
-    def for_trial(handler: TrialHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
-        """Resolve the ``{trial}`` in the path to a known trial number, or answer 400/404."""
+    def for_trial(handler: TrialHandler) -> Handler:
+        """A trial's own route: only the token of that trial's running attempt opens it."""
 
         async def wrapped(request: web.Request) -> web.Response:
             number = trial_number(request)
-            if isinstance(number, web.Response):
-                return number
+            principal = authenticate(request)
+            if principal.trial != number:
+                raise Refused(
+                    f"{principal} may not act for trial {number}: each trial's routes take "
+                    f"that trial's own token",
+                    403,
+                )
+            if number not in coordinator.running:
+                raise Refused(f"trial {number}'s attempt has ended; its token is void", 401)
             return await handler(request, number)
 
         return wrapped
 
+    def for_control(handler: Handler) -> Handler:
+        """The experiment's routes: only its control token (the CLI's) opens them."""
+
+        async def wrapped(request: web.Request) -> web.Response:
+            principal = authenticate(request)
+            if not principal.is_control:
+                raise Refused(
+                    f"{principal} may not {request.method} {request.path}: it needs the "
+                    f"experiment's control token",
+                    403,
+                )
+            return await handler(request)
+
+        return wrapped
+
+    def for_anyone(handler: Handler) -> Handler:
+        """Routes any credential of this experiment opens; ``request[PRINCIPAL]`` says whose."""
+
+        async def wrapped(request: web.Request) -> web.Response:
+            authenticate(request)
+            return await handler(request)
+
+        return wrapped
+
     async def health(request: web.Request) -> web.Response:
-        return _json({"ok": True, "experiment_id": coordinator.engine.experiment_id})
+        return _json({"ok": True})
 
     @for_trial
     async def get_trial(request: web.Request, number: int) -> web.Response:
@@ -68,17 +212,18 @@ def build_app(coordinator: Coordinator) -> web.Application:
 
     @for_trial
     async def post_metrics(request: web.Request, number: int) -> web.Response:
-        try:
-            body = json.loads(await request.read())
-            reports = body["reports"]
-            if not isinstance(reports, list):
-                raise TypeError("reports must be a list")
-        except (ValueError, KeyError, TypeError) as exc:
-            return _error(f"malformed report: {exc}", 400)
-        try:
-            accepted = coordinator.on_reports(number, reports)
-        except ObservationError as exc:
-            return _error(str(exc), 400)
+        reports = (await read_json(request)).get("reports")
+        if not isinstance(reports, list):
+            raise Refused(f"malformed report: 'reports' must be a list, got {reports!r:.60}")
+        if len(reports) > MAX_REPORTS_PER_REQUEST:
+            raise Refused(
+                f"{len(reports)} reports in one request: send at most "
+                f"{MAX_REPORTS_PER_REQUEST} per request",
+                413,
+            )
+        for index, report in enumerate(reports):
+            check_report(number, index, report, coordinator.settings.searcher_metric)
+        accepted = coordinator.on_reports(number, reports)
         return _json({"accepted": accepted, "stop": coordinator.stop_requested(number)})
 
     @for_trial
@@ -86,10 +231,14 @@ def build_app(coordinator: Coordinator) -> web.Application:
         return _json({"stop": coordinator.stop_requested(number)})
 
     def long_poll_wait(request: web.Request) -> float:
+        raw = request.query.get("wait", "30")
         try:
-            return max(0.0, min(float(request.query.get("wait", "30")), 60.0))
+            wait = float(raw)
         except ValueError:
-            return 30.0
+            raise Refused(f"wait must be a number of seconds, got {raw[:40]!r}") from None
+        if math.isnan(wait):
+            raise Refused("wait must be a number of seconds, got NaN")
+        return max(0.0, min(wait, MAX_WAIT))
 
     @for_trial
     async def get_operation(request: web.Request, number: int) -> web.Response:
@@ -103,19 +252,19 @@ def build_app(coordinator: Coordinator) -> web.Application:
 
     @for_trial
     async def complete_operation(request: web.Request, number: int) -> web.Response:
-        try:
-            body = json.loads(await request.read())
-            op_id = int(request.match_info["op"])
-            coordinator.complete_operation(number, op_id, body.get("metric"))
-        except ObservationError as exc:
-            return _error(str(exc), 400)
-        except (ValueError, TypeError) as exc:
-            return _error(f"malformed completion: {exc}", 400)
+        body = await read_json(request)
+        raw = request.match_info["op"]
+        if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+            raise Refused(f"operation id must be a positive integer, got {raw[:40]!r}")
+        metric = check_objective(body.get("metric"), f"trial {number} operation {raw}")
+        coordinator.complete_operation(number, int(raw), metric)
         return _json({"ok": True})
 
     @for_trial
     async def post_progress(request: web.Request, number: int) -> web.Response:
-        body = json.loads(await request.read() or b"{}")
+        body = await read_json(request)
+        _finite_or_none(body, "fraction", 0.0, 1.0)
+        _finite_or_none(body, "length", 0.0, math.inf)
         coordinator.record_progress(number, body)
         return _json({"ok": True})
 
@@ -142,13 +291,11 @@ def build_app(coordinator: Coordinator) -> web.Application:
 
     @for_trial
     async def post_checkpoint(request: web.Request, number: int) -> web.Response:
-        try:
-            body = json.loads(await request.read())
-            if not isinstance(body, dict):
-                raise TypeError("the body must be a JSON object")
-            uuid, steps, metadata = body["uuid"], body["steps_completed"], body["metadata"]
-        except (ValueError, KeyError, TypeError) as exc:
-            return _error(f"cannot register checkpoint: malformed body: {exc}", 400)
+        body = await read_json(request)
+        missing = [k for k in ("uuid", "steps_completed", "metadata") if k not in body]
+        if missing:
+            raise Refused(f"cannot register checkpoint: missing {', '.join(missing)}")
+        uuid, steps, metadata = body["uuid"], body["steps_completed"], body["metadata"]
         return checkpoint_reply(
             lambda: coordinator.register_checkpoint(number, uuid, steps, metadata)
         )
@@ -163,14 +310,22 @@ def build_app(coordinator: Coordinator) -> web.Application:
         uuid = request.match_info["uuid"]
         return checkpoint_reply(lambda: coordinator.delete_checkpoint(number, uuid))
 
-    async def get_checkpoint(request: web.Request) -> web.Response:
-        """Any trial's checkpoint, of this experiment only."""
-        uuid = request.match_info["uuid"]
-        return checkpoint_reply(lambda: coordinator.checkpoint_info(None, uuid))
+    def caller(request: web.Request) -> int | None:
+        """The trial a request speaks for (None: the control token, any trial's)."""
+        principal = request[PRINCIPAL]
+        return principal.trial
 
+    @for_anyone
+    async def get_checkpoint(request: web.Request) -> web.Response:
+        """A checkpoint of this experiment only: a trial's token reaches its own (and the one
+        it started from), the control token any."""
+        uuid = request.match_info["uuid"]
+        return checkpoint_reply(lambda: coordinator.checkpoint_info(caller(request), uuid))
+
+    @for_anyone
     async def delete_checkpoint(request: web.Request) -> web.Response:
         uuid = request.match_info["uuid"]
-        return checkpoint_reply(lambda: coordinator.delete_checkpoint(None, uuid))
+        return checkpoint_reply(lambda: coordinator.delete_checkpoint(caller(request), uuid))
 
     @for_trial
     async def get_preempt(request: web.Request, number: int) -> web.Response:
@@ -184,16 +339,19 @@ def build_app(coordinator: Coordinator) -> web.Application:
 
     @for_trial
     async def early_exit(request: web.Request, number: int) -> web.Response:
-        body = json.loads(await request.read() or b"{}")
-        try:
-            coordinator.report_early_exit(number, body.get("reason"))
-        except ObservationError as exc:
-            return _error(str(exc), 400)
+        reason = (await read_json(request)).get("reason")
+        if not isinstance(reason, str):
+            raise Refused(
+                f"early-exit reason must be a string such as INVALID_HP, got {reason!r:.60}"
+            )
+        coordinator.report_early_exit(number, reason)
         return _json({"ok": True})
 
-    async def best_validation(request: web.Request) -> web.Response:
+    @for_trial
+    async def best_validation(request: web.Request, number: int) -> web.Response:
         return _json({"value": coordinator.best_validation})
 
+    @for_control
     async def control(request: web.Request) -> web.Response:
         action = request.match_info["action"]
         if action == "pause":
@@ -203,15 +361,19 @@ def build_app(coordinator: Coordinator) -> web.Application:
         elif action == "kill":
             coordinator.kill()
         else:
-            return _error(f"unknown action {action!r}: use pause, activate or kill", 404)
+            return _error(f"unknown action {action[:40]!r}: use pause, activate or kill", 404)
         return _json({"state": coordinator.state})
 
-    @for_trial
-    async def kill_trial(request: web.Request, number: int) -> web.Response:
+    @for_control
+    async def kill_trial(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if number not in coordinator.engine.records:
+            return _error(f"no trial {number} in this experiment", 404)
         coordinator.kill_trial(number)
         return _json({"ok": True})
 
-    app = web.Application(middlewares=[check_token], client_max_size=16 * 1024 * 1024)
+    middlewares = [guard] if limit is None else [limit.middleware, guard]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/trials/{trial}", get_trial)
     app.router.add_post("/api/v1/trials/{trial}/metrics", post_metrics)

@@ -1,8 +1,9 @@
 """TrialClient: the trial side of the coordinator's HTTP protocol. Standard library only.
 
-Every request retries with backoff while the coordinator is unreachable (it may be restarting);
-a report counts as accepted only once the coordinator has stored it, and the coordinator skips a
-report it already has, so retries never duplicate and never lose one.
+Every request retries with backoff while the coordinator is unreachable or answers 5xx (it may
+be restarting); a report counts as accepted only once the coordinator has stored it, and the
+coordinator skips a report it already has, so retries never duplicate and never lose one. A 4xx
+is the coordinator's final word on that request: it is raised at once with its message.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import os
 import time
 
-from ridgeline.errors import CoordinatorUnavailable, TrialError
+from ridgeline.errors import CoordinatorUnavailable, ObservationError, TrialError
 from ridgeline.trial import env
 from ridgeline.trial.http import Connection
 from ridgeline.values import check_uuid, plain
@@ -20,8 +21,25 @@ TYPE_CHECKING = False  # typing costs ~10 ms to import; trial processes start of
 if TYPE_CHECKING:
     from typing import Any
 
+MAX_REPORTS_PER_REQUEST = 10_000  # the coordinator refuses larger batches (413)
+_DATA_REFUSED = (400, 413, 422)  # the coordinator refused what was sent, not who sent it
+_TRY_AGAIN = (408, 429)  # the body arrived too slowly / too many requests: not final
 
-_RETRYABLE_STATUS = {502, 503, 504}
+
+def _decode(data: bytes) -> dict[str, Any]:
+    """A reply's JSON object; a non-JSON body (a proxy's page, aiohttp's own 4xx) becomes
+    ``{"error": <its text>}``."""
+    try:
+        decoded = json.loads(data) if data else {}
+    except ValueError:
+        return {"error": data[:300].decode(errors="replace").strip()}
+    return decoded if isinstance(decoded, dict) else {"error": repr(decoded)[:300]}
+
+
+def _refusal(status: int, reply: dict[str, Any], what: str) -> TrialError | ObservationError:
+    """The exception for a refused request: ObservationError when the data was at fault."""
+    message = f"coordinator refused {what} (HTTP {status}): {reply.get('error', 'no reason')}"
+    return ObservationError(message) if status in _DATA_REFUSED else TrialError(message)
 
 
 class TrialClient:
@@ -75,14 +93,19 @@ class TrialClient:
             delay = min(delay * 2, 2.0)
 
     def report(self, reports: list[dict[str, Any]]) -> dict[str, Any]:
-        """Send reports; returns once the coordinator has stored them."""
-        status, body = self._request(
-            "POST", f"/api/v1/trials/{self.trial_id}/metrics", {"reports": reports}
-        )
-        if status != 200:
-            raise TrialError(f"coordinator refused the report: {body.get('error', status)}")
-        self.stop_requested = bool(body.get("stop", False))
-        return body
+        """Send reports (in batches the coordinator accepts); returns once it stored them."""
+        accepted = 0
+        body: dict[str, Any] = {}
+        for start in range(0, max(len(reports), 1), MAX_REPORTS_PER_REQUEST):
+            batch = reports[start : start + MAX_REPORTS_PER_REQUEST]
+            status, body = self._request(
+                "POST", f"/api/v1/trials/{self.trial_id}/metrics", {"reports": batch}
+            )
+            if status != 200:
+                raise _refusal(status, body, "the report")
+            accepted += int(body.get("accepted", 0))
+            self.stop_requested = bool(body.get("stop", False))
+        return {**body, "accepted": accepted}
 
     def should_stop(self) -> bool:
         """True once the searcher wants this trial to end (save state and exit)."""
@@ -95,7 +118,7 @@ class TrialClient:
     def _ok(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         status, reply = self._request(method, f"/api/v1/trials/{self.trial_id}{path}", body)
         if status != 200:
-            raise TrialError(f"coordinator refused {method} {path}: {reply.get('error', status)}")
+            raise _refusal(status, reply, f"{method} {path}")
         return reply
 
     def next_operation(self, wait: float = 30.0) -> dict[str, Any]:
@@ -137,7 +160,7 @@ class TrialClient:
             "DELETE", f"/api/v1/trials/{self.trial_id}/checkpoints/{uuid}"
         )
         if status != 200:
-            raise TrialError(f"cannot delete checkpoint {uuid}: {reply.get('error', status)}")
+            raise _refusal(status, reply, f"deleting checkpoint {uuid}")
 
     def preemption(self, wait: float = 30.0) -> bool:
         """Long-poll: True as soon as the trial should checkpoint and exit."""
@@ -180,13 +203,16 @@ class TrialClient:
         while True:
             try:
                 status, data = self._connect().request(method, path, payload, headers)
-                if status not in _RETRYABLE_STATUS:
-                    decoded = json.loads(data) if data else {}
-                    if status == 401:
-                        raise TrialError(f"coordinator at {self.master} rejected the token")
-                    return status, decoded
-                last_error = TrialError(f"HTTP {status}")
-            except (OSError, ValueError) as exc:
+                reply = _decode(data)
+                if status == 401:
+                    raise TrialError(
+                        f"coordinator at {self.master} rejected the token of trial "
+                        f"{self.trial_id}: {reply.get('error', 'unauthorized')}"
+                    )
+                if status < 500 and status not in _TRY_AGAIN:
+                    return status, reply
+                last_error = TrialError(f"HTTP {status}: {reply.get('error', '')}")
+            except OSError as exc:
                 last_error = exc
                 self._close()
             if time.monotonic() + delay > deadline:

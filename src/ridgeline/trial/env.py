@@ -4,7 +4,7 @@ from __future__ import annotations
 
 MASTER = "RIDGELINE_MASTER"  # http://host:port of the coordinator
 MASTER_FILE = "RIDGELINE_MASTER_FILE"  # JSON file with the current address (re-read on failure)
-TOKEN = "RIDGELINE_TOKEN"  # per-experiment secret sent as a bearer token
+TOKEN = "RIDGELINE_TOKEN"  # bearer token good for this trial attempt only
 TRIAL_ID = "RIDGELINE_TRIAL_ID"  # the trial's number within its experiment
 EXPERIMENT_ID = "RIDGELINE_EXPERIMENT_ID"
 OUTPUT_DIR = "RIDGELINE_OUTPUT_DIR"

@@ -8,6 +8,9 @@ Content-Length, on a local or cluster network.
 from __future__ import annotations
 
 import socket
+import time
+
+IDLE_CHECK = 1.0  # seconds idle after which a kept connection is checked before reuse
 
 
 class HttpError(OSError):
@@ -21,11 +24,15 @@ class Connection:
         self.host, self.port, self.timeout = host, port, timeout
         self._sock: socket.socket | None = None
         self._buffer = b""
+        self._used = 0.0  # when the last reply arrived (monotonic)
 
     def request(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> tuple[int, bytes]:
         """Send one request; returns (status, body). Raises OSError on any transport failure."""
+        if self._sock is not None and time.monotonic() - self._used > IDLE_CHECK:
+            if self._closed_by_peer():  # the server closes idle connections; start afresh
+                self.close()
         if self._sock is None:
             self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -36,10 +43,27 @@ class Connection:
         lines.append(f"Content-Length: {len(payload)}")
         try:
             self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
-            return self._read_response()
+            reply = self._read_response()
         except OSError:
             self.close()
             raise
+        self._used = time.monotonic()
+        return reply
+
+    def _closed_by_peer(self) -> bool:
+        """True when the kept connection was closed by the server (or holds stray bytes)."""
+        assert self._sock is not None
+        self._sock.setblocking(False)
+        try:
+            self._sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False  # open, nothing to read: usable
+        except OSError:
+            return True
+        finally:
+            if self._sock is not None:
+                self._sock.settimeout(self.timeout)
+        return True
 
     def _read_until(self, marker: bytes) -> bytes:
         while marker not in self._buffer:
@@ -66,7 +90,10 @@ class Connection:
             name, _, value = line.partition(":")
             name = name.strip().lower()
             if name == "content-length":
-                length = int(value.strip())
+                try:
+                    length = int(value.strip())
+                except ValueError:
+                    raise HttpError(f"bad Content-Length {value.strip()[:40]!r}") from None
             elif name == "connection" and value.strip().lower() == "close":
                 close = True
             elif name == "transfer-encoding":
