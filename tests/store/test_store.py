@@ -274,3 +274,13 @@ def test_sql_store_without_update_returning(
         check(store)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_stale_handle_is_fenced(backend: str, request: pytest.FixtureRequest) -> None:
+    conformance.check_lease_fencing(request.getfixturevalue(f"{backend}_url"))
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_concurrent_create_and_lease(backend: str, request: pytest.FixtureRequest) -> None:
+    conformance.check_concurrent_create_and_lease(request.getfixturevalue(f"{backend}_url"))
