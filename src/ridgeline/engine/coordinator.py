@@ -24,12 +24,14 @@ from aiohttp import web
 
 from ridgeline.engine import retention
 from ridgeline.engine.engine import Engine
+from ridgeline.engine.keepalive import keep_lease
 from ridgeline.engine.server import build_app
-from ridgeline.errors import ObservationError, SchedulerError
+from ridgeline.errors import LeaseLost, ObservationError, SchedulerError
 from ridgeline.results import ResultsTable
 from ridgeline.samplers import background
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
+from ridgeline.store.lease import lease_ttl
 from ridgeline.store.records import (
     ACTIVE,
     CANCELED,
@@ -150,6 +152,7 @@ class Coordinator:
         self._write_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.interrupted = False
+        self.lease_lost: LeaseLost | None = None  # another coordinator took the experiment over
         self.closing = False  # long-polls answer at once while the server shuts down
 
     # -- small helpers -----------------------------------------------------------------------
@@ -192,6 +195,7 @@ class Coordinator:
             self.port = sockets[0].getsockname()[1]
             self.url = f"http://{self.host}:{self.port}"
             self._publish_address()
+            self._keep_lease()
             self.engine.event("coordinator_started", url=self.url, pid=os.getpid(), resume=resume)
             experiment = self.store.get_experiment(self.engine.experiment_id)
             if experiment.state == PAUSED:
@@ -203,16 +207,19 @@ class Coordinator:
             self._fill()
             self._check_finished()
             await self._finished.wait()
+            if self.lease_lost is not None:
+                raise self.lease_lost
         except asyncio.CancelledError:
             self.interrupted = True
             raise
         finally:
             if self.interrupted:
                 self._abandon_running()
-            self._write_results()
-            if self._finished.is_set():
-                self._collect_garbage()
-            self.store.update_experiment(self.engine.experiment_id, coordinator=None)
+            if self.lease_lost is None:  # else the new holder owns the files, store and trials
+                self._write_results()
+                if self._finished.is_set():
+                    self._collect_garbage()
+                self.store.update_experiment(self.engine.experiment_id, coordinator=None)
             self.closing = True
             self._wake()
             background.uninstall()
@@ -231,6 +238,23 @@ class Coordinator:
             site = web.TCPSite(runner, self.host, 0)
             await site.start()
         return site
+
+    def _keep_lease(self) -> None:
+        """Renew the lease this store handle holds (if any) while the coordinator runs; when
+        it is lost, stop deciding and end the run with ``LeaseLost`` (trials live on)."""
+        token = self.store.fence(self.engine.experiment_id)
+        if token is None:
+            return
+
+        def lost(exc: LeaseLost) -> None:
+            self.lease_lost = exc
+            self._finished.set()
+
+        task = asyncio.create_task(
+            keep_lease(self.store, self.engine.experiment_id, token, lease_ttl(), lost)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _publish_address(self) -> None:
         address = {"url": self.url, "pid": os.getpid()}

@@ -21,6 +21,7 @@ __all__ = [
     "lease_ttl",
     "this_holder",
     "holder_gone",
+    "holder_pid",
     "describe_holder",
 ]
 
@@ -70,6 +71,12 @@ def _parse(holder: str) -> tuple[str, int, int] | None:
         return host, int(pid), int(rest)
     except ValueError:
         return None
+
+
+def holder_pid(holder: str) -> int | None:
+    """The pid in a holder string (None when it names no process)."""
+    parsed = _parse(holder)
+    return parsed[1] if parsed else None
 
 
 def holder_gone(holder: str) -> bool:
