@@ -353,6 +353,7 @@ _LOCK_LEASE = _SEL_LEASE.with_for_update()
 # The fence: FOR SHARE on PostgreSQL (writes of one holder do not wait for each other, a
 # takeover waits for them); SQLite's BEGIN IMMEDIATE already serialises every writer.
 _FENCE = sa.select(L.c.token).where(L.c.experiment_id == _b("b_exp")).with_for_update(read=True)
+_SQLITE_FENCE = "SELECT token FROM leases WHERE experiment_id = ?"
 _TAKE_LEASE = sa.update(L).where(L.c.experiment_id == _b("b_exp"))
 _RENEW_LEASE = sa.update(L).where(
     L.c.experiment_id == _b("b_exp"), L.c.token == _b("b_token"), L.c.holder.is_not(None)
@@ -416,11 +417,19 @@ class SQLStore(Store):
     def _write(self) -> Iterator[sa.Connection]:
         with self._engine.begin() as conn:
             if self._fences:
-                for experiment_id, token in self._fences.items():
-                    current = conn.execute(_FENCE, {"b_exp": experiment_id}).scalar()
-                    if current != token:
-                        raise lease.lost(experiment_id, token, self._lease_row(conn, experiment_id))
+                self._check_fences(conn)
             yield conn
+
+    def _check_fences(self, conn: sa.Connection) -> None:
+        for experiment_id, token in self._fences.items():
+            if self.dialect == "sqlite":  # straight to the driver: a third of the cost
+                dbapi_conn: Any = conn.connection.dbapi_connection
+                row = dbapi_conn.execute(_SQLITE_FENCE, (experiment_id,)).fetchone()
+                current = row[0] if row else None
+            else:
+                current = conn.execute(_FENCE, {"b_exp": experiment_id}).scalar()
+            if current != token:
+                raise lease.lost(experiment_id, token, self._lease_row(conn, experiment_id))
 
     @staticmethod
     def _lease_row(conn: sa.Connection, experiment_id: int) -> LeaseRecord | None:
