@@ -20,10 +20,13 @@ from ridgeline.store.lease import this_holder
 
 RUNNER = """
 import os, sys, time
-go = os.environ.get("GO_FILE")
-while go and not os.path.exists(go):  # start together with the other runner
-    time.sleep(0.001)
 import ridgeline as sherpa
+import ridgeline.engine.coordinator, ridgeline.store.sql  # imported before the start line
+go = os.environ.get("GO_FILE")
+if go:  # start together with the other runner
+    open(f"{go}.{os.getpid()}.ready", "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.0005)
 params = [sherpa.Continuous("x", [0.0, 1.0])]
 best = sherpa.optimize(
     parameters=params,
@@ -109,18 +112,23 @@ def alive(pid: int) -> bool:
 def test_two_fresh_searches_in_one_folder_create_one(
     search: tuple[Path, Path, Path], workdir: Path
 ) -> None:
-    runner, trial, out = search
-    go = workdir / "go"
-    procs = [start(runner, trial, out, GO_FILE=str(go), TRIALS="2") for _ in range(2)]
-    time.sleep(1.5)  # both imported ridgeline and wait at the line
-    go.touch()
-    results = [p.communicate(timeout=120) for p in procs]
-    codes = sorted(p.returncode for p in procs)
-    assert codes[0] == 0 and codes[1] != 0, results
-    loser = next(err for p, (_, err) in zip(procs, results, strict=True) if p.returncode)
-    assert "already holds a search" in loser, loser
-    experiments, trials = stored(out)
-    assert len(experiments) == 1 and len(trials) == 2
+    """Two runners start at the same instant in one empty folder (its store already made, so
+    that nothing but the race separates them): one search, the other is told. Four rounds:
+    a lost race is a matter of timing."""
+    runner, trial, _ = search
+    for k in range(4):
+        folder, go = workdir / f"out{k}", workdir / f"go{k}"
+        open_store(folder / "ridgeline.db").close()
+        procs = [start(runner, trial, folder, GO_FILE=str(go), TRIALS="1") for _ in range(2)]
+        wait_for(lambda go=go: len(list(workdir.glob(f"{go.name}.*.ready"))) == 2)
+        go.touch()
+        results = [p.communicate(timeout=120) for p in procs]
+        codes = sorted(p.returncode for p in procs)
+        assert codes[0] == 0 and codes[1] != 0, results
+        loser = next(err for p, (_, err) in zip(procs, results, strict=True) if p.returncode)
+        assert "already holds a search" in loser, loser
+        experiments, trials = stored(folder)
+        assert len(experiments) == 1 and len(trials) == 1
 
 
 def test_two_resumes_run_the_search_once(search: tuple[Path, Path, Path]) -> None:
