@@ -48,7 +48,9 @@ def test_writes_during_a_short_outage_succeed_after_it(
         time.sleep(5)
         assert len(steps) <= stopped + 1  # the writer waited instead of failing
         throwaway_postgres.start()
-        time.sleep(1)
+        deadline = time.monotonic() + 30  # the next attempt comes within the backoff (<= 2 s)
+        while len(steps) <= stopped + 5 and not errors and time.monotonic() < deadline:
+            time.sleep(0.05)
         done.set()
         thread.join(60)
         assert not thread.is_alive() and errors == []

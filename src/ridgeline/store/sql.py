@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -103,30 +104,56 @@ def transient(exc: BaseException) -> bool:
     return True  # PostgreSQL: connection refused/lost, admin shutdown, disk full, deadlock
 
 
+class _Call(threading.local):
+    """The store call in progress on this thread: its timestamp, the same in every attempt
+    (so a row an attempt wrote can be told from others), and whether this is a retry."""
+
+    now: float | None = None
+    retry: bool = False
+
+
+_call = _Call()
+
+
+def _stamp() -> float:
+    """The current call's timestamp (``time.time()`` outside a retried call)."""
+    return _call.now if _call.now is not None else time.time()
+
+
 def retrying(method: F) -> F:
-    """Run ``method`` again while it fails transiently, for at most ``retry_seconds()``."""
+    """Run ``method`` again while it fails transiently, for at most ``retry_seconds()``.
+
+    A failure while committing leaves it unknown whether the commit happened; writes that are
+    not idempotent on their own keys look, on a retry, for the row their earlier attempt may
+    have written (``_call.retry``, ``_stamp()``)."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        outer = (_call.now, _call.retry)
+        _call.now, _call.retry = time.time(), False
         deadline: float | None = None
         delay = 0.05
-        while True:
-            try:
-                return method(*args, **kwargs)
-            except sa.exc.DBAPIError as exc:
-                if not transient(exc):
-                    raise
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + retry_seconds()
-                    log.warning("store: %s; retrying", _cause(exc))
-                if now >= deadline:
-                    raise StorageUnavailable(
-                        f"the store is unavailable (gave up after {retry_seconds():.0f} s): "
-                        f"{_cause(exc)}"
-                    ) from exc
-                time.sleep(min(delay, deadline - now))
-                delay = min(delay * 2, 2.0)
+        try:
+            while True:
+                try:
+                    return method(*args, **kwargs)
+                except sa.exc.DBAPIError as exc:
+                    if not transient(exc):
+                        raise
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + retry_seconds()
+                        log.warning("store: %s; retrying", _cause(exc))
+                    if now >= deadline:
+                        raise StorageUnavailable(
+                            f"the store is unavailable (gave up after {retry_seconds():.0f} s):"
+                            f" {_cause(exc)}"
+                        ) from exc
+                    time.sleep(min(delay, deadline - now))
+                    delay = min(delay * 2, 2.0)
+                    _call.retry = True
+        finally:
+            _call.now, _call.retry = outer
 
     return cast(F, wrapper)
 
@@ -275,6 +302,11 @@ def _checkpoint(r: Any) -> CheckpointRecord:
     )
 
 
+def _holds(row: Any, params: dict[str, Any]) -> bool:
+    """True when ``row`` already has every column value in ``params`` (bind names aside)."""
+    return all(getattr(row, k) == v for k, v in params.items() if not k.startswith("b_"))
+
+
 def _inserted_id(result: sa.CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     assert key is not None, "INSERT returned no primary key"
@@ -302,6 +334,7 @@ L = S.leases
 # (UPDATE takes its SET columns from the execute() parameters).
 _SEL_EXPERIMENT = sa.select(E).where(E.c.id == _b("b_id"))
 _LIST_EXPERIMENTS = sa.select(E).order_by(E.c.id)
+_SAME_EXPERIMENT = sa.select(E).where(E.c.name == _b("b_name"), E.c.created_at == _b("b_at"))
 _LOCK_EXPERIMENT = sa.select(E.c.id).where(E.c.id == _b("b_id")).with_for_update()
 _HAS_EXPERIMENT = sa.select(E.c.id).where(E.c.id == _b("b_id"))
 _UPD_EXPERIMENT = sa.update(E).where(E.c.id == _b("b_id"))
@@ -329,8 +362,14 @@ _READ_METRICS = (
 _READ_METRICS_GROUP = _READ_METRICS.where(M.c.group == _b("b_group"))
 _TRIAL_METRICS = sa.select(M).where(M.c.trial_id == _b("b_trial")).order_by(M.c.seq)
 _TRIAL_METRICS_GROUP = _TRIAL_METRICS.where(M.c.group == _b("b_group"))
+_SAME_METRICS = sa.select(M.c.seq, M.c.step).where(
+    M.c.trial_id == _b("b_trial"), M.c.group == _b("b_group"), M.c.time == _b("b_time")
+)
 
 _LOAD_STATE = sa.select(SS.c.state).where(SS.c.experiment_id == _b("b_exp"))
+_SAME_EVENT = sa.select(V.c.seq).where(
+    V.c.experiment_id == _b("b_exp"), V.c.kind == _b("b_kind"), V.c.time == _b("b_time")
+)
 _READ_EVENTS = (
     sa.select(V).where(V.c.experiment_id == _b("b_exp"), V.c.seq > _b("b_after")).order_by(V.c.seq)
 )
@@ -451,6 +490,10 @@ class SQLStore(Store):
                 raise _no_experiment(experiment_id) from None
             row = c.execute(_LOCK_LEASE, {"b_exp": experiment_id}).one()
             now = time.time()
+            if _call.retry and row.holder == holder and row.expires_at > now:
+                token = int(row.token)  # the earlier attempt took it; its commit was not seen
+                self._fences[experiment_id] = token
+                return token
             current = LeaseRecord(experiment_id, row.holder, row.token, row.expires_at)
             lease.refuse_unless_free(experiment_id, current, holder, now)
             token = int(row.token) + 1
@@ -529,8 +572,12 @@ class SQLStore(Store):
         *,
         unless: Callable[[ExperimentRecord], bool] | None = None,
     ) -> ExperimentRecord:
-        now = time.time()
+        now = _stamp()
         with self._write() as c:
+            if _call.retry:  # the earlier attempt may have committed
+                row = c.execute(_SAME_EXPERIMENT, {"b_name": name, "b_at": now}).first()
+                if row is not None:
+                    return _experiment(row)
             if unless is not None:
                 if self.dialect == "postgresql":
                     c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATE_LOCK})
@@ -672,8 +719,11 @@ class SQLStore(Store):
                 params["b_expect"] = expect_state
                 row = self._update_one(c, _CAS_TRIAL, _SEL_TRIAL, params)
             if row is None:
-                if c.execute(_HAS_TRIAL, {"b_id": trial_id}).first() is None:
+                current = c.execute(_SEL_TRIAL, {"b_id": trial_id}).first()
+                if current is None:
                     raise _no_trial(trial_id)
+                if _call.retry and _holds(current, params):
+                    return _trial(current)  # the earlier attempt's commit was not seen
                 return None  # the compare-and-set lost: the state was not expect_state
         return _trial(row)
 
@@ -690,7 +740,7 @@ class SQLStore(Store):
             experiment_id = self._experiment_of(c, trial_id)
             if not values_by_step:
                 return []
-            now = time.time()
+            now = _stamp()
             params = [
                 {
                     "trial_id": trial_id,
@@ -706,6 +756,11 @@ class SQLStore(Store):
             # into multi-row INSERT ... RETURNING statements.
             result = c.execute(self._ins_metrics, params[0] if len(params) == 1 else params)
             inserted = sorted((seq, step) for seq, step in result)  # skipped steps are absent
+            if _call.retry:  # count rows the earlier attempt wrote (same call time) as inserted
+                earlier = c.execute(
+                    _SAME_METRICS, {"b_trial": trial_id, "b_group": group, "b_time": now}
+                )
+                inserted = sorted(set(inserted) | {(seq, step) for seq, step in earlier})
         return [
             MetricRecord(seq, trial_id, group, step, values_by_step[step], now)
             for seq, step in inserted
@@ -764,9 +819,15 @@ class SQLStore(Store):
 
     @retrying
     def add_event(self, experiment_id: int, kind: str, data: dict[str, Any]) -> EventRecord:
-        now = time.time()
+        now = _stamp()
         try:
             with self._write() as c:
+                if _call.retry:  # the earlier attempt may have committed
+                    seq = c.execute(
+                        _SAME_EVENT, {"b_exp": experiment_id, "b_kind": kind, "b_time": now}
+                    ).scalar()
+                    if seq is not None:
+                        return EventRecord(seq, experiment_id, kind, data, now)
                 result = c.execute(
                     _INS_EVENT,
                     {"experiment_id": experiment_id, "kind": kind, "data": data, "time": now},
