@@ -455,7 +455,8 @@ def start_detached(experiment_id: int, storage: str | None = None) -> subprocess
 def wait_for_lease(
     store: Store, experiment_id: int, process: subprocess.Popen[bytes], timeout: float = 60.0
 ) -> None:
-    """Wait until the coordinator ``process`` holds the experiment's lease.
+    """Wait until the coordinator ``process`` holds the experiment's lease (or has already run
+    the experiment to its end).
 
     Raises ``LeaseHeld`` naming the holder when another coordinator holds it (the process then
     exits by itself), ``ConfigError`` when the process ended without taking it."""
@@ -471,6 +472,8 @@ def wait_for_lease(
         if ours and lease is not None and lease.live():
             return
         code = process.poll()
+        if code == 0:  # it ran the experiment to its end already
+            return
         if code is not None:
             lease = store.get_lease(experiment_id)
             if lease is not None and lease.live() and lease.holder:

@@ -111,6 +111,7 @@ def optimize(
         else:
             resuming = True
         token = store.acquire_lease(experiment.id, this_holder(), lease_ttl())
+        experiment = store.get_experiment(experiment.id)  # as the previous holder left it
         if resuming:
             store.update_experiment(experiment.id, state=ACTIVE)
         config = experiment.config
