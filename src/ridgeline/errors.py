@@ -46,3 +46,29 @@ class UnsafePathError(RidgelineError, ValueError):
 
 class CheckpointError(RidgelineError, ValueError):
     """A checkpoint id or request that cannot be accepted (not a UUID, not this trial's)."""
+
+
+class LeaseHeld(StoreError):
+    """Another coordinator holds the experiment's lease (it names the holder and the expiry)."""
+
+    def __init__(self, message: str, holder: str = "", expires_at: float = 0.0) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.expires_at = expires_at
+
+
+class LeaseLost(StoreError):
+    """This store handle's lease was taken over: it may no longer write (it is fenced)."""
+
+
+class ExperimentExists(StoreError):
+    """An exclusive create found an existing experiment that it must not duplicate."""
+
+    def __init__(self, message: str, experiment_id: int) -> None:
+        super().__init__(message)
+        self.experiment_id = experiment_id
+
+
+class StorageUnavailable(StoreError):
+    """The database stayed unreachable or failing longer than the retry bound; ``__cause__``
+    holds the last database error."""

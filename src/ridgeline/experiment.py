@@ -22,6 +22,7 @@ from ridgeline.errors import ConfigError, SearchFailed
 from ridgeline.paths import default_storage, new_experiment_dir
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
+from ridgeline.store.lease import lease_ttl, this_holder
 from ridgeline.store.records import ACTIVE, CANCELED, COMPLETED, ERROR, PAUSED, ExperimentRecord
 from ridgeline.trial import env as trial_env
 
@@ -361,11 +362,16 @@ def run_experiment(
     """Run (or carry on) a stored experiment's coordinator in this process until it ends."""
     import asyncio
 
-    from ridgeline.runner import Progress, rebuild_results, setup_logging
+    from ridgeline.runner import Progress, rebuild_results, release_quietly, setup_logging
 
     store = open_store(default_storage(storage))
+    token: int | None = None
     try:
         experiment = _find(store, experiment_id)
+        if experiment.state in (COMPLETED, CANCELED):
+            raise ConfigError(f"experiment {experiment_id} has already ended ({experiment.state})")
+        token = store.acquire_lease(experiment_id, this_holder(), lease_ttl())
+        experiment = _find(store, experiment_id)  # as the previous holder left it
         if experiment.state in (COMPLETED, CANCELED):
             raise ConfigError(f"experiment {experiment_id} has already ended ({experiment.state})")
         out = Path(experiment.config["output_dir"])
@@ -396,6 +402,8 @@ def run_experiment(
             raise SearchFailed(f"experiment {experiment_id} ended ERROR: {coordinator.error}")
         return coordinator.results.best()
     finally:
+        if token is not None:
+            release_quietly(store, experiment_id, token)
         store.close()
 
 
@@ -426,6 +434,11 @@ def _import_results(store: Store, source: int, coordinator: Coordinator) -> None
 
 def launch_detached(experiment_id: int, storage: str | None = None) -> int:
     """Start the experiment's coordinator as a process that outlives this one; its pid."""
+    return start_detached(experiment_id, storage).pid
+
+
+def start_detached(experiment_id: int, storage: str | None = None) -> subprocess.Popen[bytes]:
+    """Start the experiment's coordinator as a process that outlives this one."""
     storage = default_storage(storage)
     store = open_store(storage)
     try:
@@ -441,4 +454,43 @@ def launch_detached(experiment_id: int, storage: str | None = None) -> int:
             start_new_session=True,
             cwd=str(out),
         )
-    return process.pid
+    return process
+
+
+def wait_for_lease(
+    store: Store, experiment_id: int, process: subprocess.Popen[bytes], timeout: float = 60.0
+) -> None:
+    """Wait until the coordinator ``process`` holds the experiment's lease (or has already run
+    the experiment to its end).
+
+    Raises ``LeaseHeld`` naming the holder when another coordinator holds it (the process then
+    exits by itself), ``ConfigError`` when the process ended without taking it."""
+    import time
+
+    from ridgeline.errors import LeaseHeld
+    from ridgeline.store.lease import describe_holder, holder_pid
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lease = store.get_lease(experiment_id)
+        ours = lease is not None and lease.holder and holder_pid(lease.holder) == process.pid
+        if ours and lease is not None and lease.live():
+            return
+        code = process.poll()
+        if code == 0:  # it ran the experiment to its end already
+            return
+        if code is not None:
+            lease = store.get_lease(experiment_id)
+            if lease is not None and lease.live() and lease.holder:
+                raise LeaseHeld(
+                    f"experiment {experiment_id} already has a running coordinator on "
+                    f"{describe_holder(lease.holder)} (lease {lease.token}); this one exited",
+                    lease.holder,
+                    lease.expires_at,
+                )
+            out = Path(_find(store, experiment_id).config["output_dir"])
+            raise ConfigError(
+                f"the coordinator of experiment {experiment_id} exited with code {code}; "
+                f"see {out / 'coordinator.log'}"
+            )
+        time.sleep(0.1)

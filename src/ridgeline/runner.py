@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import OBJECTIVE_KEY, Engine, new_seed
 from ridgeline.engine.sherpa import build_searcher, build_space, describe
-from ridgeline.errors import ConfigError, SearchFailed
+from ridgeline.errors import ConfigError, ExperimentExists, SearchFailed, StoreError
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.samplers.base import History
 from ridgeline.schedulers.base import Scheduler
 from ridgeline.space import Parameter
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
+from ridgeline.store.lease import lease_ttl, this_holder
 from ridgeline.store.records import (
     ACTIVE,
     COMPLETED,
@@ -110,6 +111,8 @@ def optimize(
     setup_logging(out, verbose)
 
     store = open_store(storage or out / "ridgeline.db")
+    token: int | None = None
+    experiment: ExperimentRecord | None = None
     try:
         description = describe(space, algorithm, lower_is_better) | {"command": argv}
         experiment = _find_experiment(store, out, description, resume)
@@ -119,11 +122,17 @@ def optimize(
                 "token": secrets.token_urlsafe(24),
                 "output_dir": str(out),
             }
-            experiment = store.create_experiment(out.name, config)
+            try:  # check and create in one transaction: two runs never both start afresh
+                experiment = store.create_experiment(out.name, config, unless=_is_search)
+            except ExperimentExists as exc:
+                raise _already_holds(out, exc.experiment_id) from None
             resuming = False
         else:
-            store.update_experiment(experiment.id, state=ACTIVE)
             resuming = True
+        token = store.acquire_lease(experiment.id, this_holder(), lease_ttl())
+        experiment = store.get_experiment(experiment.id)  # as the previous holder left it
+        if resuming:
+            store.update_experiment(experiment.id, state=ACTIVE)
         config = experiment.config
         engine = Engine(
             store, experiment.id, space, searcher, bool(lower_is_better), config["seed"]
@@ -178,6 +187,8 @@ def optimize(
         log.info("Best result: %s", best)
         return best
     finally:
+        if token is not None and experiment is not None:
+            release_quietly(store, experiment.id, token)
         store.close()
 
 
@@ -205,27 +216,41 @@ def _trial_command(
     return argv
 
 
+def _is_search(experiment: ExperimentRecord) -> bool:
+    return experiment.config.get("front_door") == "sherpa"
+
+
+def _already_holds(out: Path, experiment_id: int) -> ConfigError:
+    return ConfigError(
+        f"{out} already holds a search (experiment {experiment_id}); pass resume=True to "
+        f"carry it on, or choose another output_dir"
+    )
+
+
+def release_quietly(store: Store, experiment_id: int, token: int) -> None:
+    """Give the lease back at the end of a run; a lease already lost, or a store that is
+    down, only means the lease expires by itself."""
+    try:
+        store.release_lease(experiment_id, token)
+    except StoreError as exc:
+        log.warning("could not release the lease on experiment %d: %s", experiment_id, exc)
+
+
 def _find_experiment(
     store: Store, out: Path, description: dict[str, Any], resume: bool
 ) -> ExperimentRecord | None:
-    existing = [e for e in store.list_experiments() if e.config.get("front_door") == "sherpa"]
+    existing = [e for e in store.list_experiments() if _is_search(e)]
     if not existing:
         return None
     experiment = existing[-1]
     if not resume:
-        raise ConfigError(
-            f"{out} already holds a search (experiment {experiment.id}); pass resume=True to "
-            f"carry it on, or choose another output_dir"
-        )
+        raise _already_holds(out, experiment.id)
     previous = {k: experiment.config.get(k) for k in ("parameters", "lower_is_better")}
     wanted = {k: description[k] for k in ("parameters", "lower_is_better")}
     if previous != wanted:
         raise ConfigError(
             f"cannot resume {out}: it searched {previous}, this call asks for {wanted}"
         )
-    pid = (experiment.coordinator or {}).get("pid")
-    if pid and pid != os.getpid() and process_alive(pid):
-        raise ConfigError(f"a coordinator (pid {pid}) is still running the search in {out}")
     return experiment
 
 

@@ -274,3 +274,65 @@ def test_sql_store_without_update_returning(
         check(store)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_stale_handle_is_fenced(backend: str, request: pytest.FixtureRequest) -> None:
+    conformance.check_lease_fencing(request.getfixturevalue(f"{backend}_url"))
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_concurrent_create_and_lease(backend: str, request: pytest.FixtureRequest) -> None:
+    conformance.check_concurrent_create_and_lease(request.getfixturevalue(f"{backend}_url"))
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_retry_after_a_lost_commit_reply_writes_once(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The connection fails right after the database committed (the reply is lost): the
+    retried write must neither repeat itself nor report that it did nothing."""
+    from ridgeline.store.sql import SQLStore
+
+    store = SQLStore(request.getfixturevalue(f"{backend}_url"))
+    dialect = store.engine.dialect
+    commit = dialect.do_commit
+    lose_next_reply = [False]
+
+    def committed_then_lost(dbapi_connection: object) -> None:
+        commit(dbapi_connection)
+        if lose_next_reply[0]:
+            lose_next_reply[0] = False
+            module = dialect.loaded_dbapi
+            raise module.OperationalError(
+                "disk I/O error" if backend == "sqlite" else "server closed the connection"
+            )
+
+    dialect.do_commit = committed_then_lost  # type: ignore[method-assign]
+
+    def lossy(write: Callable[[], object]) -> object:
+        lose_next_reply[0] = True
+        result = write()
+        assert not lose_next_reply[0], "the fault did not fire"
+        return result
+
+    try:
+        e = lossy(lambda: store.create_experiment("once", {}))
+        assert [x.id for x in store.list_experiments()] == [e.id]  # type: ignore[attr-defined]
+        eid = e.id  # type: ignore[attr-defined]
+        assert lossy(lambda: store.acquire_lease(eid, "h:1:1", 60)) == 1
+        t = lossy(lambda: store.create_trial(eid, 7, {}))
+        tid = t.id  # type: ignore[attr-defined]
+        added = lossy(lambda: store.add_metrics(tid, "g", [(1, {"v": 1}), (2, {"v": 2})]))
+        assert [m.step for m in added] == [1, 2]  # type: ignore[attr-defined]
+        assert [m.step for m in store.trial_metrics(tid)] == [1, 2]
+        assert store.add_metrics(tid, "g", [(1, {"v": 1})]) == []  # a real duplicate still is
+        moved = lossy(lambda: store.update_trial(tid, expect_state="PENDING", state="RUNNING"))
+        assert moved is not None and moved.state == "RUNNING"  # type: ignore[attr-defined]
+        assert store.update_trial(tid, expect_state="PENDING", state="RUNNING") is None
+        lossy(lambda: store.add_event(eid, "k", {}))
+        assert len(store.read_events(eid)) == 1
+        assert len(store.list_trials(eid)) == 1
+    finally:
+        dialect.do_commit = commit  # type: ignore[method-assign]
+        store.close()

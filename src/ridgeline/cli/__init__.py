@@ -397,17 +397,27 @@ def kill(ctx: click.Context, experiment_id: int, timeout: float) -> None:
 @click.argument("experiment_id", type=int)
 @click.pass_context
 def resume(ctx: click.Context, experiment_id: int) -> None:
-    """Start a new coordinator for an experiment whose coordinator died."""
-    from ridgeline.experiment import launch_detached
+    """Start a new coordinator for an experiment whose coordinator died.
+
+    Exits non-zero, naming the holder, when another coordinator holds the experiment's lease."""
+    import time
+
+    from ridgeline.experiment import start_detached, wait_for_lease
+    from ridgeline.store.lease import refuse_unless_free, this_holder
 
     with opened(ctx) as store:
         record = _experiment(store, experiment_id)
         if record.state in control.TERMINAL:
             fail(f"experiment {experiment_id} has already ended ({record.state})")
-        if control.coordinator_alive(record):
-            fail(f"experiment {experiment_id} already has a running coordinator")
-    pid = launch_detached(experiment_id, ctx.obj["storage"])
-    click.echo(f"Resumed experiment {experiment_id} (coordinator pid {pid})")
+        try:
+            refuse_unless_free(
+                experiment_id, store.get_lease(experiment_id), this_holder(), time.time()
+            )
+            process = start_detached(experiment_id, ctx.obj["storage"])
+            wait_for_lease(store, experiment_id, process)
+        except RidgelineError as exc:
+            fail(str(exc))
+    click.echo(f"Resumed experiment {experiment_id} (coordinator pid {process.pid})")
 
 
 @experiment.command("wait")

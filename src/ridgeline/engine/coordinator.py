@@ -25,13 +25,15 @@ from aiohttp import web
 from ridgeline.engine.checkpoints import Checkpoints
 from ridgeline.engine.credentials import Credentials
 from ridgeline.engine.engine import Engine
+from ridgeline.engine.keepalive import keep_lease
 from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
 from ridgeline.engine.server import make_runner
-from ridgeline.errors import ObservationError, SchedulerError
+from ridgeline.errors import LeaseLost, ObservationError, SchedulerError
 from ridgeline.results import ResultsTable
 from ridgeline.samplers import background
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
+from ridgeline.store.lease import lease_ttl
 from ridgeline.store.records import (
     ACTIVE,
     CANCELED,
@@ -153,6 +155,7 @@ class Coordinator:
         self._write_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.interrupted = False
+        self.lease_lost: LeaseLost | None = None  # another coordinator took the experiment over
         self.closing = False  # long-polls answer at once while the server shuts down
         self.error: str | None = None  # why the experiment ends ERROR (None: it does not)
         self.consecutive_failures = 0
@@ -205,6 +208,7 @@ class Coordinator:
             self.port = sockets[0].getsockname()[1]
             self.url = f"http://{self.host}:{self.port}"
             self._publish_address()
+            self._keep_lease()
             self.engine.event("coordinator_started", url=self.url, pid=os.getpid(), resume=resume)
             experiment = self.store.get_experiment(self.engine.experiment_id)
             if experiment.state == PAUSED:
@@ -217,23 +221,26 @@ class Coordinator:
                 self._fill()
                 self._check_finished()
             except Exception as exc:  # noqa: BLE001 - any failure ends the run with its cause
-                self._fail(exc)
+                self.fail(exc)
             await self._finished.wait()
+            if self.lease_lost is not None:
+                raise self.lease_lost
         except asyncio.CancelledError:
             self.interrupted = True
             raise
         finally:
             if self.interrupted:
                 self._abandon_running()
-            try:
-                self._write_results()
-                if self._finished.is_set() and self.error is None:
-                    self._collect_garbage()
-                self.store.update_experiment(self.engine.experiment_id, coordinator=None)
-            except Exception as exc:  # noqa: BLE001 - the run is over; say why it could not tidy
-                log.error("Could not record the end of the run: %s", exc)
-                if self.error is None:
-                    self.error = f"could not record the end of the run: {exc}"
+            if self.lease_lost is None:  # else the new holder owns the files, store and trials
+                try:
+                    self._write_results()
+                    if self._finished.is_set() and self.error is None:
+                        self._collect_garbage()
+                    self.store.update_experiment(self.engine.experiment_id, coordinator=None)
+                except Exception as exc:  # noqa: BLE001 - the run is over; say why not tidied
+                    log.error("Could not record the end of the run: %s", exc)
+                    if self.error is None:
+                        self.error = f"could not record the end of the run: {exc}"
             self.closing = True
             self._wake()
             background.uninstall()
@@ -252,6 +259,23 @@ class Coordinator:
             site = web.TCPSite(runner, self.host, 0)
             await site.start()
         return site
+
+    def _keep_lease(self) -> None:
+        """Renew the lease this store handle holds (if any) while the coordinator runs; when
+        it is lost, stop deciding and end the run with ``LeaseLost`` (trials live on)."""
+        token = self.store.fence(self.engine.experiment_id)
+        if token is None:
+            return
+
+        def lost(exc: LeaseLost) -> None:
+            self.lease_lost = exc
+            self._finished.set()
+
+        task = asyncio.create_task(
+            keep_lease(self.store, self.engine.experiment_id, token, lease_ttl(), lost)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _publish_address(self) -> None:
         address = {"url": self.url, "pid": os.getpid()}
@@ -387,21 +411,26 @@ class Coordinator:
                 return
             self._on_exit(number, job, exit_code)
         except Exception as exc:  # noqa: BLE001 - never a silent "Task exception never retrieved"
-            self._fail(exc)
+            self.fail(exc)
 
     # -- failure -------------------------------------------------------------------------------
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """A callback of ours raised (a timer, a wake-up): the run cannot be trusted to go on."""
         exc = context.get("exception")
         if isinstance(exc, Exception):
-            self._fail(exc)
+            self.fail(exc)
         else:
             loop.default_exception_handler(context)
 
-    def _fail(self, cause: BaseException | str) -> None:
+    def fail(self, cause: BaseException | str) -> None:
         """End the experiment ERROR: log the cause, end the trial processes, finish the run.
         Everything already recorded stays; ``resume`` carries on from it."""
-        if self.error is not None:
+        if self.error is not None or self.lease_lost is not None:
+            return
+        if isinstance(cause, LeaseLost):  # another coordinator runs it now: leave it all be
+            log.error("%s", cause)
+            self.lease_lost = cause
+            self._finished.set()
             return
         message = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
         self.error = message
@@ -537,7 +566,7 @@ class Coordinator:
             self.consecutive_failures += 1
             bound = self.settings.max_consecutive_failures
             if bound and self.consecutive_failures >= bound:
-                self._fail(
+                self.fail(
                     f"{self.consecutive_failures} trials failed in a row (the last: trial "
                     f"{number}); fix the trial script, then resume (the bound is "
                     f"max_consecutive_failures={bound})"

@@ -28,7 +28,13 @@ from ridgeline.engine.limits import (
     raise_fd_limit,
     read_json,
 )
-from ridgeline.errors import CheckpointError, ObservationError, UnsafePathError
+from ridgeline.errors import (
+    CheckpointError,
+    LeaseLost,
+    ObservationError,
+    StorageUnavailable,
+    UnsafePathError,
+)
 from ridgeline.trial.client import MAX_REPORTS_PER_REQUEST
 from ridgeline.values import check_iteration, check_objective
 
@@ -138,6 +144,11 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
             return _error(f"{exc.reason}: {request.method} {request.path}", exc.status)
         except asyncio.CancelledError:
             raise
+        except (StorageUnavailable, LeaseLost) as exc:
+            # The store is gone past its retry bound, or another coordinator took over: the
+            # run ends (ERROR with the cause, or handed over); the trial may retry elsewhere.
+            coordinator.fail(exc)
+            return _error(f"the coordinator cannot record this now: {exc}", 503)
         except Exception:
             log.exception("HTTP %s %s failed", request.method, request.path)
             return _error("internal error in the coordinator; see its log", 500)

@@ -7,9 +7,11 @@ rescanned. Every implementation must pass ``ridgeline.testing.store_conformance`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ridgeline.errors import StoreError
+from ridgeline.store.lease import LeaseRecord
 from ridgeline.store.records import (
     CheckpointRecord,
     EventRecord,
@@ -27,11 +29,53 @@ class Store(ABC):
     #: True when records survive the process (SQL); False for the in-memory store.
     durable: bool = False
 
+    def __init__(self) -> None:
+        # experiment id -> the fencing token this handle holds; while it holds one, every
+        # write checks that the token is still current (LeaseLost otherwise).
+        self._fences: dict[int, int] = {}
+
+    # -- leases ------------------------------------------------------------------------------
+    @abstractmethod
+    def acquire_lease(self, experiment_id: int, holder: str, ttl: float) -> int:
+        """Take the experiment's lease for ``ttl`` seconds; returns the fencing token, one
+        more than the previous holder's.
+
+        Raises ``LeaseHeld`` (naming the holder and the expiry) while another holder's lease
+        is live, unless that holder ran on this host and its process is gone. From now on
+        every write through this handle checks the token and raises ``LeaseLost`` once another
+        holder has taken the lease over."""
+
+    @abstractmethod
+    def renew_lease(self, experiment_id: int, token: int, ttl: float) -> None:
+        """Extend the lease to ``ttl`` seconds from now; ``LeaseLost`` when ``token`` is no
+        longer current (even if expired, a lease nobody took over is renewed)."""
+
+    @abstractmethod
+    def release_lease(self, experiment_id: int, token: int) -> bool:
+        """Give the lease up (False, and nothing changes, when ``token`` is not current); the
+        handle stops fencing its writes on it."""
+
+    @abstractmethod
+    def get_lease(self, experiment_id: int) -> LeaseRecord | None:
+        """The experiment's lease (None when it was never taken)."""
+
+    def fence(self, experiment_id: int) -> int | None:
+        """The fencing token this handle holds on the experiment, if any."""
+        return self._fences.get(experiment_id)
+
     # -- experiments -------------------------------------------------------------------------
     @abstractmethod
     def create_experiment(
-        self, name: str, config: dict[str, Any], state: str = "ACTIVE"
-    ) -> ExperimentRecord: ...
+        self,
+        name: str,
+        config: dict[str, Any],
+        state: str = "ACTIVE",
+        *,
+        unless: Callable[[ExperimentRecord], bool] | None = None,
+    ) -> ExperimentRecord:
+        """Record a new experiment. With ``unless``, check and create are one transaction:
+        when an existing experiment satisfies ``unless``, nothing is created and
+        ``ExperimentExists`` names it (two processes racing to create one never both do)."""
 
     @abstractmethod
     def get_experiment(self, experiment_id: int) -> ExperimentRecord: ...
@@ -138,3 +182,12 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release connections. Idempotent."""
+
+
+def experiment_exists(existing: ExperimentRecord) -> StoreError:
+    """The ``ExperimentExists`` an exclusive ``create_experiment`` raises."""
+    from ridgeline.errors import ExperimentExists
+
+    return ExperimentExists(
+        f"experiment {existing.id} ({existing.name!r}) already exists", existing.id
+    )

@@ -13,12 +13,15 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
 from ridgeline.errors import StoreError
-from ridgeline.store.base import _UNSET, Store
+from ridgeline.store import lease
+from ridgeline.store.base import _UNSET, Store, experiment_exists
+from ridgeline.store.lease import LeaseRecord
 from ridgeline.store.records import (
     ACTIVE,
     PENDING,
@@ -67,7 +70,9 @@ class MemoryStore(Store):
     durable = False
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
+        self._leases: dict[int, LeaseRecord] = {}
         self._experiments: dict[int, ExperimentRecord] = {}
         self._trials: dict[int, TrialRecord] = {}
         self._trial_ids: dict[int, list[int]] = {}  # experiment -> trial ids by number
@@ -95,11 +100,61 @@ class MemoryStore(Store):
         except KeyError:
             raise StoreError(f"no trial with id {trial_id!r}") from None
 
+    def _check_fences(self) -> None:
+        for experiment_id, token in self._fences.items():
+            current = self._leases.get(experiment_id)
+            if current is None or current.token != token:
+                raise lease.lost(experiment_id, token, current)
+
+    # -- leases --------------------------------------------------------------------------------
+    def acquire_lease(self, experiment_id: int, holder: str, ttl: float) -> int:
+        with self._lock:
+            self._experiment(experiment_id)
+            now = time.time()
+            current = self._leases.get(experiment_id)
+            lease.refuse_unless_free(experiment_id, current, holder, now)
+            token = (current.token if current else 0) + 1
+            self._leases[experiment_id] = LeaseRecord(experiment_id, holder, token, now + ttl)
+            self._fences[experiment_id] = token
+            return token
+
+    def renew_lease(self, experiment_id: int, token: int, ttl: float) -> None:
+        with self._lock:
+            current = self._leases.get(experiment_id)
+            if current is None or current.token != token or current.holder is None:
+                raise lease.lost(experiment_id, token, current)
+            self._leases[experiment_id] = replace(current, expires_at=time.time() + ttl)
+
+    def release_lease(self, experiment_id: int, token: int) -> bool:
+        with self._lock:
+            if self._fences.get(experiment_id) == token:
+                del self._fences[experiment_id]
+            current = self._leases.get(experiment_id)
+            if current is None or current.token != token or current.holder is None:
+                return False
+            self._leases[experiment_id] = replace(current, holder=None, expires_at=0.0)
+            return True
+
+    def get_lease(self, experiment_id: int) -> LeaseRecord | None:
+        self._experiment(experiment_id)
+        return self._leases.get(experiment_id)
+
     # -- experiments ---------------------------------------------------------------------------
     def create_experiment(
-        self, name: str, config: dict[str, Any], state: str = ACTIVE
+        self,
+        name: str,
+        config: dict[str, Any],
+        state: str = ACTIVE,
+        *,
+        unless: Callable[[ExperimentRecord], bool] | None = None,
     ) -> ExperimentRecord:
         with self._lock:
+            if self._fences:
+                self._check_fences()
+            if unless is not None:
+                for existing in self._experiments.values():
+                    if unless(existing):
+                        raise experiment_exists(existing)
             eid = len(self._experiments) + 1
             rec = _new(
                 ExperimentRecord,
@@ -134,6 +189,8 @@ class MemoryStore(Store):
         coordinator: dict[str, Any] | None = _UNSET,
     ) -> ExperimentRecord:
         with self._lock:
+            if self._fences:
+                self._check_fences()
             rec = self._experiment(experiment_id)
             changes: dict[str, Any] = {}
             if state is not None:
@@ -156,6 +213,8 @@ class MemoryStore(Store):
         state: str = PENDING,
     ) -> TrialRecord:
         with self._lock:
+            if self._fences:
+                self._check_fences()
             requests = self._requests.get(experiment_id)
             if requests is None:
                 raise StoreError(f"no experiment with id {experiment_id!r}")
@@ -210,6 +269,8 @@ class MemoryStore(Store):
         ended_at: float | None = _UNSET,
     ) -> TrialRecord | None:
         with self._lock:
+            if self._fences:
+                self._check_fences()
             rec = self._trials.get(trial_id)
             if rec is None:
                 raise StoreError(f"no trial with id {trial_id!r}")
@@ -235,6 +296,8 @@ class MemoryStore(Store):
         self, trial_id: int, group: str, entries: Sequence[tuple[int, dict[str, Any]]]
     ) -> list[MetricRecord]:
         with self._lock:
+            if self._fences:
+                self._check_fences()
             trial = self._trials.get(trial_id)
             if trial is None:
                 raise StoreError(f"no trial with id {trial_id!r}")
@@ -293,8 +356,11 @@ class MemoryStore(Store):
 
     # -- searcher snapshots and events ---------------------------------------------------------
     def save_searcher_state(self, experiment_id: int, state: dict[str, Any]) -> None:
-        self._experiment(experiment_id)
-        self._searcher_states[experiment_id] = state
+        with self._lock:
+            if self._fences:
+                self._check_fences()
+            self._experiment(experiment_id)
+            self._searcher_states[experiment_id] = state
 
     def load_searcher_state(self, experiment_id: int) -> dict[str, Any] | None:
         self._experiment(experiment_id)
@@ -302,6 +368,8 @@ class MemoryStore(Store):
 
     def add_event(self, experiment_id: int, kind: str, data: dict[str, Any]) -> EventRecord:
         with self._lock:
+            if self._fences:
+                self._check_fences()
             events = self._events.get(experiment_id)
             if events is None:
                 raise StoreError(f"no experiment with id {experiment_id!r}")
@@ -336,6 +404,8 @@ class MemoryStore(Store):
         metadata: dict[str, Any],
     ) -> CheckpointRecord:
         with self._lock:
+            if self._fences:
+                self._check_fences()
             existing = self._checkpoints.get(uuid)
             if existing is not None:
                 if existing.trial_id != trial_id:
@@ -377,6 +447,8 @@ class MemoryStore(Store):
 
     def set_checkpoint_state(self, uuid: str, state: str) -> CheckpointRecord:
         with self._lock:
+            if self._fences:
+                self._check_fences()
             rec = self.get_checkpoint(uuid)
             if rec.state != state:
                 rec = self._checkpoints[uuid] = _replace(rec, {"state": state})

@@ -24,6 +24,7 @@ __all__ = [
     "checkpoints",
     "events",
     "searcher_states",
+    "leases",
     "dumps",
     "loads",
 ]
@@ -174,4 +175,21 @@ searcher_states = sa.Table(
     ),
     sa.Column("state", JSONText, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
+)
+
+# One row per experiment that was ever leased: who may write for it now, and the fencing token
+# that every write of that holder compares. The row outlives a release, so tokens only grow.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column(
+        "experiment_id",
+        sa.BigInteger,
+        sa.ForeignKey("experiments.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("holder", sa.Text, nullable=True),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
 )

@@ -10,25 +10,43 @@ Concurrency (measured, see COMPONENTS.md section 1):
 * PostgreSQL numbers trials under ``SELECT ... FOR UPDATE`` on the experiment row; without a
   lock, READ COMMITTED hands two writers the same ``max(number) + 1``.
 
+Leases: ``acquire_lease`` makes this handle a fenced writer. Each later write transaction first
+reads the experiment's lease row (one primary-key lookup; PostgreSQL takes it ``FOR SHARE``, so
+a takeover's UPDATE waits for the write to commit, and a write waits for a takeover, then sees
+the new token) and raises ``LeaseLost`` if the token moved on.
+
+Transient database errors (connection refused or lost, "database is locked", "disk I/O error",
+"database or disk is full") are retried with exponential backoff for a bounded time
+(``RIDGELINE_STORE_RETRY_SECONDS``, default 30 s), then raise ``StorageUnavailable`` with the
+last error as its cause. Every write is one transaction, so a failed attempt left nothing
+behind; creating trials, metrics and checkpoints is idempotent on their keys, and the other
+writes set values, so running one again is harmless.
+
 The schema is brought to the newest revision when a store opens. Checking that costs one query
 and does not import Alembic; Alembic is imported only when an upgrade is actually needed.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from ridgeline.errors import StoreError
+from ridgeline.errors import StorageUnavailable, StoreError
+from ridgeline.store import lease
 from ridgeline.store import schema as S
-from ridgeline.store.base import _UNSET, Store
+from ridgeline.store.base import _UNSET, Store, experiment_exists
+from ridgeline.store.lease import LeaseRecord
 from ridgeline.store.records import (
     ACTIVE,
     PENDING,
@@ -43,12 +61,109 @@ __all__ = ["SQLStore", "REVISIONS", "HEAD", "MIGRATIONS_DIR", "migrate", "curren
 
 #: Every Alembic revision this code knows, oldest first. A new migration must be added here:
 #: opening a store compares the database's revision with ``HEAD`` without importing Alembic.
-REVISIONS: tuple[str, ...] = ("0001",)
+REVISIONS: tuple[str, ...] = ("0001", "0002")
 HEAD = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 
 _READ = "ridgeline_read"  # execution option: this connection only reads (SQLite: no BEGIN)
 _MIGRATION_LOCK = 0x7269646765  # pg_advisory_xact_lock key: b"ridge"
+_CREATE_LOCK = 0x7269646766  # pg_advisory_xact_lock key of exclusive experiment creation
+DEFAULT_RETRY_SECONDS = 30.0
+# SQLite reports these as OperationalError, like "no such table": only these are worth a retry.
+_SQLITE_TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "disk i/o error",
+    "database or disk is full",
+    "unable to open database file",
+)
+log = logging.getLogger("ridgeline")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def retry_seconds() -> float:
+    """How long a store call retries transient errors: ``RIDGELINE_STORE_RETRY_SECONDS``."""
+    raw = os.environ.get("RIDGELINE_STORE_RETRY_SECONDS")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_RETRY_SECONDS
+    except ValueError:
+        return DEFAULT_RETRY_SECONDS
+
+
+def transient(exc: BaseException) -> bool:
+    """True for database errors that a later attempt may not meet (outage, lock, full disk)."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    message = str(exc.orig if exc.orig is not None else exc).lower()
+    if "sqlite" in type(exc.orig).__module__ or "BEGIN IMMEDIATE" in str(exc.statement):
+        return any(text in message for text in _SQLITE_TRANSIENT)
+    return True  # PostgreSQL: connection refused/lost, admin shutdown, disk full, deadlock
+
+
+class _Call(threading.local):
+    """The store call in progress on this thread: its timestamp, the same in every attempt
+    (so a row an attempt wrote can be told from others), and whether this is a retry."""
+
+    now: float | None = None
+    retry: bool = False
+
+
+_call = _Call()
+
+
+def _stamp() -> float:
+    """The current call's timestamp (``time.time()`` outside a retried call)."""
+    return _call.now if _call.now is not None else time.time()
+
+
+def retrying(method: F) -> F:
+    """Run ``method`` again while it fails transiently, for at most ``retry_seconds()``.
+
+    A failure while committing leaves it unknown whether the commit happened; writes that are
+    not idempotent on their own keys look, on a retry, for the row their earlier attempt may
+    have written (``_call.retry``, ``_stamp()``)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        outer = (_call.now, _call.retry)
+        _call.now, _call.retry = time.time(), False
+        deadline: float | None = None
+        delay = 0.05
+        try:
+            while True:
+                try:
+                    return method(*args, **kwargs)
+                except sa.exc.DBAPIError as exc:
+                    if not transient(exc):
+                        raise
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + retry_seconds()
+                        log.warning("store: %s; retrying", _cause(exc))
+                    if now >= deadline:
+                        raise StorageUnavailable(
+                            f"the store is unavailable (gave up after {retry_seconds():.0f} s):"
+                            f" {_cause(exc)}"
+                        ) from exc
+                    time.sleep(min(delay, deadline - now))
+                    delay = min(delay * 2, 2.0)
+                    _call.retry = True
+        finally:
+            _call.now, _call.retry = outer
+
+    return cast(F, wrapper)
+
+
+def _cause(exc: sa.exc.DBAPIError) -> str:
+    orig = exc.orig if exc.orig is not None else exc
+    text = " ".join(str(orig).split())
+    return f"{type(orig).__name__}: {text[:300]}"
+
+
 _SUPPORTED = ("sqlite", "postgresql")
 
 
@@ -187,6 +302,11 @@ def _checkpoint(r: Any) -> CheckpointRecord:
     )
 
 
+def _holds(row: Any, params: dict[str, Any]) -> bool:
+    """True when ``row`` already has every column value in ``params`` (bind names aside)."""
+    return all(getattr(row, k) == v for k, v in params.items() if not k.startswith("b_"))
+
+
 def _inserted_id(result: sa.CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     assert key is not None, "INSERT returned no primary key"
@@ -207,12 +327,14 @@ def _no_checkpoint(uuid: str) -> StoreError:
 
 _b = sa.bindparam
 E, T, M, C, V, SS = S.experiments, S.trials, S.metrics, S.checkpoints, S.events, S.searcher_states
+L = S.leases
 
 # Statements are built once; per call only parameters change, so SQLAlchemy's compiled cache
 # hits every time. Bind names start with "b_" where they must not collide with column names
 # (UPDATE takes its SET columns from the execute() parameters).
 _SEL_EXPERIMENT = sa.select(E).where(E.c.id == _b("b_id"))
 _LIST_EXPERIMENTS = sa.select(E).order_by(E.c.id)
+_SAME_EXPERIMENT = sa.select(E).where(E.c.name == _b("b_name"), E.c.created_at == _b("b_at"))
 _LOCK_EXPERIMENT = sa.select(E.c.id).where(E.c.id == _b("b_id")).with_for_update()
 _HAS_EXPERIMENT = sa.select(E.c.id).where(E.c.id == _b("b_id"))
 _UPD_EXPERIMENT = sa.update(E).where(E.c.id == _b("b_id"))
@@ -240,8 +362,14 @@ _READ_METRICS = (
 _READ_METRICS_GROUP = _READ_METRICS.where(M.c.group == _b("b_group"))
 _TRIAL_METRICS = sa.select(M).where(M.c.trial_id == _b("b_trial")).order_by(M.c.seq)
 _TRIAL_METRICS_GROUP = _TRIAL_METRICS.where(M.c.group == _b("b_group"))
+_SAME_METRICS = sa.select(M.c.seq, M.c.step).where(
+    M.c.trial_id == _b("b_trial"), M.c.group == _b("b_group"), M.c.time == _b("b_time")
+)
 
 _LOAD_STATE = sa.select(SS.c.state).where(SS.c.experiment_id == _b("b_exp"))
+_SAME_EVENT = sa.select(V.c.seq).where(
+    V.c.experiment_id == _b("b_exp"), V.c.kind == _b("b_kind"), V.c.time == _b("b_time")
+)
 _READ_EVENTS = (
     sa.select(V).where(V.c.experiment_id == _b("b_exp"), V.c.seq > _b("b_after")).order_by(V.c.seq)
 )
@@ -259,6 +387,16 @@ _RETURNING = {
     for stmt in (_UPD_EXPERIMENT, _UPD_TRIAL, _CAS_TRIAL, _UPD_CHECKPOINT)
 }
 _INS_EXPERIMENT = sa.insert(E)
+_SEL_LEASE = sa.select(L).where(L.c.experiment_id == _b("b_exp"))
+_LOCK_LEASE = _SEL_LEASE.with_for_update()
+# The fence: FOR SHARE on PostgreSQL (writes of one holder do not wait for each other, a
+# takeover waits for them); SQLite's BEGIN IMMEDIATE already serialises every writer.
+_FENCE = sa.select(L.c.token).where(L.c.experiment_id == _b("b_exp")).with_for_update(read=True)
+_SQLITE_FENCE = "SELECT token FROM leases WHERE experiment_id = ?"
+_TAKE_LEASE = sa.update(L).where(L.c.experiment_id == _b("b_exp"))
+_RENEW_LEASE = sa.update(L).where(
+    L.c.experiment_id == _b("b_exp"), L.c.token == _b("b_token"), L.c.holder.is_not(None)
+)
 _INS_TRIAL = sa.insert(T)
 _INS_EVENT = sa.insert(V)
 _INS_CHECKPOINT = sa.insert(C)
@@ -271,6 +409,7 @@ class SQLStore(Store):
     durable = True
 
     def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        super().__init__()
         self._engine = create_engine(url)
         read_options: dict[str, Any] = {_READ: True}
         if self._engine.dialect.name == "postgresql":
@@ -289,6 +428,9 @@ class SQLStore(Store):
             .on_conflict_do_nothing(index_elements=[M.c.trial_id, M.c.group, M.c.step])
             .returning(M.c.seq, M.c.step)
         )
+        self._ins_lease = dialect_insert(L).on_conflict_do_nothing(
+            index_elements=[L.c.experiment_id]
+        )
         ins_state = dialect_insert(SS)
         self._save_state = ins_state.on_conflict_do_update(
             index_elements=[SS.c.experiment_id],
@@ -297,7 +439,7 @@ class SQLStore(Store):
         self._update_returning = bool(self._engine.dialect.update_returning)
         if upgrade:
             try:
-                migrate(self._engine)
+                retrying(migrate)(self._engine)
             except BaseException:
                 self._engine.dispose()
                 raise
@@ -313,7 +455,87 @@ class SQLStore(Store):
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         with self._engine.begin() as conn:
+            if self._fences:
+                self._check_fences(conn)
             yield conn
+
+    def _check_fences(self, conn: sa.Connection) -> None:
+        for experiment_id, token in self._fences.items():
+            if self.dialect == "sqlite":  # straight to the driver: a third of the cost
+                dbapi_conn: Any = conn.connection.dbapi_connection
+                row = dbapi_conn.execute(_SQLITE_FENCE, (experiment_id,)).fetchone()
+                current = row[0] if row else None
+            else:
+                current = conn.execute(_FENCE, {"b_exp": experiment_id}).scalar()
+            if current != token:
+                raise lease.lost(experiment_id, token, self._lease_row(conn, experiment_id))
+
+    @staticmethod
+    def _lease_row(conn: sa.Connection, experiment_id: int) -> LeaseRecord | None:
+        row = conn.execute(_SEL_LEASE, {"b_exp": experiment_id}).first()
+        if row is None or (row.token == 0 and row.holder is None):
+            return None
+        return LeaseRecord(experiment_id, row.holder, row.token, row.expires_at)
+
+    # -- leases --------------------------------------------------------------------------------
+    @retrying
+    def acquire_lease(self, experiment_id: int, holder: str, ttl: float) -> int:
+        with self._engine.begin() as c:  # not _write: taking a lease is not fenced by one
+            try:  # the row every later acquisition locks (a no-op once it exists)
+                c.execute(
+                    self._ins_lease,
+                    {"experiment_id": experiment_id, "holder": None, "token": 0, "expires_at": 0},
+                )
+            except sa.exc.IntegrityError:
+                raise _no_experiment(experiment_id) from None
+            row = c.execute(_LOCK_LEASE, {"b_exp": experiment_id}).one()
+            now = time.time()
+            if _call.retry and row.holder == holder and row.expires_at > now:
+                token = int(row.token)  # the earlier attempt took it; its commit was not seen
+                self._fences[experiment_id] = token
+                return token
+            current = LeaseRecord(experiment_id, row.holder, row.token, row.expires_at)
+            lease.refuse_unless_free(experiment_id, current, holder, now)
+            token = int(row.token) + 1
+            c.execute(
+                _TAKE_LEASE,
+                {"b_exp": experiment_id, "holder": holder, "token": token, "expires_at": now + ttl},
+            )
+        self._fences[experiment_id] = token
+        return token
+
+    @retrying
+    def renew_lease(self, experiment_id: int, token: int, ttl: float) -> None:
+        with self._engine.begin() as c:
+            done = c.execute(
+                _RENEW_LEASE,
+                {"b_exp": experiment_id, "b_token": token, "expires_at": time.time() + ttl},
+            ).rowcount
+            if not done:
+                raise lease.lost(experiment_id, token, self._lease_row(c, experiment_id))
+
+    @retrying
+    def release_lease(self, experiment_id: int, token: int) -> bool:
+        if self._fences.get(experiment_id) == token:
+            del self._fences[experiment_id]
+        with self._engine.begin() as c:
+            return bool(
+                c.execute(
+                    _RENEW_LEASE,
+                    {"b_exp": experiment_id, "b_token": token, "holder": None, "expires_at": 0.0},
+                ).rowcount
+            )
+
+    @retrying
+    def get_lease(self, experiment_id: int) -> LeaseRecord | None:
+        with self._read() as c:
+            record = self._lease_row(c, experiment_id)
+            if (
+                record is None
+                and c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None
+            ):
+                raise _no_experiment(experiment_id)
+        return record
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -341,11 +563,27 @@ class SQLStore(Store):
         return experiment_id
 
     # -- experiments ---------------------------------------------------------------------------
+    @retrying
     def create_experiment(
-        self, name: str, config: dict[str, Any], state: str = ACTIVE
+        self,
+        name: str,
+        config: dict[str, Any],
+        state: str = ACTIVE,
+        *,
+        unless: Callable[[ExperimentRecord], bool] | None = None,
     ) -> ExperimentRecord:
-        now = time.time()
+        now = _stamp()
         with self._write() as c:
+            if _call.retry:  # the earlier attempt may have committed
+                row = c.execute(_SAME_EXPERIMENT, {"b_name": name, "b_at": now}).first()
+                if row is not None:
+                    return _experiment(row)
+            if unless is not None:
+                if self.dialect == "postgresql":
+                    c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATE_LOCK})
+                for row in c.execute(_LIST_EXPERIMENTS):
+                    if unless(_experiment(row)):
+                        raise experiment_exists(_experiment(row))
             result = c.execute(
                 _INS_EXPERIMENT,
                 {"name": name, "state": state, "config": config, "created_at": now},
@@ -353,6 +591,7 @@ class SQLStore(Store):
             eid = _inserted_id(result)
         return ExperimentRecord(eid, name, state, config, now, None)
 
+    @retrying
     def get_experiment(self, experiment_id: int) -> ExperimentRecord:
         with self._read() as c:
             row = c.execute(_SEL_EXPERIMENT, {"b_id": experiment_id}).first()
@@ -360,10 +599,12 @@ class SQLStore(Store):
             raise _no_experiment(experiment_id)
         return _experiment(row)
 
+    @retrying
     def list_experiments(self) -> list[ExperimentRecord]:
         with self._read() as c:
             return [_experiment(r) for r in c.execute(_LIST_EXPERIMENTS)]
 
+    @retrying
     def update_experiment(
         self,
         experiment_id: int,
@@ -388,6 +629,7 @@ class SQLStore(Store):
         return _experiment(row)
 
     # -- trials --------------------------------------------------------------------------------
+    @retrying
     def create_trial(
         self,
         experiment_id: int,
@@ -428,6 +670,7 @@ class SQLStore(Store):
             tid, experiment_id, number, request_id, params, state, now, parent_id, 0, None, None
         )
 
+    @retrying
     def get_trial(self, trial_id: int) -> TrialRecord:
         with self._read() as c:
             row = c.execute(_SEL_TRIAL, {"b_id": trial_id}).first()
@@ -435,6 +678,7 @@ class SQLStore(Store):
             raise _no_trial(trial_id)
         return _trial(row)
 
+    @retrying
     def list_trials(self, experiment_id: int) -> list[TrialRecord]:
         with self._read() as c:
             rows = c.execute(_LIST_TRIALS, {"b_exp": experiment_id}).all()
@@ -442,6 +686,7 @@ class SQLStore(Store):
                 raise _no_experiment(experiment_id)
         return [_trial(r) for r in rows]
 
+    @retrying
     def update_trial(
         self,
         trial_id: int,
@@ -474,12 +719,16 @@ class SQLStore(Store):
                 params["b_expect"] = expect_state
                 row = self._update_one(c, _CAS_TRIAL, _SEL_TRIAL, params)
             if row is None:
-                if c.execute(_HAS_TRIAL, {"b_id": trial_id}).first() is None:
+                current = c.execute(_SEL_TRIAL, {"b_id": trial_id}).first()
+                if current is None:
                     raise _no_trial(trial_id)
+                if _call.retry and _holds(current, params):
+                    return _trial(current)  # the earlier attempt's commit was not seen
                 return None  # the compare-and-set lost: the state was not expect_state
         return _trial(row)
 
     # -- metrics -------------------------------------------------------------------------------
+    @retrying
     def add_metrics(
         self, trial_id: int, group: str, entries: Sequence[tuple[int, dict[str, Any]]]
     ) -> list[MetricRecord]:
@@ -491,7 +740,7 @@ class SQLStore(Store):
             experiment_id = self._experiment_of(c, trial_id)
             if not values_by_step:
                 return []
-            now = time.time()
+            now = _stamp()
             params = [
                 {
                     "trial_id": trial_id,
@@ -507,11 +756,17 @@ class SQLStore(Store):
             # into multi-row INSERT ... RETURNING statements.
             result = c.execute(self._ins_metrics, params[0] if len(params) == 1 else params)
             inserted = sorted((seq, step) for seq, step in result)  # skipped steps are absent
+            if _call.retry:  # count rows the earlier attempt wrote (same call time) as inserted
+                earlier = c.execute(
+                    _SAME_METRICS, {"b_trial": trial_id, "b_group": group, "b_time": now}
+                )
+                inserted = sorted(set(inserted) | {(seq, step) for seq, step in earlier})
         return [
             MetricRecord(seq, trial_id, group, step, values_by_step[step], now)
             for seq, step in inserted
         ]
 
+    @retrying
     def read_metrics(
         self, experiment_id: int, after: int = 0, group: str | None = None
     ) -> list[MetricRecord]:
@@ -527,6 +782,7 @@ class SQLStore(Store):
                 raise _no_experiment(experiment_id)
         return [_metric(r) for r in rows]
 
+    @retrying
     def trial_metrics(self, trial_id: int, group: str | None = None) -> list[MetricRecord]:
         with self._read() as c:
             if group is None:
@@ -540,6 +796,7 @@ class SQLStore(Store):
         return [_metric(r) for r in rows]
 
     # -- searcher snapshots and events ---------------------------------------------------------
+    @retrying
     def save_searcher_state(self, experiment_id: int, state: dict[str, Any]) -> None:
         try:
             with self._write() as c:
@@ -550,6 +807,7 @@ class SQLStore(Store):
         except sa.exc.IntegrityError:  # the foreign key: every other column is ours
             raise _no_experiment(experiment_id) from None
 
+    @retrying
     def load_searcher_state(self, experiment_id: int) -> dict[str, Any] | None:
         with self._read() as c:
             row = c.execute(_LOAD_STATE, {"b_exp": experiment_id}).first()
@@ -559,10 +817,17 @@ class SQLStore(Store):
                 return None
         return row[0]
 
+    @retrying
     def add_event(self, experiment_id: int, kind: str, data: dict[str, Any]) -> EventRecord:
-        now = time.time()
+        now = _stamp()
         try:
             with self._write() as c:
+                if _call.retry:  # the earlier attempt may have committed
+                    seq = c.execute(
+                        _SAME_EVENT, {"b_exp": experiment_id, "b_kind": kind, "b_time": now}
+                    ).scalar()
+                    if seq is not None:
+                        return EventRecord(seq, experiment_id, kind, data, now)
                 result = c.execute(
                     _INS_EVENT,
                     {"experiment_id": experiment_id, "kind": kind, "data": data, "time": now},
@@ -572,6 +837,7 @@ class SQLStore(Store):
             raise _no_experiment(experiment_id) from None
         return EventRecord(seq, experiment_id, kind, data, now)
 
+    @retrying
     def read_events(self, experiment_id: int, after: int = 0) -> list[EventRecord]:
         with self._read() as c:
             rows = c.execute(_READ_EVENTS, {"b_exp": experiment_id, "b_after": after}).all()
@@ -580,6 +846,7 @@ class SQLStore(Store):
         return [_event(r) for r in rows]
 
     # -- checkpoints ---------------------------------------------------------------------------
+    @retrying
     def add_checkpoint(
         self,
         uuid: str,
@@ -612,6 +879,7 @@ class SQLStore(Store):
             )
         return CheckpointRecord(uuid, trial_id, steps_completed, now, metadata, "COMPLETED")
 
+    @retrying
     def get_checkpoint(self, uuid: str) -> CheckpointRecord:
         with self._read() as c:
             row = c.execute(_SEL_CHECKPOINT, {"b_uuid": uuid}).first()
@@ -619,6 +887,7 @@ class SQLStore(Store):
             raise _no_checkpoint(uuid)
         return _checkpoint(row)
 
+    @retrying
     def list_checkpoints(self, trial_id: int) -> list[CheckpointRecord]:
         with self._read() as c:
             rows = c.execute(_LIST_CHECKPOINTS, {"b_trial": trial_id}).all()
@@ -626,6 +895,7 @@ class SQLStore(Store):
                 raise _no_trial(trial_id)
         return [_checkpoint(r) for r in rows]
 
+    @retrying
     def set_checkpoint_state(self, uuid: str, state: str) -> CheckpointRecord:
         with self._write() as c:
             row = self._update_one(

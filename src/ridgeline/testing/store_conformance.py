@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -48,6 +49,8 @@ __all__ = [
     "run_all",
     "check_concurrent_trial_numbers",
     "check_concurrent_open",
+    "check_lease_fencing",
+    "check_concurrent_create_and_lease",
     "same",
 ]
 
@@ -441,6 +444,102 @@ def check_close_idempotent(store: Store) -> None:
     store.close()
 
 
+# -- leases -----------------------------------------------------------------------------------
+def _dead_holder() -> str:
+    """The holder string of a process on this host that has exited."""
+    import socket
+    import subprocess
+    import sys
+
+    from ridgeline.schedulers.local import process_start_time
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = process_start_time(proc.pid)
+    proc.kill()
+    proc.wait()
+    return f"{socket.gethostname()}:{proc.pid}:{started}"
+
+
+def check_leases(store: Store) -> None:
+    """Tokens grow by one per acquisition; a live lease is refused to another holder, naming
+    it; renewals keep it; an expired or released lease is taken over; the loser is fenced."""
+    from ridgeline.errors import LeaseHeld, LeaseLost
+    from ridgeline.store.lease import this_holder
+
+    e = store.create_experiment("leased", {})
+    other = store.create_experiment("other", {})
+    assert store.get_lease(e.id) is None
+    me = this_holder()
+    first = store.acquire_lease(e.id, me, 60)
+    assert first >= 1 and store.fence(e.id) == first
+    lease = store.get_lease(e.id)
+    assert lease is not None and (lease.holder, lease.token) == (me, first)
+    assert 50 < lease.expires_at - time.time() <= 60
+    try:
+        store.acquire_lease(e.id, "elsewhere:1:1", 60)
+    except LeaseHeld as exc:
+        assert str(os.getpid()) in str(exc) and exc.holder == me, str(exc)
+        assert exc.expires_at == lease.expires_at
+    else:
+        raise AssertionError("a live lease was handed to a second holder")
+    store.renew_lease(e.id, first, 0.3)
+    store.create_trial(e.id, 1, {})  # the holder writes
+    time.sleep(0.5)  # expired, nobody took it: the holder may still renew and write
+    store.renew_lease(e.id, first, 0.3)
+    time.sleep(0.5)
+    second = store.acquire_lease(e.id, "elsewhere:1:1", 60)  # expired: taken over
+    assert second == first + 1 and store.fence(e.id) == second
+    try:
+        store.renew_lease(e.id, first, 60)
+    except LeaseLost as exc:
+        assert str(e.id) in str(exc)
+    else:
+        raise AssertionError("a superseded token renewed its lease")
+    assert store.release_lease(e.id, first) is False
+    assert store.release_lease(e.id, second) is True
+    assert store.fence(e.id) is None
+    released = store.get_lease(e.id)
+    assert released is not None and released.holder is None and released.token == second
+    assert store.acquire_lease(e.id, me, 60) == second + 1  # released: free at once
+    assert store.acquire_lease(other.id, me, 60) == 1  # tokens count per experiment
+    _raises_store_error(store.acquire_lease, 99999, me, 60, names=99999)
+    _raises_store_error(store.get_lease, 99999, names=99999)
+
+
+def check_lease_of_dead_local_holder(store: Store) -> None:
+    """A live lease whose holder ran on this host and has exited is taken over at once."""
+    from ridgeline.errors import LeaseHeld
+    from ridgeline.store.lease import this_holder
+
+    e = store.create_experiment("orphaned", {})
+    token = store.acquire_lease(e.id, _dead_holder(), 600)  # live for 600 s
+    assert store.acquire_lease(e.id, this_holder(), 60) == token + 1
+    try:  # a live local holder (this process) is respected, even by itself
+        store.acquire_lease(e.id, this_holder(), 60)
+    except LeaseHeld:
+        pass
+    else:
+        raise AssertionError("took over the lease of a live process")
+
+
+def check_exclusive_create(store: Store) -> None:
+    """``create_experiment(unless=...)`` creates only when no experiment matches."""
+    from ridgeline.errors import ExperimentExists
+
+    def mine(record: ExperimentRecord) -> bool:
+        return record.config.get("door") == "x"
+
+    a = store.create_experiment("a", {"door": "y"}, unless=mine)
+    b = store.create_experiment("b", {"door": "x"}, unless=mine)
+    try:
+        store.create_experiment("c", {"door": "x"}, unless=mine)
+    except ExperimentExists as exc:
+        assert exc.experiment_id == b.id and str(b.id) in str(exc)
+    else:
+        raise AssertionError("an exclusive create made a second matching experiment")
+    assert [e.id for e in store.list_experiments()] == [a.id, b.id]
+
+
 CHECKS: list[Callable[[Store], None]] = [
     check_experiments,
     check_trial_numbering,
@@ -456,6 +555,9 @@ CHECKS: list[Callable[[Store], None]] = [
     check_checkpoints,
     check_unknown_ids,
     check_close_idempotent,
+    check_leases,
+    check_lease_of_dead_local_holder,
+    check_exclusive_create,
 ]
 
 
@@ -571,3 +673,97 @@ def check_concurrent_open(url: str, processes: int = 4) -> None:
         assert all(r[0][2] == 1 for r in results)
     finally:
         store.close()
+
+
+# -- fencing across handles (SQL) ---------------------------------------------------------------
+def check_lease_fencing(url: str) -> None:
+    """A handle whose lease was taken over by another handle can no longer write anything,
+    and nothing it tried is in the store; the new holder writes normally."""
+    from ridgeline.errors import LeaseHeld, LeaseLost
+    from ridgeline.store import open_store
+
+    old, new = open_store(url), open_store(url)
+    try:
+        e = old.create_experiment("fenced", {})
+        kept = old.create_trial(e.id, 1, {})
+        old_token = old.acquire_lease(e.id, "host-a:1:1", 0.5)
+        try:
+            new.acquire_lease(e.id, "host-b:2:2", 60)
+        except LeaseHeld as exc:
+            assert "host-a" in str(exc)
+        else:
+            raise AssertionError("a live lease was handed to a second holder")
+        old.add_metrics(kept.id, "training", [(1, {"loss": 1.0})])
+        time.sleep(1.0)
+        new_token = new.acquire_lease(e.id, "host-b:2:2", 60)
+        assert new_token == old_token + 1
+        writes: list[tuple[str, Callable[[], Any]]] = [
+            ("create_trial", lambda: old.create_trial(e.id, 2, {})),
+            ("add_metrics", lambda: old.add_metrics(kept.id, "training", [(2, {"loss": 0.5})])),
+            ("update_trial", lambda: old.update_trial(kept.id, state=COMPLETED)),
+            ("update_experiment", lambda: old.update_experiment(e.id, state=COMPLETED)),
+            ("add_event", lambda: old.add_event(e.id, "x", {})),
+            ("save_searcher_state", lambda: old.save_searcher_state(e.id, {"s": 1})),
+            ("add_checkpoint", lambda: old.add_checkpoint("u-1", kept.id, 1, {})),
+            ("create_experiment", lambda: old.create_experiment("late", {})),
+            ("renew_lease", lambda: old.renew_lease(e.id, old_token, 60)),
+        ]
+        for what, write in writes:
+            try:
+                write()
+            except LeaseLost as exc:
+                assert "host-b" in str(exc), str(exc)
+            else:
+                raise AssertionError(f"a fenced handle's {what} went through")
+        assert [t.id for t in new.list_trials(e.id)] == [kept.id]
+        assert [m.step for m in new.trial_metrics(kept.id)] == [1]
+        assert new.get_trial(kept.id).state == kept.state
+        assert new.get_experiment(e.id).state == ACTIVE
+        assert new.read_events(e.id) == [] and new.load_searcher_state(e.id) is None
+        assert new.list_checkpoints(kept.id) == [] and len(new.list_experiments()) == 1
+        assert old.release_lease(e.id, old_token) is False
+        new.create_trial(e.id, 2, {})  # the holder writes
+        new.update_experiment(e.id, state=COMPLETED)
+        old.get_experiment(e.id)  # reads stay open to everyone
+    finally:
+        old.close()
+        new.close()
+
+
+def _lease_worker(url: str, worker: int, barrier: Any, results: Any) -> None:
+    try:
+        from ridgeline.errors import ExperimentExists, LeaseHeld
+        from ridgeline.store import open_store
+
+        store = open_store(url)
+        barrier.wait(60)
+        made = []
+        try:
+            e = store.create_experiment(
+                f"w{worker}", {"door": "x"}, unless=lambda r: r.config.get("door") == "x"
+            )
+            made.append(("created", e.id))
+        except ExperimentExists as exc:
+            made.append(("exists", exc.experiment_id))
+        try:
+            made.append(("token", store.acquire_lease(1, f"host:{worker}:1", 60)))
+        except LeaseHeld:
+            made.append(("held", 0))
+        store.close()
+        results.put((worker, made, None))
+    except BaseException:
+        results.put((worker, [], traceback.format_exc()))
+
+
+def check_concurrent_create_and_lease(url: str, processes: int = 4) -> None:
+    """Processes racing to create "the" experiment of a folder create exactly one; racing
+    for its lease, exactly one wins."""
+    from ridgeline.store import open_store
+
+    open_store(url).close()  # migrated before the race, as a folder's store is
+    results = _run_processes(_lease_worker, [(url, w) for w in range(processes)])
+    created = [r[0][1] for r in results if r[0][0] == "created"]
+    assert len(created) == 1, results
+    assert all(r[0][1] == created[0] for r in results)
+    tokens = [r[1][1] for r in results if r[1][0] == "token"]
+    assert tokens == [1], results
