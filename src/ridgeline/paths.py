@@ -1,4 +1,6 @@
-"""Where ridgeline keeps user-level state: the CLI's store and experiment folders."""
+"""Where ridgeline keeps user-level state: the CLI's store and experiment folders.
+
+All of it is private to the user (folders 0700): the store holds the experiments' tokens."""
 
 from __future__ import annotations
 
@@ -6,12 +8,16 @@ import os
 import sys
 from pathlib import Path
 
+from ridgeline.private import private_dir
+
 STORAGE_ENV = "RIDGELINE_STORAGE"  # store URL or SQLite path for CLI-created experiments
 DATA_DIR_ENV = "RIDGELINE_DATA_DIR"  # folder for experiment folders (and the default store)
+# How a detached coordinator learns its store: a URL may hold a password, and argv is public.
+COORDINATOR_STORAGE_ENV = "RIDGELINE_COORDINATOR_STORAGE"
 
 
 def data_dir() -> Path:
-    """The platform's per-user data folder for ridgeline (created on first use)."""
+    """The platform's per-user data folder for ridgeline (created on first use, owner-only)."""
     if os.environ.get(DATA_DIR_ENV):
         base = Path(os.environ[DATA_DIR_ENV])
     elif sys.platform == "darwin":
@@ -21,8 +27,7 @@ def data_dir() -> Path:
     else:
         xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         base = Path(xdg) / "ridgeline"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
+    return private_dir(base)
 
 
 def default_storage(storage: str | None = None) -> str:
@@ -34,6 +39,7 @@ def new_experiment_dir() -> Path:
     """A fresh folder for one experiment's context, trial folders, logs and checkpoints."""
     import uuid
 
-    path = data_dir() / "experiments" / uuid.uuid4().hex[:12]
-    path.mkdir(parents=True)
-    return path
+    parent = private_dir(data_dir() / "experiments")
+    path = parent / uuid.uuid4().hex[:12]
+    path.mkdir(mode=0o700)
+    return private_dir(path)
