@@ -26,6 +26,7 @@ from ridgeline.engine import retention
 from ridgeline.engine.engine import Engine
 from ridgeline.engine.server import build_app
 from ridgeline.errors import ObservationError, SchedulerError
+from ridgeline.faults import crash_point
 from ridgeline.results import ResultsTable
 from ridgeline.samplers import background
 from ridgeline.schedulers.base import Job, Scheduler
@@ -376,6 +377,7 @@ class Coordinator:
         return FAILED
 
     def _on_exit(self, number: int, job: Job, exit_code: int | None) -> None:
+        crash_point("trial_exit_seen")
         status = self._exit_status(number, exit_code)
         record = self.engine.records[number]
         if status == FAILED:
@@ -598,7 +600,9 @@ class Coordinator:
     def register_checkpoint(
         self, number: int, uuid: str, steps: int, metadata: dict[str, Any]
     ) -> CheckpointRecord:
+        crash_point("checkpoint_files_written")
         record = self.store.add_checkpoint(uuid, self.engine.records[number].id, steps, metadata)
+        crash_point("checkpoint_registered")
         self.engine.event("checkpoint", trial=number, uuid=uuid, steps_completed=steps)
         return record
 
