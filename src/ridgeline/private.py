@@ -18,6 +18,8 @@ _PASSWORD_IN_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&]*")
 
 
 def _tighten(path: Path, mode: int) -> None:
+    if os.name == "nt":  # no POSIX modes; the per-user profile folders are private already
+        return
     try:
         if (path.stat().st_mode & 0o777) != mode:
             os.chmod(path, mode)
@@ -50,7 +52,8 @@ def write_private(path: str | os.PathLike[str], text: str) -> Path:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)
+        if os.name != "nt":
+            os.fchmod(fd, FILE_MODE)  # O_CREAT's mode is only used for a new file
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
     except BaseException:
