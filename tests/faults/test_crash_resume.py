@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -193,9 +194,9 @@ def saved_a_checkpoint(search: CoreSearch, number: int, pid: int) -> bool:
     )
 
 
-def wait_for(condition: object, timeout: float = 60) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
 
@@ -209,9 +210,9 @@ def test_killed_trial_restarts_then_fails(user_env: Path) -> None:
     killed: list[int] = []
     try:
         for attempt in (1, 2):
-            wait_for(lambda n=attempt: len(search.trial_pids(1)) == n)  # type: ignore[misc]
+            wait_for(lambda n=attempt: len(search.trial_pids(1)) == n)
             (pid,) = set(search.trial_pids(1)) - set(killed)
-            wait_for(lambda p=pid: saved_a_checkpoint(search, 1, p))  # type: ignore[misc]
+            wait_for(lambda p=pid: saved_a_checkpoint(search, 1, p))
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
         search.wait()
