@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError, SearchFailed
-from ridgeline.paths import default_storage, new_experiment_dir
+from ridgeline.paths import COORDINATOR_STORAGE_ENV, default_storage, new_experiment_dir
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
 from ridgeline.store.lease import lease_ttl, this_holder
@@ -445,9 +445,11 @@ def start_detached(experiment_id: int, storage: str | None = None) -> subprocess
         out = Path(_find(store, experiment_id).config["output_dir"])
     finally:
         store.close()
+    env = {**os.environ, COORDINATOR_STORAGE_ENV: storage}  # not argv: see engine.daemon
     with open(out / "coordinator.log", "ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ridgeline.engine.daemon", str(experiment_id), storage],
+            [sys.executable, "-m", "ridgeline.engine.daemon", str(experiment_id)],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -1,6 +1,6 @@
-"""Where ridgeline keeps user-level state (the CLI's store and experiment folders), and paths
-built from untrusted parts that must stay inside their root. Standard library only: the trial
-side uses it too."""
+"""Where ridgeline keeps user-level state (the CLI's store and experiment folders, all private
+to the user: the store holds the experiments' tokens), and paths built from untrusted parts
+that must stay inside their root. Standard library only: the trial side uses it too."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import sys
 from pathlib import Path
 
 from ridgeline.errors import UnsafePathError
+from ridgeline.private import private_dir
 
 STORAGE_ENV = "RIDGELINE_STORAGE"  # store URL or SQLite path for CLI-created experiments
 DATA_DIR_ENV = "RIDGELINE_DATA_DIR"  # folder for experiment folders (and the default store)
+# How a detached coordinator learns its store: a URL may hold a password, and argv is public.
+COORDINATOR_STORAGE_ENV = "RIDGELINE_COORDINATOR_STORAGE"
 
 
 def data_dir() -> Path:
-    """The platform's per-user data folder for ridgeline (created on first use)."""
+    """The platform's per-user data folder for ridgeline (created on first use, owner-only)."""
     if os.environ.get(DATA_DIR_ENV):
         base = Path(os.environ[DATA_DIR_ENV])
     elif sys.platform == "darwin":
@@ -25,8 +28,7 @@ def data_dir() -> Path:
     else:
         xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         base = Path(xdg) / "ridgeline"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
+    return private_dir(base)
 
 
 def default_storage(storage: str | None = None) -> str:
@@ -38,9 +40,10 @@ def new_experiment_dir() -> Path:
     """A fresh folder for one experiment's context, trial folders, logs and checkpoints."""
     import uuid
 
-    path = data_dir() / "experiments" / uuid.uuid4().hex[:12]
-    path.mkdir(parents=True)
-    return path
+    parent = private_dir(data_dir() / "experiments")
+    path = parent / uuid.uuid4().hex[:12]
+    path.mkdir(mode=0o700)
+    return private_dir(path)
 
 
 def confined(

@@ -105,6 +105,8 @@ def optimize(
     # A space the algorithm cannot search (a grid too large) is refused before any file is made.
     searcher.bind(space, History(lower_is_better=bool(lower_is_better)), random.Random(0))
     out = Path(output_dir or f"output_{_IMPORT_TIME}").resolve()
+    if resume and storage is None:
+        _check_resumable(out / "ridgeline.db")
     out.mkdir(parents=True, exist_ok=True)
     if not scheduler.output_dir:
         scheduler.output_dir = str(out)
@@ -241,6 +243,11 @@ def _find_experiment(
 ) -> ExperimentRecord | None:
     existing = [e for e in store.list_experiments() if _is_search(e)]
     if not existing:
+        if resume:
+            raise ConfigError(
+                f"nothing to resume in {out}: its store holds no search; run without "
+                f"resume=True to start one"
+            )
         return None
     experiment = existing[-1]
     if not resume:
@@ -252,6 +259,22 @@ def _find_experiment(
             f"cannot resume {out}: it searched {previous}, this call asks for {wanted}"
         )
     return experiment
+
+
+def _check_resumable(database: Path) -> None:
+    """``resume=True`` needs the store of an earlier search: starting afresh instead would
+    overwrite that search's ``results.csv``."""
+    if not database.exists():
+        raise ConfigError(
+            f"nothing to resume in {database.parent}: there is no store {database.name} "
+            f"there; check output_dir, or run without resume=True to start a new search"
+        )
+    if database.stat().st_size == 0:
+        raise ConfigError(
+            f"cannot resume from {database}: the file is empty (0 bytes), so nothing of the "
+            f"earlier search was saved in it; restore it from a backup, or move it aside and "
+            f"run without resume=True to start a new search"
+        )
 
 
 def process_alive(pid: int) -> bool:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine import retention
-from ridgeline.errors import CheckpointError, StoreError
+from ridgeline.errors import CheckpointError, LeaseLost, StorageUnavailable, StoreError
+from ridgeline.faults import crash_point
 from ridgeline.filetree import remove_folder
 from ridgeline.paths import confined
 from ridgeline.store.records import COMPLETED, TRIAL_DONE_STATES, CheckpointRecord
@@ -74,10 +75,14 @@ class Checkpoints:
         if self.root is not None:
             self._check_folder(uuid, where)
         trial_id = self.engine.records[number].id
+        crash_point("checkpoint_files_written")
         try:
             record = self.store.add_checkpoint(uuid, trial_id, steps, metadata)
+        except (StorageUnavailable, LeaseLost):
+            raise  # the store, not the request, is at fault: the run ends with the cause
         except StoreError as exc:  # registered for another trial meanwhile
             raise CheckpointForbidden(f"{where}: {exc}") from None
+        crash_point("checkpoint_registered")
         self.engine.event("checkpoint", trial=number, uuid=uuid, steps_completed=steps)
         return record
 
@@ -150,7 +155,9 @@ class Checkpoints:
         uuid = check_uuid(uuid, "checkpoint")
         try:
             record = self.store.get_checkpoint(uuid)
-        except StoreError:
+        except (StorageUnavailable, LeaseLost):
+            raise
+        except StoreError:  # no such checkpoint
             record = None
         owner = None if record is None else self._owner(record.trial_id)
         if record is None or owner is None:
@@ -162,7 +169,9 @@ class Checkpoints:
     def _refuse_foreign(self, number: int, uuid: str) -> None:
         try:
             existing = self.store.get_checkpoint(uuid)
-        except StoreError:
+        except (StorageUnavailable, LeaseLost):
+            raise
+        except StoreError:  # no such checkpoint yet
             return
         if existing.trial_id != self.engine.records[number].id:
             raise CheckpointForbidden(

@@ -29,6 +29,7 @@ from ridgeline.engine.keepalive import keep_lease
 from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
 from ridgeline.engine.server import make_runner
 from ridgeline.errors import LeaseLost, ObservationError, SchedulerError
+from ridgeline.faults import crash_point
 from ridgeline.results import ResultsTable
 from ridgeline.samplers import background
 from ridgeline.schedulers.base import Job, Scheduler
@@ -499,6 +500,7 @@ class Coordinator:
         )
 
     def _on_exit(self, number: int, job: Job, exit_code: int | None) -> None:
+        crash_point("trial_exit_seen")
         status = self._exit_status(number, exit_code)
         record = self.engine.records[number]
         if status == FAILED:

@@ -1,19 +1,27 @@
-"""``python -m ridgeline.engine.daemon EXPERIMENT_ID STORAGE``: a detached coordinator."""
+"""``python -m ridgeline.engine.daemon EXPERIMENT_ID``: a detached coordinator.
+
+The store comes in ``$RIDGELINE_COORDINATOR_STORAGE``, never in argv: anyone on the machine can
+read a command line (``ps``), and a PostgreSQL URL may carry a password. The variable is
+removed at once, so trial processes (which inherit the environment) never see it.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ridgeline.errors import LeaseHeld, RidgelineError
-from ridgeline.experiment import run_experiment
+from ridgeline.paths import COORDINATOR_STORAGE_ENV
 
 LEASE_HELD = 3  # exit status: another coordinator runs the experiment
 
 
 def main(argv: list[str]) -> int:
-    experiment_id, storage = int(argv[0]), argv[1]
+    storage = os.environ.pop(COORDINATOR_STORAGE_ENV, None)
+    from ridgeline.experiment import run_experiment
+
     try:
-        run_experiment(experiment_id, storage, verbose=1)
+        run_experiment(int(argv[0]), storage, verbose=1)
     except LeaseHeld as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return LEASE_HELD

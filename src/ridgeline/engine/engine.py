@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ridgeline.errors import ObservationError
+from ridgeline.faults import crash_point
 from ridgeline.samplers.base import History, TrialView
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
 from ridgeline.space import SearchSpace
@@ -161,6 +162,7 @@ class Engine:
 
     def trial_started(self, number: int, job: dict[str, Any] | None = None) -> TrialRecord:
         record = self.store.update_trial(self.records[number].id, state=RUNNING, job=job)
+        crash_point("trial_running")
         assert record is not None
         self._remember(record)
         self.event("trial_started", trial=number, job=job)
@@ -186,6 +188,7 @@ class Engine:
         inserted = self.store.add_metrics(record.id, self.searcher_group, [(step, values)])
         if not inserted:
             return False, []
+        crash_point("metric_stored")
         self._observe(number, step, value)
         return True, self._apply(self.searcher.on_report(number, step, value))
 
@@ -301,6 +304,7 @@ class Engine:
                 record = self.store.create_trial(
                     self.experiment_id, action.request_id, action.params, parent_id
                 )
+                crash_point("suggestion_stored")
                 self._remember(record)
                 if action.parent is not None:
                     start = self.latest_checkpoint(action.parent)

@@ -26,16 +26,30 @@ def open_store(target: str | os.PathLike[str] | None) -> Store:
     * a string containing ``://``: an SQLAlchemy URL, e.g. ``sqlite:////abs/study.db`` or
       ``postgresql://user@host/db`` (psycopg 3);
     * anything else: the path of an SQLite file, created with its parent directories if missing.
+
+    SQLite files are owner-only (0600). A damaged file or an unreachable database is a
+    ``StoreError`` that names it and says what to do.
     """
     if target is None:
         return MemoryStore()
+    import sqlalchemy as sa
+
+    from ridgeline.store.files import check_sqlite_file, sqlite_path, unusable
     from ridgeline.store.sql import SQLStore
 
     if isinstance(target, str) and "://" in target:
-        return SQLStore(target)
-    path = Path(os.fspath(target)).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLStore(f"sqlite:///{path}")
+        url = target
+        path = sqlite_path(url)
+    else:
+        path = Path(os.fspath(target)).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    if path is not None:
+        check_sqlite_file(path)
+    try:
+        return SQLStore(url)
+    except sa.exc.DBAPIError as exc:
+        raise unusable(url, exc) from None
 
 
 def __getattr__(name: str) -> object:

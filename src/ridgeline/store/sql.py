@@ -43,6 +43,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ridgeline.errors import StorageUnavailable, StoreError
+from ridgeline.private import private_sqlite
 from ridgeline.store import lease
 from ridgeline.store import schema as S
 from ridgeline.store.base import _UNSET, Store, experiment_exists
@@ -215,6 +216,8 @@ def create_engine(url: str | sa.URL) -> sa.Engine:
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
         if memory:  # every connection would otherwise see its own empty database
             kwargs["poolclass"] = sa.pool.StaticPool
+        else:  # the store holds tokens: owner-only, whatever the umask (WAL/SHM inherit it)
+            private_sqlite(str(u.database))
         engine = sa.create_engine(u, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
