@@ -90,44 +90,21 @@ SEARCHERS = {
         "max_concurrent_trials": 2,
     },
 }
-# Known engine defects these cases expose; each xfail comes off when its defect is fixed.
-OBJECTIVE_KEYERROR = (
-    "resume dies in rebuild_results with KeyError: 'objective' once a Core-API validation "
-    "metric is stored; the experiment stays ACTIVE with no coordinator"
-)
-LOST_SUGGESTION = (
-    "crash after a new trial's row is written, before the searcher state is saved: on resume "
-    "the searcher does not know the trial, it never gets an operation and stays RUNNING (or "
-    "PENDING); the experiment never ends"
-)
-LOST_METRIC = (
-    "crash after the searcher metric is stored, before the searcher acted on it: on resume the "
-    "trial's repeated report is a duplicate, the searcher never sees it, and the trial waits "
-    "forever for its next operation"
-)
-
-
-def known(searcher: str, point: str, *reasons: str) -> object:
-    return pytest.param(
-        searcher, point, marks=pytest.mark.xfail(reason="; ".join(reasons), strict=False)
-    )
-
-
 CORE_CASES = [
-    known("random", "suggestion_stored:2", LOST_SUGGESTION),
+    ("random", "suggestion_stored:2"),
     ("random", "trial_running"),
-    known("random", "trial_exit_seen", OBJECTIVE_KEYERROR),
+    ("random", "trial_exit_seen"),
     ("random", "checkpoint_files_written:2"),
     ("random", "checkpoint_registered:3"),
-    known("random", "metric_stored", OBJECTIVE_KEYERROR, LOST_METRIC),
-    known("grid", "trial_running:3", OBJECTIVE_KEYERROR),
+    ("random", "metric_stored"),
+    ("grid", "trial_running:3"),
     ("grid", "checkpoint_files_written:3"),
-    known("asha", "metric_stored:2", OBJECTIVE_KEYERROR, LOST_METRIC),
-    known("asha", "trial_exit_seen:2", OBJECTIVE_KEYERROR),
-    known("asha", "checkpoint_registered:2", OBJECTIVE_KEYERROR),
-    known("pbt", "metric_stored:3", OBJECTIVE_KEYERROR, LOST_METRIC),
-    known("pbt", "trial_exit_seen:2", OBJECTIVE_KEYERROR),
-    known("pbt", "suggestion_stored:4", OBJECTIVE_KEYERROR, LOST_SUGGESTION),
+    ("asha", "metric_stored:2"),
+    ("asha", "trial_exit_seen:2"),
+    ("asha", "checkpoint_registered:2"),
+    ("pbt", "metric_stored:3"),
+    ("pbt", "trial_exit_seen:2"),
+    ("pbt", "suggestion_stored:4"),
 ]
 
 

@@ -217,6 +217,7 @@ class Coordinator:
             try:
                 if resume:
                     self._resume_trials()
+                    self._handle(self.engine.take_replayed())
                 else:
                     self._handle(self.engine.start())
                 self._fill()
@@ -795,7 +796,8 @@ class Coordinator:
         actions = self.engine.complete_operation(number, op_id, metric)
         self._metric_seen = True
         params = self.engine.records[number].params
-        self.results.add_observation(number, length, params, float(metric), {})
+        if not self.results.has_observation(number, length):  # not a retried completion
+            self.results.add_observation(number, length, params, float(metric), {})
         self._schedule_write()
         self._handle(actions)
         self._notify()
@@ -845,6 +847,8 @@ class Coordinator:
         for number, record in sorted(self.engine.records.items()):
             if record.state in TRIAL_DONE_STATES or record.state == PAUSED:
                 continue
+            if number in self.engine.unclaimed:
+                continue  # stored, but the searcher's saved state has not made it: it will
             job = None
             if record.state == RUNNING and record.job:
                 job = self.scheduler.reattach(record.job, f"trial_{number}")
@@ -866,7 +870,8 @@ class Coordinator:
                 op = self.engine.ops.get(number)
                 has_work = number not in self.engine.closed or (op is not None and not op.done)
                 idle = number not in self.waiting and number not in self.running
-                if record.state in (PAUSED, PENDING) and has_work and idle:
+                claimed = number not in self.engine.unclaimed
+                if record.state in (PAUSED, PENDING) and has_work and idle and claimed:
                     self.waiting.append(number)
 
     def _abandon_running(self) -> None:

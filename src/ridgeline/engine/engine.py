@@ -92,6 +92,14 @@ class Engine:
         self.warm_starts: dict[int, str] = {}  # trial number -> checkpoint uuid
         self._op_counter = 0
         self._trained = 0  # see length_trained
+        # Crash safety: the newest searcher-group metric the searcher was shown (reports after
+        # it are replayed to the searcher on resume), trials stored after the last snapshot
+        # (their Create is replayed by the searcher, not launched blindly), and the actions a
+        # replay produced for the driver to carry out.
+        self._seen_seq = 0
+        self._event_seq = 0  # the newest event written (trial pauses and exits among them)
+        self.unclaimed: set[int] = set()
+        self.replayed: list[Action] = []
         searcher.bind(space, self.history, self.rng)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -127,7 +135,68 @@ class Engine:
             self.final = set(state.get("final", ()))
             self.warm_starts = {int(k): v for k, v in state.get("warm_starts", {}).items()}
             self._op_counter = state.get("op_counter", 0)
+            if "max_trial" in state:
+                self.unclaimed = {
+                    n
+                    for n, r in self.records.items()
+                    if n > state["max_trial"] and r.request_id > 0 and r.state == PENDING
+                }
+            if "seen_seq" in state:
+                self._seen_seq = state["seen_seq"]
+                self._replay_unseen(numbers_by_id)
+            if "seen_event" in state:
+                self._event_seq = state["seen_event"]
+                self._replay_trial_ends(state["seen_event"])
+            else:  # a snapshot from before event replay: nothing to replay, start from now
+                events = self.store.read_events(self.experiment_id)
+                self._event_seq = events[-1].seq if events else 0
+        else:  # killed before the searcher's first snapshot: it starts afresh, its trials too
+            self.unclaimed = {
+                n for n, r in self.records.items() if r.request_id > 0 and r.state == PENDING
+            }
+            self.replayed.extend(self.start())
         self._trained = self._count_trained()  # clones' start lengths are known only now
+
+    def _replay_unseen(self, numbers_by_id: dict[int, int]) -> None:
+        """Show the searcher the reports stored after its last snapshot (a crash between
+        storing a report and deciding on it); their actions wait in ``replayed``."""
+        unseen = self.store.read_metrics(
+            self.experiment_id, after=self._seen_seq, group=self.searcher_group
+        )
+        for metric in unseen:
+            number = numbers_by_id.get(metric.trial_id)
+            value = metric.values.get(OBJECTIVE_KEY)
+            self._seen_seq = max(self._seen_seq, metric.seq)
+            if number is None or not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            op = self.ops.get(number)
+            if op is not None and not op.done and int(op.length) == metric.step:
+                op.done = True  # the operation's result was stored before the crash
+            self.replayed.extend(self._apply(self.searcher.on_report(number, metric.step, value)))
+        if unseen:
+            self.snapshot()
+
+    def _replay_trial_ends(self, seen: int) -> None:
+        """Tell the searcher of pauses and exits recorded after its last snapshot (a crash
+        between recording a trial's end and the searcher's decision on it)."""
+        for event in self.store.read_events(self.experiment_id, after=seen):
+            self._event_seq = max(self._event_seq, event.seq)
+            number = event.data.get("trial")
+            if not isinstance(number, int) or number not in self.records:
+                continue
+            if event.kind == "trial_paused":
+                actions = self.searcher.on_trial_paused(number)
+            elif event.kind == "trial_exited":
+                self.history.active.pop(number, None)
+                actions = self.searcher.on_trial_exited(number, str(event.data.get("status")))
+            else:
+                continue
+            self.replayed.extend(self._apply(actions, changed=True))
+
+    def take_replayed(self) -> list[Action]:
+        """The actions of the resume's replay, once, for the driver to carry out."""
+        actions, self.replayed = self.replayed, []
+        return actions
 
     # -- events ------------------------------------------------------------------------------
     def slots_free(self, n: int) -> list[Action]:
@@ -170,7 +239,7 @@ class Engine:
 
     def event(self, kind: str, **data: Any) -> None:
         """Append to the experiment's event log (what happened, for people and tools)."""
-        self.store.add_event(self.experiment_id, kind, data)
+        self._event_seq = self.store.add_event(self.experiment_id, kind, data).seq
 
     def report(
         self,
@@ -189,18 +258,19 @@ class Engine:
         if not inserted:
             return False, []
         crash_point("metric_stored")
+        self._seen_seq = max(self._seen_seq, inserted[-1].seq)
         self._observe(number, step, value)
         return True, self._apply(self.searcher.on_report(number, step, value))
 
     def complete_operation(self, number: int, op_id: int, metric: Any) -> list[Action]:
         """The trial trained to its operation's length and reports the searcher metric."""
         op = self.ops.get(number)
+        if op is not None and (op_id < op.id or (op_id == op.id and op.done)):
+            return []  # a retry of a completion already recorded: acknowledge it again
         if op is None or op.id != op_id:
             raise ObservationError(
                 f"trial {number}: operation {op_id} is not its current operation"
             )
-        if op.done:
-            raise ObservationError(f"trial {number}: operation {op_id} was already completed")
         op.done = True
         _, actions = self.report(number, int(op.length), metric)
         self.snapshot()
@@ -284,6 +354,9 @@ class Engine:
                 "final": sorted(self.final),
                 "warm_starts": {str(k): v for k, v in self.warm_starts.items()},
                 "op_counter": self._op_counter,
+                "seen_seq": self._seen_seq,
+                "seen_event": self._event_seq,
+                "max_trial": max(self.records, default=0),
                 "progress": self.searcher.progress(),
             },
         )
@@ -304,6 +377,7 @@ class Engine:
                 record = self.store.create_trial(
                     self.experiment_id, action.request_id, action.params, parent_id
                 )
+                self.unclaimed.discard(record.number)  # replayed after a crash: it is known now
                 crash_point("suggestion_stored")
                 self._remember(record)
                 if action.parent is not None:
