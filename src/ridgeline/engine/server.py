@@ -74,7 +74,7 @@ def build_app(coordinator: Coordinator) -> web.Application:
         except (ValueError, KeyError, TypeError) as exc:
             return _error(f"malformed report: {exc}", 400)
         try:
-            accepted = coordinator.on_reports(number, reports)
+            accepted = await coordinator.on_reports(number, reports)
         except ObservationError as exc:
             return _error(str(exc), 400)
         return _json({"accepted": accepted, "stop": coordinator.stop_requested(number)})
