@@ -16,6 +16,7 @@ and does not import Alembic; Alembic is imported only when an upgrade is actuall
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 _READ = "ridgeline_read"  # execution option: this connection only reads (SQLite: no BEGIN)
 _MIGRATION_LOCK = 0x7269646765  # pg_advisory_xact_lock key: b"ridge"
 _SUPPORTED = ("sqlite", "postgresql")
-_METRICS_PAGE = 1000  # rows per INSERT in add_metrics_batch
+_PG_METRICS_PAGE = 5000  # rows per INSERT in add_metrics_batch
 
 
 def normalize_url(url: str | sa.URL) -> sa.URL:
@@ -265,6 +266,58 @@ _INS_EVENT = sa.insert(V)
 _INS_CHECKPOINT = sa.insert(C)
 
 
+_MetricRow = tuple[int, int, str, int, dict[str, Any], float]
+_SQLITE_INSERT_METRIC = (
+    'INSERT INTO metrics (trial_id, experiment_id, "group", step, "values", time) '
+    'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id, "group", step) DO NOTHING'
+)
+
+
+def _insert_metrics_sqlite(
+    c: sa.Connection, rows: Iterator[_MetricRow]
+) -> list[tuple[int, int, str, int]]:
+    """Many metric rows through the driver's executemany, which loops in C: SQLAlchemy's
+    per-row work would hold the interpreter lock that the event loop needs. Inside the write
+    transaction (BEGIN IMMEDIATE: no other writer) and with AUTOINCREMENT (``seq`` only
+    grows), the rows inserted are exactly those past the highest ``seq`` seen before."""
+    dbapi: Any = c.connection.dbapi_connection
+    cursor = dbapi.cursor()
+    try:
+        before = cursor.execute("SELECT coalesce(max(seq), 0) FROM metrics").fetchone()[0]
+        cursor.executemany(
+            _SQLITE_INSERT_METRIC,
+            ((t, e, g, step, S.dumps(values), now) for t, e, g, step, values, now in rows),
+        )
+        cursor.execute('SELECT seq, trial_id, "group", step FROM metrics WHERE seq > ?', (before,))
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+_PG_INSERT_METRICS = (
+    'INSERT INTO metrics (trial_id, experiment_id, "group", step, "values", time) '
+    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::text[], "
+    '%s::float8[]) ON CONFLICT (trial_id, "group", step) DO NOTHING '
+    'RETURNING seq, trial_id, "group", step'
+)
+
+
+def _insert_metrics_postgresql(
+    c: sa.Connection, rows: Iterator[_MetricRow]
+) -> list[tuple[int, int, str, int]]:
+    """Many metric rows as one INSERT ... SELECT FROM unnest(arrays) per page: the driver sends
+    six arrays instead of six parameters per row, and RETURNING names the rows inserted."""
+    dbapi: Any = c.connection.dbapi_connection
+    inserted: list[tuple[int, int, str, int]] = []
+    with dbapi.cursor() as cursor:
+        while page := list(itertools.islice(rows, _PG_METRICS_PAGE)):
+            trials, experiments, groups, steps, values, times = map(list, zip(*page, strict=True))
+            values = [S.dumps(v) for v in values]
+            cursor.execute(_PG_INSERT_METRICS, (trials, experiments, groups, steps, values, times))
+            inserted.extend((seq, t, g, step) for seq, t, g, step in cursor.fetchall())
+    return inserted
+
+
 class SQLStore(Store):
     """A store in an SQL database, given by an SQLAlchemy URL (``sqlite:///...``,
     ``postgresql://...``). Safe to share between threads and processes."""
@@ -289,11 +342,6 @@ class SQLStore(Store):
             dialect_insert(M)
             .on_conflict_do_nothing(index_elements=[M.c.trial_id, M.c.group, M.c.step])
             .returning(M.c.seq, M.c.step)
-        )
-        self._ins_metrics_batch = (
-            dialect_insert(M)
-            .on_conflict_do_nothing(index_elements=[M.c.trial_id, M.c.group, M.c.step])
-            .returning(M.c.seq, M.c.trial_id, M.c.group, M.c.step)
         )
         ins_state = dialect_insert(SS)
         self._save_state = ins_state.on_conflict_do_update(
@@ -522,9 +570,9 @@ class SQLStore(Store):
         self, batches: Sequence[tuple[int, str, Sequence[tuple[int, dict[str, Any]]]]]
     ) -> list[list[MetricRecord]]:
         # One transaction for everything: the reports of many requests cost one commit (one
-        # lock, one sync) instead of one each. Parameters are built a page at a time, so a
-        # batch of 100,000 rows never holds 100,000 parameter dicts for the garbage collector
-        # to walk (a full collection over them stalls every thread for seconds).
+        # lock, one sync) instead of one each. Rows are made as they are inserted, so a batch
+        # of 100,000 never holds 100,000 parameter sets for the garbage collector to walk (a
+        # full collection over them stalls every thread, the event loop's too, for seconds).
         first: dict[tuple[int, str, int], tuple[int, dict[str, Any]]] = {}
         for index, (trial_id, group, entries) in enumerate(batches):
             for step, values in entries:
@@ -532,26 +580,17 @@ class SQLStore(Store):
         out: list[list[MetricRecord]] = [[] for _ in batches]
         if not first:
             return out
-        inserted: list[tuple[int, int, str, int]] = []
-        keys = list(first)
         with self._write() as c:
             experiments = {t: self._experiment_of(c, t) for t, _, _ in batches}
             now = time.time()
-            for start in range(0, len(keys), _METRICS_PAGE):
-                params = [
-                    {
-                        "trial_id": trial_id,
-                        "experiment_id": experiments[trial_id],
-                        "group": group,
-                        "step": step,
-                        "values": first[(trial_id, group, step)][1],
-                        "time": now,
-                    }
-                    for trial_id, group, step in keys[start : start + _METRICS_PAGE]
-                ]
-                result = c.execute(self._ins_metrics_batch, params)
-                inserted.extend((seq, t, g, step) for seq, t, g, step in result)
-                del params, result
+            rows = (
+                (trial_id, experiments[trial_id], group, step, values, now)
+                for (trial_id, group, step), (_, values) in first.items()
+            )
+            if self.dialect == "sqlite":
+                inserted = _insert_metrics_sqlite(c, rows)
+            else:
+                inserted = _insert_metrics_postgresql(c, rows)
         inserted.sort()
         for seq, trial_id, group, step in inserted:
             index, values = first[(trial_id, group, step)]
