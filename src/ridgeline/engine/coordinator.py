@@ -630,11 +630,13 @@ class Coordinator:
             raise ObservationError(f"trial {number}: a report must be an object, got {report!r}")
         if "group" in report:
             return self._parse_group_report(number, report)
-        step, value, context = report.get("step"), report.get("objective"), report.get("context")
-        if type(step) is int and type(value) is float and type(context) is dict:
-            if 0 <= step < 2**63:
-                # What every client sends, known good without building an error message;
-                # anything else goes through the full checks below.
+        step, value = report.get("step"), report.get("objective")
+        context = report.get("context")
+        if type(step) is int and type(value) is float and 0 <= step < 2**63:
+            if context is None or type(context) is dict:
+                # What clients send, known good without building an error message; anything
+                # else goes through the full checks below.
+                context = context or {}
                 values = {OBJECTIVE_KEY: value, **context}
                 return _Report(self.engine.searcher_group, step, values, value, context)
         where = f"trial {number} iteration {report.get('step')!r}"

@@ -4,7 +4,7 @@ Each request queues its rows and waits. One flush at a time takes everything que
 in one transaction on a worker thread, and then, back in the loop and in queue order, hands each
 request its inserted records (``apply``) before answering it. So:
 
-* the loop never waits for the database while reports are committed;
+* the commit never runs on the loop, which keeps answering other requests meanwhile;
 * a request is answered only once its rows are durable, and a request's rows are all stored or
   none are;
 * many concurrent requests cost one commit, not one each;
