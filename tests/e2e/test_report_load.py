@@ -30,12 +30,13 @@ BIG_REPORT = """
     reports = [{"step": i, "objective": 1.0 / i, "context": {"i": i}} for i in range(1, 100_001)]
     body = json.dumps({"reports": reports}).encode()  # before the clock starts: it holds the GIL
     headers = {"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"}
-    latencies, done = [], threading.Event()
+    latencies, asked, done = [], [], threading.Event()
 
     def poll():
         health = Connection(host, int(port))
         while not done.is_set():
             start = time.perf_counter()
+            asked.append(start)
             status, _ = health.request("GET", "/api/v1/health", None, {})
             assert status == 200
             latencies.append(time.perf_counter() - start)
@@ -49,11 +50,12 @@ BIG_REPORT = """
         "POST", f"/api/v1/trials/{trial['id']}/metrics", body, headers
     )
     took = time.perf_counter() - started
+    during = sum(1 for t in asked if started < t < started + took)
     time.sleep(0.1)
     done.set()
     poller.join()
     with open(os.path.join(os.environ["SHERPA_OUTPUT_DIR"], "big.json"), "w") as f:
-        json.dump({"answer": json.loads(answer), "latencies": latencies, "took": took}, f)
+        json.dump({"answer": json.loads(answer), "latencies": latencies, "during": during}, f)
 """
 
 
@@ -94,8 +96,8 @@ def test_a_huge_report_does_not_block_other_requests(workdir: Path) -> None:
     _optimize(workdir, _script(workdir / "trial.py", BIG_REPORT), 1)
     big = json.loads((workdir / "out" / "big.json").read_text())
     assert big["answer"]["accepted"] == 100_000
-    assert len(big["latencies"]) >= 3, big  # health was asked while the report was committed
-    assert max(big["latencies"]) < HEALTH_BOUND_S, (max(big["latencies"]), big["took"])
+    assert max(big["latencies"]) < HEALTH_BOUND_S, max(big["latencies"])
+    assert big["during"] >= 3  # health was asked while the report was being committed
     stored = _stored_steps(workdir)
     assert len(stored) == 100_000 and set(stored.values()) == {1}
     table = _csv_rows(workdir)
