@@ -19,7 +19,11 @@ $(VENV)/.bench: $(VENV)/.base
 	$(PIP) -e '.[bench]'
 	touch $@
 
-.PHONY: example test bench bench-multifidelity bench-search-quality
+$(VENV)/.load: $(VENV)/.base
+	$(PIP) -e '.[postgres]'
+	touch $@
+
+.PHONY: example test bench bench-load bench-multifidelity bench-search-quality
 example: $(VENV)/.base
 	$(PY) examples/runner.py --output-dir examples/output-$$(date +%Y%m%d-%H%M%S)
 
@@ -31,6 +35,10 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/overhead.py
+
+bench-load: $(VENV)/.load
+	bash scripts/ensure-postgres.sh
+	$(PY) benchmarks/load.py --markdown
 
 bench-multifidelity: $(VENV)/.bench
 	$(PY) benchmarks/multifidelity.py --jobs 2

@@ -104,7 +104,7 @@ def test_outcome_is_error_when_validations_never_carry_the_searcher_metric(
 ) -> None:
     c = coordinator(tmp_path)
     c.engine.slots_free(1)
-    c._on_group_report(1, {"group": "validation", "step": 1, "values": {"acc": 0.5}})
+    c._parse_group_report(1, {"group": "validation", "step": 1, "values": {"acc": 0.5}})
     c.engine.trial_exited(1, COMPLETED, 0)
     assert c.outcome() == "ERROR"
     assert "'loss' was never reported" in (c.error or "")

@@ -7,10 +7,13 @@ file are built only when asked for.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import tempfile
+import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,19 +144,53 @@ class ResultsTable:
 
     def write_csv(self, path: str | os.PathLike[str]) -> None:
         """Write atomically, so a reader never sees half a file."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        columns = self.columns()
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".results-", suffix=".csv")
-        try:
-            with os.fdopen(fd, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(self.rows)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_all(Path(path), self.columns(), self.rows)
+
+
+def _write_all(target: Path, columns: list[str], rows: Sequence[dict[str, Any]]) -> None:
+    """Write a whole CSV file atomically (a temporary file renamed over the old one)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".results-", suffix=".csv")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultsFile:
+    """A ``results.csv`` kept in step with a growing ``ResultsTable``.
+
+    Rows only ever get appended to the table, so the file does too: each ``update`` writes
+    the rows that are new since the last one, in one write. The file is rewritten (atomically)
+    only when the columns changed (a parameter or context name seen for the first time) or the
+    file went missing. Safe to call from a worker thread while the table grows: the caller
+    passes the row count and columns it saw, and updates run one at a time."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._columns: list[str] | None = None
+        self._written = 0
+
+    def update(self, rows: Sequence[dict[str, Any]], count: int, columns: list[str]) -> None:
+        """Make the file hold ``rows[:count]`` under ``columns``."""
+        with self._lock:
+            if count < self._written:
+                return  # an older snapshot than what is on disk already
+            if columns != self._columns or not self.path.exists():
+                _write_all(self.path, columns, rows[:count])
+            elif count > self._written:
+                buffer = io.StringIO(newline="")
+                writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+                writer.writerows(rows[self._written : count])
+                with open(self.path, "a", newline="") as handle:
+                    handle.write(buffer.getvalue())
+            self._columns, self._written = columns, count
 
 
 def earlier_results(source: Any, names: list[str]) -> list[tuple[dict[str, Any], float]]:

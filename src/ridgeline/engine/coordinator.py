@@ -18,19 +18,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from ridgeline.engine.checkpoints import Checkpoints
 from ridgeline.engine.credentials import Credentials
-from ridgeline.engine.engine import Engine
+from ridgeline.engine.engine import OBJECTIVE_KEY, Engine
 from ridgeline.engine.keepalive import keep_lease
 from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
 from ridgeline.engine.server import make_runner
+from ridgeline.engine.writer import MetricWriter, Rows
 from ridgeline.errors import LeaseLost, ObservationError, SchedulerError
 from ridgeline.faults import crash_point
-from ridgeline.results import ResultsTable
+from ridgeline.results import ResultsFile, ResultsTable
 from ridgeline.samplers import background
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
@@ -48,6 +49,7 @@ from ridgeline.store.records import (
     STOPPED,
     TRIAL_DONE_STATES,
     CheckpointRecord,
+    MetricRecord,
     TrialRecord,
 )
 from ridgeline.trial import env as trial_env
@@ -56,7 +58,8 @@ from ridgeline.values import check_iteration, check_objective
 log = logging.getLogger("ridgeline")
 
 TAIL_LINES = 20
-RESULTS_WRITE_DELAY = 0.2  # seconds: many reports in a burst cost one results.csv write
+RESULTS_WRITE_DELAY = 0.5  # seconds: many reports in a burst cost one results.csv write
+YIELD_EVERY = 2000  # reports handled between yields to the loop within one request
 SUGGESTION_TIME_LIMIT = 10.0  # seconds a model-based sampler may spend on one suggestion
 SHERPA, CORE = "sherpa", "core"
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
@@ -92,6 +95,17 @@ class RunSettings:
     max_length: float | None = None  # None: trials get no operations (SHERPA-style scripts)
     # The search ends ERROR after this many trials in a row failed (0 or None: no bound).
     max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
+
+
+class _Report(NamedTuple):
+    """One checked report: the row to store and, for an objective, what the searcher sees.
+    A tuple: a request may hold 100,000 of them."""
+
+    group: str
+    step: int
+    values: dict[str, Any]
+    objective: float | None  # set: the report drives the searcher
+    context: dict[str, Any]
 
 
 class _Signal:
@@ -154,6 +168,10 @@ class Coordinator:
         self._finished = asyncio.Event()
         self._signals: dict[int, _Signal] = {}
         self._write_handle: asyncio.TimerHandle | None = None
+        self.writer = MetricWriter(self.store)
+        self._results_file = ResultsFile(output_dir / "results.csv")
+        self._results_snapshot: tuple[int, list[str]] = (0, [])
+        self._results_queued = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.interrupted = False
         self.lease_lost: LeaseLost | None = None  # another coordinator took the experiment over
@@ -718,38 +736,63 @@ class Coordinator:
         self.runtime(number).progress = progress
 
     # -- reports -----------------------------------------------------------------------------
-    def on_reports(self, number: int, reports: list[dict[str, Any]]) -> int:
-        """Store reports from trial ``number``; returns how many were new."""
-        accepted = 0
-        for report in reports:
-            if not isinstance(report, dict):
-                raise ObservationError(
-                    f"trial {number}: a report must be an object, got {report!r}"
-                )
-            if "group" in report:
-                accepted += self._on_group_report(number, report)
-                continue
-            where = f"trial {number} iteration {report.get('step')!r}"
-            step = check_iteration(report.get("step"), where)
-            value = check_objective(report.get("objective"), where)
-            context = report.get("context") or {}
-            if not isinstance(context, dict):
-                raise ObservationError(f"{where}: context must be an object, got {context!r}")
-            new, actions = self.engine.report(number, step, value, context)
-            if new:
-                accepted += 1
-                params = self.engine.records[number].params
-                self.results.add_observation(number, step, params, value, context)
-                if self.settings.front_door == CORE and self.settings.searcher_metric:
-                    values = {self.settings.searcher_metric: value, **context}
-                    self._store_group(number, "validation", step, values)
-                self._handle(actions)
-        if accepted:
-            self._schedule_write()
-            self._notify()
-        return accepted
+    async def on_reports(self, number: int, reports: list[dict[str, Any]]) -> int:
+        """Store reports from trial ``number``; returns how many were new.
 
-    def _on_group_report(self, number: int, report: dict[str, Any]) -> int:
+        All are checked first (one bad report refuses the request, nothing stored), then
+        committed in one transaction off the loop, grouped with other requests' reports (see
+        ``MetricWriter``), and applied to the engine in arrival order before the answer. A
+        huge request yields to the loop every YIELD_EVERY reports and allocates little per
+        report (tuples, no per-report lists), so the garbage collector has little to walk."""
+        parsed: list[_Report] = []
+        by_group: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        metric = self._mirrored_metric()
+        for index, raw in enumerate(reports, 1):
+            report = self._parse_report(number, raw)
+            parsed.append(report)
+            by_group.setdefault(report.group, []).append((report.step, report.values))
+            if report.objective is not None and metric is not None:
+                mirrored = {metric: report.objective, **report.context}
+                by_group.setdefault("validation", []).append((report.step, mirrored))
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a huge request leaves other requests their turn
+        if not parsed:
+            return 0
+        trial_id = self.engine.records[number].id
+        rows: list[Rows] = [(trial_id, group, entries) for group, entries in by_group.items()]
+        return await self.writer.write(rows, lambda stored: self._on_stored(number, parsed, stored))
+
+    def _mirrored_metric(self) -> str | None:
+        """Core API searcher reports are validation metrics too (the best-validation query):
+        the name they are stored under, or None."""
+        if self.settings.front_door == CORE and self.settings.searcher_metric:
+            return self.settings.searcher_metric
+        return None
+
+    def _parse_report(self, number: int, report: Any) -> _Report:
+        if not isinstance(report, dict):
+            raise ObservationError(f"trial {number}: a report must be an object, got {report!r}")
+        if "group" in report:
+            return self._parse_group_report(number, report)
+        step, value = report.get("step"), report.get("objective")
+        context = report.get("context")
+        if type(step) is int and type(value) is float and 0 <= step < 2**63:
+            if context is None or type(context) is dict:
+                # What clients send, known good without building an error message; anything
+                # else goes through the full checks below.
+                context = context or {}
+                values = {OBJECTIVE_KEY: value, **context}
+                return _Report(self.engine.searcher_group, step, values, value, context)
+        where = f"trial {number} iteration {report.get('step')!r}"
+        step = check_iteration(report.get("step"), where)
+        value = check_objective(report.get("objective"), where)
+        context = report.get("context") or {}
+        if not isinstance(context, dict):
+            raise ObservationError(f"{where}: context must be an object, got {context!r}")
+        values = {OBJECTIVE_KEY: value, **context}
+        return _Report(self.engine.searcher_group, step, values, value, context)
+
+    def _parse_group_report(self, number: int, report: dict[str, Any]) -> _Report:
         group, values = report.get("group"), report.get("values")
         where = f"trial {number} {group} metrics at step {report.get('step')!r}"
         if not isinstance(group, str) or not group or "." in group:
@@ -759,7 +802,7 @@ class Coordinator:
         step = check_iteration(report.get("step"), where)
         if group == "validation":
             self._note_validation(number, values, where)
-        return self._store_group(number, group, step, values)
+        return _Report(group, step, values, None, values)
 
     def _note_validation(self, number: int, values: dict[str, Any], where: str) -> None:
         """Validations must carry the searcher metric; say once which names came instead."""
@@ -778,18 +821,58 @@ class Coordinator:
                 )
             self._unmatched_validations.update(values)
 
-    def _store_group(self, number: int, group: str, step: int, values: dict[str, Any]) -> int:
-        record = self.engine.records[number]
-        inserted = self.store.add_metrics(record.id, group, [(step, values)])
+    async def _on_stored(
+        self, number: int, parsed: list[_Report], stored: list[list[MetricRecord]]
+    ) -> int:
+        """In the loop, in arrival order: the engine, searcher and results learn of the
+        reports the writer committed (``stored``: the records inserted, per group)."""
+        new: dict[str, set[int]] = {}
+        seqs: dict[int, int] = {}  # step -> seq of the searcher's stored reports
+        for records in stored:
+            for record in records:
+                new.setdefault(record.group, set()).add(record.step)
+                if record.group == self.engine.searcher_group:
+                    seqs[record.step] = record.seq
+        metric = self._mirrored_metric()
+        accepted = 0
+        params = self.engine.records[number].params
+        for index, report in enumerate(parsed, 1):
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            steps = new.get(report.group)
+            if not steps or report.step not in steps:
+                continue  # stored before (a retry), or earlier in this request
+            steps.discard(report.step)
+            accepted += 1
+            if report.objective is None:
+                self._store_group(report.group, report.values)
+                continue
+            actions = self.engine.observed(
+                number, report.step, report.objective, seqs.get(report.step, 0)
+            )
+            self.results.add_observation(
+                number, report.step, params, report.objective, report.context
+            )
+            mirrored = new.get("validation")
+            if metric is not None and mirrored and report.step in mirrored:
+                mirrored.discard(report.step)
+                self._store_group("validation", {metric: report.objective})
+            self._handle(actions)
+        if accepted:
+            self._schedule_write()
+            self._notify()
+        return accepted
+
+    def _store_group(self, group: str, values: dict[str, Any]) -> None:
+        """A stored validation report may be the best so far (best-validation queries)."""
         metric = self.settings.searcher_metric
-        if inserted and group == "validation" and metric in values:
+        if group == "validation" and metric in values:
             value = float(values[metric])
             best = self.best_validation
             if math.isfinite(value) and (
                 best is None or (value < best if self.settings.smaller_is_better else value > best)
             ):
                 self.best_validation = value
-        return len(inserted)
 
     def complete_operation(self, number: int, op_id: int, metric: Any) -> None:
         length = int(self.engine.ops[number].length) if number in self.engine.ops else 0
@@ -827,15 +910,33 @@ class Coordinator:
 
     # -- results -----------------------------------------------------------------------------
     def _schedule_write(self) -> None:
+        """results.csv within RESULTS_WRITE_DELAY: a burst of reports costs one write."""
         if self._write_handle is None:
             loop = asyncio.get_running_loop()
             self._write_handle = loop.call_later(RESULTS_WRITE_DELAY, self._write_results)
 
     def _write_results(self) -> None:
+        """Bring results.csv up to date: on a worker thread while the experiment runs (only
+        new rows are appended), here and complete once the coordinator is ending."""
         if self._write_handle is not None:
             self._write_handle.cancel()
             self._write_handle = None
-        self.results.write_csv(self.output_dir / "results.csv")
+        snapshot = (len(self.results.rows), self.results.columns())
+        if self._finished.is_set() or self.interrupted or self.closing:
+            self._results_file.update(self.results.rows, *snapshot)  # waits for a write in flight
+            return
+        self._results_snapshot = snapshot  # before the flag: a queued write sees the newest
+        if not self._results_queued:
+            self._results_queued = True
+            asyncio.get_running_loop().run_in_executor(None, self._write_results_off_loop)
+
+    def _write_results_off_loop(self) -> None:
+        self._results_queued = False  # before reading the snapshot: later rows queue again
+        count, columns = self._results_snapshot
+        try:
+            self._results_file.update(self.results.rows, count, columns)
+        except OSError as exc:  # the final write at the end reports it if it persists
+            log.warning("could not write %s: %s", self._results_file.path, exc)
 
     def _notify(self) -> None:
         if self.on_progress is not None:

@@ -262,6 +262,18 @@ class Engine:
         self._observe(number, step, value)
         return True, self._apply(self.searcher.on_report(number, step, value))
 
+    def observed(self, number: int, step: int, value: float, seq: int = 0) -> list[Action]:
+        """A report already stored (committed in a group by the coordinator's writer): the
+        history and the searcher learn of it. A trial that ended meanwhile (its process was
+        killed while the report was being committed) only enters the history, as it would
+        after a restart; the searcher has closed its books on it. ``seq``: the stored
+        report's, so that a resume replays only what the searcher's snapshot has not seen."""
+        self._seen_seq = max(self._seen_seq, seq)
+        self._observe(number, step, value)
+        if self.records[number].state in TRIAL_DONE_STATES:
+            return []
+        return self._apply(self.searcher.on_report(number, step, value))
+
     def complete_operation(self, number: int, op_id: int, metric: Any) -> list[Action]:
         """The trial trained to its operation's length and reports the searcher metric."""
         op = self.ops.get(number)

@@ -234,7 +234,7 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
             )
         for index, report in enumerate(reports):
             check_report(number, index, report, coordinator.settings.searcher_metric)
-        accepted = coordinator.on_reports(number, reports)
+        accepted = await coordinator.on_reports(number, reports)
         return _json({"accepted": accepted, "stop": coordinator.stop_requested(number)})
 
     @for_trial

@@ -139,6 +139,15 @@ class Store(ABC):
         """Append ``(step, values)`` reports. A report whose ``(trial, group, step)`` exists is
         skipped (retries are safe). Returns the records actually inserted, in order."""
 
+    def add_metrics_batch(
+        self, batches: Sequence[tuple[int, str, Sequence[tuple[int, dict[str, Any]]]]]
+    ) -> list[list[MetricRecord]]:
+        """``add_metrics`` for several ``(trial_id, group, entries)`` at once, in one transaction
+        where the store has them: all are recorded or none. A ``(trial, group, step)`` repeated
+        in the batch is recorded once, for its first occurrence. Returns, per batch entry, the
+        records actually inserted."""
+        return [self.add_metrics(trial_id, group, entries) for trial_id, group, entries in batches]
+
     @abstractmethod
     def read_metrics(
         self, experiment_id: int, after: int = 0, group: str | None = None

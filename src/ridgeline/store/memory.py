@@ -334,6 +334,14 @@ class MemoryStore(Store):
                     per_trial.extend(out)
             return out
 
+    def add_metrics_batch(
+        self, batches: Sequence[tuple[int, str, Sequence[tuple[int, dict[str, Any]]]]]
+    ) -> list[list[MetricRecord]]:
+        for trial_id, _, _ in batches:  # checked first: the batch is stored whole or not at all
+            if trial_id not in self._trials:
+                raise StoreError(f"no trial with id {trial_id!r}")
+        return [self.add_metrics(trial_id, group, entries) for trial_id, group, entries in batches]
+
     def read_metrics(
         self, experiment_id: int, after: int = 0, group: str | None = None
     ) -> list[MetricRecord]:

@@ -291,6 +291,52 @@ def check_duplicate_metrics_skipped(store: Store) -> None:
     assert len(store.read_metrics(e.id)) == 6
 
 
+def check_metrics_batch(store: Store) -> None:
+    """``add_metrics_batch``: several trials and groups at once; per entry the rows inserted;
+    a row repeated in the batch or already stored is skipped; an unknown trial refuses the
+    whole batch and stores nothing."""
+    e = store.create_experiment("a", {})
+    t1 = store.create_trial(e.id, 1, {})
+    t2 = store.create_trial(e.id, 2, {})
+    store.add_metrics(t1.id, "validation", [(1, {"loss": 1.0})])
+    got = store.add_metrics_batch(
+        [
+            (t1.id, "validation", [(1, {"loss": 9.0}), (2, {"loss": 0.5})]),
+            (t2.id, "validation", [(1, {"loss": 0.7})]),
+            (t1.id, "validation", [(2, {"loss": 9.0}), (3, {"loss": 0.25})]),
+            (t1.id, "training", [(1, {"loss": 2.0})]),
+            (t2.id, "validation", []),
+        ]
+    )
+    assert [[(r.trial_id, r.group, r.step, r.values) for r in rows] for rows in got] == [
+        [(t1.id, "validation", 2, {"loss": 0.5})],
+        [(t2.id, "validation", 1, {"loss": 0.7})],
+        [(t1.id, "validation", 3, {"loss": 0.25})],
+        [(t1.id, "training", 1, {"loss": 2.0})],
+        [],
+    ]
+    seqs = [r.seq for rows in got for r in rows]
+    assert len(set(seqs)) == len(seqs)
+    stored = store.read_metrics(e.id)
+    assert {(m.trial_id, m.group, m.step) for m in stored} == {
+        (t1.id, "validation", 1),
+        (t1.id, "validation", 2),
+        (t1.id, "validation", 3),
+        (t2.id, "validation", 1),
+        (t1.id, "training", 1),
+    }
+    assert store.add_metrics_batch([]) == []
+    try:
+        store.add_metrics_batch(
+            [(t1.id, "validation", [(10, {"loss": 0.1})]), (10**9, "validation", [(1, {})])]
+        )
+    except StoreError:
+        pass
+    else:
+        raise AssertionError("a batch naming an unknown trial was accepted")
+    assert len(store.read_metrics(e.id)) == len(stored)
+
+
 def check_nan_inf_roundtrip(store: Store) -> None:
     """NaN and infinities survive in params, metric values, states, events and metadata."""
     weird = {
@@ -549,6 +595,7 @@ CHECKS: list[Callable[[Store], None]] = [
     check_update_trial_cas,
     check_metrics_cursor,
     check_duplicate_metrics_skipped,
+    check_metrics_batch,
     check_nan_inf_roundtrip,
     check_searcher_state,
     check_events_cursor,
