@@ -164,7 +164,10 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_unreachable_store_is_one_line_without_the_password(workdir: Path) -> None:
+def test_unreachable_store_is_one_line_without_the_password(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RIDGELINE_STORE_RETRY_SECONDS", "1")
     url = f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:1/nothing"
     result = cli("--storage", url, "e", "list", check=False)
     assert result.returncode == 1

@@ -268,6 +268,7 @@ class Engine:
         killed while the report was being committed) only enters the history, as it would
         after a restart; the searcher has closed its books on it. ``seq``: the stored
         report's, so that a resume replays only what the searcher's snapshot has not seen."""
+        crash_point("metric_stored")
         self._seen_seq = max(self._seen_seq, seq)
         self._observe(number, step, value)
         if self.records[number].state in TRIAL_DONE_STATES:

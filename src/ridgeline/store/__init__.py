@@ -34,6 +34,8 @@ def open_store(target: str | os.PathLike[str] | None) -> Store:
         return MemoryStore()
     import sqlalchemy as sa
 
+    from ridgeline.errors import StorageUnavailable
+    from ridgeline.private import mask_url
     from ridgeline.store.files import check_sqlite_file, sqlite_path, unusable
     from ridgeline.store.sql import SQLStore
 
@@ -50,6 +52,8 @@ def open_store(target: str | os.PathLike[str] | None) -> Store:
         return SQLStore(url)
     except sa.exc.DBAPIError as exc:
         raise unusable(url, exc) from None
+    except StorageUnavailable as exc:  # unreachable for the whole retry bound
+        raise StorageUnavailable(f"cannot open the store {mask_url(url)}: {exc}") from exc
 
 
 def __getattr__(name: str) -> object:
