@@ -23,6 +23,17 @@ from ridgeline.cli import control
 from ridgeline.config.searcher import budget as searcher_budget
 from ridgeline.errors import RidgelineError
 from ridgeline.store.base import Store
+from ridgeline.store.records import (
+    ACTIVE,
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    INVALID_HP,
+    PAUSED,
+    PENDING,
+    RUNNING,
+    STOPPED,
+)
 
 
 class AliasedGroup(click.Group):
@@ -95,13 +106,11 @@ def _cell(value: Any) -> str:
 
 def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
     trials = store.list_trials(experiment.id)
-    done = sum(
-        t.state in ("COMPLETED", "FAILED", "STOPPED", "CANCELED", "INVALID_HP") for t in trials
-    )
+    done = sum(t.state in (COMPLETED, FAILED, STOPPED, CANCELED, INVALID_HP) for t in trials)
     raw = experiment.config.get("raw") or {}
     searcher = raw.get("searcher") or {}
     state = store.load_searcher_state(experiment.id) or {}
-    progress = 1.0 if experiment.state == "COMPLETED" else state.get("progress", 0.0)
+    progress = 1.0 if experiment.state == COMPLETED else state.get("progress", 0.0)
     # Budgets users can read: trials against the searcher's trial budget, training length
     # against the most it plans to train (full training for random-style searchers).
     starts = {  # clones start at their parent's length: only what they trained counts
@@ -122,8 +131,8 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
         "progress": f"{100 * progress:.0f}%",
         "trials": len(trials),
         "done": done,
-        "failed": sum(t.state == "FAILED" for t in trials),
-        "stopped": sum(t.state == "STOPPED" for t in trials),
+        "failed": sum(t.state == FAILED for t in trials),
+        "stopped": sum(t.state == STOPPED for t in trials),
         "max_trials": max_trials,
         "length_trained": trained,
         "length_budget": budget,
@@ -148,7 +157,7 @@ def trial_rows(store: Store, experiment_id: int) -> list[dict[str, Any]]:
                 values.append(m.values[metric])
         finite = [v for v in values if isinstance(v, int | float) and v == v]
         best = (min(finite) if smaller else max(finite)) if finite else None
-        checkpoints = [c for c in store.list_checkpoints(trial.id) if c.state == "COMPLETED"]
+        checkpoints = [c for c in store.list_checkpoints(trial.id) if c.state == COMPLETED]
         rows.append(
             {
                 "trial_id": trial.id,
@@ -245,7 +254,7 @@ def _follow_first_trial(store: Store, experiment_id: int) -> None:
 
     def first_trial_done() -> bool:
         trials = store.list_trials(experiment_id)
-        return bool(trials) and trials[0].state not in ("PENDING", "RUNNING")
+        return bool(trials) and trials[0].state not in (PENDING, RUNNING)
 
     control.follow(path, first_trial_done, click.echo)
 
@@ -348,7 +357,7 @@ def _control(ctx: click.Context, experiment_id: int, action: str, timeout: float
                 click.echo(f"  {line}")
             return
         if reply is None:  # no live coordinator: change the record; `resume` acts on it
-            state = {"pause": "PAUSED", "activate": "ACTIVE", "kill": "CANCELED"}[action]
+            state = {"pause": PAUSED, "activate": ACTIVE, "kill": CANCELED}[action]
             store.update_experiment(experiment_id, state=state)
             if action == "activate":
                 click.echo(
@@ -436,7 +445,7 @@ def wait(ctx: click.Context, experiment_id: int, timeout: float | None) -> None:
             f"carries it on.",
             err=True,
         )
-    if state != "COMPLETED":
+    if state != COMPLETED:
         sys.exit(1)
 
 
@@ -556,7 +565,7 @@ def trial_logs(
                 click.echo(f"==> attempt {len(paths)} ({path.name}, latest) <==")
 
         def ended() -> bool:
-            return not follow or store.get_trial(trial_id).state not in ("PENDING", "RUNNING")
+            return not follow or store.get_trial(trial_id).state not in (PENDING, RUNNING)
 
         control.follow(path, ended, click.echo)
 
@@ -654,7 +663,7 @@ def checkpoint_download(ctx: click.Context, uuid: str, output_dir: str) -> None:
 
     with opened(ctx) as store:
         record = _checkpoint(store, uuid)
-        if record.state != "COMPLETED":
+        if record.state != COMPLETED:
             fail(f"checkpoint {uuid} is {record.state}")
         source = _checkpoint_dir(store, record)
         if source.is_symlink():

@@ -11,10 +11,10 @@ from typing import Any
 
 from ridgeline.schedulers import jobfiles
 from ridgeline.store.base import Store
-from ridgeline.store.records import ExperimentRecord
+from ridgeline.store.records import CANCELED, COMPLETED, ERROR, RUNNING, ExperimentRecord
 from ridgeline.trial.http import Connection
 
-TERMINAL = ("COMPLETED", "CANCELED", "ERROR")
+TERMINAL = (COMPLETED, CANCELED, ERROR)
 
 
 def coordinator_alive(experiment: ExperimentRecord) -> bool:
@@ -176,7 +176,7 @@ def kill_without_coordinator(store: Store, experiment: ExperimentRecord) -> list
         job = trial.job or {}
         exit_code = None
         trial_pid = job.get("pid")
-        if trial_pid and trial.state == "RUNNING":
+        if trial_pid and trial.state == RUNNING:
             started = process_start_time(int(trial_pid))
             if started is not None and started == job.get("start_time"):
                 try:

@@ -22,7 +22,12 @@ from ridgeline.errors import CheckpointError, LeaseLost, StorageUnavailable, Sto
 from ridgeline.faults import crash_point
 from ridgeline.filetree import remove_folder
 from ridgeline.paths import confined
-from ridgeline.store.records import COMPLETED, TRIAL_DONE_STATES, CheckpointRecord
+from ridgeline.store.records import (
+    COMPLETED,
+    TRIAL_DONE_STATES,
+    CheckpointRecord,
+    CheckpointState,
+)
 from ridgeline.values import check_iteration, check_uuid
 
 if TYPE_CHECKING:
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ridgeline")
 
-DELETED = "DELETED"
+DELETED = CheckpointState.DELETED
 VALIDATION = "validation"  # the group whose searcher metric ranks checkpoints
 
 

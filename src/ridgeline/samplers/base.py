@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ridgeline.store.records import COMPLETED
+
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
 
@@ -54,7 +56,7 @@ class History:
     def with_status(self, *statuses: str) -> list[TrialView]:
         return [t for t in self.trials if t.status in statuses]
 
-    def ranked(self, statuses: Sequence[str] = ("COMPLETED",)) -> list[TrialView]:
+    def ranked(self, statuses: Sequence[str] = (COMPLETED,)) -> list[TrialView]:
         """Trials with a finite objective and one of ``statuses``, best first."""
         scored = [t for t in self.trials if t.status in statuses and t.objective is not None]
         return sorted(scored, key=lambda t: t.objective, reverse=not self.lower_is_better)  # type: ignore[arg-type,return-value]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler, TrialView
+from ridgeline.store.records import COMPLETED
 from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def aggregate_history(history: History, space: SearchSpace, min_count: int = 0) 
     names = space.names
     groups: dict[tuple[Any, ...], list[TrialView]] = {}
     for t in history.trials:
-        if t.status == "COMPLETED" and t.objective is not None:
+        if t.status == COMPLETED and t.objective is not None:
             groups.setdefault(_key(t.params, names), []).append(t)
     out = History(lower_is_better=history.lower_is_better)
     for members in groups.values():
@@ -129,7 +130,7 @@ def aggregate_history(history: History, space: SearchSpace, min_count: int = 0) 
             TrialView(
                 id=tid,
                 params=dict(members[0].params),
-                status="COMPLETED",
+                status=COMPLETED,
                 objective=objective,
                 last_step=max(steps) if steps else None,
             )

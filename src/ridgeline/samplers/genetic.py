@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import History, Sampler
+from ridgeline.store.records import COMPLETED, FAILED, STOPPED
 
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["GeneticSampler"]
 
 #: Finished statuses whose trials form the population (SHERPA: every non-INTERMEDIATE row).
-_FINISHED = ("COMPLETED", "FAILED", "STOPPED")
+_FINISHED = (COMPLETED, FAILED, STOPPED)
 
 
 def check_mutation_rate(mutation_rate: Any) -> float:

@@ -41,6 +41,7 @@ from ridgeline.errors import ConfigError
 from ridgeline.samplers import gp_model
 from ridgeline.samplers.base import History, Sampler
 from ridgeline.space import Choice, Constant, Discrete, Ordinal
+from ridgeline.store.records import COMPLETED, FAILED, INVALID_HP, PAUSED, PENDING, RUNNING, STOPPED
 
 if TYPE_CHECKING:
     from ridgeline.space import Parameter, SearchSpace
@@ -48,9 +49,9 @@ if TYPE_CHECKING:
 __all__ = ["GPSampler"]
 
 _ACQUISITIONS = ("ei", "pi", "lcb")
-_OBSERVED = frozenset({"COMPLETED", "STOPPED", "PAUSED"})
-_FAILED = frozenset({"FAILED", "INVALID_HP"})
-_RUNNING = frozenset({"PENDING", "RUNNING"})
+_OBSERVED = frozenset({COMPLETED, STOPPED, PAUSED})
+_FAILED = frozenset({FAILED, INVALID_HP})
+_RUNNING = frozenset({PENDING, RUNNING})
 _MAX_GRID = 4096  # integer/ordinal parameters with more values are rounded only at the end
 _MAX_POINTS = 400  # results kept in the model (best half + random others)
 _MAX_FIT_POINTS = 250  # results used to fit the hyperparameters
@@ -313,7 +314,7 @@ class GPSampler(Sampler):
             finite = value is not None and math.isfinite(value)
             if t.status in _RUNNING:
                 pend_x.append(x)
-            elif t.status in _FAILED or (t.status == "COMPLETED" and not finite):
+            elif t.status in _FAILED or (t.status == COMPLETED and not finite):
                 failed_x.append(x)
             elif t.status in _OBSERVED and finite:
                 obs_x.append(x)

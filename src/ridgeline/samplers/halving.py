@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import History, Sampler
+from ridgeline.store.records import COMPLETED
 
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
@@ -55,7 +56,7 @@ class SuccessiveHalvingSampler(Sampler):
         pending: Sequence[Mapping[str, Any]],
         rng: random.Random,
     ) -> dict[str, Any] | None:
-        completed = [t for t in history.trials if t.status == "COMPLETED"]
+        completed = [t for t in history.trials if t.status == COMPLETED]
         if sum(t.params.get("rung") == self.top for t in completed) >= self.max_finished_configs:
             return None
         self.count += 1

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler
+from ridgeline.store.records import CANCELED, COMPLETED, FAILED, INVALID_HP, STOPPED
 
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
 
 __all__ = ["HyperbandSampler"]
 
-_ENDED = ("COMPLETED", "FAILED", "STOPPED", "INVALID_HP", "CANCELED")
+_ENDED = (COMPLETED, FAILED, STOPPED, INVALID_HP, CANCELED)
 
 
 class HyperbandSampler(Sampler):
@@ -88,7 +89,7 @@ class HyperbandSampler(Sampler):
         ]
         if not ended_only:
             return found
-        found = [t for t in found if t.status == "COMPLETED" and t.objective is not None]
+        found = [t for t in found if t.status == COMPLETED and t.objective is not None]
         return sorted(found, key=lambda t: t.objective, reverse=not history.lower_is_better)
 
     def _next(self, space: SearchSpace, history: History, rng: random.Random) -> dict[str, Any]:

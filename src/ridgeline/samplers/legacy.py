@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler, TrialView
 from ridgeline.space import bound_rng
+from ridgeline.store.records import COMPLETED, FAILED, RUNNING, STOPPED
 
 if TYPE_CHECKING:
     import pandas
@@ -30,7 +31,7 @@ __all__ = [
 
 #: SHERPA's fixed result columns; parameters (sorted by name) sit between Iteration and Objective.
 RESULT_COLUMNS = ("Trial-ID", "Status", "Iteration", "Objective")
-_FINISHED = ("COMPLETED", "FAILED", "STOPPED")
+_FINISHED = (COMPLETED, FAILED, STOPPED)
 
 
 def _py(value: Any) -> Any:
@@ -115,7 +116,7 @@ def history_from_results(results: Any, lower_is_better: bool = True) -> History:
                 v = _py(v)
                 if not (isinstance(v, float) and math.isnan(v)):
                     params[k] = v
-            entry = info[tid] = {"params": params, "curve": [], "status": "RUNNING", "best": None}
+            entry = info[tid] = {"params": params, "curve": [], "status": RUNNING, "best": None}
         step = int(iteration)
         value = float(objective)
         if status == "INTERMEDIATE":
@@ -128,7 +129,7 @@ def history_from_results(results: Any, lower_is_better: bool = True) -> History:
     for tid in range(1, max(info) + 1):
         entry = info.get(tid)
         if entry is None:
-            history.trials.append(TrialView(id=tid, params={}, status="FAILED"))
+            history.trials.append(TrialView(id=tid, params={}, status=FAILED))
             continue
         view = TrialView(
             id=tid,

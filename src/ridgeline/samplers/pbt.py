@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler, TrialView
 from ridgeline.space import Choice, Continuous, Discrete, Ordinal
+from ridgeline.store.records import CANCELED, COMPLETED, FAILED, INVALID_HP, STOPPED
 
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
 
 __all__ = ["PopulationBasedTrainingSampler"]
 
-_ENDED = ("COMPLETED", "FAILED", "STOPPED", "CANCELED", "INVALID_HP")
+_ENDED = (COMPLETED, FAILED, STOPPED, CANCELED, INVALID_HP)
 
 
 class PopulationBasedTrainingSampler(Sampler):

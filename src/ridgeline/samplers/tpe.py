@@ -553,7 +553,7 @@ class TPESampler(Sampler):
         picked = [i for i, t in enumerate(trials) if t.params and t.status not in _IGNORED]
         active = history.active
         if active:  # running trials come through ``pending``; paused ones with a value stay
-            running = {t.id for t in active.values() if t.status != "PAUSED" or t.objective is None}
+            running = {t.id for t in active.values() if t.status != PAUSED or t.objective is None}
             picked = [i for i in picked if trials[i].id not in running]
         picked = [i for i in picked if rows.ok[i]] if not rows.ok.all() else picked
         views = [history.trials[i] for i in picked]
@@ -603,14 +603,14 @@ def _compared_values(views: list[TrialView], history: History, enough: int) -> A
         dtype=float,
     )
     values[~np.isfinite(values)] = np.nan
-    early = [i for i, t in enumerate(views) if t.status != "COMPLETED" and values[i] == values[i]]
+    early = [i for i, t in enumerate(views) if t.status != COMPLETED and values[i] == values[i]]
     if not early:
         return values
     # how far each scored trial got: a completed trial reached the end
     reach = np.full(len(views), -math.inf)
     for i, t in enumerate(views):
         if np.isfinite(values[i]):
-            reach[i] = math.inf if t.status == "COMPLETED" else float(t.last_step or 0)
+            reach[i] = math.inf if t.status == COMPLETED else float(t.last_step or 0)
     levels = sorted({float(reach[i]) for i in early} | {math.inf}, reverse=True)
     step = next((s for s in levels if (reach >= s).sum() >= enough), levels[-1])
     if math.isinf(step):

@@ -13,6 +13,8 @@ from typing import Any
 from ridgeline.errors import StoreError
 from ridgeline.store.lease import LeaseRecord
 from ridgeline.store.records import (
+    ACTIVE,
+    PENDING,
     CheckpointRecord,
     EventRecord,
     ExperimentRecord,
@@ -69,7 +71,7 @@ class Store(ABC):
         self,
         name: str,
         config: dict[str, Any],
-        state: str = "ACTIVE",
+        state: str = ACTIVE,
         *,
         unless: Callable[[ExperimentRecord], bool] | None = None,
     ) -> ExperimentRecord:
@@ -101,7 +103,7 @@ class Store(ABC):
         request_id: int,
         params: dict[str, Any],
         parent_id: int | None = None,
-        state: str = "PENDING",
+        state: str = PENDING,
     ) -> TrialRecord:
         """Create a trial, numbered 1, 2, ... within the experiment.
 

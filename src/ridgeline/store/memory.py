@@ -26,6 +26,7 @@ from ridgeline.store.records import (
     ACTIVE,
     PENDING,
     CheckpointRecord,
+    CheckpointState,
     EventRecord,
     ExperimentRecord,
     MetricRecord,
@@ -432,7 +433,7 @@ class MemoryStore(Store):
                     "steps_completed": steps_completed,
                     "created_at": time.time(),
                     "metadata": metadata,
-                    "state": "COMPLETED",
+                    "state": CheckpointState.COMPLETED,
                 },
             )
             self._checkpoints[uuid] = rec

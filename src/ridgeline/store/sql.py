@@ -53,6 +53,7 @@ from ridgeline.store.records import (
     ACTIVE,
     PENDING,
     CheckpointRecord,
+    CheckpointState,
     EventRecord,
     ExperimentRecord,
     MetricRecord,
@@ -962,11 +963,13 @@ class SQLStore(Store):
                     "trial_id": trial_id,
                     "steps_completed": steps_completed,
                     "metadata": metadata,
-                    "state": "COMPLETED",
+                    "state": CheckpointState.COMPLETED,
                     "created_at": now,
                 },
             )
-        return CheckpointRecord(uuid, trial_id, steps_completed, now, metadata, "COMPLETED")
+        return CheckpointRecord(
+            uuid, trial_id, steps_completed, now, metadata, CheckpointState.COMPLETED
+        )
 
     @retrying
     def get_checkpoint(self, uuid: str) -> CheckpointRecord:
