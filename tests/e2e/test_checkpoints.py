@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import time
 import urllib.error
@@ -16,33 +14,11 @@ import uuid as uuidlib
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from tests.e2e.test_core_api import cli, user_env  # noqa: F401 - fixture
 
 import ridgeline
 from ridgeline.store import open_store
-
-
-@pytest.fixture
-def user_env(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private user-level store and data folder, for this process and the CLI's."""
-    monkeypatch.setenv("RIDGELINE_DATA_DIR", str(workdir / "data"))
-    monkeypatch.setenv("RIDGELINE_STORAGE", str(workdir / "data" / "store.db"))
-    return workdir
-
-
-def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "ridgeline.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"ridgeline {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
 
 
 def write_config(path: Path, searcher: dict[str, Any], **top: Any) -> Path:
@@ -76,7 +52,7 @@ with det.core.init() as ctx:
 """
 
 
-def test_retention_keeps_the_best_validation_with_epochs_as_length(user_env: Path) -> None:
+def test_retention_keeps_the_best_validation_with_epochs_as_length(user_env: Path) -> None:  # noqa: F811
     (user_env / "trial.py").write_text(textwrap.dedent(RANKED_TRIAL))
     root = user_env / "ckpts"
     cfg = write_config(
@@ -191,7 +167,7 @@ def tree(folder: Path) -> dict[str, str]:
     return found
 
 
-def test_checkpoint_api_and_cli_under_attack(user_env: Path) -> None:
+def test_checkpoint_api_and_cli_under_attack(user_env: Path) -> None:  # noqa: F811
     root = user_env / "shared_checkpoints"  # shared by both experiments, as configs allow
     victim = user_env / "victim"
     victim.mkdir()
@@ -325,7 +301,7 @@ def test_checkpoint_api_and_cli_under_attack(user_env: Path) -> None:
         assert described["path"] is None
 
 
-def test_context_snapshot_never_leaves_the_context(user_env: Path) -> None:
+def test_context_snapshot_never_leaves_the_context(user_env: Path) -> None:  # noqa: F811
     victim = user_env / "victim"
     victim.mkdir()
     (victim / "secret.txt").write_text("precious")
