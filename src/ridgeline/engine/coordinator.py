@@ -233,7 +233,9 @@ class Coordinator:
             if experiment.state == PAUSED:
                 self.state = PAUSED
             try:
-                if resume:
+                if experiment.state == CANCELED:  # killed while this coordinator started
+                    self.kill()
+                elif resume:
                     self._resume_trials()
                     self._handle(self.engine.take_replayed())
                 else:

@@ -118,7 +118,11 @@ class ConnectionLimit:
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body ({} when empty), checked by ``check_json``."""
     try:
-        raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        if request.content.is_eof():  # the whole body came with the headers: no wait
+            raw = await request.read()
+        else:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                raw = await request.read()
     except TimeoutError:
         raise Refused(f"request body not received within {BODY_TIMEOUT:.0f} s", 408) from None
     except web.HTTPRequestEntityTooLarge:
