@@ -7,6 +7,7 @@ record trial 1 as FAILED with that status, never COMPLETED because it had metric
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,25 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.runner_script import write_runner
 
 from ridgeline.store import open_store
-
-RUNNER = """
-import sys
-import ridgeline as sherpa
-sherpa.optimize(
-    parameters=[sherpa.Continuous("x", [0.0, 1.0])],
-    algorithm=sherpa.algorithms.RandomSearch(max_num_trials=2),
-    lower_is_better=True,
-    scheduler=sherpa.schedulers.LocalScheduler(),
-    filename=sys.argv[1],
-    output_dir=sys.argv[2],
-    max_concurrent=2,
-    seed=3,
-    verbose=0,
-    resume="--resume" in sys.argv,
-)
-"""
 
 # Sends one metric, then waits for the test to say how to end. A second run of the same trial
 # (what a coordinator does with a trial whose process it lost) ends at once with code 0.
@@ -88,19 +73,19 @@ def gone(pid: int) -> bool:
 def test_trial_ending_without_coordinator_keeps_its_exit_status(
     workdir: Path, ending: str, expected: int
 ) -> None:
-    runner = workdir / "runner.py"
-    runner.write_text(textwrap.dedent(RUNNER))
+    runner = write_runner(workdir)
     trial = workdir / "trial.py"
     trial.write_text(textwrap.dedent(TRIAL))
     out = workdir / "out"
-    first = subprocess.Popen([sys.executable, str(runner), str(trial), str(out)])
+    spec = json.dumps({"trials": 2, "seed": 3})
+    first = subprocess.Popen([sys.executable, str(runner), str(trial), str(out), spec])
     try:
         wait_for(lambda: len(list(out.glob("sent_*"))) == 2, "both trials to send a metric")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
     pid = pid_of(out, 1)
-    resume = [sys.executable, str(runner), str(trial), str(out), "--resume"]
+    resume = [sys.executable, str(runner), str(trial), str(out), spec, "--resume"]
     if ending == "exit_after_reattach":
         second = subprocess.Popen(resume)
         wait_for(lambda: "Re-attached trial 1" in (out / "log.txt").read_text(), "the re-attach")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.runner_script import write_runner
 
 import ridgeline as sherpa
 from ridgeline.errors import ConfigError, SchedulerError, SearchFailed
@@ -289,23 +290,7 @@ def test_existing_output_dir_needs_resume(workdir: Path) -> None:
         run(workdir, trial, n=1)
 
 
-RUNNER = """
-import sys
-import ridgeline as sherpa
-params = [sherpa.Continuous("x", [0.0, 1.0]), sherpa.Choice("kind", ["a", "b"])]
-sherpa.optimize(
-    parameters=params,
-    algorithm=sherpa.algorithms.RandomSearch(max_num_trials=6),
-    lower_is_better=True,
-    scheduler=sherpa.schedulers.LocalScheduler(),
-    filename=sys.argv[1],
-    output_dir=sys.argv[2],
-    max_concurrent=2,
-    seed=5,
-    verbose=0,
-    resume="--resume" in sys.argv,
-)
-"""
+X_KIND = json.dumps({"params": "x_kind"})  # the runner script searches x and kind
 
 SLOW = """
 import os, time
@@ -321,10 +306,10 @@ for i in range(1, 6):
 
 
 def test_coordinator_killed_and_resumed_keeps_everything(workdir: Path) -> None:
-    runner = script(workdir / "runner.py", RUNNER)
+    runner = write_runner(workdir)
     trial = script(workdir / "trial.py", SLOW)
     out = workdir / "out"
-    proc = subprocess.Popen([sys.executable, str(runner), str(trial), str(out)])
+    proc = subprocess.Popen([sys.executable, str(runner), str(trial), str(out), X_KIND])
     # wait until trials 1 and 2 have sent some metrics, then kill the coordinator outright
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -336,7 +321,9 @@ def test_coordinator_killed_and_resumed_keeps_everything(workdir: Path) -> None:
     before = {(r["Trial-ID"], r["Iteration"]): r for r in rows(workdir)}
     assert before
     subprocess.run(
-        [sys.executable, str(runner), str(trial), str(out), "--resume"], check=True, timeout=120
+        [sys.executable, str(runner), str(trial), str(out), X_KIND, "--resume"],
+        check=True,
+        timeout=120,
     )
     after = rows(workdir)
     keyed = {(r["Trial-ID"], r["Iteration"], r["Status"]): r for r in after}
@@ -354,10 +341,10 @@ def test_coordinator_killed_and_resumed_keeps_everything(workdir: Path) -> None:
 
 
 def test_resume_reruns_trials_whose_process_died_under_the_same_id(workdir: Path) -> None:
-    runner = script(workdir / "runner.py", RUNNER)
+    runner = write_runner(workdir)
     trial = script(workdir / "trial.py", SLOW)
     out = workdir / "out"
-    proc = subprocess.Popen([sys.executable, str(runner), str(trial), str(out)])
+    proc = subprocess.Popen([sys.executable, str(runner), str(trial), str(out), X_KIND])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(list(out.glob("started_*"))) < 2:
         time.sleep(0.05)
@@ -368,7 +355,9 @@ def test_resume_reruns_trials_whose_process_died_under_the_same_id(workdir: Path
         # their whole process group, so no exit status was recorded either
         os.killpg(os.getpgid(int(path.name.split("_")[2])), signal.SIGKILL)
     subprocess.run(
-        [sys.executable, str(runner), str(trial), str(out), "--resume"], check=True, timeout=120
+        [sys.executable, str(runner), str(trial), str(out), X_KIND, "--resume"],
+        check=True,
+        timeout=120,
     )
     store = open_store(out / "ridgeline.db")
     try:

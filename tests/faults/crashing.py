@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.runner_script import write_runner
 
 from ridgeline.faults import CRASH_ENV
 from ridgeline.runner import process_alive
@@ -47,35 +47,6 @@ for i in range(1, ITERATIONS + 1):
     client.send_metrics(trial=trial, iteration=i, objective=objective)
     with open(os.path.join(out, f"acked_{trial.id}.jsonl"), "a") as log:
         log.write(json.dumps({"group": "validation", "step": i, "pid": os.getpid()}) + "\\n")
-"""
-
-SHERPA_RUNNER = """
-import json, sys
-import ridgeline as sherpa
-
-spec = json.loads(sys.argv[3])
-params = [sherpa.Continuous("lr", [0.0, 1.0])]
-if spec["algorithm"] == "grid":
-    params = [sherpa.Choice("lr", [0.1, 0.5, 0.9])]
-    algorithm = sherpa.algorithms.GridSearch()
-else:
-    algorithm = sherpa.algorithms.RandomSearch(max_num_trials=spec["trials"])
-rule = None
-if spec["algorithm"] == "median":
-    rule = sherpa.algorithms.MedianStoppingRule(min_iterations=2, min_trials=1)
-sherpa.optimize(
-    parameters=params,
-    algorithm=algorithm,
-    stopping_rule=rule,
-    lower_is_better=True,
-    scheduler=sherpa.schedulers.LocalScheduler(),
-    filename=sys.argv[1],
-    output_dir=sys.argv[2],
-    max_concurrent=2,
-    seed=11,
-    verbose=0,
-    resume="--resume" in sys.argv,
-)
 """
 
 
@@ -105,13 +76,12 @@ class SherpaSearch:
         trial = self.folder / "trial.py"
         source = SHERPA_TRIAL.replace("ITERATIONS", str(self.iterations))
         trial.write_text(source.replace("SLEEP", str(TRIAL_SLEEP)))
-        runner = self.folder / "runner.py"
-        runner.write_text(textwrap.dedent(SHERPA_RUNNER))
-        return trial, runner
+        return trial, write_runner(self.folder)
 
     def _argv(self, *extra: str) -> list[str]:
         trial, runner = self._files()
-        spec = json.dumps({"algorithm": self.algorithm, "trials": self.trials})
+        spec = {"algorithm": self.algorithm, "trials": self.trials, "params": "lr", "seed": 11}
+        spec = json.dumps(spec)
         return [sys.executable, str(runner), str(trial), str(self.out), spec, *extra]
 
     def crash(self, point: str, timeout: float = 120) -> None:

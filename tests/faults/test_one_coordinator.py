@@ -14,34 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.runner_script import write_runner
 
 from ridgeline.store import open_store
 from ridgeline.store.lease import this_holder
-
-RUNNER = """
-import os, sys, time
-import ridgeline as sherpa
-import ridgeline.engine.coordinator, ridgeline.store.sql  # imported before the start line
-go = os.environ.get("GO_FILE")
-if go:  # start together with the other runner
-    open(f"{go}.{os.getpid()}.ready", "w").close()
-    while not os.path.exists(go):
-        time.sleep(0.0005)
-params = [sherpa.Continuous("x", [0.0, 1.0])]
-best = sherpa.optimize(
-    parameters=params,
-    algorithm=sherpa.algorithms.RandomSearch(max_num_trials=int(os.environ.get("TRIALS", "6"))),
-    lower_is_better=True,
-    scheduler=sherpa.schedulers.LocalScheduler(),
-    filename=sys.argv[1],
-    output_dir=sys.argv[2],
-    max_concurrent=2,
-    seed=5,
-    verbose=0,
-    resume="--resume" in sys.argv,
-)
-print("BEST", best["Trial-ID"], flush=True)
-"""
 
 TRIAL = """
 import os, time
@@ -58,8 +34,7 @@ for i in range(1, 6):
 
 @pytest.fixture
 def search(workdir: Path) -> tuple[Path, Path, Path]:
-    runner = workdir / "runner.py"
-    runner.write_text(textwrap.dedent(RUNNER))
+    runner = write_runner(workdir)
     trial = workdir / "trial.py"
     trial.write_text(textwrap.dedent(TRIAL))
     return runner, trial, workdir / "out"
@@ -119,7 +94,10 @@ def test_two_fresh_searches_in_one_folder_create_one(
     for k in range(4):
         folder, go = workdir / f"out{k}", workdir / f"go{k}"
         open_store(folder / "ridgeline.db").close()
-        procs = [start(runner, trial, folder, GO_FILE=str(go), TRIALS="1") for _ in range(2)]
+        procs = [
+            start(runner, trial, folder, GO_FILE=str(go), RUNNER_SPEC='{"trials": 1}')
+            for _ in range(2)
+        ]
         wait_for(lambda go=go: len(list(workdir.glob(f"{go.name}.*.ready"))) == 2)
         go.touch()
         results = [p.communicate(timeout=120) for p in procs]
