@@ -130,6 +130,13 @@ def test_preview_sizes_grids_by_arithmetic(tmp_path: Path) -> None:
         ("bash run.sh", ["run.sh"], None),
         ("bash -e run.sh", [], "script 'run.sh' not found"),
         ("sh -c 'python3 gone.py'", [], None),
+        ("bash -lc 'python3 gone.py'", [], None),  # -c inside an option group
+        ("sh -ec 'python3 gone.py'", [], None),
+        ("python -uc 'print(1)'", [], None),
+        ("python -um pkg.train", ["pkg/__init__.py", "pkg/train.py"], None),
+        ("python -um pkg.trian", ["pkg/__init__.py", "pkg/train.py"], "module 'pkg.trian'"),
+        ("python -Wignore train.py", ["train.py"], None),
+        ("python -W ignore gone.py", [], "script 'gone.py' not found"),
         ("./run.sh", [], "script './run.sh' not found"),
         ("torchrun --nproc-per-node 2 train.py", [], None),  # a program on PATH: not parsed
     ],

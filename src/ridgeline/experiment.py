@@ -496,3 +496,8 @@ def wait_for_lease(
                 f"see {out / 'coordinator.log'}"
             )
         time.sleep(0.1)
+    raise ConfigError(
+        f"the coordinator of experiment {experiment_id} (pid {process.pid}) did not take the "
+        f"experiment's lease within {timeout:.0f} s; see "
+        f"{Path(_find(store, experiment_id).config['output_dir']) / 'coordinator.log'}"
+    )

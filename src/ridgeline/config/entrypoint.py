@@ -16,7 +16,7 @@ __all__ = ["check_entrypoint"]
 _PYTHON = re.compile(r"^python[\d.]*$")
 _SHELLS = ("sh", "bash", "dash", "zsh", "ksh")
 # Interpreter options that take the next argument as their value.
-_PYTHON_VALUED = ("-W", "-X", "-Q")
+_PYTHON_VALUED = ("W", "X", "Q")  # single-letter options that take a value
 _SHELL_VALUED = ("-o", "-O", "+o", "+O")
 
 
@@ -35,7 +35,7 @@ def check_entrypoint(p: Problems, argv: Sequence[str], context_dir: str | os.Pat
         elif script is not None:
             _check_file(p, script, context, argv)
     elif program in _SHELLS:
-        script = _first_operand(argv[1:], _SHELL_VALUED, stop=("-c",))
+        script = _first_operand(argv[1:], _SHELL_VALUED)
         if script is not None:
             _check_file(p, script, context, argv)
     elif "/" in argv[0]:
@@ -43,40 +43,49 @@ def check_entrypoint(p: Problems, argv: Sequence[str], context_dir: str | os.Pat
 
 
 def _python_target(args: Sequence[str]) -> tuple[str | None, str | None]:
-    """(script, module) that ``python ARGS`` runs; (None, None) for ``-c`` or a bare REPL."""
+    """(script, module) that ``python ARGS`` runs; (None, None) for ``-c`` or a bare REPL.
+    Short options combine as Python reads them: ``-um pkg``, ``-uc CODE``, ``-Wignore``."""
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg == "-m":
-            return None, args[i + 1] if i + 1 < len(args) else None
-        if arg.startswith("-m") and len(arg) > 2:
-            return None, arg[2:]
-        if arg == "-c" or (arg.startswith("-c") and len(arg) > 2) or arg == "-":
-            return None, None
-        if arg in _PYTHON_VALUED:
-            i += 2
-            continue
         if arg == "--":
             return (args[i + 1] if i + 1 < len(args) else None), None
+        if arg == "-":
+            return None, None
         if not arg.startswith("-"):
             return arg, None
+        if arg.startswith("--"):  # long options (--version, --help) take no value we need
+            i += 1
+            continue
+        for k, flag in enumerate(arg[1:], start=1):
+            rest = arg[k + 1 :]
+            if flag == "c":
+                return None, None
+            if flag == "m":
+                if rest:
+                    return None, rest
+                return None, args[i + 1] if i + 1 < len(args) else None
+            if flag in _PYTHON_VALUED:
+                i += 0 if rest else 1  # the value is the rest of this word or the next one
+                break
         i += 1
     return None, None
 
 
-def _first_operand(args: Sequence[str], valued: Sequence[str], stop: Sequence[str]) -> str | None:
+def _first_operand(args: Sequence[str], valued: Sequence[str]) -> str | None:
+    """The script a shell runs; None for ``-c`` (alone or in a group such as ``-lc``)."""
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg in stop:
-            return None
+        if arg == "--":
+            return args[i + 1] if i + 1 < len(args) else None
         if arg in valued:
             i += 2
             continue
-        if arg == "--":
-            return args[i + 1] if i + 1 < len(args) else None
         if not arg.startswith(("-", "+")):
             return arg
+        if not arg.startswith("--") and "c" in arg[1:]:
+            return None
         i += 1
     return None
 

@@ -288,13 +288,8 @@ class Coordinator:
         token = self.store.fence(self.engine.experiment_id)
         if token is None:
             return
-
-        def lost(exc: LeaseLost) -> None:
-            self.lease_lost = exc
-            self._finished.set()
-
         task = asyncio.create_task(
-            keep_lease(self.store, self.engine.experiment_id, token, lease_ttl(), lost)
+            keep_lease(self.store, self.engine.experiment_id, token, lease_ttl(), self.fail)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

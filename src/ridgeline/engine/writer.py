@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from ridgeline.errors import LeaseLost, StorageUnavailable
 from ridgeline.store.base import Store
 from ridgeline.store.records import MetricRecord
 
@@ -84,6 +85,10 @@ class MetricWriter:
         rows = [r for request in group for r in request.rows]
         try:
             stored = await loop.run_in_executor(None, self.store.add_metrics_batch, rows)
+        except (StorageUnavailable, LeaseLost) as exc:  # no request can succeed: fail them all
+            for request in group:
+                request.future.set_exception(exc)
+            return
         except Exception as exc:
             if len(group) == 1:
                 group[0].future.set_exception(exc)

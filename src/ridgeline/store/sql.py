@@ -841,7 +841,7 @@ class SQLStore(Store):
             return out
         with self._write() as c:
             experiments = {t: self._experiment_of(c, t) for t, _, _ in batches}
-            now = time.time()
+            now = _stamp()
             rows = (
                 (trial_id, experiments[trial_id], group, step, values, now)
                 for (trial_id, group, step), (_, values) in first.items()
@@ -850,6 +850,13 @@ class SQLStore(Store):
                 inserted = _insert_metrics_sqlite(c, rows)
             else:
                 inserted = _insert_metrics_postgresql(c, rows)
+            if _call.retry:  # rows the earlier attempt wrote (same call time) count as inserted
+                known = set(inserted)
+                for trial_id, group in {(t, g) for t, g, _ in first}:
+                    params = {"b_trial": trial_id, "b_group": group, "b_time": now}
+                    for seq, step in c.execute(_SAME_METRICS, params):
+                        known.add((seq, trial_id, group, step))
+                inserted = list(known)
         inserted.sort()
         for seq, trial_id, group, step in inserted:
             index, values = first[(trial_id, group, step)]
