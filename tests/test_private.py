@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import ridgeline
-from ridgeline.private import mask_url, write_private
+from ridgeline.private import mask_url
 from ridgeline.store import open_store
 
 PASSWORD = "secretpw"
@@ -126,15 +126,6 @@ def test_optimize_output_store_is_private(workdir: Path, umask_022: None) -> Non
     for name in ("ridgeline.db-wal", "ridgeline.db-shm"):
         if (workdir / "out" / name).exists():
             assert mode(workdir / "out" / name) == 0o600
-
-
-def test_write_private_is_never_readable_by_others(workdir: Path, umask_022: None) -> None:
-    target = workdir / "token"
-    target.write_text("old")
-    os.chmod(target, 0o644)
-    write_private(target, "s3cret")
-    assert target.read_text() == "s3cret" and mode(target) == 0o600
-    assert [p.name for p in workdir.iterdir()] == ["token"]
 
 
 @pytest.mark.parametrize(

@@ -45,24 +45,6 @@ def private_file(path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def write_private(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to an owner-only file, replacing it atomically; it is never readable by
-    others, not even for a moment."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        if os.name != "nt":
-            os.fchmod(fd, FILE_MODE)  # O_CREAT's mode is only used for a new file
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, target)
-    return target
-
-
 def private_sqlite(path: str | os.PathLike[str]) -> None:
     """An SQLite database file and its ``-wal``/``-shm`` companions, owner-only. SQLite
     creates the companions with the database file's mode, so a new store stays private."""

@@ -104,6 +104,8 @@ def test_restarted_trial_shows_each_attempt_and_counts_appear(user_env: Path) ->
     assert every.index("boom in attempt 1") < every.index("boom in attempt 2")
     missing = cli("t", "logs", str(first.id), "--attempt", "4", check=False)
     assert missing.returncode == 1 and "attempts are 1..3" in missing.stderr
+    both = cli("t", "logs", str(first.id), "--attempt", "1", "--all", check=False)
+    assert both.returncode == 1 and "do not go together" in both.stderr
 
     # failed and stopped counts in `e list` and `e describe` (JSON and table)
     (row,) = json.loads(cli("e", "list", "--json").stdout)

@@ -549,6 +549,8 @@ def trial_logs(
     trial resumed from its checkpoint. The latest attempt's output is shown; earlier ones are
     kept (jobs/trial_<n>.attempt<k>.out in the experiment's folder) and shown with
     --attempt K, or all in order with --all."""
+    if attempt is not None and all_attempts:
+        fail("--attempt and --all do not go together: --all shows every attempt")
     with opened(ctx) as store:
         record = _trial(store, trial_id)
         experiment = store.get_experiment(record.experiment_id)
@@ -558,11 +560,12 @@ def trial_logs(
             fail(str(exc))
         if all_attempts:
             paths = control.trial_attempts(experiment, record.number)
-            for k, older in enumerate(paths[:-1], start=1):
-                click.echo(f"==> attempt {k} ({older.name}) <==")
-                control.follow(older, lambda: True, click.echo)
-            if paths:
-                click.echo(f"==> attempt {len(paths)} ({path.name}, latest) <==")
+            for k, each in enumerate(paths, start=1):
+                latest = k == len(paths)
+                click.echo(f"==> attempt {k} ({each.name}{', latest' if latest else ''}) <==")
+                if not latest:
+                    control.follow(each, lambda: True, click.echo)
+            path = paths[-1] if paths else path
 
         def ended() -> bool:
             return not follow or store.get_trial(trial_id).state not in (PENDING, RUNNING)

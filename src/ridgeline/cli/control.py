@@ -116,41 +116,14 @@ def trial_log(experiment: ExperimentRecord, number: int, attempt: int | None = N
     return attempts[attempt - 1]
 
 
-def process_started_at(pid: int) -> float | None:
-    """When the live process ``pid`` started (seconds since the epoch, to about a second)."""
-    from ridgeline.schedulers.local import process_start_time
-
-    ticks = process_start_time(pid)
-    if ticks is None:
-        return None
-    try:
-        with open("/proc/stat") as handle:
-            boot = next(float(line.split()[1]) for line in handle if line.startswith("btime "))
-    except (OSError, StopIteration, ValueError):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _own_coordinator(store: Store, experiment: ExperimentRecord) -> int | None:
-    """The pid of the experiment's recorded coordinator if that process still runs.
+    """The pid of the experiment's coordinator when it runs on this host: the holder of the
+    experiment's lease, identified by host, pid and start time (a reused pid, or a
+    coordinator on another host, is never signalled)."""
+    from ridgeline.store.lease import local_holder_pid
 
-    A pid is only reused after its process ended, so a live process with the recorded pid
-    that started before the coordinator announced itself (its ``coordinator_started`` event)
-    is that coordinator; one that started later holds a reused pid and is left alone."""
-    pid = (experiment.coordinator or {}).get("pid")
-    if not pid:
-        return None
-    started = process_started_at(int(pid))
-    if started is None:
-        return None
-    announced = [
-        e.time
-        for e in store.read_events(experiment.id)
-        if e.kind == "coordinator_started" and e.data.get("pid") == pid
-    ]
-    if not announced or started > announced[-1] + 1.0:  # btime is whole seconds
-        return None
-    return int(pid)
+    lease = store.get_lease(experiment.id)
+    return local_holder_pid(lease.holder) if lease is not None else None
 
 
 def kill_without_coordinator(store: Store, experiment: ExperimentRecord) -> list[str]:

@@ -72,8 +72,6 @@ class Checkpoints:
         uuid = check_uuid(uuid, where)
         where = f"trial {number} checkpoint {uuid}"
         steps = check_iteration(steps, f"{where} steps_completed")
-        if steps < 0:
-            raise CheckpointError(f"{where}: steps_completed must be 0 or more, got {steps}")
         if not isinstance(metadata, dict):
             raise CheckpointError(f"{where}: metadata must be an object, got {metadata!r}")
         self._refuse_foreign(number, uuid)

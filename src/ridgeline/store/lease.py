@@ -92,6 +92,18 @@ def holder_gone(holder: str) -> bool:
     return now_started is None or (started != 0 and now_started != started)
 
 
+def local_holder_pid(holder: str | None) -> int | None:
+    """The pid of ``holder`` when it is a live process on this host (same pid and start
+    time), so that signalling it reaches that very process; else None."""
+    parsed = _parse(holder) if holder else None
+    if parsed is None:
+        return None
+    host, pid, started = parsed
+    if host != socket.gethostname() or _start_time(pid) != started:
+        return None
+    return pid
+
+
 def describe_holder(holder: str | None) -> str:
     """``host … pid …`` for messages."""
     if holder is None:
