@@ -108,3 +108,14 @@ def test_outcome_is_error_when_validations_never_carry_the_searcher_metric(
     c.engine.trial_exited(1, COMPLETED, 0)
     assert c.outcome() == "ERROR"
     assert "'loss' was never reported" in (c.error or "")
+
+
+def test_a_coordinator_that_finds_its_experiment_killed_runs_nothing(tmp_path: Path) -> None:
+    """`experiment kill` can land while a detached coordinator is still starting: it must end
+    the experiment, not launch trials that nobody will stop."""
+    c = coordinator(tmp_path)
+    c.store.update_experiment(c.engine.experiment_id, state="CANCELED")
+    asyncio.run(asyncio.wait_for(c.run(), 30))
+    assert c.outcome() == "CANCELED"
+    assert c.store.list_trials(c.engine.experiment_id) == []  # nothing was created or run
+    assert not list(tmp_path.glob("jobs/*"))
