@@ -36,7 +36,7 @@ from ridgeline.errors import (
     UnsafePathError,
 )
 from ridgeline.trial.client import MAX_REPORTS_PER_REQUEST
-from ridgeline.values import check_iteration, check_objective
+from ridgeline.values import check_objective
 
 if TYPE_CHECKING:
     from ridgeline.engine.coordinator import Coordinator
@@ -89,27 +89,6 @@ def bearer_token(request: web.Request) -> str | None:
     if not token.isascii() or not token.isprintable():
         raise Refused("the token must be printable ASCII (as issued in RIDGELINE_TOKEN)")
     return token
-
-
-def check_report(number: int, index: int, report: Any, searcher_metric: str | None) -> None:
-    """Refuse a malformed report before any report of its request is stored."""
-    where = f"trial {number} report {index}"
-    if not isinstance(report, dict):
-        raise Refused(f"{where}: a report must be an object, got {type(report).__name__}")
-    check_iteration(report.get("step"), where)
-    if "group" in report:
-        group, values = report.get("group"), report.get("values")
-        if not isinstance(group, str) or not group or "." in group:
-            raise Refused(f"{where}: group must be a name without '.', got {group!r:.60}")
-        if not isinstance(values, dict):
-            raise Refused(f"{where}: values must be an object, got {type(values).__name__}")
-        if group == "validation" and searcher_metric in values:
-            check_objective(values[searcher_metric], f"{where} ({searcher_metric})")
-        return
-    check_objective(report.get("objective"), where)
-    context = report.get("context")
-    if context is not None and not isinstance(context, dict):
-        raise Refused(f"{where}: context must be an object, got {type(context).__name__}")
 
 
 def _finite_or_none(body: dict[str, Any], name: str, low: float, high: float) -> None:
@@ -232,8 +211,6 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
                 f"{MAX_REPORTS_PER_REQUEST} per request",
                 413,
             )
-        for index, report in enumerate(reports):
-            check_report(number, index, report, coordinator.settings.searcher_metric)
         accepted = await coordinator.on_reports(number, reports)
         return _json({"accepted": accepted, "stop": coordinator.stop_requested(number)})
 
