@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.errors import ConfigError, SearchFailed
+from ridgeline.errors import ConfigError
 from ridgeline.paths import COORDINATOR_STORAGE_ENV, default_storage, new_experiment_dir
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
 from ridgeline.store.lease import lease_ttl, this_holder
-from ridgeline.store.records import ACTIVE, CANCELED, COMPLETED, ERROR, PAUSED, ExperimentRecord
+from ridgeline.store.records import ACTIVE, CANCELED, COMPLETED, PAUSED, ExperimentRecord
 from ridgeline.trial import env as trial_env
 
 if TYPE_CHECKING:
@@ -367,9 +367,7 @@ def run_experiment(
     store = open_store(default_storage(storage))
     token: int | None = None
     try:
-        experiment = _find(store, experiment_id)
-        if experiment.state in (COMPLETED, CANCELED):
-            raise ConfigError(f"experiment {experiment_id} has already ended ({experiment.state})")
+        _find(store, experiment_id)
         token = store.acquire_lease(experiment_id, this_holder(), lease_ttl())
         experiment = _find(store, experiment_id)  # as the previous holder left it
         if experiment.state in (COMPLETED, CANCELED):
@@ -396,10 +394,7 @@ def run_experiment(
         finally:
             if progress:
                 progress.stop()
-        final = coordinator.outcome()
-        store.update_experiment(experiment_id, state=final)
-        if final == ERROR:
-            raise SearchFailed(f"experiment {experiment_id} ended ERROR: {coordinator.error}")
+        coordinator.conclude(f"experiment {experiment_id}")
         return coordinator.results.best()
     finally:
         if token is not None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import OBJECTIVE_KEY, Engine, new_seed
 from ridgeline.engine.sherpa import build_searcher, build_space, describe
-from ridgeline.errors import ConfigError, ExperimentExists, SearchFailed, StoreError
+from ridgeline.errors import ConfigError, ExperimentExists, StoreError
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.samplers.base import History
 from ridgeline.schedulers.base import Scheduler
@@ -30,7 +30,6 @@ from ridgeline.store.lease import lease_ttl, this_holder
 from ridgeline.store.records import (
     ACTIVE,
     COMPLETED,
-    ERROR,
     FAILED,
     STOPPED,
     TRIAL_DONE_STATES,
@@ -181,10 +180,7 @@ def optimize(
             if progress:
                 progress.stop()
             scheduler.close()
-        outcome = coordinator.outcome()
-        store.update_experiment(experiment.id, state=outcome)
-        if outcome == ERROR:
-            raise SearchFailed(f"the search in {out} ended ERROR: {coordinator.error}")
+        coordinator.conclude(f"the search in {out}")
         best = results.best()
         log.info("Best result: %s", best)
         return best

@@ -29,7 +29,7 @@ from ridgeline.engine.keepalive import keep_lease
 from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
 from ridgeline.engine.server import make_runner
 from ridgeline.engine.writer import MetricWriter, Rows
-from ridgeline.errors import LeaseLost, ObservationError, SchedulerError
+from ridgeline.errors import LeaseLost, ObservationError, SchedulerError, SearchFailed
 from ridgeline.faults import crash_point
 from ridgeline.results import ResultsFile, ResultsTable
 from ridgeline.samplers import background
@@ -477,6 +477,14 @@ class Coordinator:
         if self.error is None:
             self.error = self._no_success_reason()
         return ERROR if self.error is not None else COMPLETED
+
+    def conclude(self, what: str) -> None:
+        """Record the experiment's final state; raise ``SearchFailed`` naming ``what`` when it
+        is ERROR (the store keeps everything recorded, for a resume)."""
+        final = self.outcome()
+        self.store.update_experiment(self.engine.experiment_id, state=final)
+        if final == ERROR:
+            raise SearchFailed(f"{what} ended ERROR: {self.error}")
 
     def _no_success_reason(self) -> str | None:
         ran = [  # imported results (warm starts) never ran here
