@@ -10,6 +10,10 @@ Scenarios (each ends with exactly ``trials x reports`` rows in the store, or it 
   ``ridgeline.optimize`` with ``max_concurrent=64`` and a ``LocalScheduler``, 1,000 reports each.
 * ``clients``: 256 trial clients (``ridgeline.trial.client.TrialClient``) on threads of one
   process against one coordinator whose scheduler starts nothing, 250 reports each.
+* ``floor`` (``--scenarios floor``): the ``processes`` trial script, unchanged, against an
+  aiohttp server that answers its two routes at once and keeps nothing: no token check, no
+  store, no searcher. It is the most that per-report request and reply can carry on this
+  machine, the ceiling for the other rows.
 
 Measured: reports accepted per second (first send to last acknowledgement, over all trials),
 p50/p99/max ``send_metrics`` latency (measured where the report is sent), the coordinator
@@ -98,6 +102,9 @@ def coordinator_main(args: argparse.Namespace) -> None:
 
     work = Path(args.work)
     out = work / "out"
+    if args.scenario == "floor":
+        floor_main(args, work)
+        return
     if args.scenario == "processes":
         script = work / "trial.py"
         script.write_text(TRIAL)
@@ -141,6 +148,49 @@ def coordinator_main(args: argparse.Namespace) -> None:
             }
         )
     )
+
+
+def floor_main(args: argparse.Namespace, work: Path) -> None:
+    """The ``floor`` scenario: the trial script against a server that does nothing."""
+    from aiohttp import web
+
+    async def trial(request: web.Request) -> web.Response:
+        return web.json_response({"id": int(request.match_info["n"]), "parameters": {"x": 0.5}})
+
+    async def metrics(request: web.Request) -> web.Response:
+        await request.json()
+        return web.json_response({"accepted": 1, "stop": False})
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_get("/api/v1/trials/{n}", trial)
+        app.router.add_post("/api/v1/trials/{n}/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        script = work / "trial.py"
+        script.write_text(TRIAL)
+        env = {**os.environ, "LOAD_REPORTS": str(args.reports), "LOAD_OUT": str(work / "latency")}
+        env |= {"RIDGELINE_MASTER": f"http://127.0.0.1:{port}", "RIDGELINE_TOKEN": "-"}
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, str(script), env={**env, "RIDGELINE_TRIAL_ID": str(n)}
+            )
+            for n in range(1, args.trials + 1)
+        ]
+        codes = [await proc.wait() for proc in procs]
+        await runner.cleanup()
+        if any(codes):
+            raise RuntimeError(f"trial scripts exited with {sorted(set(codes))}")
+
+    wall = time.time()
+    asyncio.run(serve())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    figures = {"cpu_s": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+    figures |= {"rows": None, "csv_rows": None, "wall_s": time.time() - wall}
+    Path(args.result).write_text(json.dumps(figures))
 
 
 # -- the client side ----------------------------------------------------------------------------
@@ -276,8 +326,8 @@ def run(scenario: str, storage: str, trials: int, reports: int) -> dict[str, Any
 def row(scenario: str, store: str, trials: int, reports: int, f: dict[str, Any]) -> list[str]:
     if "error" in f:
         return [scenario, store, f"{trials} x {reports:,}", f["error"], "", "", "", "", "", ""]
-    rows = f"{f['rows']:,}"
-    if f["rows"] != f["expected"]:
+    rows = "(keeps none)" if f["rows"] is None else f"{f['rows']:,}"
+    if f["rows"] is not None and f["rows"] != f["expected"]:
         rows += f" (expected {f['expected']:,})"
     return [
         scenario,
@@ -341,12 +391,12 @@ def main() -> None:
     if args.coordinator:
         coordinator_main(args)
         return
-    shapes = {"processes": (64, 1000), "clients": (256, 250)}
+    shapes = {"processes": (64, 1000), "clients": (256, 250), "floor": (64, 1000)}
     rows = []
     for scenario in args.scenarios.split(","):
         trials, reports = shapes[scenario]
         reports = max(1, round(reports * args.scale))
-        for store in args.stores.split(","):
+        for store in ["none"] if scenario == "floor" else args.stores.split(","):
             try:
                 if store == "sqlite":
                     figures = run(scenario, "", trials, reports)

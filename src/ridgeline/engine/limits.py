@@ -147,7 +147,51 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 def check_json(value: Any, where: str = "body") -> None:
     """Refuse what no store or reader can keep: nesting deeper than ``MAX_DEPTH``, strings
     with lone surrogates (not encodable as UTF-8), integers too large for a float. Iterative,
-    so a deep value cannot exhaust the stack."""
+    so a deep value cannot exhaust the stack. Clean bodies (nearly all) take one quick pass;
+    only a refused one is walked again to name where the fault is."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and not _encodable(item):
+                break
+        elif isinstance(item, dict):
+            if depth >= MAX_DEPTH:
+                break
+            for key, child in item.items():
+                if not key.isascii() and not _encodable(key):
+                    _explain(value, where)
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            if depth >= MAX_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, int) and not isinstance(item, bool) and item.bit_length() > 1000:
+            if not _fits_float(item):
+                break
+    else:
+        return
+    _explain(value, where)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fits_float(number: int) -> bool:
+    try:
+        float(number)
+    except OverflowError:
+        return False
+    return True
+
+
+def _explain(value: Any, where: str) -> None:
+    """Raise the refusal for ``value``'s first fault, with the path to it."""
     stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
     while stack:
         item, path = stack.pop()
@@ -163,26 +207,19 @@ def check_json(value: Any, where: str = "body") -> None:
             if len(path) >= MAX_DEPTH:
                 raise Refused(f"{_where(where, path)}: nested deeper than {MAX_DEPTH} levels")
             stack.extend((child, (*path, i)) for i, child in enumerate(item))
-        elif isinstance(item, int) and not isinstance(item, bool) and item.bit_length() > 1000:
-            try:
-                float(item)
-            except OverflowError:
-                raise Refused(
-                    f"{_where(where, path)}: integer too large for a float "
-                    f"({item.bit_length()} bits)"
-                ) from None
+        elif isinstance(item, int) and not isinstance(item, bool) and not _fits_float(item):
+            raise Refused(
+                f"{_where(where, path)}: integer too large for a float "
+                f"({item.bit_length()} bits)"
+            )
 
 
 def _check_text(text: str, where: str, path: tuple[Any, ...]) -> None:
-    if text.isascii():
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    if not text.isascii() and not _encodable(text):
         raise Refused(
             f"{_where(where, path)}: text {ascii(text[:40])} holds a lone surrogate, which is "
             f"not valid Unicode; send UTF-8 text"
-        ) from None
+        )
 
 
 def _where(where: str, path: tuple[Any, ...]) -> str:
