@@ -416,7 +416,8 @@ def test_grid_points_product_and_order() -> None:
     lines = describe_search(config)
     assert "Grid points: 6" in lines
     assert any("trained to 5 units" in line for line in lines)
-    assert grid_points(grid_config({})) == [{}]
+    assert grid_points(grid_config({})) == []  # no axes, no point (Determined's grid)
+    assert "Grid points: 0" in describe_search(grid_config({}))
 
 
 def test_grid_needs_counts() -> None:
@@ -630,13 +631,14 @@ def test_resources_seed_data_environment() -> None:
     )
     assert config.slots_per_trial == 0 and config.experiment_seed == 42
     assert config.data == {"url": "https://example.org/mnist"}
-    assert config.environment_variables == {"A": "1", "B": "x=y"}
-    gpu = parse_config(
-        {**base(), "environment": {"environment_variables": {"cpu": ["A=1"], "cuda": ["A=2"]}}}
+    assert config.environment_for("cpu") == {"A": "1", "B": "x=y"}
+    assert config.environment_for("cuda") == {"A": "2"}
+    old_name = parse_config(
+        {**base(), "environment": {"environment_variables": {"cpu": ["A=1"], "gpu": ["A=2"]}}}
     )
-    assert gpu.environment_variables == {"A": "2"}
+    assert old_name.environment_for("cuda") == {"A": "2"}  # gpu: Determined's old name
     listed = parse_config({**base(), "environment": {"environment_variables": ["K=V", "E="]}})
-    assert listed.environment_variables == {"K": "V", "E": ""}
+    assert listed.environment_for("cpu") == listed.environment_for("cuda") == {"K": "V", "E": ""}
 
     found = problems(
         {
@@ -826,7 +828,7 @@ def test_deprecated_and_ignored_keys_warn(tmp_path: Path) -> None:
         assert key in ignored[0]
     assert "no effect" in ignored[0]
     assert issubclass(DeprecatedConfigWarning, UserWarning)
-    assert config.slots_per_trial == 2 and config.environment_variables == {"A": "1"}
+    assert config.slots_per_trial == 2 and config.environment_for("cpu") == {"A": "1"}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_config(path, warn=False)
@@ -839,7 +841,8 @@ def test_raw_round_trips_through_json(tmp_path: Path) -> None:
     again = parse_config(stored, "stored", "/elsewhere", warn=False)
     assert again == config
     assert again.space.names == config.space.names
-    assert stored["searcher"]["max_concurrent_trials"] == 16
+    assert "max_concurrent_trials" not in stored["searcher"]  # not set: the machine may bound it
+    assert again.searcher.max_concurrent_trials == 16 and not again.searcher.concurrency_given
     assert stored["name"] == "mnist_pytorch_adaptive_search"
     unnamed = load_config(
         write(tmp_path, CONST_YAML.replace("name: core-api", "description: core-api"), "x.yaml")

@@ -95,6 +95,7 @@ class Experiment:
             try:
                 for source in warm_start:
                     _find(store, source)  # an unknown id is an error now, not at run time
+                start = _source_checkpoint(store, self.config, folder)
                 seed = self.config.experiment_seed
                 if seed is None:
                     from ridgeline.engine.engine import new_seed
@@ -111,6 +112,7 @@ class Experiment:
                         "context": str(folder / "context") if self.context_dir else None,
                         "workdir": str(self.context_dir or Path.cwd()),
                         "warm_start": warm_start,
+                        "source_checkpoint": start,
                     },
                     state=PAUSED if paused else ACTIVE,
                 )
@@ -151,7 +153,10 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
     if searcher.name == "grid":
         from ridgeline.config import grid_points
 
-        return FIFOSearcher(IterateSampler(grid_points(config)), None, length)
+        points = grid_points(config)
+        if not points:  # no hyperparameters: no grid point, no trial (as Determined)
+            return FIFOSearcher(RandomSampler(), 0, length)
+        return FIFOSearcher(IterateSampler(points), None, length)
     options = searcher.options
     draw = _adaptive_sampler(options.get("sampler", "random"))
     if searcher.name in ("adaptive_asha", "async_halving") and length is not None:
@@ -222,6 +227,21 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
     )
 
 
+def _source_checkpoint(store: Store, config: ExperimentConfig, folder: Path) -> str | None:
+    """The checkpoint every trial starts from (``searcher.source_trial_id`` or
+    ``source_checkpoint_uuid``), copied into this experiment's checkpoint storage; None
+    without one. An unknown checkpoint is a ConfigError now, not when trials run."""
+    from ridgeline.engine.source_checkpoint import adopt_checkpoint, find_source
+
+    searcher = config.searcher
+    record = find_source(store, searcher.source_trial_id, searcher.source_checkpoint_uuid)
+    if record is None:
+        return None
+    storage = config.checkpoint_storage
+    adopt_checkpoint(store, record, Path(storage.path) if storage else folder / "checkpoints")
+    return record.uuid
+
+
 def _adaptive_sampler(kind: str) -> Sampler:
     """Where an adaptive searcher draws new configurations: at random, or from a model
     (``tpe`` under ASHA or Hyperband is BOHB)."""
@@ -253,6 +273,16 @@ def _gpu_groups(slots_per_trial: int) -> list[str] | None:
             f"{len(ids)} GPU(s); lower slots_per_trial"
         )
     return [",".join(g) for g in groups]
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on: how many trials run at once on a machine
+    without GPUs when the config sets no ``max_concurrent_trials`` (16 training processes
+    on 2 cores only slow each other down)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _find(store: Store, experiment_id: int) -> ExperimentRecord:
@@ -287,6 +317,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         lower,
         int(stored["seed"]),
         searcher_group="searcher",
+        source_checkpoint=stored.get("source_checkpoint"),
     )
     checkpoint_dir = (
         Path(config.checkpoint_storage.path) if config.checkpoint_storage else out / "checkpoints"
@@ -294,9 +325,13 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     context = Path(stored["context"]) if stored.get("context") else None
     user_data = json.dumps(config.data)
+    gpu_groups = _gpu_groups(config.slots_per_trial)
+    # Every trial gets GPU ids when there are groups (the scheduler hands one to each), else
+    # it runs on the CPU: the config's per-device variables follow.
+    environment = config.environment_for("cuda" if gpu_groups else "cpu")
 
     def trial_env_for(record: Any) -> dict[str, str]:
-        extra = dict(config.environment_variables)
+        extra = dict(environment)
         extra.update(
             {
                 trial_env.HPARAMS: json.dumps(nest_params(record.params)),
@@ -338,10 +373,12 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         retention=retention,
         max_length=searcher_config.max_length,
     )
-    scheduler = LocalScheduler(output_dir=str(out), resources=_gpu_groups(config.slots_per_trial))
+    scheduler = LocalScheduler(output_dir=str(out), resources=gpu_groups)
     concurrency = searcher_config.max_concurrent_trials or UNLIMITED
     if searcher_config.name == "single":
         concurrency = 1
+    elif gpu_groups is None and not searcher_config.concurrency_given:
+        concurrency = min(concurrency, cpu_cores())
     return Coordinator(
         engine,
         scheduler,

@@ -317,7 +317,9 @@ def grid_axis_size(hp: HParam) -> int:
 
 
 def grid_size(flat: list[HParam]) -> int:
-    """How many points (trials) the grid has, without building it."""
+    """How many points (trials) the grid has, without building it (none without axes)."""
+    if not flat:
+        return 0
     size = 1
     for hp in flat:
         size *= grid_axis_size(hp)
@@ -379,8 +381,11 @@ def grid_of(flat: list[HParam]) -> list[dict[str, Any]]:
 
     Determined builds the cartesian product over the names in sorted order (the first name
     varying slowest) and pops points from the end of that list; so the first point here is
-    the product's last one. Keys are in definition order. No hyperparameters: one empty point.
+    the product's last one. Keys are in definition order. No hyperparameters: no points (as
+    Determined's grid, whose cartesian product of no axes is empty: the search runs no trial).
     """
+    if not flat:
+        return []
     size = grid_size(flat)
     if size > MAX_GRID_POINTS:
         raise ConfigError(

@@ -37,6 +37,9 @@ class SearcherConfig:
     (Determined 0.38 style: the script decides). ``max_concurrent_trials`` 0 means unlimited.
     ``options`` holds the searcher-specific fields (``divisor``, ``max_rungs``, ``mode``,
     ``bracket_rungs``, ``stop_once``, ``num_rungs``, ``time_metric``, ``max_time``, ...).
+    ``concurrency_given`` is False when the config set no ``max_concurrent_trials`` (the
+    default 16 then shapes the searcher's plan, and a CPU-only machine lowers how many trial
+    processes run at once to its cores).
     """
 
     name: str
@@ -49,6 +52,7 @@ class SearcherConfig:
     source_trial_id: int | None = None
     source_checkpoint_uuid: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    concurrency_given: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class ExperimentConfig:
     is its flattened search space (nested groups as dotted names ``a.b``, plain values as
     ``Constant``); ``raw`` is the whole validated mapping with defaults filled in and
     checkpoint paths made absolute: JSON data that ``parse_config`` turns back into an equal
-    config.
+    config. ``environment_variables`` maps each device to its variables.
     """
 
     name: str
@@ -85,5 +89,10 @@ class ExperimentConfig:
     slots_per_trial: int = 1
     experiment_seed: int | None = None
     data: Any = None
-    environment_variables: dict[str, str] = field(default_factory=dict)
+    environment_variables: dict[str, dict[str, str]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def environment_for(self, device: str) -> dict[str, str]:
+        """The ``environment.environment_variables`` of a trial that runs on ``device``
+        (``cpu``, ``cuda`` or ``rocm``): a plain list applies to every device."""
+        return dict(self.environment_variables.get(device, {}))

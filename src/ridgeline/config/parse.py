@@ -108,6 +108,7 @@ ENVIRONMENT_NO_EFFECT = (
     "proxy_ports",
 )
 ACCELERATORS = ("cpu", "cuda", "gpu", "rocm")
+DEVICES = ("cpu", "cuda", "rocm")
 STORAGE_TYPES = ("shared_fs", "directory")
 REMOTE_STORAGE = ("s3", "gcs", "azure", "hdfs")
 RETENTION = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
@@ -238,7 +239,7 @@ def _parse(
         max_failures = as_int(p, "max_consecutive_failures", value, 0) or 0
     slots, resources = _resources(p, cfg.get("resources"))
     seed = _reproducibility(p, cfg.get("reproducibility"))
-    env, environment = _environment(p, cfg.get("environment"), slots)
+    env, environment = _environment(p, cfg.get("environment"))
     storage, storage_raw = _checkpoint_storage(p, cfg.get("checkpoint_storage"), base_dir)
     data_value = cfg.get("data")
     if data_value is None:
@@ -387,8 +388,8 @@ def _reproducibility(p: Problems, value: Any) -> int | None:
 
 
 def _environment(
-    p: Problems, value: Any, slots: int
-) -> tuple[dict[str, str], dict[str, Any] | None]:
+    p: Problems, value: Any
+) -> tuple[dict[str, dict[str, str]], dict[str, Any] | None]:
     section = as_mapping(p, "environment", value)
     if section is None or value is None:
         return {}, None
@@ -399,11 +400,13 @@ def _environment(
             p.unknown_keys(
                 "environment", {key: None}, ("environment_variables", *ENVIRONMENT_NO_EFFECT)
             )
-    return _environment_variables(p, section.get("environment_variables"), slots), section
+    return _environment_variables(p, section.get("environment_variables")), section
 
 
-def _environment_variables(p: Problems, value: Any, slots: int) -> dict[str, str]:
-    """``["K=V", ...]``, or ``{cpu: [...], cuda: [...]}`` picked by ``slots_per_trial``."""
+def _environment_variables(p: Problems, value: Any) -> dict[str, dict[str, str]]:
+    """``["K=V", ...]`` (every device), or ``{cpu: [...], cuda: [...], rocm: [...]}`` (``gpu``
+    is Determined's old name for ``cuda``): the variables per device, picked per trial by the
+    device it runs on (``ExperimentConfig.environment_for``)."""
     path = "environment.environment_variables"
     form = "a list of 'KEY=VALUE' strings, or a mapping of cpu/cuda/rocm to such lists"
     if value is None:
@@ -436,10 +439,12 @@ def _environment_variables(p: Problems, value: Any, slots: int) -> dict[str, str
                 continue
             out[name.strip()] = setting
     if isinstance(value, list):
-        return parsed.get("", {})
-    if slots == 0:
-        return parsed.get("cpu", {})
-    return {**parsed.get("gpu", {}), **parsed.get("cuda", {})}
+        return {device: dict(parsed.get("", {})) for device in DEVICES}
+    return {
+        "cpu": parsed.get("cpu", {}),
+        "cuda": {**parsed.get("gpu", {}), **parsed.get("cuda", {})},
+        "rocm": parsed.get("rocm", {}),
+    }
 
 
 def _checkpoint_storage(
@@ -562,7 +567,7 @@ def grid_points(config: ExperimentConfig) -> list[dict[str, Any]]:
     ``count`` rounded points including the ends, ``double``/``log`` ``count`` points (``log``
     over evenly spaced exponents); ``count: 1`` is the midpoint. Determined pops points from
     the end of the cartesian product (names sorted, first name slowest), so the first point
-    here is that product's last. With no hyperparameters there is one empty point.
+    here is that product's last. With no hyperparameters there is none (0 trials).
     """
     p = Problems()
     _, flat = parse_hyperparameters(p, config.hyperparameters, grid=True)

@@ -210,8 +210,8 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
     written = dict(data)
     if name is not None:
         written["smaller_is_better"] = smaller
-        if name != "single":
-            written["max_concurrent_trials"] = concurrency
+        if name != "single" and data.get("max_concurrent_trials") is not None:
+            written["max_concurrent_trials"] = concurrency  # absent: the machine may bound it
         for key, value in OPTION_DEFAULTS.get(name, {}).items():
             if written.get(key) is None:
                 written[key] = value
@@ -226,6 +226,7 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
             length_unit=unit,
             max_trials=max_trials,
             max_concurrent_trials=concurrency,
+            concurrency_given=name == "single" or data.get("max_concurrent_trials") is not None,
             source_trial_id=source_trial,
             source_checkpoint_uuid=source_uuid,
             options=options,

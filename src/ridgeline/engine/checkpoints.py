@@ -91,7 +91,10 @@ class Checkpoints:
 
     def info(self, uuid: Any, number: int | None = None) -> CheckpointRecord:
         """The checkpoint, when it is this experiment's (and, for a trial, one it may read:
-        its own or the one it was cloned from)."""
+        its own, the one it was cloned from, or the experiment's source checkpoint)."""
+        source = self.engine.source_checkpoint
+        if source is not None and check_uuid(uuid, "checkpoint") == source:
+            return self.store.get_checkpoint(source)  # another experiment's, read-only here
         record, owner = self._find(uuid)
         if number is not None and owner != number and self.engine.warm_starts.get(number) != uuid:
             raise CheckpointForbidden(f"checkpoint {uuid} belongs to trial {owner}, not {number}")

@@ -71,6 +71,7 @@ class Engine:
         lower_is_better: bool,
         seed: int,
         searcher_group: str = VALIDATION,
+        source_checkpoint: str | None = None,
     ) -> None:
         self.store = store
         self.searcher_group = searcher_group  # the metric group whose reports drive the searcher
@@ -90,6 +91,9 @@ class Engine:
         self.final: set[int] = set()  # closed for good (Close(final=True)); others are paused
         # A trial created from a parent starts from the checkpoint the parent had then.
         self.warm_starts: dict[int, str] = {}  # trial number -> checkpoint uuid
+        # The experiment's trials (all but clones) start from this one (searcher.source_*):
+        # a fresh start from its weights, so its steps are not counted as trained here.
+        self.source_checkpoint = source_checkpoint
         self._op_counter = 0
         self._trained = 0  # see length_trained
         # Crash safety: the newest searcher-group metric the searcher was shown (reports after
@@ -339,7 +343,9 @@ class Engine:
 
     def _start_length(self, number: int) -> int:
         uuid = self.warm_starts.get(number)
-        return self.store.get_checkpoint(uuid).steps_completed if uuid is not None else 0
+        if uuid is None or uuid == self.source_checkpoint:
+            return 0
+        return self.store.get_checkpoint(uuid).steps_completed
 
     def _count_trained(self) -> int:
         """``length_trained`` from the history (after a restart rebuilt it)."""
@@ -397,6 +403,8 @@ class Engine:
                     start = self.latest_checkpoint(action.parent)
                     if start is not None:
                         self.warm_starts[record.number] = start.uuid
+                elif self.source_checkpoint is not None:
+                    self.warm_starts[record.number] = self.source_checkpoint
                 self.event(
                     "trial_created",
                     trial=record.number,
