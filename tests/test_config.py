@@ -67,7 +67,7 @@ searcher:
 records_per_epoch: 60000
 min_validation_period:
   batches: 100
-entrypoint: python3 -m determined.launch.torch_distributed python3 train.py
+entrypoint: python3 train.py
 """
 
 
@@ -126,7 +126,7 @@ def test_adaptive_yaml_with_defaults(tmp_path: Path) -> None:
     with pytest.warns(DeprecatedConfigWarning, match="records_per_epoch, min_validation_period"):
         config = load_config(write(tmp_path, ADAPTIVE_YAML))
     assert config.description == "MNIST with ASHA"
-    assert config.entrypoint[:3] == ["python3", "-m", "determined.launch.torch_distributed"]
+    assert config.entrypoint == ["python3", "train.py"]
     s = config.searcher
     assert (s.name, s.max_trials, s.max_length, s.length_unit) == (
         "adaptive_asha",
@@ -193,7 +193,7 @@ def test_asha_validation() -> None:
     assert "searcher.max_rungs: must be an integer >= 1 (got 0)" in text
     assert "searcher.bracket_rungs[1]: must be an integer >= 1 (got 'x')" in text
     assert "searcher.num_rungs: num_rungs is required" in only_problem(
-        base(name="async_halving", max_length=10)
+        base(name="async_halving", max_length={"batches": 10})
     )
     assert "searcher.max_length: max_length is required" in only_problem(base(name="adaptive_asha"))
     assert "searcher.max_time: max_time is required" in only_problem(
@@ -253,7 +253,7 @@ def test_yaml_1_2_numbers_and_strings(tmp_path: Path) -> None:
 def test_nested_groups_flatten_and_nest_back() -> None:
     hps = {
         "optimizer": {
-            "lr": {"type": "log", "minval": -4, "maxval": -1},
+            "lr": {"type": "log", "minval": -4, "maxval": -1, "base": 10},
             "betas": {"b1": 0.9, "b2": {"type": "categorical", "vals": [0.99, 0.999]}},
         },
         "layers": [64, 64],
@@ -301,7 +301,7 @@ def test_sampling_bounds() -> None:
             "hyperparameters": {
                 "n": {"type": "int", "minval": 1, "maxval": 3},
                 "d": {"type": "double", "minval": -1, "maxval": 1},
-                "lr": {"type": "log", "minval": -4, "maxval": -2},
+                "lr": {"type": "log", "minval": -4, "maxval": -2, "base": 10},
                 "b2": {"type": "log", "base": 2, "minval": 1, "maxval": 3},
                 "c": {"type": "categorical", "vals": [[1, 2], {"k": "v"}, None]},
             },
@@ -330,13 +330,13 @@ def test_hyperparameter_errors() -> None:
                 "a": {"type": "float", "minval": 0, "maxval": 1},
                 "b": {"type": "int", "minval": 1.5, "maxval": 3},
                 "c": {"type": "double", "minval": 2, "maxval": 1},
-                "d": {"type": "log", "minval": -3},
+                "d": {"type": "log", "minval": -3, "base": 10},
                 "e": {"type": "categorical", "vals": []},
                 "f": {"type": "categorical", "vals": [1, 1]},
                 "g": {"type": "const"},
                 "h": {"type": "int", "min": 1, "maxval": 3, "minval": 0},
-                "i": {"type": "log", "minval": 1, "maxval": 400},
-                "j": {"type": "log", "minval": 1, "maxval": 2, "base": 1},
+                "i": {"type": "log", "minval": 1, "maxval": 400, "base": 10},
+                "j": {"type": "log", "minval": 1, "maxval": 2},
                 "k.l": 1,
                 "m": {"type": "double", "minval": "0.1", "maxval": 1},
             },
@@ -353,7 +353,7 @@ def test_hyperparameter_errors() -> None:
     assert "hyperparameters.g.val: val is required" in text
     assert "hyperparameters.h.min: unknown key for an int hyperparameter; did you mean" in text
     assert "hyperparameters.i: base**minval .. base**maxval is not a usable range" in text
-    assert "hyperparameters.j.base: must be a number > 0 other than 1 (got 1)" in text
+    assert "hyperparameters.j.base: base is required (got none)" in text  # as Determined
     assert "hyperparameters.k.l: hyperparameter names must be non-empty and contain no '.'" in text
     assert "hyperparameters.m.minval: must be a finite number (got '0.1')" in text
     assert len(found) == 12
@@ -384,9 +384,9 @@ def test_grid_axes() -> None:
     assert axis({"type": "int", "minval": -4, "maxval": -1, "count": 1}) == [-3]  # away from 0
     assert axis({"type": "double", "minval": 0, "maxval": 1, "count": 3}) == [0.0, 0.5, 1.0]
     assert axis({"type": "double", "minval": 0, "maxval": 1, "count": 1}) == [0.5]
-    assert axis({"type": "log", "minval": -3, "maxval": -1, "count": 3}) == pytest.approx(
-        [1e-3, 1e-2, 1e-1]
-    )
+    assert axis(
+        {"type": "log", "base": 10, "minval": -3, "maxval": -1, "count": 3}
+    ) == pytest.approx([1e-3, 1e-2, 1e-1])
     assert axis({"type": "log", "base": 2, "minval": 0, "maxval": 4, "count": 1}) == [4.0]
     assert axis({"type": "categorical", "vals": ["a", [1], {"k": 2}]}) == ["a", [1], {"k": 2}]
     assert axis({"type": "const", "val": 7}) == [7]
@@ -817,16 +817,19 @@ def test_deprecated_and_ignored_keys_warn(tmp_path: Path) -> None:
     )
     with pytest.warns(Warning) as record:
         config = load_config(path)
-    messages = {(w.category, str(w.message)) for w in record}
-    deprecated = [m for c, m in messages if c is DeprecatedConfigWarning]
-    ignored = [m for c, m in messages if c is ConfigWarning]
-    assert len(deprecated) == 1 and len(ignored) == 1
-    assert (
-        "scheduling_unit, perform_initial_validation, optimizations are deprecated" in deprecated[0]
-    )
-    for key in ("labels", "bind_mounts", "environment.image", "resources.priority"):
-        assert key in ignored[0]
-    assert "no effect" in ignored[0]
+    (message,) = [str(w.message) for w in record if issubclass(w.category, ConfigWarning)]
+    assert record[0].category is DeprecatedConfigWarning  # one warning names every such field
+    assert "not acted on" in message
+    for key in (
+        "scheduling_unit",
+        "perform_initial_validation",
+        "optimizations.aggregation_frequency",
+        "labels",
+        "bind_mounts",
+        "environment.image",
+        "resources.priority",
+    ):
+        assert key in message
     assert issubclass(DeprecatedConfigWarning, UserWarning)
     assert config.slots_per_trial == 2 and config.environment_for("cpu") == {"A": "1"}
     with warnings.catch_warnings():

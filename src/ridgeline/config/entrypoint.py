@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ridgeline.config.checks import Problems, show
 
-__all__ = ["check_entrypoint"]
+__all__ = ["check_entrypoint", "check_single_process", "launcher_of"]
 
 _PYTHON = re.compile(r"^python[\d.]*$")
 _SHELLS = ("sh", "bash", "dash", "zsh", "ksh")
@@ -128,4 +128,68 @@ def _check_module(p: Problems, module: str, context: Path, argv: Sequence[str]) 
             "entrypoint",
             f"module {module!r} is neither in the context directory {context} nor installed "
             f"(got {show(' '.join(argv))}); check the name",
+        )
+
+
+# -- multi-process trials: not supported yet ----------------------------------------------------
+
+#: Programs and ``python -m`` modules that start several processes per trial.
+_LAUNCHER_PROGRAMS = ("torchrun", "horovodrun", "deepspeed", "mpirun", "mpiexec", "accelerate")
+_LAUNCHER_MODULES = ("torch.distributed.run", "torch.distributed.launch")
+_DETERMINED_LAUNCH = "determined.launch."
+#: What a Core-API script calls when it runs as one of several processes.
+_MULTI_PROCESS_CALLS = re.compile(
+    r"\b(from_torch_distributed|from_horovod|from_deepspeed|from_tf_config|container_addrs)\b"
+)
+UNSUPPORTED = "multi-process (distributed) trials are not supported yet"
+
+
+def launcher_of(argv: Sequence[str]) -> str | None:
+    """The distributed launcher ``argv`` runs (``determined.launch.torch_distributed``,
+    ``torchrun``, ...), or None. ``determined.launch.wrap_rank`` only labels output: not one."""
+    program = os.path.basename(argv[0])
+    if program in _LAUNCHER_PROGRAMS:
+        return program
+    if _PYTHON.match(program):
+        _, module = _python_target(argv[1:])
+        if module in _LAUNCHER_MODULES:
+            return module
+        if module and module.startswith(_DETERMINED_LAUNCH) and not module.endswith("wrap_rank"):
+            return module
+    return None
+
+
+def check_single_process(
+    p: Problems, argv: Sequence[str], slots: int, context_dir: str | os.PathLike[str] | None
+) -> None:
+    """Refuse, when the experiment is created, a trial that would run as several processes:
+    a distributed launcher, or (with ``slots_per_trial`` > 1) a script that calls
+    Determined's multi-process APIs. One process given several GPUs stays allowed."""
+    launcher = launcher_of(argv)
+    if launcher is not None:
+        p.add(
+            "entrypoint",
+            f"{launcher!r} starts several processes per trial: {UNSUPPORTED} (got "
+            f"{show(' '.join(argv))}); run one process per trial, e.g. entrypoint: python3 "
+            f"train.py, and give it slots_per_trial GPUs",
+        )
+        return
+    if slots <= 1 or context_dir is None:
+        return
+    program = os.path.basename(argv[0])
+    script = _python_target(argv[1:])[0] if _PYTHON.match(program) else None
+    if script is None:
+        return
+    path = Path(context_dir) / os.path.expanduser(script)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    found = _MULTI_PROCESS_CALLS.search(text)
+    if found is not None:
+        p.add(
+            "resources.slots_per_trial",
+            f"is {slots} and {script} uses {found.group(1)} (one process per slot): "
+            f"{UNSUPPORTED}; set slots_per_trial: 1, or run one process that uses all the "
+            f"slots' GPUs",
         )

@@ -84,6 +84,8 @@ class HParam:
             return Discrete(self.name, [self.minval, self.maxval])
         if self.type == "double":
             return Continuous(self.name, [self.minval, self.maxval])
+        if self.type == "log" and self.base == 1:
+            return Constant(self.name, 1.0)
         if self.type == "log":
             return Continuous(self.name, _log_bounds(self), scale="log")
         return Choice(self.name, self.vals)
@@ -209,16 +211,20 @@ def _typed(p: Problems, path: str, name: str, d: dict[str, Any], grid: bool) -> 
         )
     base: float = 10
     if kind == "log":
-        if d.get("base") is not None:
+        if d.get("base") is None:  # Determined requires it too: no silent default
+            p.missing(join(path, "base"), "base", "give the base of the exponents, e.g. base: 10")
+        else:
             b = as_number(p, join(path, "base"), d["base"])
-            if b is not None and (b <= 0 or b == 1):
-                p.bad(join(path, "base"), "a number > 0 other than 1", b, "the usual base is 10")
+            if b is not None and b <= 0:
+                p.bad(join(path, "base"), "a number > 0", b, "the usual base is 10")
             elif b is not None:
                 base = b
     if len(p.items) != errors:
         return None
     hp = HParam(name, kind, minval=lo, maxval=hi, base=base, count=count)
-    if kind == "log":
+    if kind == "log" and base == 1:  # 1**x: Determined's own examples use it as a fixed 1
+        p.notes.append((f"{path}: base 1 makes every value 1 (1**x); it is a constant", False))
+    elif kind == "log":
         try:
             a, b = _log_bounds(hp)
         except OverflowError:

@@ -24,7 +24,7 @@ from ridgeline.config.checks import (
     show,
     suggest,
 )
-from ridgeline.config.entrypoint import check_entrypoint
+from ridgeline.config.entrypoint import check_entrypoint, check_single_process, launcher_of
 from ridgeline.config.hyperparameters import (
     MAX_HPARAMS_BYTES,
     check_grid_size,
@@ -34,6 +34,7 @@ from ridgeline.config.hyperparameters import (
     parse_hyperparameters,
     space_of,
 )
+from ridgeline.config.ignored import check_ignored
 from ridgeline.config.model import (
     CheckpointStorageConfig,
     ConfigWarning,
@@ -71,6 +72,8 @@ TOP_DEPRECATED = (
     "checkpoint_policy",
     "data_layer",
 )
+#: Sections whose every field is named in the warning (``optimizations.mixed_precision``).
+NAMED_BY_FIELD = ("optimizations",)
 #: Settings of a Determined cluster or its web UI: accepted, no effect here, warned about.
 TOP_NO_EFFECT = (
     "labels",
@@ -213,6 +216,7 @@ def _parse(
     overridden = _overrides(p, cfg, overrides)
 
     _top_keys(p, cfg)
+    check_ignored(p, cfg)
     name = default_name
     if cfg.get("name") is not None:
         name = as_str(p, "name", cfg["name"]) or name
@@ -238,6 +242,8 @@ def _parse(
         value = cfg["max_consecutive_failures"]
         max_failures = as_int(p, "max_consecutive_failures", value, 0) or 0
     slots, resources = _resources(p, cfg.get("resources"))
+    if entrypoint is not None:
+        check_single_process(p, entrypoint, slots, context_dir)
     seed = _reproducibility(p, cfg.get("reproducibility"))
     env, environment = _environment(p, cfg.get("environment"))
     storage, storage_raw = _checkpoint_storage(p, cfg.get("checkpoint_storage"), base_dir)
@@ -307,7 +313,11 @@ def _top_keys(p: Problems, cfg: dict[str, Any]) -> None:
         if key in TOP:
             continue
         if key in TOP_DEPRECATED:
-            p.deprecated.append(key)
+            value = cfg[key]
+            if key in NAMED_BY_FIELD and isinstance(value, dict) and value:
+                p.deprecated.extend(join(key, field) for field in value)
+            else:
+                p.deprecated.append(key)
         elif key in TOP_NO_EFFECT:
             p.no_effect.append(key)
         else:
@@ -339,10 +349,12 @@ def _entrypoint(p: Problems, value: Any) -> list[str] | None:
     if not argv:
         p.bad("entrypoint", "a non-empty command", value, fix)
         return None
-    if len(argv) == 1 and _TRIAL_CLASS.match(argv[0]):
+    trial_class = [arg for arg in argv if _TRIAL_CLASS.match(arg) and "/" not in arg]
+    if trial_class and (len(argv) == 1 or launcher_of(argv) is not None):
         p.add(
             "entrypoint",
-            f"{argv[0]!r} names a Trial-API class (module:Class), which ridgeline does not run "
+            f"{trial_class[0]!r} names a Trial-API class (module:Class), which ridgeline does not "
+            f"run "
             f"(got {show(value)}); write a Core-API script and give the command that runs it, "
             f"e.g. entrypoint: python3 train.py",
         )
@@ -531,22 +543,20 @@ def _directory(p: Problems, path: str, value: Any, base_dir: str) -> str | None:
 
 
 def _warn(p: Problems, source: str) -> None:
-    if p.deprecated:
-        one = len(p.deprecated) == 1
-        warnings.warn(
-            f"{source}: {', '.join(p.deprecated)} {'is a' if one else 'are'} deprecated "
-            f"Determined setting{'' if one else 's'} (Trial API or removed features), ignored "
-            f"by ridgeline; remove {'it' if one else 'them'}",
-            DeprecatedConfigWarning,
-            stacklevel=4,
-        )
+    """One warning names every field ridgeline accepts but does not act on; then the notes."""
+    parts = []
     if p.no_effect:
-        keys = ", ".join(p.no_effect)
+        parts.append(f"{', '.join(p.no_effect)} (cluster, container and UI settings)")
+    if p.deprecated:
+        parts.append(
+            f"{', '.join(p.deprecated)} (deprecated in Determined: Trial API or removed "
+            f"features; remove them)"
+        )
+    if parts:
         warnings.warn(
-            f"{source}: {keys} {'is' if len(p.no_effect) == 1 else 'are'} accepted for "
-            f"compatibility with Determined but {'has' if len(p.no_effect) == 1 else 'have'} no "
-            f"effect in ridgeline (cluster, container and UI settings)",
-            ConfigWarning,
+            f"{source}: accepted for compatibility with Determined but not acted on (no effect "
+            f"in ridgeline): {'; '.join(parts)}",
+            DeprecatedConfigWarning if p.deprecated else ConfigWarning,
             stacklevel=4,
         )
     for message, deprecated in p.notes:

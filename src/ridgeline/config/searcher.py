@@ -88,6 +88,10 @@ OPTION_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 _ALTERNATIVES = "use adaptive_asha (early stopping), random, grid or single instead"
+#: Fields of Determined's removed sync_halving that ridgeline's own sync_halving lacks.
+_OLD_SYNC_HALVING = ("budget", "train_stragglers")
+#: Searchers whose max_length Determined takes only with a unit (no bare integer).
+_UNIT_REQUIRED = ("async_halving",)
 
 
 def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[str, Any]]:
@@ -100,7 +104,20 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
     if not isinstance(data, dict):
         p.bad(path, "a mapping", data, example)
         return None, {}
+    errors = len(p.items)
     name = _name(p, data)
+    if name is None and data.get("name") in REMOVED:
+        return None, dict(data)  # one clear message; its other fields do not matter now
+    if name == "sync_halving" and any(key in data for key in _OLD_SYNC_HALVING):
+        old = ", ".join(k for k in _OLD_SYNC_HALVING if k in data)
+        p.add(
+            path,
+            f"sync_halving as Determined wrote it ({old}) "
+            f"has been removed in Determined; ridgeline's sync_halving takes max_trials, "
+            f"max_length, num_rungs and divisor (optionally max_concurrent_trials, sampler): "
+            f"replace budget with max_trials and drop train_stragglers, or use adaptive_asha",
+        )
+        return None, dict(data)
     errors = len(p.items)
     fields = FIELDS.get(name or "", tuple(_ALL_FIELDS))
     options: dict[str, Any] = {}
@@ -149,6 +166,14 @@ def parse_searcher(p: Problems, data: Any) -> tuple[SearcherConfig | None, dict[
             f"and {source_uuid!r}); give at most one warm-start source",
         )
     length, unit = _length(p, data)
+    if name in _UNIT_REQUIRED and data.get("max_length") is not None and unit is None:
+        if length is not None and not isinstance(data["max_length"], dict):
+            p.bad(
+                join(path, "max_length"),
+                "a one-key mapping {batches|epochs|records: N} for the async_halving searcher",
+                data["max_length"],
+                f"e.g. max_length: {{batches: {length}}}",
+            )
     if name == "pbt":
         length, unit, pbt = _pbt(p, data)
         options.update(pbt)
