@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import ridgeline
+from ridgeline.errors import ConfigError
 from ridgeline.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -666,3 +667,33 @@ def test_asha_with_a_tpe_sampler_runs_real_trials(user_env: Path) -> None:
     assert all(steps in ([10], [10, 30]) for steps in lengths.values()), lengths
     assert len({t.params["increment_by"] for t in records}) >= 8
     assert peak_live(events) <= 3
+
+
+def test_tutorial_stage2_continues_from_a_source_trial_or_checkpoint(user_env: Path) -> None:
+    first = ridgeline.Experiment.from_yaml(STAGES / "2_checkpoints.yaml", STAGES)
+    first.run(verbose=0)
+    (source,) = trials(first.id)
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        latest = max(store.list_checkpoints(source.id), key=lambda c: c.steps_completed)
+    finally:
+        store.close()
+    # Determined's "continue training": the weights (x) carry on, the batch count restarts
+    for key, value in (("source_trial_id", source.id), ("source_checkpoint_uuid", latest.uuid)):
+        again = ridgeline.Experiment.from_yaml(
+            STAGES / "2_checkpoints.yaml", STAGES, [f"searcher.{key}={value}"]
+        )
+        again.run(verbose=0)
+        (row,) = describe(again.id)["trials"]
+        assert row["state"] == "COMPLETED" and row["best_metric"] == 200, (key, row)
+    missing = ridgeline.Experiment.from_yaml(
+        STAGES / "2_checkpoints.yaml", STAGES, ["searcher.source_trial_id=999"]
+    )
+    with pytest.raises(ConfigError, match="no trial 999"):
+        missing.create()
+    unknown = "0b4e7a52-6c1d-4f0e-9a55-3e8c6b1f2d7a"
+    missing = ridgeline.Experiment.from_yaml(
+        STAGES / "2_checkpoints.yaml", STAGES, [f"searcher.source_checkpoint_uuid={unknown}"]
+    )
+    with pytest.raises(ConfigError, match="no such checkpoint"):
+        missing.create()
