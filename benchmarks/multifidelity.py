@@ -376,6 +376,13 @@ def _searcher_config(method: Method, settings: Settings, max_trials: int) -> dic
     }
     if method.searcher not in extra:
         raise ValueError(f"unknown ridgeline searcher {method.searcher!r}")
+    if method.searcher == "async_halving":  # Determined's schema takes no bare integer here
+        return {
+            **common,
+            "max_trials": max_trials,
+            "max_length": {"epochs": length},
+            **extra[method.searcher],
+        }
     return {**common, "max_trials": max_trials, "max_length": length, **extra[method.searcher]}
 
 

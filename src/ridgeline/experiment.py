@@ -330,7 +330,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     # it runs on the CPU: the config's per-device variables follow.
     environment = config.environment_for("cuda" if gpu_groups else "cpu")
 
-    def trial_env_for(record: Any) -> dict[str, str]:
+    def trial_env_for(record: Any) -> dict[str, str | None]:
         extra = dict(environment)
         extra.update(
             {

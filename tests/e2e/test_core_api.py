@@ -482,7 +482,7 @@ def test_asha_trial_failing_in_a_later_rung_restarts_from_its_checkpoint(user_en
         name="async_halving",
         num_rungs=2,
         max_trials=4,
-        max_length=100,
+        max_length={"batches": 100},
         max_concurrent_trials=2,
         max_restarts=1,
         hyperparameters={"increment_by": 1, "early_is_better": True, "crash_at": 50},
@@ -655,7 +655,7 @@ def test_asha_with_a_tpe_sampler_runs_real_trials(user_env: Path) -> None:
         num_rungs=2,
         divisor=3,
         max_trials=9,
-        max_length=30,
+        max_length={"batches": 30},
         max_concurrent_trials=3,
         sampler="tpe",
         hyperparameters={"increment_by": {"type": "int", "minval": 1, "maxval": 50}},
@@ -697,3 +697,34 @@ def test_tutorial_stage2_continues_from_a_source_trial_or_checkpoint(user_env: P
     )
     with pytest.raises(ConfigError, match="no such checkpoint"):
         missing.create()
+
+
+def test_cpu_trial_gets_the_cpu_variables_and_bare_names_unset(
+    user_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RIDGELINE_GPUS", "")  # a CPU-only machine, whatever this one has
+    monkeypatch.setenv("DETCONFIG_INHERITED", "from the shell")
+    (user_env / "env.py").write_text(
+        "import json, os\n"
+        "import ridgeline as det\n"
+        "names = ('DEVICE', 'DETCONFIG_INHERITED')\n"
+        "open('env.json', 'w').write(json.dumps({n: os.environ.get(n) for n in names}))\n"
+        "with det.core.init() as ctx:\n"
+        "    ctx.train.report_validation_metrics(steps_completed=1, metrics={'x': 1})\n"
+    )
+    exp = ridgeline.Experiment.from_dict(
+        {
+            "entrypoint": "python3 env.py",
+            "searcher": {"name": "single", "metric": "x", "max_length": 1},
+            "environment": {
+                "environment_variables": {
+                    "cpu": ["DEVICE=cpu", "DETCONFIG_INHERITED"],
+                    "cuda": ["DEVICE=cuda"],
+                }
+            },
+        },
+        user_env,
+    )
+    exp.run(verbose=0)
+    seen = json.loads((Path(exp_dir(exp.id)) / "trials" / "1" / "env.json").read_text())
+    assert seen == {"DEVICE": "cpu", "DETCONFIG_INHERITED": None}

@@ -110,7 +110,7 @@ def parse_hyperparameters(
             "hyperparameters",
             "a mapping of names to values or {type: ...} definitions",
             data,
-            "for example  lr: {type: log, minval: -4, maxval: -1}",
+            "for example  lr: {type: log, minval: -4, maxval: -1, base: 10}",
         )
         return out, flat
     _group(p, "hyperparameters", "", data, out, flat, grid)

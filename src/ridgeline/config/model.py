@@ -89,10 +89,10 @@ class ExperimentConfig:
     slots_per_trial: int = 1
     experiment_seed: int | None = None
     data: Any = None
-    environment_variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    environment_variables: dict[str, dict[str, str | None]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def environment_for(self, device: str) -> dict[str, str]:
+    def environment_for(self, device: str) -> dict[str, str | None]:
         """The ``environment.environment_variables`` of a trial that runs on ``device``
-        (``cpu``, ``cuda`` or ``rocm``): a plain list applies to every device."""
+        (``cpu``, ``cuda`` or ``rocm``): a plain list applies to every device; None unsets."""
         return dict(self.environment_variables.get(device, {}))

@@ -401,7 +401,7 @@ def _reproducibility(p: Problems, value: Any) -> int | None:
 
 def _environment(
     p: Problems, value: Any
-) -> tuple[dict[str, dict[str, str]], dict[str, Any] | None]:
+) -> tuple[dict[str, dict[str, str | None]], dict[str, Any] | None]:
     section = as_mapping(p, "environment", value)
     if section is None or value is None:
         return {}, None
@@ -415,10 +415,11 @@ def _environment(
     return _environment_variables(p, section.get("environment_variables")), section
 
 
-def _environment_variables(p: Problems, value: Any) -> dict[str, dict[str, str]]:
+def _environment_variables(p: Problems, value: Any) -> dict[str, dict[str, str | None]]:
     """``["K=V", ...]`` (every device), or ``{cpu: [...], cuda: [...], rocm: [...]}`` (``gpu``
     is Determined's old name for ``cuda``): the variables per device, picked per trial by the
-    device it runs on (``ExperimentConfig.environment_for``)."""
+    device it runs on (``ExperimentConfig.environment_for``). An entry without ``=`` unsets
+    that variable (None), as Docker reads Determined's list."""
     path = "environment.environment_variables"
     form = "a list of 'KEY=VALUE' strings, or a mapping of cpu/cuda/rocm to such lists"
     if value is None:
@@ -440,16 +441,17 @@ def _environment_variables(p: Problems, value: Any) -> dict[str, dict[str, str]]
     else:
         p.bad(path, form, value, "e.g. environment_variables: [OMP_NUM_THREADS=4]")
         return {}
-    parsed: dict[str, dict[str, str]] = {}
+    parsed: dict[str, dict[str, str | None]] = {}
     for group, entries in lists.items():
         out = parsed.setdefault(group, {})
         where = join(path, group) if group else path
         for i, entry in enumerate(entries):
             name, eq, setting = entry.partition("=") if isinstance(entry, str) else ("", "", "")
-            if not eq or not name.strip():
-                p.bad(f"{where}[{i}]", "a 'KEY=VALUE' string", entry, "e.g. OMP_NUM_THREADS=4")
+            if not name.strip() or "\x00" in entry:
+                fix = "e.g. OMP_NUM_THREADS=4 (or a bare NAME to unset NAME)"
+                p.bad(f"{where}[{i}]", "a 'KEY=VALUE' string", entry, fix)
                 continue
-            out[name.strip()] = setting
+            out[name.strip()] = setting if eq else None  # a bare NAME unsets it, as in Docker
     if isinstance(value, list):
         return {device: dict(parsed.get("", {})) for device in DEVICES}
     return {

@@ -89,7 +89,8 @@ class RunSettings:
     checkpoint_dir: Path | None = None
     searcher_metric: str | None = None  # validation metric name for best-validation queries
     smaller_is_better: bool = True
-    trial_env: Callable[[TrialRecord], dict[str, str]] | None = None
+    # extra variables per trial; None unsets one (Docker's bare "NAME" in Determined's configs)
+    trial_env: Callable[[TrialRecord], dict[str, str | None]] | None = None
     trial_cwd: Callable[[TrialRecord], str | None] | None = None
     retention: dict[str, int] = field(default_factory=dict)
     max_length: float | None = None  # None: trials get no operations (SHERPA-style scripts)
@@ -388,7 +389,11 @@ class Coordinator:
             if latest is not None:
                 env[trial_env.LATEST_CHECKPOINT] = latest.uuid
         if self.settings.trial_env is not None:
-            env.update(self.settings.trial_env(record))
+            for name, value in self.settings.trial_env(record).items():
+                if value is None:
+                    env.pop(name, None)
+                else:
+                    env[name] = value
         return env
 
     def _launch(self, number: int) -> None:
