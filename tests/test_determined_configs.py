@@ -138,14 +138,17 @@ def test_distributed_launchers_are_refused_when_the_experiment_is_created(
     assert "multi-process (distributed) trials are not supported yet" in found
 
 
-def test_a_multi_process_script_with_several_slots_is_refused(tmp_path: Path) -> None:
+def test_multi_process_scripts_are_refused_one_process_with_slots_is_not(tmp_path: Path) -> None:
     (tmp_path / "launch.py").write_text(
         "import ridgeline as det\ninfo = det.get_cluster_info()\nprint(info.container_addrs)\n"
     )
     (tmp_path / "one.py").write_text("print('one process, every GPU it was given')\n")
     data = cfg("entrypoint: python3 launch.py launcher\nresources: {slots_per_trial: 8}")
-    with pytest.raises(InvalidConfig, match="not supported yet"):
+    with pytest.raises(InvalidConfig) as info:
         parse_config(data, warn=False, context_dir=tmp_path)
+    (found,) = info.value.problems
+    assert found.startswith("entrypoint: launch.py uses container_addrs with slots_per_trial 8")
+    assert "multi-process (distributed) trials are not supported yet" in found
     parse_config({**data, "entrypoint": "python3 one.py"}, warn=False, context_dir=tmp_path)
 
 
@@ -228,3 +231,15 @@ def test_yaml_with_base_one_loads_like_determineds_full_example(tmp_path: Path) 
     with pytest.warns(ConfigWarning, match="base 1 makes every value 1"):
         config = load_config(path)
     assert config.space["dict_hparam.log_hparam"].sample(random.Random(1)) == 1.0
+
+
+def test_grid_experiment_without_hyperparameters_ends_with_no_trial(store_env: Path) -> None:
+    experiment = Experiment.from_dict(cfg("searcher: {name: grid, metric: loss, max_length: 5}"))
+    experiment.run(verbose=0)
+    store = open_store(experiment.storage)
+    try:
+        assert experiment.id is not None
+        assert store.list_trials(experiment.id) == []
+        assert store.get_experiment(experiment.id).state == "COMPLETED"
+    finally:
+        store.close()

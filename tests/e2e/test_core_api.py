@@ -697,6 +697,15 @@ def test_tutorial_stage2_continues_from_a_source_trial_or_checkpoint(user_env: P
     )
     with pytest.raises(ConfigError, match="no such checkpoint"):
         missing.create()
+    # its folder must be a real folder in its experiment's storage: a link there is not followed
+    folder = Path(exp_dir(first.id)) / "checkpoints" / latest.uuid
+    folder.rename(user_env / "moved")
+    folder.symlink_to(user_env / "moved")
+    linked = ridgeline.Experiment.from_yaml(
+        STAGES / "2_checkpoints.yaml", STAGES, [f"searcher.source_checkpoint_uuid={latest.uuid}"]
+    )
+    with pytest.raises(ConfigError, match="is not a folder"):
+        linked.create()
 
 
 def test_cpu_trial_gets_the_cpu_variables_and_bare_names_unset(

@@ -163,8 +163,8 @@ def check_single_process(
     p: Problems, argv: Sequence[str], slots: int, context_dir: str | os.PathLike[str] | None
 ) -> None:
     """Refuse, when the experiment is created, a trial that would run as several processes:
-    a distributed launcher, or (with ``slots_per_trial`` > 1) a script that calls
-    Determined's multi-process APIs. One process given several GPUs stays allowed."""
+    a distributed launcher, or a script that calls Determined's multi-process APIs (read from
+    the context directory). One process given ``slots_per_trial`` GPUs stays allowed."""
     launcher = launcher_of(argv)
     if launcher is not None:
         p.add(
@@ -174,7 +174,7 @@ def check_single_process(
             f"train.py, and give it slots_per_trial GPUs",
         )
         return
-    if slots <= 1 or context_dir is None:
+    if context_dir is None:
         return
     program = os.path.basename(argv[0])
     script = _python_target(argv[1:])[0] if _PYTHON.match(program) else None
@@ -187,9 +187,10 @@ def check_single_process(
         return
     found = _MULTI_PROCESS_CALLS.search(text)
     if found is not None:
+        slots_note = f" with slots_per_trial {slots}" if slots > 1 else ""
         p.add(
-            "resources.slots_per_trial",
-            f"is {slots} and {script} uses {found.group(1)} (one process per slot): "
-            f"{UNSUPPORTED}; set slots_per_trial: 1, or run one process that uses all the "
-            f"slots' GPUs",
+            "entrypoint",
+            f"{script} uses {found.group(1)}{slots_note}, to run as one process per slot: "
+            f"{UNSUPPORTED}; write the script to run as one process (it may use every GPU of "
+            f"its slots)",
         )
