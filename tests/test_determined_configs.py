@@ -68,6 +68,8 @@ def test_log_hyperparameters_as_determined_writes_them() -> None:
         ("log_policies: [{pattern: oom, action: retry_forever}]", "log_policies[0].action"),
         ("log_policies: [{}]", "log_policies[0]"),
         ("security: {kerberos: {config_file: 7}}", "security.kerberos.config_file"),
+        ("checkpoint_policy: latest", "checkpoint_policy"),
+        ("labels: [a, 1]", "labels"),
         (
             "environment: {pod_spec: {spec: {containers: [{name: determined-container, "
             "image: x}]}}}",

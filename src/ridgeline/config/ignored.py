@@ -16,6 +16,7 @@ __all__ = ["check_ignored"]
 LENGTH_UNITS = ("batches", "records", "epochs")
 _MEMORY = re.compile(r"^([0-9]*[.])?[0-9]+ ?(([kmgtpKMGTP]([iI]?[bB])?)|[bB])?$")
 LOG_ACTIONS = ("cancel_retries", "exclude_node")
+CHECKPOINT_POLICIES = ("best", "all", "none")
 #: Fields of the container Determined runs trials in, which its pod_spec may not change.
 _OWN_CONTAINER = "determined-container"
 _CONTAINER_FIXED = (
@@ -45,6 +46,20 @@ def check_ignored(p: Problems, cfg: dict[str, Any]) -> None:
         as_int(p, "scheduling_unit", cfg["scheduling_unit"], 1)
     if cfg.get("records_per_epoch") is not None:
         as_int(p, "records_per_epoch", cfg["records_per_epoch"])
+    policy = cfg.get("checkpoint_policy")
+    if policy is not None and policy not in CHECKPOINT_POLICIES:
+        p.bad("checkpoint_policy", f"one of {', '.join(CHECKPOINT_POLICIES)}", policy)
+    for key in ("perform_initial_validation", "debug"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], bool):
+            p.bad(key, "true or false", cfg[key])
+    for key in ("workspace", "project"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            p.bad(key, "a string", cfg[key])
+    labels = cfg.get("labels")
+    if labels is not None and (
+        not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)
+    ):
+        p.bad("labels", "a list of strings", labels)
     _bind_mounts(p, cfg.get("bind_mounts"))
     _log_policies(p, cfg.get("log_policies"))
     _profiling(p, cfg.get("profiling"))
