@@ -137,7 +137,6 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
         "length_trained": trained,
         "length_budget": budget,
         "coordinator": "running" if control.coordinator_alive(experiment) else "",
-        "archived": experiment.archived,
     }
 
 
@@ -300,7 +299,11 @@ def list_experiments(ctx: click.Context, show_all: bool, as_json: bool, as_csv: 
     """List experiments (alias: ls); archived ones only with --all."""
     with opened(ctx) as store:
         shown = [e for e in store.list_experiments() if show_all or not e.archived]
-        emit([experiment_row(store, e) for e in shown], as_json, as_csv)
+        rows = [experiment_row(store, e) for e in shown]
+        if show_all:  # the only listing where archived experiments appear
+            for row, e in zip(rows, shown, strict=True):
+                row["archived"] = e.archived
+        emit(rows, as_json, as_csv)
 
 
 def _experiment(store: Store, experiment_id: int) -> Any:
@@ -324,6 +327,7 @@ def describe(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool
         summary = experiment_row(store, record)
         trials = trial_rows(store, experiment_id)
         if as_json:
+            summary["archived"] = record.archived
             summary["config"] = record.config.get("raw")
             summary["output_dir"] = record.config.get("output_dir")
             summary["trials"] = trials
