@@ -681,8 +681,6 @@ def trial_logs(
     trial resumed from its checkpoint. The latest attempt's output is shown; earlier ones are
     kept (jobs/trial_<n>.attempt<k>.out in the experiment's folder) and shown with
     --attempt K, or all in order with --all."""
-    if attempt is not None and all_attempts:
-        fail("--attempt and --all do not go together: --all shows every attempt")
     with opened(ctx) as store:
         _show_trial_output(store, _trial(store, trial_id), follow, attempt, all_attempts)
 
