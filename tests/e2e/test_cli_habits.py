@@ -294,3 +294,9 @@ def test_follow_first_trial_long_form_and_storage_after_the_subcommand(
     assert "hello from x=2" in ok("t", "logs", "1", "--storage", store).output
     help_text = ridgeline_cli("e", "create", "--help").stdout
     assert "--follow-first-trial" in help_text and "--test" in help_text
+    # paused: nothing to follow yet, so it says so and returns instead of waiting forever
+    paused = ok("e", "create", str(cfg), "--paused", "-f", "--json", "--storage", store)
+    assert "after `activate`" in paused.stderr
+    assert json.loads(paused.stdout)["id"] == 2
+    ok("e", "kill", "2", "--storage", store)  # its coordinator would wait for `activate`
+    assert run("e", "wait", "2", "--storage", store).exit_code == 1

@@ -225,9 +225,9 @@ def experiment() -> None:
     "--test-mode",
     "test_mode",
     is_flag=True,
-    help="Check the script instead: run one short trial (single searcher, max_length 1, no "
-    "restarts) here and now, streaming its output; exit 0 only if it completes. The test "
-    "experiment is archived and named '[test] NAME'.",
+    help="Check the script instead: run one trial of length 1 (in the config's unit; single "
+    "searcher, no restarts) on this machine now, streaming its output; exit 0 only if it "
+    "completes. The test experiment is archived and named '[test] NAME'.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
@@ -261,7 +261,13 @@ def create(
         click.echo(json.dumps({"id": experiment_id, "coordinator_pid": pid}))
     else:
         click.echo(f"Created experiment {experiment_id}")
-    if follow:
+    if follow and paused:  # nothing runs until `activate`: there is nothing to follow yet
+        click.echo(
+            f"Paused: no trial runs yet; follow it after `activate` with "
+            f"`ridgeline experiment logs -f {experiment_id}`",
+            err=True,
+        )
+    elif follow:
         with opened(ctx) as store:
             _follow_first_trial(store, experiment_id)
 
