@@ -85,7 +85,7 @@ def test_restarted_trial_shows_each_attempt_and_counts_appear(user_env: Path) ->
     assert first.restarts == 2
 
     # the coordinator's failure message for each attempt shows that attempt only
-    log = cli("e", "logs", str(experiment_id)).stdout
+    log = cli("e", "logs", "--coordinator", str(experiment_id)).stdout
     failures = log.split("Trial 1 failed")[1:]
     assert len(failures) == 3
     for k, message in enumerate(failures, start=1):

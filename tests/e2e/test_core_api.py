@@ -419,7 +419,7 @@ def test_cli_paused_create_activate_trial_kill_and_preview(user_env: Path) -> No
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert store_trial(running.id).state == "STOPPED"
-    assert "Submitting Trial 1" in cli("e", "logs", str(experiment_id)).stdout
+    assert "Submitting Trial 1" in cli("e", "logs", str(experiment_id), "--coordinator").stdout
     cli("e", "kill", str(experiment_id))
     assert cli("e", "wait", str(experiment_id), check=False).returncode == 1
     assert cli("e", "describe", "999", check=False).returncode == 1

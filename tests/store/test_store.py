@@ -222,6 +222,42 @@ def test_migrations_reach_head_and_match_schema(
 
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_experiments_stored_before_archiving_existed_are_not_archived(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A database at revision 0002 with experiments in it opens at HEAD; they stay listed."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from ridgeline.store.sql import MIGRATIONS_DIR, SQLStore, create_engine
+
+    url = request.getfixturevalue(f"{backend}_url")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0002")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO experiments (name, state, config, created_at) "
+                    "VALUES ('old', 'COMPLETED', '{}', 1.0)"
+                )
+            )
+    finally:
+        engine.dispose()
+    store = SQLStore(url)
+    try:
+        (old,) = store.list_experiments()
+        assert (old.name, old.archived) == ("old", False)
+        assert store.update_experiment(old.id, archived=True).archived is True
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
 def test_open_migrated_database_does_not_import_alembic(
     backend: str, request: pytest.FixtureRequest
 ) -> None:

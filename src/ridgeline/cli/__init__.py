@@ -211,7 +211,24 @@ def experiment() -> None:
     type=int,
     help="Learn from the completed trials of this earlier experiment (repeatable).",
 )
-@click.option("-f", "--follow", is_flag=True, help="Stream the first trial's output.")
+@click.option(
+    "-f",
+    "--follow-first-trial",
+    "--follow",
+    "follow",
+    is_flag=True,
+    help="Stream the first trial's output until it ends.",
+)
+@click.option(
+    "-t",
+    "--test",
+    "--test-mode",
+    "test_mode",
+    is_flag=True,
+    help="Check the script instead: run one trial of length 1 (in the config's unit; single "
+    "searcher, no restarts) on this machine now, streaming its output; exit 0 only if it "
+    "completes. The test experiment is archived and named '[test] NAME'.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def create(
@@ -222,6 +239,7 @@ def create(
     paused: bool,
     warm_start: tuple[int, ...],
     follow: bool,
+    test_mode: bool,
     as_json: bool,
 ) -> None:
     """Create an experiment from CONFIG_FILE and start it in the background.
@@ -230,6 +248,12 @@ def create(
     from ridgeline.experiment import Experiment, launch_detached
 
     context_dir = context_dir or str(Path(config_file).resolve().parent)
+    if test_mode:
+        from ridgeline.cli.testmode import run_test
+
+        if paused or warm_start:
+            fail("--test runs one trial at once: it does not go with --paused or --warm-start")
+        sys.exit(run_test(ctx.obj["storage"], config_file, context_dir, overrides, as_json))
     exp = Experiment.from_yaml(config_file, context_dir, overrides, ctx.obj["storage"])
     experiment_id = exp.create(paused=paused, warm_start=warm_start)
     pid = launch_detached(experiment_id, exp.storage)
@@ -237,7 +261,13 @@ def create(
         click.echo(json.dumps({"id": experiment_id, "coordinator_pid": pid}))
     else:
         click.echo(f"Created experiment {experiment_id}")
-    if follow:
+    if follow and paused:  # nothing runs until `activate`: there is nothing to follow yet
+        click.echo(
+            f"Paused: no trial runs yet; follow it after `activate` with "
+            f"`ridgeline experiment logs -f {experiment_id}`",
+            err=True,
+        )
+    elif follow:
         with opened(ctx) as store:
             _follow_first_trial(store, experiment_id)
 
@@ -257,16 +287,29 @@ def _follow_first_trial(store: Store, experiment_id: int) -> None:
         return bool(trials) and trials[0].state not in (PENDING, RUNNING)
 
     control.follow(path, first_trial_done, click.echo)
+    trials = store.list_trials(experiment_id)
+    if trials:
+        click.echo(
+            f"Trial {trials[0].id} ended ({trials[0].state}); its output again: "
+            f"ridgeline trial logs {trials[0].id}",
+            err=True,
+        )
 
 
 @experiment.command("list")
+@click.option("--all", "-a", "show_all", is_flag=True, help="Include archived experiments.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True)
 @click.pass_context
-def list_experiments(ctx: click.Context, as_json: bool, as_csv: bool) -> None:
-    """List experiments (alias: ls)."""
+def list_experiments(ctx: click.Context, show_all: bool, as_json: bool, as_csv: bool) -> None:
+    """List experiments (alias: ls); archived ones only with --all."""
     with opened(ctx) as store:
-        emit([experiment_row(store, e) for e in store.list_experiments()], as_json, as_csv)
+        shown = [e for e in store.list_experiments() if show_all or not e.archived]
+        rows = [experiment_row(store, e) for e in shown]
+        if show_all:  # the only listing where archived experiments appear
+            for row, e in zip(rows, shown, strict=True):
+                row["archived"] = e.archived
+        emit(rows, as_json, as_csv)
 
 
 def _experiment(store: Store, experiment_id: int) -> Any:
@@ -290,6 +333,7 @@ def describe(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool
         summary = experiment_row(store, record)
         trials = trial_rows(store, experiment_id)
         if as_json:
+            summary["archived"] = record.archived
             summary["config"] = record.config.get("raw")
             summary["output_dir"] = record.config.get("output_dir")
             summary["trials"] = trials
@@ -449,20 +493,93 @@ def wait(ctx: click.Context, experiment_id: int, timeout: float | None) -> None:
         sys.exit(1)
 
 
+_ATTEMPT_OPTION = click.option(
+    "--attempt",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Show this attempt (1 is the first run) instead of the latest.",
+)
+_ALL_ATTEMPTS_OPTION = click.option(
+    "--all", "all_attempts", is_flag=True, help="Show every attempt, oldest first, with headers."
+)
+
+
 @experiment.command("logs")
 @click.argument("experiment_id", type=int)
-@click.option("-f", "--follow", is_flag=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the trial ends.")
+@_ATTEMPT_OPTION
+@_ALL_ATTEMPTS_OPTION
+@click.option(
+    "--coordinator",
+    is_flag=True,
+    help="Show the coordinator's log (trials started, failed, restarted) instead.",
+)
 @click.pass_context
-def experiment_logs(ctx: click.Context, experiment_id: int, follow: bool) -> None:
-    """The coordinator's log."""
+def experiment_logs(
+    ctx: click.Context,
+    experiment_id: int,
+    follow: bool,
+    attempt: int | None,
+    all_attempts: bool,
+    coordinator: bool,
+) -> None:
+    """The output of the experiment's first trial, as `trial logs` shows it.
+
+    With --follow and no trial yet, waits for the first trial to start. The coordinator's
+    own log is shown with --coordinator."""
+    import time
+
+    if coordinator and (attempt is not None or all_attempts):
+        fail("--attempt and --all are about a trial's output; they do not go with --coordinator")
     with opened(ctx) as store:
         record = _experiment(store, experiment_id)
-        path = Path(record.config["output_dir"]) / "log.txt"
+        if coordinator:
+            path = Path(record.config["output_dir"]) / "log.txt"
 
-        def ended() -> bool:
-            return not follow or store.get_experiment(experiment_id).state in control.TERMINAL
+            def ended() -> bool:
+                return not follow or store.get_experiment(experiment_id).state in control.TERMINAL
 
-        control.follow(path, ended, click.echo)
+            control.follow(path, ended, click.echo)
+            return
+        trials = store.list_trials(experiment_id)
+        if not trials and follow:
+            click.echo("Waiting for the first trial to start...", err=True)
+        while not trials:
+            if not follow or store.get_experiment(experiment_id).state in control.TERMINAL:
+                fail(
+                    f"experiment {experiment_id} has no trials yet; its coordinator's log: "
+                    f"ridgeline experiment logs --coordinator {experiment_id}"
+                )
+            time.sleep(0.2)
+            trials = store.list_trials(experiment_id)
+        _show_trial_output(store, trials[0], follow, attempt, all_attempts)
+
+
+def _show_trial_output(
+    store: Store, record: Any, follow: bool, attempt: int | None, all_attempts: bool
+) -> None:
+    """Print a trial's output (latest attempt, attempt ``attempt``, or every attempt), and
+    with ``follow`` keep printing until the trial ends."""
+    if attempt is not None and all_attempts:
+        fail("--attempt and --all do not go together: --all shows every attempt")
+    experiment = store.get_experiment(record.experiment_id)
+    try:
+        path = control.trial_log(experiment, record.number, attempt)
+    except LookupError as exc:
+        fail(str(exc))
+    if all_attempts:
+        paths = control.trial_attempts(experiment, record.number)
+        for k, each in enumerate(paths, start=1):
+            latest = k == len(paths)
+            click.echo(f"==> attempt {k} ({each.name}{', latest' if latest else ''}) <==")
+            if not latest:
+                control.follow(each, lambda: True, click.echo)
+        path = paths[-1] if paths else path
+
+    def ended() -> bool:
+        return not follow or store.get_trial(record.id).state not in (PENDING, RUNNING)
+
+    control.follow(path, ended, click.echo)
 
 
 # -- trials ---------------------------------------------------------------------------------
@@ -482,10 +599,21 @@ def _trial(store: Store, trial_id: int) -> Any:
 
 @trial.command("describe")
 @click.argument("trial_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--metrics",
+    "show_metrics",
+    is_flag=True,
+    help="Also print every metrics report: one row per group and step, one column per metric.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON (metrics always included).")
+@click.option("--csv", "as_csv", is_flag=True, help="With --metrics: the metrics rows as CSV.")
 @click.pass_context
-def trial_describe(ctx: click.Context, trial_id: int, as_json: bool) -> None:
-    """A trial's state, hyperparameters, metrics and checkpoints."""
+def trial_describe(
+    ctx: click.Context, trial_id: int, show_metrics: bool, as_json: bool, as_csv: bool
+) -> None:
+    """A trial's state, hyperparameters and checkpoints; its metrics with --metrics."""
+    if as_csv and not show_metrics:
+        fail("--csv prints the metrics rows: use it with --metrics")
     with opened(ctx) as store:
         record = _trial(store, trial_id)
         data = {
@@ -508,14 +636,31 @@ def trial_describe(ctx: click.Context, trial_id: int, as_json: bool) -> None:
         }
         if as_json:
             click.echo(json.dumps(data, indent=2, default=str))
+        elif as_csv:
+            emit(_metric_rows(data["metrics"]), False, True)
         else:
             emit(
                 [{k: v for k, v in data.items() if k not in ("metrics", "checkpoints")}],
                 False,
                 False,
             )
-            emit(data["metrics"], False, False)
             emit(data["checkpoints"], False, False)
+            if show_metrics:
+                emit(_metric_rows(data["metrics"]), False, False)
+            elif data["metrics"]:
+                click.echo(f"{len(data['metrics'])} metrics reports; show them with --metrics")
+
+
+def _metric_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per report: its group and step, then one column per metric name (in the
+    order names first appear; blank where a report lacks one)."""
+    names: dict[str, None] = {}
+    for report in reports:
+        names.update(dict.fromkeys(report["values"]))
+    return [
+        {"group": r["group"], "step": r["step"], **{n: r["values"].get(n) for n in names}}
+        for r in reports
+    ]
 
 
 def _lineage(store: Store, record: Any) -> list[int]:
@@ -529,16 +674,9 @@ def _lineage(store: Store, record: Any) -> list[int]:
 
 @trial.command("logs")
 @click.argument("trial_id", type=int)
-@click.option("-f", "--follow", is_flag=True)
-@click.option(
-    "--attempt",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Show this attempt (1 is the first run) instead of the latest.",
-)
-@click.option(
-    "--all", "all_attempts", is_flag=True, help="Show every attempt, oldest first, with headers."
-)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the trial ends.")
+@_ATTEMPT_OPTION
+@_ALL_ATTEMPTS_OPTION
 @click.pass_context
 def trial_logs(
     ctx: click.Context, trial_id: int, follow: bool, attempt: int | None, all_attempts: bool
@@ -549,28 +687,8 @@ def trial_logs(
     trial resumed from its checkpoint. The latest attempt's output is shown; earlier ones are
     kept (jobs/trial_<n>.attempt<k>.out in the experiment's folder) and shown with
     --attempt K, or all in order with --all."""
-    if attempt is not None and all_attempts:
-        fail("--attempt and --all do not go together: --all shows every attempt")
     with opened(ctx) as store:
-        record = _trial(store, trial_id)
-        experiment = store.get_experiment(record.experiment_id)
-        try:
-            path = control.trial_log(experiment, record.number, attempt)
-        except LookupError as exc:
-            fail(str(exc))
-        if all_attempts:
-            paths = control.trial_attempts(experiment, record.number)
-            for k, each in enumerate(paths, start=1):
-                latest = k == len(paths)
-                click.echo(f"==> attempt {k} ({each.name}{', latest' if latest else ''}) <==")
-                if not latest:
-                    control.follow(each, lambda: True, click.echo)
-            path = paths[-1] if paths else path
-
-        def ended() -> bool:
-            return not follow or store.get_trial(trial_id).state not in (PENDING, RUNNING)
-
-        control.follow(path, ended, click.echo)
+        _show_trial_output(store, _trial(store, trial_id), follow, attempt, all_attempts)
 
 
 @trial.command("kill")
@@ -605,24 +723,33 @@ def _checkpoint(store: Store, uuid: str) -> Any:
         fail(f"no checkpoint {uuid} in this store")
 
 
+def checkpoint_root(experiment: Any) -> Path | None:
+    """The folder the experiment's checkpoints live in (it may be shared with other
+    experiments); None for an experiment without a stored config (the SHERPA door)."""
+    from ridgeline.config import parse_config
+
+    if not experiment.config.get("raw"):
+        return None
+    config = parse_config(
+        experiment.config["raw"], "stored", experiment.config["workdir"], warn=False
+    )
+    if config.checkpoint_storage:
+        return Path(config.checkpoint_storage.path)
+    return Path(experiment.config["output_dir"]) / "checkpoints"
+
+
 def _checkpoint_dir(store: Store, record: Any) -> Path:
     """The checkpoint's folder: its id must be a UUID naming a folder inside the experiment's
     checkpoint storage (CheckpointError/UnsafePathError otherwise)."""
+    from ridgeline.errors import CheckpointError
     from ridgeline.paths import confined
     from ridgeline.values import check_uuid
 
     trial_record = store.get_trial(record.trial_id)
     experiment = store.get_experiment(trial_record.experiment_id)
-    from ridgeline.config import parse_config
-
-    config = parse_config(
-        experiment.config["raw"], "stored", experiment.config["workdir"], warn=False
-    )
-    base = (
-        Path(config.checkpoint_storage.path)
-        if config.checkpoint_storage
-        else Path(experiment.config["output_dir"]) / "checkpoints"
-    )
+    base = checkpoint_root(experiment)
+    if base is None:
+        raise CheckpointError(f"experiment {experiment.id} has no checkpoint storage")
     return confined(base, check_uuid(record.uuid, "stored checkpoint"), what="checkpoint")
 
 
@@ -662,23 +789,30 @@ def checkpoint_download(ctx: click.Context, uuid: str, output_dir: str) -> None:
     Symlinks are not followed out of the checkpoint: one to a file inside it is copied as that
     file, any other (out of the checkpoint, to a folder, dangling, looping) is left out with a
     warning."""
-    from ridgeline.filetree import copy_files, walk
-
     with opened(ctx) as store:
         record = _checkpoint(store, uuid)
-        if record.state != COMPLETED:
-            fail(f"checkpoint {uuid} is {record.state}")
-        source = _checkpoint_dir(store, record)
-        if source.is_symlink():
-            fail(f"checkpoint {uuid}'s folder {source} is a symlink; it is not followed")
-        if not source.is_dir():
-            fail(f"checkpoint {uuid}'s files are missing from {source}")
-        tree = walk(source)
-        copy_files(tree, output_dir)
+        copy_checkpoint(store, record, Path(output_dir))
+    click.echo(f"Checkpoint {uuid} downloaded to {output_dir}")
+
+
+def copy_checkpoint(store: Store, record: Any, target: Path) -> None:
+    """Copy a completed checkpoint's files to ``target`` without following a symlink out of
+    the checkpoint (see ``checkpoint download``); exits with an error naming what is wrong."""
+    from ridgeline.filetree import copy_files, walk
+
+    uuid = record.uuid
+    if record.state != COMPLETED:
+        fail(f"checkpoint {uuid} is {record.state}")
+    source = _checkpoint_dir(store, record)
+    if source.is_symlink():
+        fail(f"checkpoint {uuid}'s folder {source} is a symlink; it is not followed")
+    if not source.is_dir():
+        fail(f"checkpoint {uuid}'s files are missing from {source}")
+    tree = walk(source)
+    copy_files(tree, target)
     message = tree.warning()
     if message is not None:
         click.echo(f"Warning: {message}", err=True)
-    click.echo(f"Checkpoint {uuid} downloaded to {output_dir}")
 
 
 # -- search preview -------------------------------------------------------------------------
@@ -691,6 +825,37 @@ def preview_search(config_file: str, overrides: tuple[str, ...]) -> None:
 
     for line in describe_search(load_config(config_file, overrides)):
         click.echo(line)
+
+
+# Commands kept in their own modules register themselves on the groups above.
+from ridgeline.cli import download as _download  # noqa: E402,F401
+from ridgeline.cli import housekeeping as _housekeeping  # noqa: E402,F401
+
+
+def _set_storage(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        ctx.obj["storage"] = value
+    return value
+
+
+def _storage_after_subcommand(group: click.Group) -> None:
+    """Let every store-reading command take --storage after its name too, as
+    `ridgeline experiment list --storage URL` (it wins over one given before)."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _storage_after_subcommand(command)
+        elif command is not preview_search:
+            command.params.append(
+                click.Option(
+                    ["--storage"],
+                    expose_value=False,
+                    callback=_set_storage,
+                    help="Store URL or SQLite path (as `ridgeline --storage`).",
+                )
+            )
+
+
+_storage_after_subcommand(cli)
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from ridgeline.values import check_iteration, check_uuid
 
 if TYPE_CHECKING:
     from ridgeline.engine.engine import Engine
+    from ridgeline.store.base import Store
 
 log = logging.getLogger("ridgeline")
 
@@ -45,6 +46,24 @@ class CheckpointNotFound(CheckpointError):
 
 class CheckpointForbidden(CheckpointError):
     """The checkpoint is this experiment's but belongs to another trial than the asker."""
+
+
+def scored_checkpoints(store: Store, trial_id: int, metric: str | None) -> list[retention.Scored]:
+    """The trial's live checkpoints, each with the finite value of ``metric`` reported in a
+    validation at that checkpoint's own steps_completed (None: no such validation)."""
+    scores: dict[int, float] = {}
+    if metric is not None:
+        for m in store.trial_metrics(trial_id, VALIDATION):
+            value = m.values.get(metric)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if math.isfinite(value):
+                scores[m.step] = float(value)
+    return [
+        (c, scores.get(c.steps_completed))
+        for c in store.list_checkpoints(trial_id)
+        if c.state == COMPLETED
+    ]
 
 
 class Checkpoints:
@@ -113,20 +132,7 @@ class Checkpoints:
     def scored(self, number: int) -> list[retention.Scored]:
         """A trial's live checkpoints, each with the searcher metric reported in a validation
         at that checkpoint's own steps_completed (None: no such validation)."""
-        trial_id = self.engine.records[number].id
-        scores: dict[int, float] = {}
-        if self.metric is not None:
-            for m in self.store.trial_metrics(trial_id, VALIDATION):
-                value = m.values.get(self.metric)
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    continue
-                if math.isfinite(value):
-                    scores[m.step] = float(value)
-        return [
-            (c, scores.get(c.steps_completed))
-            for c in self.store.list_checkpoints(trial_id)
-            if c.state == COMPLETED
-        ]
+        return scored_checkpoints(self.store, self.engine.records[number].id, self.metric)
 
     def collect_garbage(self, number: int | None = None) -> list[CheckpointRecord]:
         """Retention for an ended trial, or (``number`` None) for the experiment at its end.
@@ -213,4 +219,4 @@ class Checkpoints:
         return updated
 
 
-__all__ = ["CheckpointForbidden", "CheckpointNotFound", "Checkpoints"]
+__all__ = ["CheckpointForbidden", "CheckpointNotFound", "Checkpoints", "scored_checkpoints"]

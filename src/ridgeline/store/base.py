@@ -93,7 +93,15 @@ class Store(ABC):
         state: str | None = None,
         config: dict[str, Any] | None = None,
         coordinator: dict[str, Any] | None = _UNSET,
+        archived: bool | None = None,
     ) -> ExperimentRecord: ...
+
+    @abstractmethod
+    def delete_experiment(self, experiment_id: int) -> None:
+        """Remove the experiment and every row that belongs to it (trials, metrics,
+        checkpoint records, events, searcher state, lease), in one transaction where the store
+        has them. Files are the caller's business. A trial of another experiment that named
+        one of these trials as its parent keeps its row, with no parent."""
 
     # -- trials ------------------------------------------------------------------------------
     @abstractmethod

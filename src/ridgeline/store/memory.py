@@ -76,6 +76,9 @@ class MemoryStore(Store):
         self._leases: dict[int, LeaseRecord] = {}
         self._experiments: dict[int, ExperimentRecord] = {}
         self._trials: dict[int, TrialRecord] = {}
+        # Ids are never reused, even after a delete (as with the SQL store's AUTOINCREMENT).
+        self._last_experiment_id = 0
+        self._last_trial_id = 0
         self._trial_ids: dict[int, list[int]] = {}  # experiment -> trial ids by number
         self._requests: dict[int, dict[int, int]] = {}  # experiment -> request id -> trial id
         self._metric_seq = 0
@@ -156,7 +159,7 @@ class MemoryStore(Store):
                 for existing in self._experiments.values():
                     if unless(existing):
                         raise experiment_exists(existing)
-            eid = len(self._experiments) + 1
+            eid = self._last_experiment_id = self._last_experiment_id + 1
             rec = _new(
                 ExperimentRecord,
                 {
@@ -166,6 +169,7 @@ class MemoryStore(Store):
                     "config": config,
                     "created_at": time.time(),
                     "coordinator": None,
+                    "archived": False,
                 },
             )
             self._experiments[eid] = rec
@@ -188,6 +192,7 @@ class MemoryStore(Store):
         state: str | None = None,
         config: dict[str, Any] | None = None,
         coordinator: dict[str, Any] | None = _UNSET,
+        archived: bool | None = None,
     ) -> ExperimentRecord:
         with self._lock:
             if self._fences:
@@ -200,9 +205,33 @@ class MemoryStore(Store):
                 changes["config"] = config
             if coordinator is not _UNSET:
                 changes["coordinator"] = coordinator
+            if archived is not None:
+                changes["archived"] = bool(archived)
             if changes:
                 rec = self._experiments[experiment_id] = _replace(rec, changes)
             return rec
+
+    def delete_experiment(self, experiment_id: int) -> None:
+        with self._lock:
+            if self._fences:
+                self._check_fences()
+            self._experiment(experiment_id)
+            ids = set(self._trial_ids.pop(experiment_id))
+            for tid in ids:
+                del self._trials[tid]
+                self._trial_metrics.pop(tid, None)
+                for uuid in self._trial_checkpoints.pop(tid, ()):
+                    del self._checkpoints[uuid]
+            for tid, rec in list(self._trials.items()):  # children in other experiments
+                if rec.parent_id in ids:
+                    self._trials[tid] = _replace(rec, {"parent_id": None})
+            self._metric_keys = {k for k in self._metric_keys if k[0] not in ids}
+            for table in (self._requests, self._exp_metrics, self._events):
+                table.pop(experiment_id, None)
+            self._searcher_states.pop(experiment_id, None)
+            self._leases.pop(experiment_id, None)
+            self._fences.pop(experiment_id, None)
+            del self._experiments[experiment_id]
 
     # -- trials --------------------------------------------------------------------------------
     def create_trial(
@@ -225,7 +254,7 @@ class MemoryStore(Store):
             if parent_id is not None and parent_id not in self._trials:
                 raise StoreError(f"no parent trial with id {parent_id!r}")
             ids = self._trial_ids[experiment_id]
-            tid = len(self._trials) + 1
+            tid = self._last_trial_id = self._last_trial_id + 1
             rec = _new(
                 TrialRecord,
                 {

@@ -61,6 +61,8 @@ class ExperimentRecord:
     created_at: float
     # Where the live coordinator listens: {"host", "port", "pid", "token"}; None when none ran.
     coordinator: dict[str, Any] | None = None
+    # Hidden from ``experiment list`` unless asked for (Determined's archive); kept otherwise.
+    archived: bool = False
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ experiments = sa.Table(
     sa.Column("config", JSONText, nullable=False),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("coordinator", JSONText, nullable=True),
+    sa.Column("archived", sa.Boolean, nullable=False, server_default=sa.false()),
     sqlite_autoincrement=True,
 )
 

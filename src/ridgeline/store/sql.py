@@ -64,7 +64,7 @@ __all__ = ["SQLStore", "REVISIONS", "HEAD", "MIGRATIONS_DIR", "migrate", "curren
 
 #: Every Alembic revision this code knows, oldest first. A new migration must be added here:
 #: opening a store compares the database's revision with ``HEAD`` without importing Alembic.
-REVISIONS: tuple[str, ...] = ("0001", "0002")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 
@@ -274,7 +274,9 @@ def migrate(engine: sa.Engine) -> bool:
 
 # -- row -> record ------------------------------------------------------------------------------
 def _experiment(r: Any) -> ExperimentRecord:
-    return ExperimentRecord(r.id, r.name, r.state, r.config, r.created_at, r.coordinator)
+    return ExperimentRecord(
+        r.id, r.name, r.state, r.config, r.created_at, r.coordinator, bool(r.archived)
+    )
 
 
 def _trial(r: Any) -> TrialRecord:
@@ -404,6 +406,21 @@ _RENEW_LEASE = sa.update(L).where(
     L.c.experiment_id == _b("b_exp"), L.c.token == _b("b_token"), L.c.holder.is_not(None)
 )
 _INS_TRIAL = sa.insert(T)
+# delete_experiment: children first, so every foreign key holds after each statement.
+_EXP_TRIALS = sa.select(T.c.id).where(T.c.experiment_id == _b("b_exp")).scalar_subquery()
+_DELETE_EXPERIMENT = (
+    sa.delete(M).where(M.c.experiment_id == _b("b_exp")),
+    sa.delete(C).where(C.c.trial_id.in_(_EXP_TRIALS)),
+    sa.delete(S.operations).where(S.operations.c.trial_id.in_(_EXP_TRIALS)),
+    sa.update(T)  # a child in another experiment loses its parent, not its row
+    .where(T.c.parent_id.in_(_EXP_TRIALS), T.c.experiment_id != _b("b_exp"))
+    .values(parent_id=None),
+    sa.delete(T).where(T.c.experiment_id == _b("b_exp")),
+    sa.delete(V).where(V.c.experiment_id == _b("b_exp")),
+    sa.delete(SS).where(SS.c.experiment_id == _b("b_exp")),
+    sa.delete(L).where(L.c.experiment_id == _b("b_exp")),
+    sa.delete(E).where(E.c.id == _b("b_exp")),
+)
 _INS_EVENT = sa.insert(V)
 _INS_CHECKPOINT = sa.insert(C)
 
@@ -647,7 +664,7 @@ class SQLStore(Store):
                 {"name": name, "state": state, "config": config, "created_at": now},
             )
             eid = _inserted_id(result)
-        return ExperimentRecord(eid, name, state, config, now, None)
+        return ExperimentRecord(eid, name, state, config, now, None, False)
 
     @retrying
     def get_experiment(self, experiment_id: int) -> ExperimentRecord:
@@ -670,6 +687,7 @@ class SQLStore(Store):
         state: str | None = None,
         config: dict[str, Any] | None = None,
         coordinator: dict[str, Any] | None = _UNSET,
+        archived: bool | None = None,
     ) -> ExperimentRecord:
         params: dict[str, Any] = {"b_id": experiment_id}
         if state is not None:
@@ -678,6 +696,8 @@ class SQLStore(Store):
             params["config"] = config
         if coordinator is not _UNSET:
             params["coordinator"] = coordinator
+        if archived is not None:
+            params["archived"] = bool(archived)
         if len(params) == 1:
             return self.get_experiment(experiment_id)
         with self._write() as c:
@@ -685,6 +705,19 @@ class SQLStore(Store):
         if row is None:
             raise _no_experiment(experiment_id)
         return _experiment(row)
+
+    @retrying
+    def delete_experiment(self, experiment_id: int) -> None:
+        with self._write() as c:
+            if c.execute(_LOCK_EXPERIMENT, {"b_id": experiment_id}).first() is None:
+                raise _no_experiment(experiment_id)
+            params = {"b_exp": experiment_id}
+            for stmt in _DELETE_EXPERIMENT:
+                c.execute(stmt, params)
+        self._fences.pop(experiment_id, None)
+        self._trial_experiment = {
+            t: e for t, e in self._trial_experiment.items() if e != experiment_id
+        }
 
     # -- trials --------------------------------------------------------------------------------
     @retrying

@@ -94,7 +94,7 @@ def check_experiments(store: Store) -> None:
     config = {"name": "e1", "searcher": {"name": "asha", "max_length": 81}, "lr": [0.1, 1e-300]}
     a = store.create_experiment("e1", config)
     assert isinstance(a, ExperimentRecord)
-    assert (a.name, a.state, a.coordinator) == ("e1", ACTIVE, None)
+    assert (a.name, a.state, a.coordinator, a.archived) == ("e1", ACTIVE, None, False)
     _assert_same(a.config, config, "config")
     assert _near_now(a.created_at)
     b = store.create_experiment("e2", {}, state=PAUSED)
@@ -114,6 +114,64 @@ def check_experiments(store: Store) -> None:
     _assert_same(store.update_experiment(a.id), u, "update with no changes")
     _assert_same(store.get_experiment(a.id), u, "after clearing coordinator")
     assert store.get_experiment(b.id).state == PAUSED
+
+
+def check_archive(store: Store) -> None:
+    """New experiments are not archived; ``archived`` is set and cleared on its own, and
+    other updates keep it."""
+    a = store.create_experiment("a", {"k": 1})
+    b = store.create_experiment("b", {})
+    assert a.archived is False and store.get_experiment(a.id).archived is False
+    u = store.update_experiment(a.id, archived=True)
+    assert u.archived is True and u.config == {"k": 1} and u.state == a.state
+    assert store.get_experiment(a.id).archived is True
+    assert store.get_experiment(b.id).archived is False
+    assert store.update_experiment(a.id, state=COMPLETED).archived is True
+    assert [e.archived for e in store.list_experiments()] == [True, False]
+    assert store.update_experiment(a.id, archived=False).archived is False
+    assert store.get_experiment(a.id).archived is False
+
+
+def check_delete_experiment(store: Store) -> None:
+    """Deleting an experiment removes it and everything of it, leaves other experiments
+    whole (a child trial elsewhere loses only its parent link), and never reuses ids."""
+    from ridgeline.store.lease import this_holder
+
+    doomed = store.create_experiment("doomed", {})
+    kept = store.create_experiment("kept", {})
+    parent = store.create_trial(doomed.id, 1, {"x": 1})
+    store.create_trial(doomed.id, 2, {"x": 2}, parent_id=parent.id)
+    other = store.create_trial(kept.id, 1, {"x": 3})
+    child = store.create_trial(kept.id, 2, {"x": 4}, parent_id=parent.id)
+    store.add_metrics(parent.id, "validation", [(1, {"loss": 1.0})])
+    store.add_metrics(other.id, "validation", [(1, {"loss": 2.0})])
+    store.add_checkpoint("cp-doomed", parent.id, 1, {})
+    store.add_checkpoint("cp-kept", other.id, 1, {})
+    store.add_event(doomed.id, "created", {})
+    store.add_event(kept.id, "created", {})
+    store.save_searcher_state(doomed.id, {"s": 1})
+    token = store.acquire_lease(doomed.id, this_holder(), 60)
+    store.release_lease(doomed.id, token)
+
+    store.delete_experiment(doomed.id)
+    assert [e.id for e in store.list_experiments()] == [kept.id]
+    _raises_store_error(store.get_experiment, doomed.id, names=doomed.id)
+    _raises_store_error(store.list_trials, doomed.id, names=doomed.id)
+    _raises_store_error(store.get_trial, parent.id, names=parent.id)
+    _raises_store_error(store.trial_metrics, parent.id, names=parent.id)
+    _raises_store_error(store.get_checkpoint, "cp-doomed", names="cp-doomed")
+    _raises_store_error(store.read_events, doomed.id, names=doomed.id)
+    _raises_store_error(store.load_searcher_state, doomed.id, names=doomed.id)
+    _raises_store_error(store.delete_experiment, doomed.id, names=doomed.id)
+    assert [t.id for t in store.list_trials(kept.id)] == [other.id, child.id]
+    assert store.get_trial(child.id).parent_id is None
+    assert [m.values for m in store.read_metrics(kept.id)] == [{"loss": 2.0}]
+    assert store.get_checkpoint("cp-kept").trial_id == other.id
+    assert [e.kind for e in store.read_events(kept.id)] == ["created"]
+    again = store.create_experiment("again", {})
+    assert again.id not in (doomed.id, kept.id)
+    newer = store.create_trial(again.id, 1, {})
+    assert newer.id not in (parent.id, other.id, child.id) and newer.number == 1
 
 
 # -- trials -----------------------------------------------------------------------------------
@@ -457,6 +515,8 @@ def check_unknown_ids(store: Store) -> None:
     _raises_store_error(store.get_experiment, bad_e, names=bad_e)
     _raises_store_error(store.update_experiment, bad_e, state=PAUSED, names=bad_e)
     _raises_store_error(store.update_experiment, bad_e, names=bad_e)
+    _raises_store_error(store.update_experiment, bad_e, archived=True, names=bad_e)
+    _raises_store_error(store.delete_experiment, bad_e, names=bad_e)
     _raises_store_error(store.create_trial, bad_e, 1, {}, names=bad_e)
     _raises_store_error(store.list_trials, bad_e, names=bad_e)
     _raises_store_error(store.get_trial, bad_t, names=bad_t)
@@ -588,6 +648,8 @@ def check_exclusive_create(store: Store) -> None:
 
 CHECKS: list[Callable[[Store], None]] = [
     check_experiments,
+    check_archive,
+    check_delete_experiment,
     check_trial_numbering,
     check_create_trial_idempotent,
     check_trial_parent,
