@@ -46,10 +46,15 @@ MAX_GRID_POINTS = 100_000
 _TYPES = ("continuous", "discrete", "choice", "ordinal")
 
 
+#: What argument-less ``Parameter.sample()`` draws from outside ``bound_rng`` (SHERPA's
+#: module-level generator; ``sherpa.rng.seed(n)`` seeds it).
+DEFAULT_RNG = random.Random()
+
+
 class _RngSlot:
     """Generator used by ``Parameter.sample()`` called without one (SHERPA-style code)."""
 
-    rng: random.Random = random.Random()
+    rng: random.Random = DEFAULT_RNG
 
 
 @contextlib.contextmanager

@@ -209,8 +209,7 @@ def _explain(value: Any, where: str) -> None:
             stack.extend((child, (*path, i)) for i, child in enumerate(item))
         elif isinstance(item, int) and not isinstance(item, bool) and not _fits_float(item):
             raise Refused(
-                f"{_where(where, path)}: integer too large for a float "
-                f"({item.bit_length()} bits)"
+                f"{_where(where, path)}: integer too large for a float ({item.bit_length()} bits)"
             )
 
 

@@ -11,8 +11,8 @@ from ridgeline.searchers.fifo import FIFOSearcher
 from ridgeline.space import Parameter, SearchSpace
 
 if TYPE_CHECKING:
-    from ridgeline.algorithms import Algorithm
-    from ridgeline.searchers.median import StoppingRule
+    from ridgeline.sherpa.algorithms import Algorithm
+    from ridgeline.sherpa.stopping import StoppingRule
 
 
 def build_space(parameters: Sequence[Parameter] | SearchSpace) -> SearchSpace:

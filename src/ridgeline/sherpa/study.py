@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import Engine, new_seed
-from ridgeline.engine.sherpa import build_searcher, build_space, describe
 from ridgeline.errors import ObservationError
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.searchers.base import Train
+from ridgeline.sherpa.build import build_searcher, build_space, describe
 from ridgeline.space import Parameter
 from ridgeline.store import open_store
 from ridgeline.trial.records import AlgorithmState, Trial, TrialStatus
@@ -21,8 +21,8 @@ from ridgeline.values import check_iteration, check_objective
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ridgeline.algorithms import Algorithm
-    from ridgeline.searchers.median import StoppingRule
+    from ridgeline.sherpa.algorithms import Algorithm
+    from ridgeline.sherpa.stopping import StoppingRule
 
 _FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.FAILED, TrialStatus.STOPPED)
 

@@ -1,4 +1,4 @@
-"""SHERPA's ``sherpa.algorithms`` names, built from ridgeline's samplers.
+"""SHERPA's ``sherpa.algorithms.core`` names, built from ridgeline's samplers.
 
 An ``Algorithm`` is a SHERPA-compatible description; the engine runs the ``Sampler`` that
 ``make_sampler()`` returns. Built-ins map to native samplers (fast, seeded, resumable). A
@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
 from ridgeline.samplers.compose import ChainSampler, LimitSampler, RepeatSampler
-from ridgeline.samplers.genetic import GeneticSampler, check_mutation_rate
 from ridgeline.samplers.grid import GridSampler
 from ridgeline.samplers.iterate import IterateSampler, check_hp_iter
-from ridgeline.samplers.legacy import LegacyAlgorithmSampler
-from ridgeline.samplers.local import LocalSearchSampler, check_local_args
 from ridgeline.samplers.random import RandomSampler
-from ridgeline.searchers.median import MedianStoppingRule, StoppingRule
-from ridgeline.space import Choice, Continuous, Parameter, SearchSpace
+from ridgeline.sherpa.samplers.genetic import GeneticSampler, check_mutation_rate
+from ridgeline.sherpa.samplers.legacy import LegacyAlgorithmSampler
+from ridgeline.sherpa.samplers.local import LocalSearchSampler, check_local_args
+from ridgeline.sherpa.stopping import MedianStoppingRule, StoppingRule
+from ridgeline.space import DEFAULT_RNG, Choice, Continuous, Parameter, SearchSpace
 from ridgeline.store.records import COMPLETED, STOPPED
 from ridgeline.values import whole_number
 
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Algorithm",
-    "Auto",
-    "BayesianOptimization",
-    "GPyOpt",
-    "TPE",
     "Chain",
     "Genetic",
     "GridSearch",
@@ -50,7 +46,6 @@ __all__ = [
     "RandomSearch",
     "Repeat",
     "StoppingRule",
-    "SuccessiveHalving",
     "get_sample_results_and_params",
 ]
 
@@ -116,22 +111,24 @@ class Algorithm:
     ) -> dict[str, Any] | str | None:
         """A dict of parameter values, ``'DONE'``/``None`` when finished, or ``'WAIT'``.
 
-        Built-ins answer through their sampler (with a private, unseeded generator, as SHERPA
-        had no seed); a custom algorithm must override this.
+        Built-ins answer through their sampler, drawing from SHERPA's shared generator
+        (``sherpa.rng.seed(n)`` makes the answers repeatable); a custom algorithm must
+        override this.
         """
         if type(self)._native_sampler is Algorithm._native_sampler:
             raise NotImplementedError(
                 f"{type(self).__name__} must override get_suggestion(parameters, results, "
                 f"lower_is_better) and return a dict of parameter values, 'DONE' or 'WAIT'"
             )
-        from ridgeline.samplers.legacy import history_from_results
+        from ridgeline.sherpa.samplers.legacy import history_from_results
 
         state = self.__dict__
         if "_compat" not in state:
-            state["_compat"] = (self._native_sampler(), random.Random())
-        sampler, rng = state["_compat"]
+            state["_compat"] = self._native_sampler()
+        sampler = state["_compat"]
         history = history_from_results(results, lower_is_better)
-        out = sampler.propose(SearchSpace(parameters), history, history.pending_params(), rng)
+        pending = history.pending_params()
+        out = sampler.propose(SearchSpace(parameters), history, pending, DEFAULT_RNG)
         if out is None:
             return self._done_value
         return out
@@ -303,7 +300,7 @@ class Repeat(Algorithm):
         """Rows grouped by parameter values: ``Objective`` is the mean, plus
         ``ObjectiveVar``, ``ObjectiveCount``, ``ObjectiveStdErr``; groups with fewer than
         ``min_count`` rows dropped (SHERPA's helper)."""
-        from ridgeline.samplers.legacy import aggregate_results
+        from ridgeline.sherpa.samplers.legacy import aggregate_results
 
         return aggregate_results(results, parameters, min_count)
 
@@ -363,41 +360,13 @@ class Genetic(Algorithm):
     make_sampler = Algorithm._sampler
 
 
-class SuccessiveHalving(Algorithm):
-    """SHERPA's asynchronous successive halving: trials get ``resource``, ``rung``,
-    ``load_from`` and ``save_to`` parameters; a promoted configuration is a new trial that
-    loads its parent's saved weights (``load_from``) and trains ``resource`` more."""
-
-    def __init__(
-        self,
-        r: float = 1,
-        R: float = 9,
-        eta: float = 3,
-        s: int = 0,
-        max_finished_configs: int = 50,
-    ) -> None:
-        from ridgeline.samplers.halving import SuccessiveHalvingSampler
-
-        self.max_finished_configs = whole_number("max_finished_configs", max_finished_configs)
-        self.r, self.R, self.eta, self.s = r, R, eta, s
-        SuccessiveHalvingSampler(r, R, eta, s, self.max_finished_configs)  # validates now
-        self.max_trials = None
-
-    def _native_sampler(self) -> Sampler:
-        from ridgeline.samplers.halving import SuccessiveHalvingSampler
-
-        return SuccessiveHalvingSampler(self.r, self.R, self.eta, self.s, self.max_finished_configs)
-
-    make_sampler = Algorithm._sampler
-
-
 class Hyperband(Algorithm):
     """Hyperband in SHERPA's style: brackets of synchronous successive halving run one after
     another; trials get ``resource``, ``rung``, ``bracket``, ``load_from`` and ``save_to``, and a
     promoted configuration is a new trial that loads its parent's weights (``load_from``)."""
 
     def __init__(self, r: float = 1, R: float = 9, eta: float = 3) -> None:
-        from ridgeline.samplers.hyperband import HyperbandSampler
+        from ridgeline.sherpa.samplers.hyperband import HyperbandSampler
 
         self.r, self.R, self.eta = r, R, eta
         sampler = HyperbandSampler(r, R, eta)  # validates now
@@ -410,7 +379,7 @@ class Hyperband(Algorithm):
         )
 
     def _native_sampler(self) -> Sampler:
-        from ridgeline.samplers.hyperband import HyperbandSampler
+        from ridgeline.sherpa.samplers.hyperband import HyperbandSampler
 
         return HyperbandSampler(self.r, self.R, self.eta)
 
@@ -428,7 +397,7 @@ class PopulationBasedTraining(Algorithm):
         parameter_range: dict[str, Sequence[float]] | None = None,
         perturbation_factors: Sequence[float] = (0.8, 1.2),
     ) -> None:
-        from ridgeline.samplers.pbt import PopulationBasedTrainingSampler
+        from ridgeline.sherpa.samplers.pbt import PopulationBasedTrainingSampler
 
         self.num_generations = whole_number("num_generations", num_generations)
         self.population_size = whole_number("population_size", population_size)
@@ -440,7 +409,7 @@ class PopulationBasedTraining(Algorithm):
         self.max_trials = self.num_generations * self.population_size
 
     def _native_sampler(self) -> Sampler:
-        from ridgeline.samplers.pbt import PopulationBasedTrainingSampler
+        from ridgeline.sherpa.samplers.pbt import PopulationBasedTrainingSampler
 
         return PopulationBasedTrainingSampler(
             self.num_generations,
@@ -448,152 +417,6 @@ class PopulationBasedTraining(Algorithm):
             self.parameter_range,
             self.perturbation_factors,
         )
-
-    make_sampler = Algorithm._sampler
-
-
-def model_sampler(kind: str, max_num_trials: int | None, **options: Any) -> Sampler:
-    """A "gp", "tpe" or "auto" sampler, run off the coordinator's loop, capped at
-    ``max_num_trials`` (modules load on first use: they import NumPy and SciPy)."""
-    from ridgeline.samplers.background import BackgroundSampler
-
-    inner: Sampler
-    if kind == "gp":
-        from ridgeline.samplers.gp import GPSampler
-
-        inner = BackgroundSampler(GPSampler(**options))
-    elif kind == "tpe":
-        from ridgeline.samplers.tpe import TPESampler
-
-        inner = BackgroundSampler(TPESampler(**options))
-    else:
-        from ridgeline.samplers.auto import AutoSampler
-
-        inner = AutoSampler(model_sampler("gp", None), model_sampler("tpe", None))
-    return LimitSampler(inner, max_num_trials) if max_num_trials else inner
-
-
-class Auto(Algorithm):
-    """Model-based search without choosing the model: a GP for small budgets and spaces,
-    TPE for large ones (see ``ridgeline.samplers.auto``)."""
-
-    def __init__(self, max_num_trials: int | None = None) -> None:
-        self.max_num_trials = _check_max_trials(max_num_trials)
-        self.max_trials = self.max_num_trials
-
-    def _native_sampler(self) -> Sampler:
-        return model_sampler("auto", self.max_num_trials)
-
-    make_sampler = Algorithm._sampler
-
-
-class BayesianOptimization(Algorithm):
-    """Gaussian-process Bayesian optimisation (the GP sampler, expected improvement).
-
-    SHERPA's pre-1.0 signature. ``num_grid_points`` and ``fine_tune`` described how the old
-    implementation optimised its acquisition; ridgeline always starts from a space-filling set
-    of candidates and refines the best with L-BFGS, so they are validated and kept only for
-    compatibility. ``log_y`` asks for a log transform of the objective (values must be > 0);
-    without it the GP still applies its own robust output transform.
-    """
-
-    def __init__(
-        self,
-        num_grid_points: int = 2,
-        max_num_trials: int | None = None,
-        log_y: bool = False,
-        fine_tune: bool = True,
-    ) -> None:
-        self.num_grid_points = whole_number("num_grid_points", num_grid_points)
-        self.max_num_trials = _check_max_trials(max_num_trials)
-        self.max_trials = self.max_num_trials
-        self.log_y = bool(log_y)
-        self.fine_tune = bool(fine_tune)
-
-    def _native_sampler(self) -> Sampler:
-        return model_sampler("gp", self.max_num_trials, log_objective=self.log_y)
-
-    make_sampler = Algorithm._sampler
-
-
-_GPYOPT_MODELS = ("GP", "GP_MCMC", "sparseGP", "warperdGP", "InputWarpedGP")
-_GPYOPT_ACQUISITIONS = {"EI": "ei", "MPI": "pi", "LCB": "lcb"}
-
-
-class GPyOpt(Algorithm):
-    """SHERPA's ``GPyOpt`` names, run on ridgeline's own GP sampler (GPyOpt is not needed).
-
-    ``model_type``: every GP variant maps to the GP sampler (it fits its kernel and warps its
-    output itself). ``acquisition_type`` EI, MPI, LCB (``_MCMC`` variants map to the plain
-    ones). ``initial_data_points`` run first; then random points until
-    ``num_initial_data_points`` ('infer': number of parameters + 1) trials have results.
-    ``max_concurrent`` is accepted: pending trials are always taken into account.
-    """
-
-    def __init__(
-        self,
-        model_type: str = "GP",
-        num_initial_data_points: int | str = "infer",
-        initial_data_points: Sequence[Mapping[str, Any]] | Any = (),
-        acquisition_type: str = "EI",
-        max_concurrent: int = 4,
-        verbosity: bool = False,
-        max_num_trials: int | None = None,
-    ) -> None:
-        if model_type not in _GPYOPT_MODELS:
-            raise ConfigError(
-                f"GPyOpt model_type must be one of {', '.join(_GPYOPT_MODELS)}, got "
-                f"{model_type!r} (for a tree-based model use algorithms.TPE)"
-            )
-        base = str(acquisition_type).removesuffix("_MCMC")
-        if base not in _GPYOPT_ACQUISITIONS:
-            raise ConfigError(
-                f"GPyOpt acquisition_type must be EI, MPI or LCB (optionally with _MCMC), "
-                f"got {acquisition_type!r}"
-            )
-        if num_initial_data_points != "infer":
-            num_initial_data_points = whole_number(
-                "num_initial_data_points", num_initial_data_points, 1
-            )
-        if hasattr(initial_data_points, "to_dict"):  # a DataFrame, as SHERPA also accepted
-            initial_data_points = initial_data_points.to_dict("records")
-        self.initial_data_points = (
-            check_hp_iter(initial_data_points) if len(initial_data_points) else []
-        )
-        self.model_type = model_type
-        self.acquisition_type = acquisition_type
-        self.num_initial_data_points = num_initial_data_points
-        self.max_concurrent = whole_number("max_concurrent", max_concurrent, 1)
-        self.verbosity = bool(verbosity)
-        self.max_num_trials = _check_max_trials(max_num_trials)
-        self.max_trials = self.max_num_trials
-
-    def _native_sampler(self) -> Sampler:
-        num_initial = (
-            None if self.num_initial_data_points == "infer" else self.num_initial_data_points
-        )
-        acquisition = _GPYOPT_ACQUISITIONS[str(self.acquisition_type).removesuffix("_MCMC")]
-        inner = model_sampler("gp", None, num_initial=num_initial, acquisition=acquisition)
-        if self.initial_data_points:
-            inner = ChainSampler([IterateSampler(self.initial_data_points), inner])
-        return LimitSampler(inner, self.max_num_trials) if self.max_num_trials else inner
-
-    make_sampler = Algorithm._sampler
-
-
-class TPE(Algorithm):
-    """Multivariate tree-structured Parzen estimator: for large budgets and large spaces,
-    where a GP's cubic cost would slow suggestions down."""
-
-    def __init__(self, max_num_trials: int | None = None, num_initial: int | None = None) -> None:
-        self.max_num_trials = _check_max_trials(max_num_trials)
-        self.max_trials = self.max_num_trials
-        self.num_initial = (
-            None if num_initial is None else whole_number("num_initial", num_initial, 1)
-        )
-
-    def _native_sampler(self) -> Sampler:
-        return model_sampler("tpe", self.max_num_trials, num_initial=self.num_initial)
 
     make_sampler = Algorithm._sampler
 
