@@ -23,6 +23,7 @@ from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.samplers.base import History
 from ridgeline.schedulers.base import Scheduler
 from ridgeline.schedulers.polling import as_scheduler
+from ridgeline.sherpa.algorithms.core import trial_cap
 from ridgeline.sherpa.build import build_searcher, build_space, describe
 from ridgeline.sherpa.seeding import next_seed
 from ridgeline.space import Parameter
@@ -147,7 +148,7 @@ def optimize(
         if listen_port is None and resuming and experiment.coordinator:
             listen_port = experiment.coordinator.get("port")
         progress = (
-            Progress(getattr(algorithm, "max_trials", None), algorithm.length_budget)
+            Progress(trial_cap(algorithm), trial_cap(algorithm, "length_budget"))
             if verbose
             else None
         )

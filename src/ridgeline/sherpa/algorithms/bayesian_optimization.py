@@ -12,6 +12,7 @@ from ridgeline.samplers.compose import ChainSampler, LimitSampler
 from ridgeline.samplers.iterate import IterateSampler, check_hp_iter
 from ridgeline.samplers.models import model_sampler
 from ridgeline.sherpa.algorithms.core import Algorithm, _check_max_trials
+from ridgeline.space import DEFAULT_RNG, Parameter, SearchSpace
 from ridgeline.values import whole_number
 
 __all__ = ["Auto", "BayesianOptimization", "GPyOpt", "TPE"]
@@ -72,7 +73,10 @@ class GPyOpt(Algorithm):
     ones). ``initial_data_points`` run first; then random points until
     ``num_initial_data_points`` ('infer': number of parameters + 1) trials have results.
     ``max_concurrent`` is accepted: pending trials are always taken into account.
+    ``Repeat(GPyOpt(...))`` is allowed (SHERPA's recipe for noisy objectives).
     """
+
+    allows_repetition = True
 
     def __init__(
         self,
@@ -113,9 +117,7 @@ class GPyOpt(Algorithm):
         self.max_trials = self.max_num_trials
 
     def _native_sampler(self) -> Sampler:
-        num_initial = (
-            None if self.num_initial_data_points == "infer" else self.num_initial_data_points
-        )
+        num_initial = self._num_initial()
         acquisition = _GPYOPT_ACQUISITIONS[str(self.acquisition_type).removesuffix("_MCMC")]
         inner = model_sampler("gp", None, num_initial=num_initial, acquisition=acquisition)
         if self.initial_data_points:
@@ -123,6 +125,24 @@ class GPyOpt(Algorithm):
         return LimitSampler(inner, self.max_num_trials) if self.max_num_trials else inner
 
     make_sampler = Algorithm._sampler
+
+    def get_best_pred(
+        self, parameters: Sequence[Parameter], results: Any, lower_is_better: bool
+    ) -> dict[str, Any]:
+        """The parameters the GP fitted to ``results`` predicts best (lowest posterior mean,
+        highest when higher is better), or ``{}`` before ``num_initial_data_points``
+        completed results (SHERPA's ``get_best_pred``)."""
+        from ridgeline.samplers.gp import GPSampler
+        from ridgeline.sherpa.samplers.legacy import history_from_results
+
+        sampler = GPSampler(num_initial=self._num_initial())
+        history = history_from_results(results, lower_is_better)
+        best = sampler.best_predicted(SearchSpace(parameters), history, DEFAULT_RNG)
+        return {} if best is None else best
+
+    def _num_initial(self) -> int | None:
+        n = self.num_initial_data_points
+        return None if n == "infer" else int(n)
 
 
 class TPE(Algorithm):

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ridgeline.errors import ConfigError
-from ridgeline.samplers.base import Sampler
+from ridgeline.samplers.base import WAIT, Sampler
 from ridgeline.samplers.compose import ChainSampler, LimitSampler, RepeatSampler
 from ridgeline.samplers.grid import GridSampler
 from ridgeline.samplers.iterate import IterateSampler, check_hp_iter
@@ -130,8 +130,15 @@ class Algorithm:
         pending = history.pending_params()
         out = sampler.propose(SearchSpace(parameters), history, pending, DEFAULT_RNG)
         if out is None:
+            if self._waits_at_end() and history.active:
+                return WAIT
             return self._done_value
         return out
+
+    def _waits_at_end(self) -> bool:
+        """True when, its suggestions spent, the algorithm answers WAIT (not DONE) while
+        trials it suggested still run (``Repeat(wait_for_completion=True)``)."""
+        return False
 
     def _native_sampler(self) -> Sampler:
         """The built-in's own sampler (built-ins override this, not ``make_sampler``)."""
@@ -224,12 +231,34 @@ class Iterate(Algorithm):
         return parameters
 
 
-def _check_algorithm(value: Any, what: str) -> Algorithm:
-    if not isinstance(value, Algorithm):
+def is_algorithm(value: Any) -> bool:
+    """An ``Algorithm``, or any object with SHERPA's ``get_suggestion`` (duck-typed, as
+    SHERPA accepted)."""
+    return isinstance(value, Algorithm) or callable(getattr(value, "get_suggestion", None))
+
+
+def sampler_of(algorithm: Any) -> Sampler:
+    """The sampler that runs ``algorithm``: its own for an ``Algorithm``, SHERPA's
+    ``get_suggestion`` protocol for any other object that has it."""
+    if isinstance(algorithm, Algorithm):
+        return algorithm.make_sampler()
+    return LegacyAlgorithmSampler(algorithm)
+
+
+def _check_algorithm(value: Any, what: str) -> Any:
+    if not is_algorithm(value):
         raise ConfigError(
-            f"{what} must be a ridgeline.algorithms.Algorithm, got {type(value).__name__}"
+            f"{what} must be a ridgeline.algorithms.Algorithm or an object with "
+            f"get_suggestion(parameters, results, lower_is_better), got {type(value).__name__}"
         )
     return value
+
+
+def trial_cap(algorithm: Any, name: str = "max_trials") -> int | None:
+    """``algorithm``'s ``max_trials`` (or attribute ``name``) when it declares one as an
+    integer; None for no cap, or for what a duck-typed algorithm holds there otherwise."""
+    cap = getattr(algorithm, name, None)
+    return cap if isinstance(cap, int) and not isinstance(cap, bool) else None
 
 
 class Chain(Algorithm):
@@ -242,11 +271,11 @@ class Chain(Algorithm):
         self.algorithms = [
             _check_algorithm(a, f"algorithms[{i}]") for i, a in enumerate(algorithms)
         ]
-        caps = [a.max_trials for a in self.algorithms]
+        caps = [trial_cap(a) for a in self.algorithms]
         self.max_trials = None if any(c is None for c in caps) else sum(caps)  # type: ignore[arg-type]
 
     def _native_sampler(self) -> Sampler:
-        return ChainSampler([a.make_sampler() for a in self.algorithms])
+        return ChainSampler([sampler_of(a) for a in self.algorithms])
 
     make_sampler = Algorithm._sampler
 
@@ -261,10 +290,11 @@ class Repeat(Algorithm):
     """
 
     aggregates_best = True
+    _done_value = "DONE"
 
     def __init__(
         self,
-        algorithm: Algorithm,
+        algorithm: Any,
         num_times: int = 5,
         wait_for_completion: bool = False,
         agg: bool = False,
@@ -273,18 +303,21 @@ class Repeat(Algorithm):
         if not getattr(algorithm, "allows_repetition", False):
             raise ConfigError(
                 f"Repeat cannot repeat {type(algorithm).__name__}: it does not allow repetition; "
-                f"use RandomSearch, GridSearch, Iterate or LocalSearch, or set "
+                f"use RandomSearch, GridSearch, Iterate, LocalSearch or GPyOpt, or set "
                 f"allows_repetition = True on your algorithm class"
             )
         self.algorithm = algorithm
         self.num_times = whole_number("num_times", num_times)
         self.wait_for_completion = bool(wait_for_completion)
         self.agg = bool(agg)
-        inner_cap = algorithm.max_trials
+        inner_cap = trial_cap(algorithm)
         self.max_trials = inner_cap * num_times if inner_cap is not None else None
 
+    def _waits_at_end(self) -> bool:
+        return self.wait_for_completion
+
     def _native_sampler(self) -> Sampler:
-        inner = self.algorithm.make_sampler()
+        inner = sampler_of(self.algorithm)
         agg_history = self.agg
         if self.agg and isinstance(inner, LegacyAlgorithmSampler):
             inner.aggregate_min_count = self.num_times  # SHERPA's aggregated DataFrame
