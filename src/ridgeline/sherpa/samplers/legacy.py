@@ -106,17 +106,17 @@ def history_from_results(results: Any, lower_is_better: bool = True) -> History:
             f"the results table lacks the column(s) {', '.join(missing)}; SHERPA's layout is "
             f"Trial-ID, Status, Iteration, the parameters, Objective"
         )
-    if "Trial-ID" not in results.columns or "Iteration" not in results.columns:
-        results = results.copy()
-        if "Trial-ID" not in results.columns:
-            results.insert(0, "Trial-ID", range(1, len(results) + 1))
-        if "Iteration" not in results.columns:
-            results.insert(2, "Iteration", 1)
     cols = list(results.columns)
-    if "Iteration" in cols and "Objective" in cols:
+    if "Iteration" in cols and cols.index("Iteration") < cols.index("Objective"):
         pcols = cols[cols.index("Iteration") + 1 : cols.index("Objective")]
     else:
         pcols = [c for c in cols if c not in RESULT_COLUMNS]
+    if "Trial-ID" not in cols or "Iteration" not in cols:
+        results = results.copy()
+        if "Trial-ID" not in cols:
+            results["Trial-ID"] = range(1, len(results) + 1)
+        if "Iteration" not in cols:
+            results["Iteration"] = 1
     info: dict[int, dict[str, Any]] = {}
     records = results[["Trial-ID", "Status", "Iteration", "Objective", *pcols]].itertuples(
         index=False, name=None
