@@ -53,7 +53,8 @@ class PollingScheduler(Scheduler):
     The job's environment is this process's environment plus the trial's variables (SHERPA's
     schedulers copied ``os.environ`` themselves, so user code may expect only the extras).
     ``cwd`` cannot be passed through SHERPA's interface: jobs start where ``submit_job``
-    starts them.
+    starts them. Job ids live only in the object's memory, so a resumed search cannot
+    re-attach to jobs that outlived their coordinator (``reattach`` finds none).
     """
 
     def __init__(self, inner: Any, poll_interval: float = 0.5) -> None:
