@@ -14,7 +14,7 @@ from ridgeline.engine.engine import OBJECTIVE_KEY, Engine
 from ridgeline.errors import StoreError
 from ridgeline.results import ResultsTable
 from ridgeline.store.base import Store
-from ridgeline.store.records import FAILED, STOPPED, TRIAL_DONE_STATES
+from ridgeline.store.records import COMPLETED, FAILED, STOPPED, TRIAL_DONE_STATES, TrialRecord
 
 if TYPE_CHECKING:
     from ridgeline.engine.coordinator import Coordinator
@@ -68,6 +68,20 @@ def rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None
             results.add_observation(record.number, item.step, record.params, objective, values)
         else:
             results.finalize(item.number, item.state)
+
+
+def import_result(
+    engine: Engine, results: ResultsTable, params: dict[str, Any], objective: Any
+) -> TrialRecord:
+    """Record a result obtained elsewhere (warm start, a known point) as a finished trial, in
+    the engine and the results table alike; model-based samplers learn from it, and it spends
+    none of their budget."""
+    record = engine.import_result(dict(params), objective)
+    value = engine.history.get(record.number).objective
+    assert value is not None
+    results.add_observation(record.number, 1, record.params, value, {})
+    results.finalize(record.number, COMPLETED)
+    return record
 
 
 def setup_logging(out: Path, verbose: int) -> None:

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import Engine
-from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
+from ridgeline.engine.run import (
+    Progress,
+    import_result,
+    rebuild_results,
+    release_quietly,
+    setup_logging,
+)
 from ridgeline.errors import ConfigError, ExperimentExists
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.samplers.base import History
@@ -32,7 +38,6 @@ from ridgeline.store.base import Store
 from ridgeline.store.lease import lease_ttl, this_holder
 from ridgeline.store.records import (
     ACTIVE,
-    COMPLETED,
     ExperimentRecord,
 )
 from ridgeline.values import whole_number
@@ -139,9 +144,7 @@ def optimize(
             rebuild_results(store, engine, results)
         elif warm_start is not None:
             for params, objective in earlier_results(warm_start, space.names):
-                record = engine.import_result(params, objective)
-                results.add_observation(record.number, 1, record.params, objective, {})
-                results.finalize(record.number, COMPLETED)
+                import_result(engine, results, params, objective)
         from ridgeline.engine.coordinator import Coordinator, RunSettings
 
         listen_port = port if port is not None else db_port

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import Engine
+from ridgeline.engine.run import import_result
 from ridgeline.errors import ObservationError
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.searchers.base import Train
@@ -123,11 +124,7 @@ class Study:
     def add_result(self, parameters: dict[str, Any], objective: float) -> Trial:
         """Record a result obtained elsewhere (an earlier run, a known point) as a finished
         trial: model-based algorithms learn from it, and it spends none of their budget."""
-        record = self._engine.import_result(dict(parameters), objective)
-        value = self._engine.history.get(record.number).objective
-        assert value is not None
-        self._table.add_observation(record.number, 1, record.params, value, {})
-        self._table.finalize(record.number, TrialStatus.COMPLETED)
+        record = import_result(self._engine, self._table, parameters, objective)
         self._finalized.add(record.number)
         return Trial(record.number, dict(record.params))
 
