@@ -29,7 +29,7 @@ from ridgeline.algorithms import (
 )
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler, TrialView
-from ridgeline.samplers.legacy import LegacyAlgorithmSampler, results_frame
+from ridgeline.sherpa.samplers.legacy import LegacyAlgorithmSampler, results_frame
 from ridgeline.space import Choice, Continuous, Discrete, SearchSpace
 
 
@@ -57,7 +57,7 @@ def test_names_exported():
         "get_sample_results_and_params",
     ):
         assert hasattr(algorithms, name), name
-    assert algorithms.MedianStoppingRule.__module__ == "ridgeline.searchers.median"
+    assert algorithms.MedianStoppingRule.__module__ == "ridgeline.sherpa.stopping"
 
 
 def test_module_import_is_light():

@@ -11,8 +11,8 @@ import pytest
 import ridgeline as sherpa
 from ridgeline.engine.checkpoints import CheckpointForbidden, CheckpointNotFound, Checkpoints
 from ridgeline.engine.engine import Engine
-from ridgeline.engine.sherpa import build_searcher, build_space
 from ridgeline.errors import CheckpointError
+from ridgeline.sherpa.build import build_searcher, build_space
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
 from ridgeline.store.records import COMPLETED

@@ -49,3 +49,24 @@ def test_sherpa_names_resolve() -> None:
     assert sherpa.schedulers.LocalScheduler
     assert sherpa.algorithms.RandomSearch and sherpa.algorithms.MedianStoppingRule
     assert sherpa.RandomSearch is sherpa.algorithms.RandomSearch
+
+
+def test_sherpa_import_paths_pull_in_nothing_heavy() -> None:
+    loaded = modules_after(
+        "import ridgeline as sherpa\n"
+        "import ridgeline.algorithms.bayesian_optimization as bayesian_optimization\n"
+        "from ridgeline.schedulers import LocalScheduler, SGEScheduler\n"
+        "import ridgeline.database\n"
+        "sherpa.core.Study, sherpa.rng, sherpa.algorithms.successive_halving"
+    )
+    assert not loaded & set(HEAVY)
+
+
+def test_core_api_door_does_not_load_the_sherpa_door() -> None:
+    loaded = modules_after(
+        "import ridgeline.experiment, ridgeline.engine.run, ridgeline.engine.coordinator\n"
+        "from ridgeline.samplers.models import model_sampler\n"
+        "model_sampler('auto', 5)"
+    )
+    sherpa_door = {m for m in loaded if m.startswith(("ridgeline.sherpa", "ridgeline.algorithms"))}
+    assert not sherpa_door

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from ridgeline.samplers.base import History, TrialView
-from ridgeline.samplers.legacy import results_frame
-from ridgeline.searchers.median import MedianStoppingRule, StoppingRule, median_decision
+from ridgeline.sherpa.samplers.legacy import results_frame
+from ridgeline.sherpa.stopping import MedianStoppingRule, StoppingRule, median_decision
 
 NAN = math.nan
 

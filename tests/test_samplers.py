@@ -13,17 +13,17 @@ import pytest
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler, TrialView
 from ridgeline.samplers.compose import ChainSampler, LimitSampler, RepeatSampler, aggregate_history
-from ridgeline.samplers.genetic import GeneticSampler
 from ridgeline.samplers.grid import GridSampler
 from ridgeline.samplers.iterate import IterateSampler
-from ridgeline.samplers.legacy import (
+from ridgeline.samplers.random import RandomSampler
+from ridgeline.sherpa.samplers.genetic import GeneticSampler
+from ridgeline.sherpa.samplers.legacy import (
     LegacyAlgorithmSampler,
     aggregate_results,
     history_from_results,
     results_frame,
 )
-from ridgeline.samplers.local import LocalSearchSampler
-from ridgeline.samplers.random import RandomSampler
+from ridgeline.sherpa.samplers.local import LocalSearchSampler
 from ridgeline.space import Choice, Continuous, Discrete, Ordinal, SearchSpace
 
 FINISHED = ("COMPLETED", "FAILED", "STOPPED")

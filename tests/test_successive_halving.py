@@ -98,7 +98,7 @@ def test_hyperband_brackets_in_the_study() -> None:
 
 def test_hyperband_waits_for_a_whole_rung() -> None:
     from ridgeline.samplers.base import WAIT
-    from ridgeline.samplers.hyperband import HyperbandSampler
+    from ridgeline.sherpa.samplers.hyperband import HyperbandSampler
 
     study = sherpa.Study(
         parameters=[sherpa.Continuous("x", [0.0, 1.0])],

@@ -13,24 +13,28 @@ TYPE_CHECKING = False  # importing typing costs ~10 ms; trial processes import t
 
 __version__ = "0.1.0"
 
+#: SHERPA's names, served by the SHERPA door (``ridgeline.sherpa``).
+_SHERPA_NAMES = {
+    "Study",
+    "optimize",
+    "Client",
+    "Trial",
+    "TrialStatus",
+    "AlgorithmState",
+    "Parameter",
+    "Continuous",
+    "Discrete",
+    "Choice",
+    "Ordinal",
+    "Constant",
+    "RandomSearch",
+    "MedianStoppingRule",
+    "LocalScheduler",
+    "database",
+    "rng",
+}
 _NAMES: dict[str, str] = {
-    # SHERPA surface
-    "Study": "ridgeline.study",
-    "optimize": "ridgeline.runner",
-    "Client": "ridgeline.client",
-    "Trial": "ridgeline.trial.records",
-    "TrialStatus": "ridgeline.trial.records",
-    "AlgorithmState": "ridgeline.trial.records",
-    "Parameter": "ridgeline.space",
-    "Continuous": "ridgeline.space",
-    "Discrete": "ridgeline.space",
-    "Choice": "ridgeline.space",
-    "Ordinal": "ridgeline.space",
-    "Constant": "ridgeline.space",
     "SearchSpace": "ridgeline.space",
-    "RandomSearch": "ridgeline.algorithms",  # pre-1.0 SHERPA top-level names
-    "MedianStoppingRule": "ridgeline.algorithms",
-    "LocalScheduler": "ridgeline.schedulers.local",
     # Core-API surface
     "get_cluster_info": "ridgeline.cluster",
     "ClusterInfo": "ridgeline.cluster",
@@ -45,6 +49,7 @@ _SUBMODULES = {
     "samplers",
     "schedulers",
     "searchers",
+    "sherpa",
     "space",
     "store",
 }
@@ -71,12 +76,15 @@ __all__ = [
     "TrialStatus",
     "algorithms",
     "core",
+    "database",
     "errors",
     "get_cluster_info",
     "optimize",
+    "rng",
     "samplers",
     "schedulers",
     "searchers",
+    "sherpa",
     "space",
     "store",
 ]
@@ -86,11 +94,12 @@ if TYPE_CHECKING:
 
     from ridgeline import algorithms, core, errors, samplers, schedulers, searchers, space, store
     from ridgeline.algorithms import MedianStoppingRule, RandomSearch
-    from ridgeline.client import Client
     from ridgeline.cluster import LOG_FORMAT, ClusterInfo, InvalidHP, get_cluster_info
     from ridgeline.experiment import Experiment
-    from ridgeline.runner import optimize
     from ridgeline.schedulers.local import LocalScheduler
+    from ridgeline.sherpa.database import Client
+    from ridgeline.sherpa.runner import optimize
+    from ridgeline.sherpa.study import Study
     from ridgeline.space import (
         Choice,
         Constant,
@@ -100,13 +109,14 @@ if TYPE_CHECKING:
         Parameter,
         SearchSpace,
     )
-    from ridgeline.study import Study
     from ridgeline.trial.records import AlgorithmState, Trial, TrialStatus
 
 
 def __getattr__(name: str) -> Any:
     module = _NAMES.get(name)
-    if module is not None:
+    if name in _SHERPA_NAMES:
+        value = importlib.import_module("ridgeline.sherpa").resolve(name)
+    elif module is not None:
         value = getattr(importlib.import_module(module), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f"ridgeline.{name}")

@@ -145,7 +145,7 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
     if searcher.name == "random":
         return FIFOSearcher(RandomSampler(), searcher.max_trials, length, replace_invalid=True)
     if searcher.name in ("bayesian", "tpe", "auto"):
-        from ridgeline.algorithms import model_sampler
+        from ridgeline.samplers.models import model_sampler
 
         kind = {"bayesian": "gp", "tpe": "tpe", "auto": "auto"}[searcher.name]
         sampler = model_sampler(kind, None, **searcher.options)
@@ -249,7 +249,7 @@ def _adaptive_sampler(kind: str) -> Sampler:
         from ridgeline.samplers.random import RandomSampler
 
         return RandomSampler()
-    from ridgeline.algorithms import model_sampler
+    from ridgeline.samplers.models import model_sampler
 
     return model_sampler({"bayesian": "gp"}.get(kind, kind), None)
 
@@ -399,7 +399,7 @@ def run_experiment(
     """Run (or carry on) a stored experiment's coordinator in this process until it ends."""
     import asyncio
 
-    from ridgeline.runner import Progress, rebuild_results, release_quietly, setup_logging
+    from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
 
     store = open_store(default_storage(storage))
     token: int | None = None

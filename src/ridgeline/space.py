@@ -46,10 +46,15 @@ MAX_GRID_POINTS = 100_000
 _TYPES = ("continuous", "discrete", "choice", "ordinal")
 
 
+#: What argument-less ``Parameter.sample()`` draws from outside ``bound_rng`` (SHERPA's
+#: module-level generator; ``sherpa.rng.seed(n)`` seeds it).
+DEFAULT_RNG = random.Random()
+
+
 class _RngSlot:
     """Generator used by ``Parameter.sample()`` called without one (SHERPA-style code)."""
 
-    rng: random.Random = random.Random()
+    rng: random.Random = DEFAULT_RNG
 
 
 @contextlib.contextmanager
@@ -272,9 +277,15 @@ class Continuous(_Bounded):
         n = _check_points(self.name, num_points)
         if n == 1:
             return [self._lo]
-        pts = [self.from_unit(i / (n - 1)) for i in range(n)]
+        if self._log:
+            # steps in log10, so that points on powers of ten come out exact (1e-3, not
+            # 0.0010000000000000002)
+            a, b = math.log10(self._lo), math.log10(self._hi)
+            pts = [10.0 ** (a + (b - a) * i / (n - 1)) for i in range(n)]
+        else:
+            pts = [self.from_unit(i / (n - 1)) for i in range(n)]
         pts[0], pts[-1] = self._lo, self._hi
-        return pts
+        return [min(max(p, self._lo), self._hi) for p in pts]
 
     def contains(self, value: Any) -> bool:
         return _is_number(value) and self._lo <= value <= self._hi

@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 from tests.runner_script import write_runner
 
+from ridgeline.engine.run import process_alive
 from ridgeline.faults import CRASH_ENV
-from ridgeline.runner import process_alive
 from ridgeline.store import open_store
 
 HPARAMS = {"lr": {"type": "double", "minval": 0.0, "maxval": 1.0}}

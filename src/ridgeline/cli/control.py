@@ -22,7 +22,7 @@ def coordinator_alive(experiment: ExperimentRecord) -> bool:
     pid = (experiment.coordinator or {}).get("pid")
     if not pid:
         return False
-    from ridgeline.runner import process_alive
+    from ridgeline.engine.run import process_alive
 
     return process_alive(int(pid))
 

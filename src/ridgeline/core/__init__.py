@@ -127,3 +127,17 @@ def _local_storage(storage: str | os.PathLike[str] | dict[str, Any] | None) -> P
         base = storage.get("host_path") or storage.get("container_path") or "checkpoints"
         return (Path(base) / storage.get("storage_path", "")).resolve()
     return Path(storage or "checkpoints").resolve()
+
+
+def __getattr__(name: str) -> Any:
+    """SHERPA's ``sherpa.core`` names (``Study``, ``Trial``, ``Parameter``, ...), loaded on first
+    use: under ``import ridgeline as sherpa`` this module is also ``sherpa.core``. None of them
+    shares a name with the Core API."""
+    from ridgeline.sherpa import core as sherpa_core
+
+    try:
+        value = sherpa_core.lookup(name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value

@@ -528,6 +528,12 @@ class Coordinator:
             )
         )
 
+    def _sherpa_warning(self, message: str) -> None:
+        """SHERPA's runner also raised a ``RuntimeWarning`` for a trial that ended without
+        results; scripts and tests written for it (``pytest.warns``) expect one."""
+        if self.settings.front_door == SHERPA:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+
     def _on_exit(self, number: int, job: Job, exit_code: int | None) -> None:
         crash_point("trial_exit_seen")
         status = self._exit_status(number, exit_code)
@@ -542,6 +548,8 @@ class Coordinator:
                 output,
                 tail(output) or "(no output)",
             )
+            if record.restarts >= self.settings.max_restarts:
+                self._sherpa_warning(f"Trial {number} failed ({reason}); its output is in {output}")
             if record.restarts < self.settings.max_restarts:
                 self.engine.relaunch(number)
                 log.info(
@@ -554,11 +562,9 @@ class Coordinator:
                 return
         elif status == COMPLETED and not self.results.has_any(number):
             if self.settings.front_door == SHERPA:
-                log.warning(
-                    "Trial %d ended without sending metrics; see %s",
-                    number,
-                    job.info.get("output", "its output"),
-                )
+                where = job.info.get("output", "its output")
+                log.warning("Trial %d ended without sending metrics; see %s", number, where)
+                self._sherpa_warning(f"Trial {number} ended without sending metrics; see {where}")
         if status == PAUSED:
             self.consecutive_failures = 0
             paused_actions = self.engine.trial_paused(number)

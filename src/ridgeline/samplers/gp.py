@@ -300,35 +300,7 @@ class GPSampler(Sampler):
         if enc.free == 0:
             return space.sample(rng)
 
-        obs_x: list[np.ndarray] = []
-        obs_y: list[float] = []
-        failed_x: list[np.ndarray] = []
-        pend_x: list[np.ndarray] = []
-        seen: set[tuple[Any, ...]] = set()
-        for t in history.trials:
-            x = enc.encode(t.params)
-            if x is None:
-                continue
-            seen.add(tuple(np.round(x, 9).tolist()))
-            value = t.objective
-            finite = value is not None and math.isfinite(value)
-            if t.status in _RUNNING:
-                pend_x.append(x)
-            elif t.status in _FAILED or (t.status == COMPLETED and not finite):
-                failed_x.append(x)
-            elif t.status in _OBSERVED and finite:
-                obs_x.append(x)
-                obs_y.append(float(value))  # type: ignore[arg-type]
-        pend_keys = set()
-        for params in pending:
-            x = enc.encode(params)
-            if x is None:
-                continue
-            k = tuple(np.round(x, 9).tolist())
-            if k not in seen:
-                pend_x.append(x)
-            pend_keys.add(k)
-        seen |= pend_keys
+        obs_x, obs_y, failed_x, pend_x, seen = _gather(enc, history, pending)
 
         num_initial = self.num_initial or max(enc.free + 1, 5)
         if len(obs_y) + len(failed_x) < num_initial or len(obs_y) < 2:
@@ -379,6 +351,29 @@ class GPSampler(Sampler):
             model = gp_model.GP(model.x, model.y, theta, enc.group_of, enc.onehot)
             x_next = self._maximise(enc, _Acquisition(self.acquisition, model, xp), seen, gen)
         return enc.decode(x_next)
+
+    def best_predicted(
+        self, space: SearchSpace, history: History, rng: random.Random
+    ) -> dict[str, Any] | None:
+        """The point the model predicts best (lowest posterior mean of the objective, highest
+        when higher is better), observed points included; None before ``num_initial``
+        results (as SHERPA's ``GPyOpt.get_best_pred``)."""
+        enc = self._encoder
+        if enc is None or enc.space is not space:
+            enc = self._encoder = _Encoder(space)
+        self._deadline = math.inf
+        obs_x, obs_y, failed_x, _, _ = _gather(enc, history, ())
+        num_initial = self.num_initial or max(enc.free + 1, 5)
+        if enc.free == 0 or len(obs_y) + len(failed_x) < num_initial or len(obs_y) < 2:
+            return None
+        gen = np.random.default_rng(rng.getrandbits(64))
+        y = np.asarray(obs_y, dtype=float)
+        if not history.lower_is_better:
+            y = -y
+        with _one_blas_thread():
+            model = self._fit(enc, np.vstack(obs_x), gp_model.warp_outputs(y), gen)
+            x_best = self._maximise(enc, _Acquisition("mean", model, None), set(), gen)
+        return enc.decode(x_best)
 
     # -- initial design ----------------------------------------------------------------------
 
@@ -604,6 +599,42 @@ class GPSampler(Sampler):
         return np.vstack(out)
 
 
+def _gather(
+    enc: _Encoder, history: History, pending: Sequence[Mapping[str, Any]]
+) -> tuple[list[np.ndarray], list[float], list[np.ndarray], list[np.ndarray], set[tuple[Any, ...]]]:
+    """Encoded observations, failures and pending points, and the keys of all of them."""
+    obs_x: list[np.ndarray] = []
+    obs_y: list[float] = []
+    failed_x: list[np.ndarray] = []
+    pend_x: list[np.ndarray] = []
+    seen: set[tuple[Any, ...]] = set()
+    for t in history.trials:
+        x = enc.encode(t.params)
+        if x is None:
+            continue
+        seen.add(tuple(np.round(x, 9).tolist()))
+        value = t.objective
+        finite = value is not None and math.isfinite(value)
+        if t.status in _RUNNING:
+            pend_x.append(x)
+        elif t.status in _FAILED or (t.status == COMPLETED and not finite):
+            failed_x.append(x)
+        elif t.status in _OBSERVED and finite:
+            obs_x.append(x)
+            obs_y.append(float(value))  # type: ignore[arg-type]
+    pend_keys = set()
+    for params in pending:
+        x = enc.encode(params)
+        if x is None:
+            continue
+        k = tuple(np.round(x, 9).tolist())
+        if k not in seen:
+            pend_x.append(x)
+        pend_keys.add(k)
+    seen |= pend_keys
+    return obs_x, obs_y, failed_x, pend_x, seen
+
+
 def _primes(count: int) -> list[int]:
     out: list[int] = []
     k = 2
@@ -637,23 +668,25 @@ class _Acquisition:
     conditioned) model, plus a crowding penalty around pending points."""
 
     def __init__(self, kind: str, model: gp_model.GP, pending: np.ndarray | None) -> None:
-        self.kind = kind
+        # "mean": the posterior mean alone (LCB without exploration), for the predicted best
+        self.kind = "lcb" if kind == "mean" else kind
+        self.kappa = 0.0 if kind == "mean" else _LCB_KAPPA
         self.model = model
         self.best = float(model.y.min()) - _XI
         self.pending = pending
         # log EI/PI take the log penalty as is; LCB is in output units: scale it by the signal sd
-        self.weight = math.sqrt(model.signal) if kind == "lcb" else 1.0
+        self.weight = math.sqrt(model.signal) if self.kind == "lcb" else 1.0
 
     def values(self, x: np.ndarray) -> np.ndarray:
         mu, var = self.model.predict(x)
-        a = gp_model.acquisition(self.kind, mu, var, self.best, _LCB_KAPPA)
+        a = gp_model.acquisition(self.kind, mu, var, self.best, self.kappa)
         if self.pending is not None:
             a = a + self.weight * self.model.crowding(x, self.pending)[0]
         return np.where(np.isfinite(a), a, -np.inf)
 
     def values_grad(self, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mu, var, dmu, dvar = self.model.predict_grad(x, free)
-        a, g = gp_model.acquisition_grad(self.kind, mu, var, dmu, dvar, self.best, _LCB_KAPPA)
+        a, g = gp_model.acquisition_grad(self.kind, mu, var, dmu, dvar, self.best, self.kappa)
         if self.pending is not None:
             pa, pg = self.model.crowding(x, self.pending, free)
             assert pg is not None

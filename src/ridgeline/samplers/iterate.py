@@ -42,7 +42,9 @@ def check_hp_iter(hp_iter: Any) -> list[dict[str, Any]]:
 
 
 class IterateSampler(Sampler):
-    """Proposes ``hp_iter`` in order, then ``None``. State: the position (SHERPA's ``load``)."""
+    """Proposes ``hp_iter`` in order, then ``None``. A whole number given for a Continuous
+    parameter comes out as a float, as that parameter's own values do.
+    State: the position (SHERPA's ``load``)."""
 
     def __init__(self, hp_iter: Sequence[Mapping[str, Any]], position: int = 0) -> None:
         self.hp_iter = check_hp_iter(hp_iter)
@@ -59,6 +61,14 @@ class IterateSampler(Sampler):
             return None
         config = dict(self.hp_iter[self.position])
         self.position += 1
+        for name, value in config.items():
+            if (
+                name in space
+                and getattr(space[name], "type", None) is float
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
+                config[name] = float(value)
         return config
 
     def state_dict(self) -> dict[str, Any]:

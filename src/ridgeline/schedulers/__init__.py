@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 from ridgeline.schedulers.base import Job, Scheduler
+from ridgeline.schedulers.cluster import SGEScheduler, SLURMScheduler
 from ridgeline.schedulers.local import LocalScheduler
+from ridgeline.schedulers.polling import JobStatus, PollingScheduler
 
-__all__ = ["Job", "LocalScheduler", "Scheduler"]
+_JobStatus = JobStatus  # SHERPA's name
+
+__all__ = [
+    "Job",
+    "JobStatus",
+    "LocalScheduler",
+    "PollingScheduler",
+    "SGEScheduler",
+    "SLURMScheduler",
+    "Scheduler",
+]

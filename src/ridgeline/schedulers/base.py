@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +16,13 @@ class Job:
     handle: Any = None  # scheduler-private (e.g. a Popen); None after re-attaching
 
 
-class Scheduler(ABC):
-    """Runs commands. Subclasses: local processes, SLURM, Grid Engine, ..."""
+class Scheduler:
+    """Runs commands. Subclasses: local processes, SLURM, Grid Engine, ...
+
+    A subclass implements ``submit``, ``wait`` and ``kill``; one written to SHERPA's interface
+    (``submit_job``, ``get_status``, ``kill_job``) instead runs through
+    ``schedulers.polling.PollingScheduler``, which ``optimize`` applies by itself.
+    """
 
     output_dir: str = ""
 
@@ -29,20 +33,20 @@ class Scheduler(ABC):
     def check(self) -> None:  # noqa: B027 - optional hook
         """Raise ``SchedulerError`` for a bad configuration before anything runs."""
 
-    @abstractmethod
     def submit(
         self, command: Sequence[str], env: Mapping[str, str], name: str, cwd: str | None = None
     ) -> Job:
         """Start ``command`` with exactly ``env``, in ``cwd`` (None: the current directory)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement submit")
 
-    @abstractmethod
     async def wait(self, job: Job) -> int | None:
         """Wait for the job to end; its exit code (negative: killed by that signal), or None
         when it cannot be known (a re-attached process whose end was never recorded)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement wait")
 
-    @abstractmethod
     def kill(self, job: Job, force: bool = False) -> None:
         """Ask the job to end (SIGTERM or the scheduler's equivalent); ``force``: SIGKILL."""
+        raise NotImplementedError(f"{type(self).__name__} must implement kill")
 
     def reattach(self, info: Mapping[str, Any], name: str) -> Job | None:
         """The job described by ``info`` if it still runs, else None."""

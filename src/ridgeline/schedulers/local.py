@@ -88,6 +88,8 @@ class LocalScheduler(Scheduler):
         self.resources = None if resources is None else [str(r) for r in resources]
         self._free = list(self.resources or [])
         self._force_killed: set[int] = set()  # pids this scheduler sent SIGKILL
+        self._sherpa_jobs: dict[int, Job] = {}  # jobs started through submit_job, by pid
+        self._sherpa_killed: set[int] = set()
         self.check()
 
     def capacity(self) -> int | None:
@@ -193,6 +195,55 @@ class LocalScheduler(Scheduler):
         if resource is not None and resource in self._free:
             self._free.remove(resource)
         return Job(name, dict(info), handle)
+
+    # -- SHERPA's scheduler interface (scripts that drive a scheduler themselves) -------------
+
+    def submit_job(
+        self, command: Sequence[str] | str, env: Mapping[str, str] | None = None, job_name: str = ""
+    ) -> int:
+        """Start ``command`` with this process's environment plus ``env``; returns its pid,
+        the job id that ``get_status`` and ``kill_job`` take."""
+        argv = shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+        name = job_name or f"job_{len(self._sherpa_jobs) + 1}"
+        job = self.submit(argv, {**os.environ, **dict(env or {})}, name)
+        pid = int(job.info["pid"])
+        self._sherpa_jobs[pid] = job
+        return pid
+
+    def get_status(self, job_id: int) -> int:
+        """SHERPA's ``_JobStatus`` of a job from ``submit_job``: running, finished (exit 0),
+        killed (through ``kill_job`` or SIGTERM) or failed."""
+        from ridgeline.schedulers.polling import JobStatus
+
+        job = self._sherpa_jobs.get(job_id)
+        if job is None:
+            raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")
+        process = job.handle
+        if isinstance(process, subprocess.Popen):
+            if process.poll() is None:
+                return JobStatus.running
+            code = exitstatus.read_status(job.info.get("exit_file"))
+            if code is None:
+                code = exitstatus.decode(process.returncode)
+            job.handle = _Ended(code)
+            resource = job.info.get("resource")
+            if resource is not None and self.resources is not None:
+                self._free.append(resource)
+        assert isinstance(job.handle, _Ended)
+        code = job.handle.code
+        if code == 0:
+            return JobStatus.finished
+        if job_id in self._sherpa_killed or code == -signal.SIGTERM:
+            return JobStatus.killed
+        return JobStatus.failed
+
+    def kill_job(self, job_id: int) -> None:
+        """End a job from ``submit_job`` (SIGTERM to its process group)."""
+        job = self._sherpa_jobs.get(job_id)
+        if job is None:
+            raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")
+        self._sherpa_killed.add(job_id)
+        self.kill(job)
 
 
 class _Ended:

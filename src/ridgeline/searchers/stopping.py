@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import random
 
     from ridgeline.samplers.base import History
-    from ridgeline.searchers.median import StoppingRule
+    from ridgeline.sherpa.stopping import StoppingRule
     from ridgeline.space import SearchSpace
 
 

@@ -11,8 +11,8 @@ from ridgeline.searchers.fifo import FIFOSearcher
 from ridgeline.space import Parameter, SearchSpace
 
 if TYPE_CHECKING:
-    from ridgeline.algorithms import Algorithm
-    from ridgeline.searchers.median import StoppingRule
+    from ridgeline.sherpa.algorithms import Algorithm
+    from ridgeline.sherpa.stopping import StoppingRule
 
 
 def build_space(parameters: Sequence[Parameter] | SearchSpace) -> SearchSpace:
@@ -27,14 +27,18 @@ def build_space(parameters: Sequence[Parameter] | SearchSpace) -> SearchSpace:
 
 
 def build_searcher(algorithm: Algorithm, stopping_rule: StoppingRule | None = None) -> Searcher:
-    """A SHERPA algorithm becomes a FIFO searcher over its sampler; a rule wraps it."""
-    make_sampler = getattr(algorithm, "make_sampler", None)
-    if make_sampler is None:
+    """A SHERPA algorithm becomes a FIFO searcher over its sampler; a rule wraps it. Any
+    object with SHERPA's ``get_suggestion(parameters, results, lower_is_better)`` is an
+    algorithm too (run on SHERPA's results table)."""
+    from ridgeline.sherpa.algorithms.core import is_algorithm, sampler_of, trial_cap
+
+    if not is_algorithm(algorithm):
         raise ConfigError(
             f"algorithm must be a ridgeline.algorithms.Algorithm (for example "
-            f"RandomSearch(max_num_trials=10)), got {type(algorithm).__name__}"
+            f"RandomSearch(max_num_trials=10)) or an object with get_suggestion(parameters, "
+            f"results, lower_is_better), got {type(algorithm).__name__}"
         )
-    searcher: Searcher = FIFOSearcher(make_sampler(), getattr(algorithm, "max_trials", None))
+    searcher: Searcher = FIFOSearcher(sampler_of(algorithm), trial_cap(algorithm))
     if stopping_rule is not None:
         if not hasattr(stopping_rule, "should_stop"):
             raise ConfigError(

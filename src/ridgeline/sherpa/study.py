@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.engine.engine import Engine, new_seed
-from ridgeline.engine.sherpa import build_searcher, build_space, describe
+from ridgeline.engine.engine import Engine
+from ridgeline.engine.run import import_result
 from ridgeline.errors import ObservationError
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.searchers.base import Train
+from ridgeline.sherpa.build import build_searcher, build_space, describe
+from ridgeline.sherpa.seeding import next_seed
 from ridgeline.space import Parameter
 from ridgeline.store import open_store
 from ridgeline.trial.records import AlgorithmState, Trial, TrialStatus
@@ -21,8 +23,8 @@ from ridgeline.values import check_iteration, check_objective
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ridgeline.algorithms import Algorithm
-    from ridgeline.searchers.median import StoppingRule
+    from ridgeline.sherpa.algorithms import Algorithm
+    from ridgeline.sherpa.stopping import StoppingRule
 
 _FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.FAILED, TrialStatus.STOPPED)
 
@@ -53,7 +55,7 @@ class Study:
         self.dashboard_port = dashboard_port
         self.disable_dashboard = disable_dashboard
         self.output_dir = output_dir
-        self.seed = new_seed() if seed is None else int(seed)
+        self.seed = next_seed() if seed is None else int(seed)
         searcher = build_searcher(algorithm, stopping_rule)
         self.store = open_store(storage)
         config = describe(self.space, algorithm, self.lower_is_better) | {"seed": self.seed}
@@ -87,14 +89,31 @@ class Study:
                 trial = Trial(record.number, dict(record.params))
         if trial is not None:
             return trial
-        return AlgorithmState.DONE if self._engine.shutdown else AlgorithmState.WAIT
+        if self._engine.shutdown and not self._waits_for_last():
+            return AlgorithmState.DONE
+        return AlgorithmState.WAIT
 
-    def __iter__(self) -> Iterator[Trial]:
-        while True:
-            trial = self.get_suggestion()
-            if not isinstance(trial, Trial):
-                return
-            yield trial
+    def _waits_for_last(self) -> bool:
+        """``Repeat(wait_for_completion=True)`` says WAIT, not DONE, while its last repeats
+        still run (SHERPA's behaviour)."""
+        if not getattr(self.algorithm, "wait_for_completion", False):
+            return False
+        return any(n not in self._finalized for n in self._engine.records)
+
+    def __iter__(self) -> Study:
+        """The study is its own iterator (``for trial in study``, ``next(study)``): it yields
+        trials until the next suggestion is not one (WAIT or DONE)."""
+        return self
+
+    def __next__(self) -> Trial:
+        trial = self.get_suggestion()
+        if not isinstance(trial, Trial):
+            raise StopIteration
+        return trial
+
+    def next(self) -> Trial:
+        """``next(study)`` under SHERPA's Python 2 name."""
+        return self.__next__()
 
     def add_trial(self, trial: Trial) -> None:
         """Queue a fully specified trial; it runs before new suggestions. Its parameters are
@@ -105,11 +124,7 @@ class Study:
     def add_result(self, parameters: dict[str, Any], objective: float) -> Trial:
         """Record a result obtained elsewhere (an earlier run, a known point) as a finished
         trial: model-based algorithms learn from it, and it spends none of their budget."""
-        record = self._engine.import_result(dict(parameters), objective)
-        value = self._engine.history.get(record.number).objective
-        assert value is not None
-        self._table.add_observation(record.number, 1, record.params, value, {})
-        self._table.finalize(record.number, TrialStatus.COMPLETED)
+        record = import_result(self._engine, self._table, parameters, objective)
         self._finalized.add(record.number)
         return Trial(record.number, dict(record.params))
 
@@ -187,12 +202,25 @@ class Study:
         return self._table.dataframe()
 
     def get_best_result(self) -> dict[str, Any]:
-        """The best observation's row without ``Status`` (NaN never wins); ``{}`` if none."""
-        if getattr(self.algorithm, "aggregates_best", False):
+        """The best observation's row without ``Status`` (NaN never wins); ``{}`` if none.
+
+        An algorithm that reports its own best (``Repeat``'s best mean, or a custom
+        algorithm's ``get_best_result``) is asked instead, with the results table."""
+        if self._table.rows and self._own_best():
             return self.algorithm.get_best_result(
                 self.parameters, self.results, self.lower_is_better
             )
         return self._table.best()
+
+    def _own_best(self) -> bool:
+        from ridgeline.sherpa.algorithms.core import Algorithm
+
+        algorithm = self.algorithm
+        if getattr(algorithm, "aggregates_best", False) is True:
+            return True
+        if isinstance(algorithm, Algorithm):
+            return type(algorithm).get_best_result is not Algorithm.get_best_result
+        return callable(getattr(algorithm, "get_best_result", None))
 
     def save(self, output_dir: str | os.PathLike[str] | None = None) -> Path:
         """Write ``results.csv`` to ``output_dir`` (or the study's); returns its path."""

@@ -93,16 +93,30 @@ def history_from_results(results: Any, lower_is_better: bool = True) -> History:
 
     Parameters are the columns between ``Iteration`` and ``Objective``; a trial without a
     finished row is ``RUNNING`` (active). Gaps in trial ids become ``FAILED`` placeholders
-    without parameters, because ``History.trials`` is indexed by id.
+    without parameters, because ``History.trials`` is indexed by id. A table of only
+    parameters, ``Objective`` and ``Status`` (as users build by hand) reads as one trial per
+    row at iteration 1.
     """
     history = History(lower_is_better=lower_is_better)
     if results is None or len(results) == 0:
         return history
+    missing = [c for c in ("Status", "Objective") if c not in results.columns]
+    if missing:
+        raise ConfigError(
+            f"the results table lacks the column(s) {', '.join(missing)}; SHERPA's layout is "
+            f"Trial-ID, Status, Iteration, the parameters, Objective"
+        )
     cols = list(results.columns)
-    if "Iteration" in cols and "Objective" in cols:
+    if "Iteration" in cols and cols.index("Iteration") < cols.index("Objective"):
         pcols = cols[cols.index("Iteration") + 1 : cols.index("Objective")]
     else:
         pcols = [c for c in cols if c not in RESULT_COLUMNS]
+    if "Trial-ID" not in cols or "Iteration" not in cols:
+        results = results.copy()
+        if "Trial-ID" not in cols:
+            results["Trial-ID"] = range(1, len(results) + 1)
+        if "Iteration" not in cols:
+            results["Iteration"] = 1
     info: dict[int, dict[str, Any]] = {}
     records = results[["Trial-ID", "Status", "Iteration", "Objective", *pcols]].itertuples(
         index=False, name=None

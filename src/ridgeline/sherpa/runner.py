@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import random
 import secrets
@@ -17,30 +16,35 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.engine.engine import OBJECTIVE_KEY, Engine, new_seed
-from ridgeline.engine.sherpa import build_searcher, build_space, describe
-from ridgeline.errors import ConfigError, ExperimentExists, StoreError
+from ridgeline.engine.engine import Engine
+from ridgeline.engine.run import (
+    Progress,
+    import_result,
+    rebuild_results,
+    release_quietly,
+    setup_logging,
+)
+from ridgeline.errors import ConfigError, ExperimentExists
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.samplers.base import History
 from ridgeline.schedulers.base import Scheduler
+from ridgeline.schedulers.polling import as_scheduler
+from ridgeline.sherpa.algorithms.core import trial_cap
+from ridgeline.sherpa.build import build_searcher, build_space, describe
+from ridgeline.sherpa.seeding import next_seed
 from ridgeline.space import Parameter
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
 from ridgeline.store.lease import lease_ttl, this_holder
 from ridgeline.store.records import (
     ACTIVE,
-    COMPLETED,
-    FAILED,
-    STOPPED,
-    TRIAL_DONE_STATES,
     ExperimentRecord,
 )
 from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
-    from ridgeline.algorithms import Algorithm
-    from ridgeline.engine.coordinator import Coordinator
-    from ridgeline.searchers.median import StoppingRule
+    from ridgeline.sherpa.algorithms import Algorithm
+    from ridgeline.sherpa.stopping import StoppingRule
 
 log = logging.getLogger("ridgeline")
 _IMPORT_TIME = time.strftime("%Y%m%d-%H%M%S")
@@ -50,7 +54,7 @@ def optimize(
     parameters: Sequence[Parameter],
     algorithm: Algorithm,
     lower_is_better: bool,
-    scheduler: Scheduler,
+    scheduler: Scheduler | Any,
     command: str | Sequence[str] | None = None,
     filename: str | os.PathLike[str] | None = None,
     output_dir: str | os.PathLike[str] | None = None,
@@ -90,11 +94,7 @@ def optimize(
     del dashboard_port, disable_dashboard, mongodb_args
     resume = resume or load
     argv = _trial_command(command, filename)
-    if not isinstance(scheduler, Scheduler):
-        raise ConfigError(
-            f"scheduler must be a ridgeline scheduler such as LocalScheduler(), "
-            f"got {type(scheduler).__name__}"
-        )
+    scheduler = as_scheduler(scheduler)
     scheduler.check()
     whole_number("max_concurrent", max_concurrent)
     if grace_period < 0:
@@ -119,7 +119,7 @@ def optimize(
         experiment = _find_experiment(store, out, description, resume)
         if experiment is None:
             config = description | {
-                "seed": new_seed() if seed is None else int(seed),
+                "seed": next_seed() if seed is None else int(seed),
                 "token": secrets.token_urlsafe(24),
                 "output_dir": str(out),
             }
@@ -144,16 +144,14 @@ def optimize(
             rebuild_results(store, engine, results)
         elif warm_start is not None:
             for params, objective in earlier_results(warm_start, space.names):
-                record = engine.import_result(params, objective)
-                results.add_observation(record.number, 1, record.params, objective, {})
-                results.finalize(record.number, COMPLETED)
+                import_result(engine, results, params, objective)
         from ridgeline.engine.coordinator import Coordinator, RunSettings
 
         listen_port = port if port is not None else db_port
         if listen_port is None and resuming and experiment.coordinator:
             listen_port = experiment.coordinator.get("port")
         progress = (
-            Progress(getattr(algorithm, "max_trials", None), algorithm.length_budget)
+            Progress(trial_cap(algorithm), trial_cap(algorithm, "length_budget"))
             if verbose
             else None
         )
@@ -225,15 +223,6 @@ def _already_holds(out: Path, experiment_id: int) -> ConfigError:
     )
 
 
-def release_quietly(store: Store, experiment_id: int, token: int) -> None:
-    """Give the lease back at the end of a run; a lease already lost, or a store that is
-    down, only means the lease expires by itself."""
-    try:
-        store.release_lease(experiment_id, token)
-    except StoreError as exc:
-        log.warning("could not release the lease on experiment %d: %s", experiment_id, exc)
-
-
 def _find_experiment(
     store: Store, out: Path, description: dict[str, Any], resume: bool
 ) -> ExperimentRecord | None:
@@ -271,107 +260,3 @@ def _check_resumable(database: Path) -> None:
             f"earlier search was saved in it; restore it from a backup, or move it aside and "
             f"run without resume=True to start a new search"
         )
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None:
-    """Replay the stored observations and trial ends in the order they happened: the metrics
-    the searcher saw (SHERPA reports, Core-API operation results), every one of them."""
-    trials = {r.id: r for r in store.list_trials(engine.experiment_id)}
-    events: list[tuple[float, int, Any]] = []
-    for metric in store.read_metrics(engine.experiment_id, group=engine.searcher_group):
-        events.append((metric.time, 0, metric))
-    for record in trials.values():
-        if record.state in TRIAL_DONE_STATES and record.ended_at is not None:
-            events.append((record.ended_at, 1, record))
-    events.sort(key=lambda e: (e[0], e[1]))
-    for _, kind, item in events:
-        if kind == 0:
-            record = trials[item.trial_id]
-            values = dict(item.values)
-            if OBJECTIVE_KEY not in values:
-                continue  # a group report (validation metrics), not a searcher observation
-            objective = values.pop(OBJECTIVE_KEY)
-            if not isinstance(objective, int | float) or isinstance(objective, bool):
-                objective = math.nan  # not a number: kept in the table, never the best
-            results.add_observation(record.number, item.step, record.params, objective, values)
-        else:
-            results.finalize(item.number, item.state)
-
-
-def setup_logging(out: Path, verbose: int) -> None:
-    logger = logging.getLogger("ridgeline")
-    logger.setLevel(logging.INFO)
-    for handler in list(logger.handlers):
-        if getattr(handler, "_ridgeline", False):
-            logger.removeHandler(handler)
-            handler.close()
-    file_handler = logging.FileHandler(out / "log.txt")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handlers: list[logging.Handler] = [file_handler]
-    if verbose:
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        handlers.append(console)
-    for handler in handlers:
-        handler._ridgeline = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.propagate = False
-
-
-class Progress:
-    """A live progress line: trials done of the trial budget, how many of them failed or were
-    stopped (when any were), training length spent of the length budget (when the search has
-    one), and the best objective so far."""
-
-    def __init__(self, total: int | None, length_budget: int | None = None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-        from rich.progress import Progress as Bar
-
-        self.length_budget = length_budget
-        self.progress = Bar(
-            TextColumn("trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[ended]}"),
-            TextColumn("{task.fields[trained]}"),
-            TextColumn("{task.fields[best]}"),
-            transient=False,
-        )
-        self.task = self.progress.add_task("trials", total=total, best="", trained="", ended="")
-
-    def start(self, coordinator: Coordinator) -> None:
-        self.progress.start()
-        self.update(coordinator)
-
-    def update(self, coordinator: Coordinator) -> None:
-        states = [r.state for r in coordinator.engine.records.values()]
-        done = sum(1 for state in states if state in TRIAL_DONE_STATES)
-        ended = [f"{states.count(s)} {s.lower()}" for s in (FAILED, STOPPED) if s in states]
-        best = coordinator.results.best().get("Objective")
-        trained = f"trained {coordinator.engine.length_trained()}"
-        if self.length_budget:
-            trained += f" of {self.length_budget}"
-        self.progress.update(
-            self.task,
-            completed=done,
-            ended=", ".join(ended),
-            trained=trained,
-            best="" if best is None else f"best {best:.6g}",
-        )
-
-    def stop(self) -> None:
-        self.progress.stop()

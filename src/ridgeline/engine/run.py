@@ -1,0 +1,149 @@
+"""Run helpers both doors share: logging to the output folder, the live progress line,
+replaying stored results after a restart, giving the lease back."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ridgeline.engine.engine import OBJECTIVE_KEY, Engine
+from ridgeline.errors import StoreError
+from ridgeline.results import ResultsTable
+from ridgeline.store.base import Store
+from ridgeline.store.records import COMPLETED, FAILED, STOPPED, TRIAL_DONE_STATES, TrialRecord
+
+if TYPE_CHECKING:
+    from ridgeline.engine.coordinator import Coordinator
+
+log = logging.getLogger("ridgeline")
+
+
+def release_quietly(store: Store, experiment_id: int, token: int) -> None:
+    """Give the lease back at the end of a run; a lease already lost, or a store that is
+    down, only means the lease expires by itself."""
+    try:
+        store.release_lease(experiment_id, token)
+    except StoreError as exc:
+        log.warning("could not release the lease on experiment %d: %s", experiment_id, exc)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None:
+    """Replay the stored observations and trial ends in the order they happened: the metrics
+    the searcher saw (SHERPA reports, Core-API operation results), every one of them."""
+    trials = {r.id: r for r in store.list_trials(engine.experiment_id)}
+    events: list[tuple[float, int, Any]] = []
+    for metric in store.read_metrics(engine.experiment_id, group=engine.searcher_group):
+        events.append((metric.time, 0, metric))
+    for record in trials.values():
+        if record.state in TRIAL_DONE_STATES and record.ended_at is not None:
+            events.append((record.ended_at, 1, record))
+    events.sort(key=lambda e: (e[0], e[1]))
+    for _, kind, item in events:
+        if kind == 0:
+            record = trials[item.trial_id]
+            values = dict(item.values)
+            if OBJECTIVE_KEY not in values:
+                continue  # a group report (validation metrics), not a searcher observation
+            objective = values.pop(OBJECTIVE_KEY)
+            if not isinstance(objective, int | float) or isinstance(objective, bool):
+                objective = math.nan  # not a number: kept in the table, never the best
+            results.add_observation(record.number, item.step, record.params, objective, values)
+        else:
+            results.finalize(item.number, item.state)
+
+
+def import_result(
+    engine: Engine, results: ResultsTable, params: dict[str, Any], objective: Any
+) -> TrialRecord:
+    """Record a result obtained elsewhere (warm start, a known point) as a finished trial, in
+    the engine and the results table alike; model-based samplers learn from it, and it spends
+    none of their budget."""
+    record = engine.import_result(dict(params), objective)
+    value = engine.history.get(record.number).objective
+    assert value is not None
+    results.add_observation(record.number, 1, record.params, value, {})
+    results.finalize(record.number, COMPLETED)
+    return record
+
+
+def setup_logging(out: Path, verbose: int) -> None:
+    logger = logging.getLogger("ridgeline")
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        if getattr(handler, "_ridgeline", False):
+            logger.removeHandler(handler)
+            handler.close()
+    file_handler = logging.FileHandler(out / "log.txt")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handlers: list[logging.Handler] = [file_handler]
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        handlers.append(console)
+    for handler in handlers:
+        handler._ridgeline = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+class Progress:
+    """A live progress line: trials done of the trial budget, how many of them failed or were
+    stopped (when any were), training length spent of the length budget (when the search has
+    one), and the best objective so far."""
+
+    def __init__(self, total: int | None, length_budget: int | None = None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import Progress as Bar
+
+        self.length_budget = length_budget
+        self.progress = Bar(
+            TextColumn("trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[ended]}"),
+            TextColumn("{task.fields[trained]}"),
+            TextColumn("{task.fields[best]}"),
+            transient=False,
+        )
+        self.task = self.progress.add_task("trials", total=total, best="", trained="", ended="")
+
+    def start(self, coordinator: Coordinator) -> None:
+        self.progress.start()
+        self.update(coordinator)
+
+    def update(self, coordinator: Coordinator) -> None:
+        states = [r.state for r in coordinator.engine.records.values()]
+        done = sum(1 for state in states if state in TRIAL_DONE_STATES)
+        ended = [f"{states.count(s)} {s.lower()}" for s in (FAILED, STOPPED) if s in states]
+        best = coordinator.results.best().get("Objective")
+        trained = f"trained {coordinator.engine.length_trained()}"
+        if self.length_budget:
+            trained += f" of {self.length_budget}"
+        self.progress.update(
+            self.task,
+            completed=done,
+            ended=", ".join(ended),
+            trained=trained,
+            best="" if best is None else f"best {best:.6g}",
+        )
+
+    def stop(self) -> None:
+        self.progress.stop()
