@@ -650,6 +650,8 @@ def budget(searcher: dict[str, Any]) -> tuple[int | None, int | None]:
     plan. PBT: the population times its rounds."""
     name = searcher.get("name")
     length = _units(searcher.get("max_length"))
+    if name in ("adaptive_asha", "async_halving") and searcher.get("time_metric") is not None:
+        length = _units(searcher.get("max_time"))  # Determined 0.38: the rungs' horizon
     trials = searcher.get("max_trials")
     trials = trials if isinstance(trials, int) and not isinstance(trials, bool) else None
     if name == "pbt":
