@@ -126,3 +126,62 @@ def test_validations_without_the_time_metric_end_error(
         experiment.run(verbose=0)
     said = [r for r in caplog.records if "without the time metric 'batches'" in r.getMessage()]
     assert len(said) == 1  # three such reports, one line in the log
+
+
+TRIAL_WITH_OPERATIONS = """
+import pathlib, time
+import ridgeline as det
+
+with det.core.init() as ctx:
+    increment = det.get_cluster_info().trial.hparams["increment_by"]
+    x = 0
+    for op in ctx.searcher.operations():
+        pathlib.Path("op_length").write_text(str(op.length))
+        for batch in range(1, op.length + 1):
+            x += increment
+            time.sleep(0.01)
+            if batch % 5 == 0:
+                ctx.train.report_validation_metrics(
+                    steps_completed=batch, metrics={"x": x, "batches": batch}
+                )
+                if ctx.preempt.should_preempt():
+                    raise SystemExit(0)
+        op.report_completed(x)
+"""
+
+
+def test_scripts_that_loop_over_operations_get_one_to_max_time(user_env: Path) -> None:
+    (user_env / "train.py").write_text(textwrap.dedent(TRIAL_WITH_OPERATIONS))
+    experiment = ridgeline.Experiment.from_dict(
+        {
+            "entrypoint": "python3 train.py",
+            "hyperparameters": {"increment_by": {"type": "int", "minval": 1, "maxval": 8}},
+            "searcher": {
+                "name": "async_halving",
+                "metric": "x",
+                "smaller_is_better": False,
+                "num_rungs": 2,
+                "divisor": 2,
+                "max_trials": 3,
+                "max_concurrent_trials": 2,
+                "time_metric": "batches",
+                "max_time": 20,
+            },
+        },
+        user_env,
+    )
+    experiment.run(verbose=0)
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        output = Path(store.get_experiment(experiment.id).config["output_dir"])
+        assert store.get_experiment(experiment.id).state == "COMPLETED"
+        records = store.list_trials(experiment.id)
+        steps = {t.number: [m.step for m in store.trial_metrics(t.id, "searcher")] for t in records}
+    finally:
+        store.close()
+    assert len(records) == 3
+    for t in records:
+        assert (output / "trials" / str(t.number) / "op_length").read_text() == "20"
+        assert t.state in ("COMPLETED", "STOPPED"), (t.number, t.state)
+        if t.state == "COMPLETED":
+            assert steps[t.number][-1] == 20
