@@ -247,3 +247,5 @@ def test_budget_refusals_say_what_to_set() -> None:
         parse_config(half)
     assert "time_metric and max_time go together" in str(one.value)
     assert "not available in this version" not in str(one.value)
+    with pytest.raises(InvalidConfig, match="time_metric and max_time go together"):
+        parse_config(config(max_time=None, max_length={"batches": 100}))  # not half of each

@@ -451,21 +451,20 @@ def _adaptive(p: Problems, name: str, data: dict[str, Any], length: int | None) 
         opts["max_time"] = as_int(p, join(path, "max_time"), max_time, 1)
     if time_metric is not None and max_time is not None:
         _note_038(p, name, data)
-    if length is None and data.get("max_length") is None:
-        if time_metric is None and max_time is None:
-            p.missing(
-                join(path, "max_length"),
-                "max_length",
-                f"the {name} searcher needs a training budget: max_length: {{epochs: N}} "
-                f"(or time_metric and max_time, Determined 0.38 style)",
-            )
-        elif time_metric is None or max_time is None:
-            absent = "time_metric" if time_metric is None else "max_time"
-            p.missing(
-                join(path, absent),
-                absent,
-                "time_metric and max_time go together; set both, or set max_length instead",
-            )
+    if (time_metric is None) != (max_time is None):
+        absent = "time_metric" if time_metric is None else "max_time"
+        p.missing(
+            join(path, absent),
+            absent,
+            "time_metric and max_time go together; set both, or set max_length instead",
+        )
+    elif length is None and data.get("max_length") is None and time_metric is None:
+        p.missing(
+            join(path, "max_length"),
+            "max_length",
+            f"the {name} searcher needs a training budget: max_length: {{epochs: N}} "
+            f"(or time_metric and max_time, Determined 0.38 style)",
+        )
     return opts
 
 
