@@ -149,7 +149,20 @@ def test_adaptive_yaml_with_defaults(tmp_path: Path) -> None:
 
 
 def test_asha_options_and_0_38_budget() -> None:
-    config = parse_config(
+    with pytest.warns(DeprecatedConfigWarning, match="stop_once is deprecated in Determined"):
+        config = _asha_0_38()
+    s = config.searcher
+    assert s.max_length is None and s.max_concurrent_trials == 0
+    assert s.options["time_metric"] == "batches" and s.options["max_time"] == 1000
+    assert s.options["mode"] == "aggressive" and s.options["divisor"] == 3.5
+    assert s.options["bracket_rungs"] == [3, 2] and s.options["stop_once"] is True
+
+    halving = parse_config(base(name="async_halving", num_rungs=3, max_length={"epochs": 9}))
+    assert halving.searcher.options == {"divisor": 4, "stop_once": False, "num_rungs": 3}
+
+
+def _asha_0_38() -> Any:
+    return parse_config(
         {
             "entrypoint": ["python3", "train.py"],
             "searcher": {
@@ -166,14 +179,6 @@ def test_asha_options_and_0_38_budget() -> None:
             },
         }
     )
-    s = config.searcher
-    assert s.max_length is None and s.max_concurrent_trials == 0
-    assert s.options["time_metric"] == "batches" and s.options["max_time"] == 1000
-    assert s.options["mode"] == "aggressive" and s.options["divisor"] == 3.5
-    assert s.options["bracket_rungs"] == [3, 2] and s.options["stop_once"] is True
-
-    halving = parse_config(base(name="async_halving", num_rungs=3, max_length={"epochs": 9}))
-    assert halving.searcher.options == {"divisor": 4, "stop_once": False, "num_rungs": 3}
 
 
 def test_asha_validation() -> None:

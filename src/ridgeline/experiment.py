@@ -134,6 +134,7 @@ class Experiment:
 
 def build_searcher(config: ExperimentConfig) -> Searcher:
     """The searcher a config asks for; searchers this version lacks are a ConfigError."""
+    from ridgeline.config.searcher import time_mode
     from ridgeline.samplers.iterate import IterateSampler
     from ridgeline.samplers.random import RandomSampler
     from ridgeline.searchers.fifo import FIFOSearcher
@@ -159,6 +160,30 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
         return FIFOSearcher(IterateSampler(points), None, length)
     options = searcher.options
     draw = _adaptive_sampler(options.get("sampler", "random"))
+    timed = time_mode(searcher)
+    if timed is not None:  # Determined 0.38: stopping ASHA over the time metric
+        from ridgeline.searchers.asha_time import TimeAdaptiveASHASearcher, TimeASHASearcher
+
+        assert searcher.max_trials is not None
+        if searcher.name == "async_halving":
+            return TimeASHASearcher(
+                draw,
+                searcher.max_trials,
+                timed[1],
+                options["num_rungs"],
+                options["divisor"],
+                searcher.max_concurrent_trials,
+            )
+        return TimeAdaptiveASHASearcher(
+            draw,
+            searcher.max_trials,
+            timed[1],
+            options["divisor"],
+            options["max_rungs"],
+            options["mode"],
+            options["bracket_rungs"] or None,
+            searcher.max_concurrent_trials,
+        )
     if searcher.name in ("adaptive_asha", "async_halving") and length is not None:
         assert searcher.max_trials is not None
         if searcher.name == "async_halving":
@@ -221,9 +246,9 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
             searcher.max_concurrent_trials,
         )
     raise ConfigError(
-        f"searcher.name: {searcher.name!r} is not available in this version (adaptive "
-        f"searchers need searcher.max_length); use single, random, grid, adaptive_asha or "
-        f"async_halving"
+        f"searcher: the {searcher.name} searcher needs a training budget: searcher.max_length "
+        f"(e.g. max_length: {{epochs: 10}}), or time_metric and max_time for adaptive_asha and "
+        f"async_halving (Determined 0.38 style)"
     )
 
 
@@ -298,6 +323,7 @@ def _find(store: Store, experiment_id: int) -> ExperimentRecord:
 def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     """Everything a coordinator for a YAML experiment needs, from its stored config."""
     from ridgeline.config import nest_params, parse_config
+    from ridgeline.config.searcher import time_mode
     from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
     from ridgeline.engine.engine import Engine
     from ridgeline.results import ResultsTable
@@ -329,6 +355,9 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     # Every trial gets GPU ids when there are groups (the scheduler hands one to each), else
     # it runs on the CPU: the config's per-device variables follow.
     environment = config.environment_for("cuda" if gpu_groups else "cpu")
+    # The length of a trial's operations: 0.38-style ASHA gives one, to max_time.
+    timed = time_mode(searcher_config)
+    op_length = timed[1] if timed is not None else searcher_config.max_length
 
     def trial_env_for(record: Any) -> dict[str, str | None]:
         extra = dict(environment)
@@ -337,9 +366,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
                 trial_env.HPARAMS: json.dumps(nest_params(record.params)),
                 trial_env.TRIAL_SEED: str(_trial_seed(int(stored["seed"]), record.number)),
                 trial_env.USER_DATA: user_data,
-                trial_env.MAX_LENGTH: ""
-                if searcher_config.max_length is None
-                else str(searcher_config.max_length),
+                trial_env.MAX_LENGTH: "" if op_length is None else str(op_length),
                 trial_env.LENGTH_UNIT: searcher_config.length_unit or "",
             }
         )
@@ -371,7 +398,8 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         trial_env=trial_env_for,
         trial_cwd=trial_cwd,
         retention=retention,
-        max_length=searcher_config.max_length,
+        max_length=op_length,
+        time_metric=timed[0] if timed is not None else None,
     )
     scheduler = LocalScheduler(output_dir=str(out), resources=gpu_groups)
     concurrency = searcher_config.max_concurrent_trials or UNLIMITED

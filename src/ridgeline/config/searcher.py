@@ -17,7 +17,7 @@ from ridgeline.config.checks import (
 )
 from ridgeline.config.model import SearcherConfig
 
-__all__ = ["LENGTH_UNITS", "REMOVED", "SEARCHERS", "budget", "parse_searcher"]
+__all__ = ["LENGTH_UNITS", "REMOVED", "SEARCHERS", "budget", "parse_searcher", "time_mode"]
 
 SEARCHERS = (
     "single",
@@ -449,22 +449,63 @@ def _adaptive(p: Problems, name: str, data: dict[str, Any], length: int | None) 
         opts["time_metric"] = as_str(p, join(path, "time_metric"), time_metric)
     if max_time is not None:
         opts["max_time"] = as_int(p, join(path, "max_time"), max_time, 1)
-    if length is None and data.get("max_length") is None:
-        if time_metric is None and max_time is None:
-            p.missing(
-                join(path, "max_length"),
-                "max_length",
-                f"the {name} searcher needs a training budget: max_length: {{epochs: N}} "
-                f"(or time_metric and max_time, Determined 0.38 style)",
-            )
-        elif time_metric is None or max_time is None:
-            absent = "time_metric" if time_metric is None else "max_time"
-            p.missing(
-                join(path, absent),
-                absent,
-                "time_metric and max_time go together; set both, or set max_length instead",
-            )
+    if time_metric is not None and max_time is not None:
+        _note_038(p, name, data)
+    if (time_metric is None) != (max_time is None):
+        absent = "time_metric" if time_metric is None else "max_time"
+        p.missing(
+            join(path, absent),
+            absent,
+            "time_metric and max_time go together; set both, or set max_length instead",
+        )
+    elif length is None and data.get("max_length") is None and time_metric is None:
+        p.missing(
+            join(path, "max_length"),
+            "max_length",
+            f"the {name} searcher needs a training budget: max_length: {{epochs: N}} "
+            f"(or time_metric and max_time, Determined 0.38 style)",
+        )
     return opts
+
+
+def _note_038(p: Problems, name: str, data: dict[str, Any]) -> None:
+    """Determined 0.38 ASHA (time_metric + max_time): the fields it deprecates are warned of,
+    as Determined does; the rungs follow max_time and trials are only ever stopped."""
+    if data.get("max_length") is not None:
+        p.notes.append(
+            (
+                f"searcher.max_length is deprecated in Determined 0.38 and not used by the "
+                f"{name} searcher when time_metric and max_time are set: its rungs follow "
+                f"max_time; remove max_length",
+                True,
+            )
+        )
+    if data.get("stop_once") is False:
+        p.notes.append(
+            (
+                "searcher.stop_once: false is ignored: with time_metric and max_time (Determined "
+                "0.38) ASHA only stops trials, it never pauses or promotes them; remove stop_once",
+                True,
+            )
+        )
+    elif data.get("stop_once") is not None:
+        p.notes.append(
+            (
+                "searcher.stop_once is deprecated in Determined 0.38 (ASHA always stops trials "
+                "there); remove it",
+                True,
+            )
+        )
+
+
+def time_mode(searcher: SearcherConfig) -> tuple[str, int] | None:
+    """(time_metric, max_time) when an adaptive searcher runs Determined 0.38 style, else None."""
+    if searcher.name not in ("adaptive_asha", "async_halving"):
+        return None
+    metric, horizon = searcher.options.get("time_metric"), searcher.options.get("max_time")
+    if metric is None or horizon is None:
+        return None
+    return str(metric), int(horizon)
 
 
 def describe(config: Any, grid_points: int | None) -> list[str]:
@@ -505,6 +546,24 @@ def describe(config: Any, grid_points: int | None) -> list[str]:
         lines.append(f"Trials: {s.max_trials}, each {length}")
         lines.append(f"Suggestions: {start}, then {model}; running trials are accounted for")
         lines.append(concurrency)
+    elif time_mode(s) is not None:
+        from ridgeline.searchers.asha_time import describe_time_plan
+
+        o = s.options
+        metric, horizon = time_mode(s) or ("", 0)
+        if s.name == "adaptive_asha":
+            rungs = {"max_rungs": o["max_rungs"], "mode": o["mode"]}
+            rungs["bracket_rungs"] = o["bracket_rungs"] or None
+        else:  # one bracket of num_rungs
+            rungs = {"max_rungs": o["num_rungs"], "bracket_rungs": [o["num_rungs"]]}
+        lines += describe_time_plan(
+            metric,
+            horizon,
+            int(s.max_trials or 1),
+            divisor=o["divisor"],
+            max_concurrent_trials=s.max_concurrent_trials,
+            **rungs,
+        )
     elif s.name in ("adaptive_asha", "async_halving") and s.max_length is not None:
         from ridgeline.searchers.adaptive import describe_plan
 
@@ -560,10 +619,6 @@ def describe(config: Any, grid_points: int | None) -> list[str]:
         )
         lines.append(concurrency)
     else:
-        lines.append(
-            f"The {s.name} searcher runs with searcher.max_length only (time_metric and "
-            f"max_time, Determined 0.38 style, are checked but not run)"
-        )
         lines.append(f"Trials: up to {s.max_trials}, each at most {length}")
         lines.append(concurrency)
         for key, value in s.options.items():
@@ -594,6 +649,8 @@ def budget(searcher: dict[str, Any]) -> tuple[int | None, int | None]:
     plan. PBT: the population times its rounds."""
     name = searcher.get("name")
     length = _units(searcher.get("max_length"))
+    if name in ("adaptive_asha", "async_halving") and searcher.get("time_metric") is not None:
+        length = _units(searcher.get("max_time"))  # Determined 0.38: the rungs' horizon
     trials = searcher.get("max_trials")
     trials = trials if isinstance(trials, int) and not isinstance(trials, bool) else None
     if name == "pbt":

@@ -28,6 +28,7 @@ from ridgeline.engine.engine import OBJECTIVE_KEY, Engine
 from ridgeline.engine.keepalive import keep_lease
 from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
 from ridgeline.engine.server import make_runner
+from ridgeline.engine.timemetric import TimeMetric
 from ridgeline.engine.writer import MetricWriter, Rows
 from ridgeline.errors import LeaseLost, ObservationError, SchedulerError, SearchFailed
 from ridgeline.faults import crash_point
@@ -96,6 +97,9 @@ class RunSettings:
     max_length: float | None = None  # None: trials get no operations (SHERPA-style scripts)
     # The search ends ERROR after this many trials in a row failed (0 or None: no bound).
     max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    # Determined 0.38 ASHA: validations carrying this metric and the searcher metric drive
+    # the searcher, at this metric's value (ridgeline.engine.timemetric).
+    time_metric: str | None = None
 
 
 class _Report(NamedTuple):
@@ -107,6 +111,7 @@ class _Report(NamedTuple):
     values: dict[str, Any]
     objective: float | None  # set: the report drives the searcher
     context: dict[str, Any]
+    mirror: bool = True  # also store it as a validation (False: it came from one)
 
 
 class _Signal:
@@ -181,6 +186,9 @@ class Coordinator:
         self.consecutive_failures = 0
         self._metric_seen = False  # the searcher metric arrived at least once (Core API)
         self._unmatched_validations: set[str] = set()  # metric names of validations without it
+        self.time_metric: TimeMetric | None = None
+        if self.settings.time_metric and self.settings.searcher_metric:
+            self.time_metric = TimeMetric(self.settings.time_metric, self.settings.searcher_metric)
 
     # -- small helpers -----------------------------------------------------------------------
     def capacity(self) -> int:
@@ -503,6 +511,8 @@ class Coordinator:
                     f"the searcher metric {self.settings.searcher_metric!r} was never reported; "
                     f"validations reported {sorted(self._unmatched_validations)}"
                 )
+        if self.time_metric is not None and (problem := self.time_metric.problem()):
+            return problem
         if ran and not any(r.state in SUCCEEDED for r in ran):
             counts: dict[str, int] = {}
             for record in ran:
@@ -767,7 +777,11 @@ class Coordinator:
             report = self._parse_report(number, raw)
             parsed.append(report)
             by_group.setdefault(report.group, []).append((report.step, report.values))
-            if report.objective is not None and metric is not None:
+            timed = self._timed_report(number, report)
+            if timed is not None:
+                parsed.append(timed)
+                by_group.setdefault(timed.group, []).append((timed.step, timed.values))
+            if report.objective is not None and metric is not None and report.mirror:
                 mirrored = {metric: report.objective, **report.context}
                 by_group.setdefault("validation", []).append((report.step, mirrored))
             if index % YIELD_EVERY == 0:
@@ -777,6 +791,18 @@ class Coordinator:
         trial_id = self.engine.records[number].id
         rows: list[Rows] = [(trial_id, group, entries) for group, entries in by_group.items()]
         return await self.writer.write(rows, lambda stored: self._on_stored(number, parsed, stored))
+
+    def _timed_report(self, number: int, report: _Report) -> _Report | None:
+        """Determined 0.38 ASHA: a validation with the searcher and time metrics is also the
+        searcher's report, at the time metric's value (stored in the searcher's group, so a
+        resume replays it)."""
+        if self.time_metric is None or report.group != "validation":
+            return None
+        found = self.time_metric.searcher_input(number, report.values)
+        if found is None:
+            return None
+        time, value = found
+        return _Report(self.engine.searcher_group, time, {OBJECTIVE_KEY: value}, value, {}, False)
 
     def _mirrored_metric(self) -> str | None:
         """Core API searcher reports are validation metrics too (the best-validation query):
@@ -870,7 +896,7 @@ class Coordinator:
                 number, report.step, params, report.objective, report.context
             )
             mirrored = new.get("validation")
-            if metric is not None and mirrored and report.step in mirrored:
+            if metric is not None and report.mirror and mirrored and report.step in mirrored:
                 mirrored.discard(report.step)
                 self._store_group("validation", {metric: report.objective})
             self._handle(actions)
