@@ -9,7 +9,8 @@ Points (where a coordinator crash matters): ``suggestion_stored`` (a new trial's
 written), ``trial_running`` (its RUNNING row is written), ``trial_exit_seen`` (a trial process
 ended, nothing recorded yet), ``checkpoint_files_written`` (a checkpoint's files exist, its row
 not yet), ``checkpoint_registered`` (its row exists, nothing else done yet), ``metric_stored``
-(a searcher metric is stored, the searcher has not decided on it).
+(a searcher metric is stored, the searcher has not decided on it), ``trial_stopping`` (the
+coordinator is about to tell a running trial to stop).
 """
 
 from __future__ import annotations

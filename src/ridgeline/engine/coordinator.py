@@ -628,6 +628,7 @@ class Coordinator:
             return
         log.info("Stopping trial %d: %s", number, reason)
         runtime.stop_reason = reason
+        crash_point("trial_stopping")
         loop = asyncio.get_running_loop()
         if self.settings.front_door == SHERPA:
             self.scheduler.kill(job)
@@ -1003,6 +1004,8 @@ class Coordinator:
                 else:
                     log.warning("Trial %d holds no token this coordinator knows", number)
                 self._watch(number, job)
+                if number in self.engine.stop_requested:  # asked before the restart: still is
+                    self._stop(number, "asked to stop before the coordinator restarted")
             elif self.state == ACTIVE:
                 if record.state == RUNNING:
                     self.engine.relaunch(number)
