@@ -443,7 +443,7 @@ def run_experiment(
         resuming = bool(store.list_trials(experiment_id))
         if resuming:
             coordinator.engine.resume()
-            rebuild_results(store, coordinator.engine, coordinator.results)
+            rebuild_results(store, coordinator.engine)
         else:
             for source in experiment.config.get("warm_start") or ():
                 _import_results(store, source, coordinator)
@@ -485,9 +485,7 @@ def _import_results(store: Store, source: int, coordinator: Coordinator) -> None
         if not finite:
             continue
         value = min(finite) if lower else max(finite)
-        record = engine.import_result({n: trial.params[n] for n in names}, value)
-        coordinator.results.add_observation(record.number, 1, record.params, value, {})
-        coordinator.results.finalize(record.number, COMPLETED)
+        engine.import_result({n: trial.params[n] for n in names}, value)  # results follow
         imported += 1
     log.info("Warm start: %d results from experiment %d", imported, source)
 

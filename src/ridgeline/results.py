@@ -1,7 +1,8 @@
 """SHERPA's results table: one INTERMEDIATE row per observation, one final row per ended trial.
 
 Rows are kept as plain dicts and appended, never rescanned; the pandas DataFrame and the CSV
-file are built only when asked for.
+file are built only when asked for. The table follows an engine's events (it is an
+``ridgeline.engine.observers.EngineObserver``): drivers add it to ``engine.observers``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import csv
 import io
 import math
 import os
+import sys
 import tempfile
 import threading
 import warnings
@@ -27,6 +29,16 @@ TRIAL_ID, STATUS, ITERATION, OBJECTIVE = "Trial-ID", "Status", "Iteration", "Obj
 
 def _finite(value: float) -> bool:
     return not (math.isnan(value) or math.isinf(value))
+
+
+def _warn_caller(message: str) -> None:
+    """A ``RuntimeWarning`` pointing at the first caller outside ridgeline (the user's
+    ``finalize``), however many engine frames the event took to get here."""
+    package = os.path.dirname(sys.modules["ridgeline"].__file__ or "") + os.sep
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, RuntimeWarning, stacklevel=level)
 
 
 class ResultsTable:
@@ -98,10 +110,8 @@ class ResultsTable:
             return None
         self._finalized.add(trial_id)
         if best < 0:
-            warnings.warn(
-                f"Trial {trial_id} has only NaN or infinite objectives; no final row recorded.",
-                RuntimeWarning,
-                stacklevel=3,
+            _warn_caller(
+                f"Trial {trial_id} has only NaN or infinite objectives; no final row recorded."
             )
             return None
         row = dict(self.rows[best])
@@ -109,6 +119,20 @@ class ResultsTable:
         row[ITERATION] = self._trial_last[trial_id]
         self.rows.append(row)
         return row
+
+    # -- engine events (EngineObserver) --------------------------------------------------------
+    def trial_observed(
+        self,
+        number: int,
+        step: int,
+        params: dict[str, Any],
+        objective: float,
+        context: dict[str, Any],
+    ) -> None:
+        self.add_observation(number, step, params, objective, context)
+
+    def trial_ended(self, number: int, status: str) -> None:
+        self.finalize(number, status)
 
     def _exclude(self, trial_id: int) -> None:
         self._failed.add(trial_id)

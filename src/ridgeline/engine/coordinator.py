@@ -26,13 +26,14 @@ from ridgeline.engine.checkpoints import Checkpoints
 from ridgeline.engine.credentials import Credentials
 from ridgeline.engine.engine import OBJECTIVE_KEY, Engine
 from ridgeline.engine.keepalive import keep_lease
+from ridgeline.engine.live_results import LiveResults
 from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
 from ridgeline.engine.server import make_runner
 from ridgeline.engine.timemetric import TimeMetric
 from ridgeline.engine.writer import MetricWriter, Rows
 from ridgeline.errors import LeaseLost, ObservationError, SchedulerError, SearchFailed
 from ridgeline.faults import crash_point
-from ridgeline.results import ResultsFile, ResultsTable
+from ridgeline.results import ResultsTable
 from ridgeline.samplers import background
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
@@ -59,7 +60,6 @@ from ridgeline.values import check_iteration, check_objective
 log = logging.getLogger("ridgeline")
 
 TAIL_LINES = 20
-RESULTS_WRITE_DELAY = 0.5  # seconds: many reports in a burst cost one results.csv write
 YIELD_EVERY = 2000  # reports handled between yields to the loop within one request
 SUGGESTION_TIME_LIMIT = 10.0  # seconds a model-based sampler may spend on one suggestion
 SHERPA, CORE = "sherpa", "core"
@@ -158,7 +158,7 @@ class Coordinator:
         self.output_dir = output_dir
         self.max_concurrent = max_concurrent
         self.credentials = Credentials(token)  # keeps digests only; trials get their own
-        self.results = results
+        self.results = results  # follows the engine's events, with results.csv (LiveResults)
         self.resubmit_failed_trials = resubmit_failed_trials
         self.grace_period = grace_period
         self.host = host
@@ -173,11 +173,9 @@ class Coordinator:
         self.url = ""
         self._finished = asyncio.Event()
         self._signals: dict[int, _Signal] = {}
-        self._write_handle: asyncio.TimerHandle | None = None
         self.writer = MetricWriter(self.store)
-        self._results_file = ResultsFile(output_dir / "results.csv")
-        self._results_snapshot: tuple[int, list[str]] = (0, [])
-        self._results_queued = False
+        self.live_results = LiveResults(results, output_dir / "results.csv")
+        engine.observers.add(self.live_results)
         self._tasks: set[asyncio.Task[None]] = set()
         self.interrupted = False
         self.lease_lost: LeaseLost | None = None  # another coordinator took the experiment over
@@ -264,7 +262,7 @@ class Coordinator:
                 self._abandon_running()
             if self.lease_lost is None:  # else the new holder owns the files, store and trials
                 try:
-                    self._write_results()
+                    self.live_results.finish()
                     if self._finished.is_set() and self.error is None:
                         self._collect_garbage()
                     self.store.update_experiment(self.engine.experiment_id, coordinator=None)
@@ -364,7 +362,6 @@ class Coordinator:
         if number in self.waiting:
             self.waiting.remove(number)
         self._handle(self.engine.trial_exited(number, COMPLETED, 0))
-        self.results.finalize(number, COMPLETED)
         self._collect_garbage(number)
 
     def _trial_env(self, record: TrialRecord, token: str) -> dict[str, str]:
@@ -417,7 +414,6 @@ class Coordinator:
             self.credentials.revoke(number)
             log.error("Trial %d could not start: %s", number, exc)
             self._handle(self.engine.trial_exited(number, FAILED, None))
-            self.results.finalize(number, FAILED)
             return
         self.runtime(number).new_attempt(job)
         # The digest travels with the job, so a restarted coordinator knows the token.
@@ -523,7 +519,7 @@ class Coordinator:
 
     def _exit_status(self, number: int, exit_code: int | None) -> str:
         runtime = self.runtime(number)
-        has_metrics = self.results.has_any(number) or bool(self.engine.history.curves.get(number))
+        has_metrics = bool(self.engine.history.curves.get(number))
         return exit_status(
             ExitFacts(
                 exit_code=exit_code,
@@ -570,7 +566,7 @@ class Coordinator:
                 )
                 self._launch(number)
                 return
-        elif status == COMPLETED and not self.results.has_any(number):
+        elif status == COMPLETED and not self.engine.history.curves.get(number):
             if self.settings.front_door == SHERPA:
                 where = job.info.get("output", "its output")
                 log.warning("Trial %d ended without sending metrics; see %s", number, where)
@@ -587,11 +583,6 @@ class Coordinator:
         else:
             actions = self.engine.trial_exited(number, status, exit_code)
             self._count_outcome(number, status)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                self.results.finalize(number, status)
-            for warning in caught:
-                log.warning("%s", warning.message)
             again = self.resubmit_failed_trials and not self.runtime(number).resubmission
             if status == FAILED and again:
                 new, new_actions = self.engine.add_trial(dict(record.params))
@@ -600,7 +591,6 @@ class Coordinator:
                 self._handle(new_actions)
             self._handle(actions)
             self._collect_garbage(number)
-        self._write_results()
         self._notify()
         self._fill()
 
@@ -867,7 +857,7 @@ class Coordinator:
     async def _on_stored(
         self, number: int, parsed: list[_Report], stored: list[list[MetricRecord]]
     ) -> int:
-        """In the loop, in arrival order: the engine, searcher and results learn of the
+        """In the loop, in arrival order: the engine, searcher and results table learn of the
         reports the writer committed (``stored``: the records inserted, per group)."""
         new: dict[str, set[int]] = {}
         seqs: dict[int, int] = {}  # step -> seq of the searcher's stored reports
@@ -878,7 +868,6 @@ class Coordinator:
                     seqs[record.step] = record.seq
         metric = self._mirrored_metric()
         accepted = 0
-        params = self.engine.records[number].params
         for index, report in enumerate(parsed, 1):
             if index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -891,10 +880,7 @@ class Coordinator:
                 self._store_group(report.group, report.values)
                 continue
             actions = self.engine.observed(
-                number, report.step, report.objective, seqs.get(report.step, 0)
-            )
-            self.results.add_observation(
-                number, report.step, params, report.objective, report.context
+                number, report.step, report.objective, seqs.get(report.step, 0), report.context
             )
             mirrored = new.get("validation")
             if metric is not None and report.mirror and mirrored and report.step in mirrored:
@@ -902,7 +888,6 @@ class Coordinator:
                 self._store_group("validation", {metric: report.objective})
             self._handle(actions)
         if accepted:
-            self._schedule_write()
             self._notify()
         return accepted
 
@@ -918,13 +903,8 @@ class Coordinator:
                 self.best_validation = value
 
     def complete_operation(self, number: int, op_id: int, metric: Any) -> None:
-        length = int(self.engine.ops[number].length) if number in self.engine.ops else 0
         actions = self.engine.complete_operation(number, op_id, metric)
         self._metric_seen = True
-        params = self.engine.records[number].params
-        if not self.results.has_observation(number, length):  # not a retried completion
-            self.results.add_observation(number, length, params, float(metric), {})
-        self._schedule_write()
         self._handle(actions)
         self._notify()
 
@@ -950,36 +930,6 @@ class Coordinator:
 
     def _collect_garbage(self, number: int | None = None) -> None:
         self.checkpoints.collect_garbage(number)
-
-    # -- results -----------------------------------------------------------------------------
-    def _schedule_write(self) -> None:
-        """results.csv within RESULTS_WRITE_DELAY: a burst of reports costs one write."""
-        if self._write_handle is None:
-            loop = asyncio.get_running_loop()
-            self._write_handle = loop.call_later(RESULTS_WRITE_DELAY, self._write_results)
-
-    def _write_results(self) -> None:
-        """Bring results.csv up to date: on a worker thread while the experiment runs (only
-        new rows are appended), here and complete once the coordinator is ending."""
-        if self._write_handle is not None:
-            self._write_handle.cancel()
-            self._write_handle = None
-        snapshot = (len(self.results.rows), self.results.columns())
-        if self._finished.is_set() or self.interrupted or self.closing:
-            self._results_file.update(self.results.rows, *snapshot)  # waits for a write in flight
-            return
-        self._results_snapshot = snapshot  # before the flag: a queued write sees the newest
-        if not self._results_queued:
-            self._results_queued = True
-            asyncio.get_running_loop().run_in_executor(None, self._write_results_off_loop)
-
-    def _write_results_off_loop(self) -> None:
-        self._results_queued = False  # before reading the snapshot: later rows queue again
-        count, columns = self._results_snapshot
-        try:
-            self._results_file.update(self.results.rows, count, columns)
-        except OSError as exc:  # the final write at the end reports it if it persists
-            log.warning("could not write %s: %s", self._results_file.path, exc)
 
     def _notify(self) -> None:
         if self.on_progress is not None:

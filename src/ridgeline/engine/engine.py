@@ -3,7 +3,8 @@
 Drivers (the in-process Study, the asyncio coordinator) call the event methods and carry out the
 actions that reach outside: launching (``Train``), stopping (``Stop``), finishing
 (``Shutdown``). Creates are applied here, so the store always holds every trial the searcher
-asked for before anyone hears of it.
+asked for before anyone hears of it. Observations and trial ends are passed on to ``observers``
+(SHERPA's results table), so drivers never update such followers by hand.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ridgeline.engine.observers import Observers
 from ridgeline.errors import ObservationError
 from ridgeline.faults import crash_point
 from ridgeline.samplers.base import History, TrialView
@@ -104,6 +106,7 @@ class Engine:
         self._event_seq = 0  # the newest event written (trial pauses and exits among them)
         self.unclaimed: set[int] = set()
         self.replayed: list[Action] = []
+        self.observers = Observers()  # told of observations and trial ends, after the searcher
         searcher.bind(space, self.history, self.rng)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -231,6 +234,8 @@ class Engine:
         self._remember(done)
         self._observe(done.number, 1, value)
         self.event("trial_imported", trial=done.number, objective=value)
+        self.observers.observed(done.number, 1, done.params, value, {})
+        self.observers.ended(done.number, COMPLETED)
         return done
 
     def trial_started(self, number: int, job: dict[str, Any] | None = None) -> TrialRecord:
@@ -264,20 +269,33 @@ class Engine:
         crash_point("metric_stored")
         self._seen_seq = max(self._seen_seq, inserted[-1].seq)
         self._observe(number, step, value)
-        return True, self._apply(self.searcher.on_report(number, step, value))
+        actions = self._apply(self.searcher.on_report(number, step, value))
+        self.observers.observed(number, step, record.params, value, context or {})
+        return True, actions
 
-    def observed(self, number: int, step: int, value: float, seq: int = 0) -> list[Action]:
+    def observed(
+        self,
+        number: int,
+        step: int,
+        value: float,
+        seq: int = 0,
+        context: dict[str, Any] | None = None,
+    ) -> list[Action]:
         """A report already stored (committed in a group by the coordinator's writer): the
-        history and the searcher learn of it. A trial that ended meanwhile (its process was
-        killed while the report was being committed) only enters the history, as it would
-        after a restart; the searcher has closed its books on it. ``seq``: the stored
-        report's, so that a resume replays only what the searcher's snapshot has not seen."""
+        history, the searcher and the observers learn of it. A trial that ended meanwhile (its
+        process was killed while the report was being committed) only enters the history and
+        the observers, as it would after a restart; the searcher has closed its books on it.
+        ``seq``: the stored report's, so that a resume replays only what the searcher's
+        snapshot has not seen. ``context``: the report's other values."""
         crash_point("metric_stored")
         self._seen_seq = max(self._seen_seq, seq)
         self._observe(number, step, value)
-        if self.records[number].state in TRIAL_DONE_STATES:
-            return []
-        return self._apply(self.searcher.on_report(number, step, value))
+        record = self.records[number]
+        actions: list[Action] = []
+        if record.state not in TRIAL_DONE_STATES:
+            actions = self._apply(self.searcher.on_report(number, step, value))
+        self.observers.observed(number, step, record.params, value, context or {})
+        return actions
 
     def complete_operation(self, number: int, op_id: int, metric: Any) -> list[Action]:
         """The trial trained to its operation's length and reports the searcher metric."""
@@ -324,7 +342,9 @@ class Engine:
         self._remember(updated)
         self.event("trial_exited", trial=number, status=status, exit_code=exit_code)
         self.history.active.pop(number, None)
-        return self._apply(self.searcher.on_trial_exited(number, status), changed=True)
+        actions = self._apply(self.searcher.on_trial_exited(number, status), changed=True)
+        self.observers.ended(number, status)
+        return actions
 
     def relaunch(self, number: int) -> TrialRecord:
         """Count a restart of a trial whose process died with the coordinator."""

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import OBJECTIVE_KEY, Engine
 from ridgeline.errors import StoreError
-from ridgeline.results import ResultsTable
 from ridgeline.store.base import Store
-from ridgeline.store.records import COMPLETED, FAILED, STOPPED, TRIAL_DONE_STATES, TrialRecord
+from ridgeline.store.records import FAILED, STOPPED, TRIAL_DONE_STATES
 
 if TYPE_CHECKING:
     from ridgeline.engine.coordinator import Coordinator
@@ -45,9 +44,10 @@ def process_alive(pid: int) -> bool:
         return True
 
 
-def rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None:
-    """Replay the stored observations and trial ends in the order they happened: the metrics
-    the searcher saw (SHERPA reports, Core-API operation results), every one of them."""
+def rebuild_results(store: Store, engine: Engine) -> None:
+    """Tell the engine's observers (the results table) the stored observations and trial ends
+    in the order they happened: the metrics the searcher saw (SHERPA reports, Core-API
+    operation results), every one of them. After a restart, before new events arrive."""
     trials = {r.id: r for r in store.list_trials(engine.experiment_id)}
     events: list[tuple[float, int, Any]] = []
     for metric in store.read_metrics(engine.experiment_id, group=engine.searcher_group):
@@ -65,23 +65,9 @@ def rebuild_results(store: Store, engine: Engine, results: ResultsTable) -> None
             objective = values.pop(OBJECTIVE_KEY)
             if not isinstance(objective, int | float) or isinstance(objective, bool):
                 objective = math.nan  # not a number: kept in the table, never the best
-            results.add_observation(record.number, item.step, record.params, objective, values)
+            engine.observers.observed(record.number, item.step, record.params, objective, values)
         else:
-            results.finalize(item.number, item.state)
-
-
-def import_result(
-    engine: Engine, results: ResultsTable, params: dict[str, Any], objective: Any
-) -> TrialRecord:
-    """Record a result obtained elsewhere (warm start, a known point) as a finished trial, in
-    the engine and the results table alike; model-based samplers learn from it, and it spends
-    none of their budget."""
-    record = engine.import_result(dict(params), objective)
-    value = engine.history.get(record.number).objective
-    assert value is not None
-    results.add_observation(record.number, 1, record.params, value, {})
-    results.finalize(record.number, COMPLETED)
-    return record
+            engine.observers.ended(item.number, item.state)
 
 
 def setup_logging(out: Path, verbose: int) -> None:

@@ -17,13 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import Engine
-from ridgeline.engine.run import (
-    Progress,
-    import_result,
-    rebuild_results,
-    release_quietly,
-    setup_logging,
-)
+from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
 from ridgeline.errors import ConfigError, ExperimentExists
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.samplers.base import History
@@ -139,12 +133,6 @@ def optimize(
             store, experiment.id, space, searcher, bool(lower_is_better), config["seed"]
         )
         results = ResultsTable(bool(lower_is_better))
-        if resuming:
-            engine.resume()
-            rebuild_results(store, engine, results)
-        elif warm_start is not None:
-            for params, objective in earlier_results(warm_start, space.names):
-                import_result(engine, results, params, objective)
         from ridgeline.engine.coordinator import Coordinator, RunSettings
 
         listen_port = port if port is not None else db_port
@@ -170,6 +158,13 @@ def optimize(
             on_progress=progress.update if progress else None,
             settings=RunSettings(max_consecutive_failures=max_consecutive_failures),
         )
+        # The coordinator's results table follows the engine from here on: replays too.
+        if resuming:
+            engine.resume()
+            rebuild_results(store, engine)
+        elif warm_start is not None:
+            for params, objective in earlier_results(warm_start, space.names):
+                engine.import_result(dict(params), objective)
         try:
             if progress:
                 progress.start(coordinator)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import Engine
-from ridgeline.engine.run import import_result
 from ridgeline.errors import ObservationError
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.searchers.base import Train
@@ -64,6 +63,7 @@ class Study:
             self.store, experiment.id, self.space, searcher, self.lower_is_better, self.seed
         )
         self._table = ResultsTable(self.lower_is_better)
+        self._engine.observers.add(self._table)  # rows follow the engine's events
         self._queue: deque[Trial] = deque()
         self._finalized: set[int] = set()
         self._engine.start()
@@ -124,7 +124,7 @@ class Study:
     def add_result(self, parameters: dict[str, Any], objective: float) -> Trial:
         """Record a result obtained elsewhere (an earlier run, a known point) as a finished
         trial: model-based algorithms learn from it, and it spends none of their budget."""
-        record = import_result(self._engine, self._table, parameters, objective)
+        record = self._engine.import_result(dict(parameters), objective)
         self._finalized.add(record.number)
         return Trial(record.number, dict(record.params))
 
@@ -168,7 +168,6 @@ class Study:
             raise ObservationError(f"trial {trial.id} is already finalized")
         context = dict(context or {})
         self._engine.report(record.number, iteration, value, context)
-        self._table.add_observation(record.number, iteration, record.params, value, context)
 
     def finalize(self, trial: Trial, status: str = TrialStatus.COMPLETED) -> None:
         """End ``trial`` with ``status`` (COMPLETED, FAILED or STOPPED)."""
@@ -183,7 +182,6 @@ class Study:
             )
         self._finalized.add(record.number)
         self._engine.trial_exited(record.number, status)
-        self._table.finalize(record.number, status)
 
     def keras_callback(
         self, trial: Trial, objective_name: str, context_names: list[str] | None = None
