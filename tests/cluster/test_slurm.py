@@ -1,0 +1,218 @@
+"""SLURMScheduler on a real single-node SLURM: trials are sbatch jobs, their ends are told
+apart (completed, failed with its code, cancelled, killed), and secrets stay off command
+lines and out of files others can read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import ridgeline as sherpa
+from ridgeline.errors import SchedulerError
+from ridgeline.schedulers import SLURMScheduler
+from ridgeline.schedulers.base import Job
+from ridgeline.store import open_store
+
+pytestmark = pytest.mark.usefixtures("slurm")
+
+# Trials 1 and 2 succeed, 3 exits with code 3, 4 waits to be cancelled with scancel. Each
+# notes what it saw: its environment-script variable and its SLURM job id.
+TRIAL = """
+import json, os, sys, time
+import ridgeline as sherpa
+client = sherpa.Client()
+trial = client.get_trial()
+out = os.environ["SHERPA_OUTPUT_DIR"]
+seen = {"greeting": os.environ.get("GREETING"), "job": os.environ.get("SLURM_JOB_ID")}
+with open(os.path.join(out, f"seen_{trial.id}.json"), "w") as f:
+    json.dump(seen, f)
+if trial.id == 3:
+    sys.exit(3)
+if trial.id == 4:
+    fd = os.open(os.path.join(out, "hang.json"), os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({**seen, "token": os.environ["RIDGELINE_TOKEN"]}, f)
+    time.sleep(120)
+client.send_metrics(trial=trial, iteration=1, objective=trial.parameters["x"])
+"""
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def scontrol(job_id: str) -> str:
+    return subprocess.run(
+        ["scontrol", "show", "job", job_id], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_optimize_runs_trials_as_slurm_jobs_and_tells_their_ends_apart(workdir: Path) -> None:
+    (workdir / "trial.py").write_text(textwrap.dedent(TRIAL))
+    (workdir / "env.sh").write_text("export GREETING=from-the-environment-script\n")
+    out = workdir / "out"
+    tag = f"ridgeline-test-{uuid.uuid4().hex[:8]}"
+    seen_while_running: dict[str, str] = {}
+
+    def cancel_trial_4() -> None:
+        wait_for(lambda: (out / "hang.json").exists(), "trial 4 to start")
+        time.sleep(0.1)  # the file is written whole by then
+        hang = json.loads((out / "hang.json").read_text())
+        seen_while_running["token"] = hang["token"]
+        seen_while_running["ps"] = subprocess.run(
+            ["ps", "-eo", "args"], capture_output=True, text=True, check=True
+        ).stdout
+        seen_while_running["scontrol"] = scontrol(hang["job"])
+        subprocess.run(["scancel", hang["job"]], check=True)
+
+    canceller = threading.Thread(target=cancel_trial_4, daemon=True)
+    canceller.start()
+    with pytest.warns(RuntimeWarning, match="Trial [34] failed"):
+        best = sherpa.optimize(
+            parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+            algorithm=sherpa.algorithms.RandomSearch(max_num_trials=4),
+            lower_is_better=True,
+            scheduler=SLURMScheduler(f"--comment={tag}", str(workdir / "env.sh")),
+            filename=str(workdir / "trial.py"),
+            output_dir=str(out),
+            max_concurrent=2,
+            verbose=0,
+            seed=1,
+        )
+    canceller.join(timeout=30)
+
+    store = open_store(out / "ridgeline.db")
+    try:
+        (experiment,) = store.list_experiments()
+        states = {t.number: (t.state, t.exit_code) for t in store.list_trials(experiment.id)}
+    finally:
+        store.close()
+    assert states == {
+        1: ("COMPLETED", 0),
+        2: ("COMPLETED", 0),
+        3: ("FAILED", 3),
+        4: ("FAILED", -15),  # cancelled with scancel: never a success
+    }
+    assert best["Trial-ID"] in (1, 2)
+
+    # Each trial ran as its own SLURM job, after the environment script was sourced.
+    seen = [json.loads((out / f"seen_{n}.json").read_text()) for n in range(1, 5)]
+    assert {s["greeting"] for s in seen} == {"from-the-environment-script"}
+    assert len({s["job"] for s in seen}) == 4 and all(s["job"].isdigit() for s in seen)
+    # submit_options reached sbatch; the job is named after the trial.
+    assert f"Comment={tag}" in seen_while_running["scontrol"]
+    assert "JobName=trial_4" in seen_while_running["scontrol"]
+
+    # The token of a running trial is on no command line and in no file others can read.
+    token = seen_while_running["token"]
+    assert len(token) >= 16
+    assert token not in seen_while_running["ps"]
+    assert token not in seen_while_running["scontrol"]
+    jobs = out / "jobs"
+    assert stat.S_IMODE(jobs.stat().st_mode) == 0o700
+    assert stat.S_IMODE((jobs / "trial_4.sbatch").stat().st_mode) == 0o700
+    for path in out.rglob("*"):
+        if path.is_file() and token.encode() in path.read_bytes():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_kill_ends_running_and_pending_jobs_as_killed(workdir: Path) -> None:
+    scheduler = SLURMScheduler(output_dir=str(workdir))
+    scheduler.check()
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    stubborn = [
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)",
+    ]
+    held = "--begin=now+3600"  # stays pending
+
+    async def scenario() -> tuple[int | None, int | None, int | None]:
+        polite = scheduler.submit(sleep, dict(os.environ), "polite")
+        ignores = scheduler.submit(stubborn, dict(os.environ), "stubborn")
+        out = Path(ignores.info["output"])
+        await asyncio.to_thread(
+            wait_for, lambda: out.exists() and "ready" in out.read_text(), "stubborn to start"
+        )
+        pending_scheduler = SLURMScheduler(held, output_dir=str(workdir))
+        pending = pending_scheduler.submit(sleep, dict(os.environ), "pending")
+        scheduler.kill(polite)
+        scheduler.kill(ignores)  # ignored: SIGTERM does not end it
+        await asyncio.sleep(0.5)
+        scheduler.kill(ignores, force=True)
+        pending_scheduler.kill(pending)
+        codes = await asyncio.gather(
+            scheduler.wait(polite), scheduler.wait(ignores), pending_scheduler.wait(pending)
+        )
+        pending_scheduler.close()
+        return codes[0], codes[1], codes[2]
+
+    started = time.monotonic()
+    polite_code, stubborn_code, pending_code = asyncio.run(scenario())
+    scheduler.close()
+    assert polite_code == -15  # SIGTERM, recorded by the exit wrapper
+    assert stubborn_code == -9  # force-killed: cancelled with no record left
+    assert pending_code == -15  # cancelled before it ran
+    assert time.monotonic() - started < 30
+
+
+def test_a_job_is_reattached_by_a_new_scheduler(workdir: Path) -> None:
+    first = SLURMScheduler(output_dir=str(workdir))
+    command = [sys.executable, "-c", "import time, sys; time.sleep(1.5); sys.exit(4)"]
+
+    async def submit_and_wait_for_id() -> Job:
+        job = first.submit(command, dict(os.environ), "again")
+        await asyncio.wrap_future(job.handle.submitted)
+        return job
+
+    job = asyncio.run(submit_and_wait_for_id())
+    first.close()  # the coordinator is gone; the job runs on
+
+    second = SLURMScheduler(output_dir=str(workdir))
+    live = second.reattach(job.info, "again")
+    assert live is not None
+    assert asyncio.run(second.wait(live)) == 4
+    ended = second.reattach(job.info, "again")  # after its end: known from the record
+    assert ended is not None and asyncio.run(second.wait(ended)) == 4
+    gone = dict(job.info, exit_file=str(workdir / "none.exit"))
+    Path(job.info["job_id_file"]).write_text("99999999\n")
+    assert second.reattach(gone, "again") is None  # SLURM never heard of it, no record
+    second.close()
+
+
+def test_bad_options_are_refused_before_anything_runs(workdir: Path) -> None:
+    with pytest.raises(SchedulerError, match="sbatch refuses submit_options"):
+        SLURMScheduler("--partition=no-such-partition").check()
+    with pytest.raises(SchedulerError, match="environment 'missing.sh': no such file"):
+        SLURMScheduler("", "missing.sh").check()
+    with pytest.raises(SchedulerError, match="cannot be split"):
+        SLURMScheduler("--comment='unclosed")
+    with pytest.raises(SchedulerError, match="gpus_per_trial must be >= 0"):
+        SLURMScheduler(gpus_per_trial=-1)
+
+
+def test_gpus_are_asked_for_only_when_wanted(workdir: Path) -> None:
+    plain = SLURMScheduler("-p debug").sbatch_argv("trial_1", "s.sbatch", "o.out", "/w")
+    assert not any(a.startswith("--gres") for a in plain)
+    argv = SLURMScheduler("-p debug", gpus_per_trial=2).sbatch_argv(
+        "trial_1", "s.sbatch", "o.out", "/w"
+    )
+    assert "--gres=gpu:2" in argv
+    assert argv[-3:] == ["-p", "debug", "s.sbatch"]  # user options after ours: they win
