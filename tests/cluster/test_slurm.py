@@ -216,3 +216,34 @@ def test_gpus_are_asked_for_only_when_wanted(workdir: Path) -> None:
     )
     assert "--gres=gpu:2" in argv
     assert argv[-3:] == ["-p", "debug", "s.sbatch"]  # user options after ours: they win
+
+
+def test_slurm_scheduler_answers_sherpas_calls(workdir: Path) -> None:
+    from ridgeline.schedulers import JobStatus
+
+    scheduler = SLURMScheduler(output_dir=str(workdir))
+    code = "import os, sys; print(os.environ['GREETING']); sys.exit(int(sys.argv[1]))"
+    ok = scheduler.submit_job([sys.executable, "-c", code, "0"], {"GREETING": "hi"}, "ok")
+    bad = scheduler.submit_job([sys.executable, "-c", code, "2"], {"GREETING": "hi"}, "bad")
+    slow = scheduler.submit_job([sys.executable, "-c", "import time; time.sleep(60)"], {}, "slow")
+
+    def until_done(job_id: str) -> int:
+        statuses: list[int] = []
+        wait_for(
+            lambda: (
+                statuses.append(scheduler.get_status(job_id))
+                or statuses[-1] not in (JobStatus.queued, JobStatus.running)
+            ),
+            f"job {job_id} to end",
+        )
+        return statuses[-1]
+
+    assert until_done(ok) == JobStatus.finished
+    assert until_done(bad) == JobStatus.failed
+    wait_for(lambda: scheduler.get_status(slow) == JobStatus.running, "slow to run")
+    scheduler.kill_job(slow)
+    assert until_done(slow) == JobStatus.killed
+    assert (workdir / "jobs" / "ok.out").read_text().strip() == "hi"
+    with pytest.raises(SchedulerError, match="no job"):
+        scheduler.get_status("123456789")
+    scheduler.close()

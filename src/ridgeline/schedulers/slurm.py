@@ -124,6 +124,7 @@ class SLURMScheduler(Scheduler):
         self._waiters: dict[str, list[asyncio.Future[str | None]]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._nudge: asyncio.Event | None = None
+        self._sherpa_jobs: dict[str, Job] = {}  # jobs started through submit_job, by job id
 
     # -- checks and the commands it builds ---------------------------------------------------
 
@@ -346,6 +347,53 @@ class SLURMScheduler(Scheduler):
             return None
         job = Job(name, dict(info))
         return Job(name, dict(info), _Ended(self._exit_code(job, job_id, state, False)))
+
+    # -- SHERPA's scheduler interface (scripts that drive a scheduler themselves) -------------
+
+    def submit_job(
+        self, command: Sequence[str] | str, env: Mapping[str, str] | None = None, job_name: str = ""
+    ) -> str:
+        """Submit ``command`` with this process's environment plus ``env``; returns the SLURM
+        job id, which ``get_status`` and ``kill_job`` take. Waits for ``sbatch``."""
+        argv = shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+        name = job_name or f"job_{len(self._sherpa_jobs) + 1}"
+        job = self.submit(argv, {**os.environ, **dict(env or {})}, name)
+        job_id = job.handle.submitted.result()  # raises SchedulerError when sbatch refused
+        self._sherpa_jobs[job_id] = job
+        return job_id
+
+    def get_status(self, job_id: str) -> int:
+        """SHERPA's ``_JobStatus`` of a job from ``submit_job`` (one ``squeue`` call): queued,
+        running, finished (exit 0), killed (cancelled, or ended by a signal) or failed."""
+        from ridgeline.schedulers.polling import JobStatus
+
+        job = self._sherpa_jobs.get(str(job_id))
+        if job is None:
+            raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")
+        if not isinstance(job.handle, _Ended):
+            states = _run_squeue_sync([str(job_id)])
+            if states is None:
+                return JobStatus.other
+            state = states.get(str(job_id))
+            if state == "PENDING":
+                return JobStatus.queued
+            if state is not None and state in slurmcli.ACTIVE:
+                return JobStatus.running
+            forced = isinstance(job.handle, _Submission) and job.handle.forced
+            job.handle = _Ended(self._exit_code(job, str(job_id), state, forced))
+        code = job.handle.code
+        if code == 0:
+            return JobStatus.finished
+        if code is not None and code < 0:
+            return JobStatus.killed
+        return JobStatus.failed
+
+    def kill_job(self, job_id: str) -> None:
+        """Cancel a job from ``submit_job`` (``scancel``)."""
+        job = self._sherpa_jobs.get(str(job_id))
+        if job is None:
+            raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")
+        self.kill(job, force=True)
 
     def close(self) -> None:
         self._submitter.shutdown(wait=True)
