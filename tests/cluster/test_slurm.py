@@ -247,3 +247,106 @@ def test_slurm_scheduler_answers_sherpas_calls(workdir: Path) -> None:
     with pytest.raises(SchedulerError, match="no job"):
         scheduler.get_status("123456789")
     scheduler.close()
+
+
+STOPPABLE = """
+import os, signal, sys, time
+import ridgeline as sherpa
+client = sherpa.Client()
+trial = client.get_trial()
+out = os.environ["SHERPA_OUTPUT_DIR"]
+def on_term(signum, frame):
+    open(os.path.join(out, f"terminated_{trial.id}"), "w").close()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+for i in range(1, 100):
+    client.send_metrics(trial=trial, iteration=i, objective=10.0 if trial.id == 3 else 1.0 / i)
+    time.sleep(0.2 if trial.id == 3 else 0.02)
+    if trial.id != 3 and i == 3:
+        break
+"""
+
+
+def test_a_trial_the_search_stops_gets_sigterm_through_scancel(workdir: Path) -> None:
+    (workdir / "trial.py").write_text(textwrap.dedent(STOPPABLE))
+    out = workdir / "out"
+    sherpa.optimize(
+        parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+        algorithm=sherpa.algorithms.RandomSearch(max_num_trials=3),
+        stopping_rule=sherpa.algorithms.MedianStoppingRule(min_iterations=2, min_trials=2),
+        lower_is_better=True,
+        scheduler=SLURMScheduler(),
+        filename=str(workdir / "trial.py"),
+        output_dir=str(out),
+        max_concurrent=1,
+        verbose=0,
+    )
+    store = open_store(out / "ridgeline.db")
+    try:
+        (experiment,) = store.list_experiments()
+        states = {t.number: (t.state, t.exit_code) for t in store.list_trials(experiment.id)}
+    finally:
+        store.close()
+    assert states == {1: ("COMPLETED", 0), 2: ("COMPLETED", 0), 3: ("STOPPED", 0)}
+    assert (out / "terminated_3").exists()  # its SIGTERM handler ran, inside the SLURM job
+
+
+RUNNER = """
+import sys
+import ridgeline as sherpa
+sherpa.optimize(
+    parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+    algorithm=sherpa.algorithms.RandomSearch(max_num_trials=2),
+    lower_is_better=True,
+    scheduler=sherpa.schedulers.SLURMScheduler("", ""),
+    filename=sys.argv[1],
+    output_dir=sys.argv[2],
+    max_concurrent=2,
+    verbose=0,
+    resume="--resume" in sys.argv,
+)
+"""
+
+# Sends a metric, then waits for the test's word; trial 1 then fails with code 3.
+WAITING = """
+import os, sys, time
+import ridgeline as sherpa
+client = sherpa.Client()
+trial = client.get_trial()
+out = os.environ["SHERPA_OUTPUT_DIR"]
+client.send_metrics(trial=trial, iteration=1, objective=trial.parameters["x"])
+open(os.path.join(out, f"sent_{trial.id}_{os.environ['SLURM_JOB_ID']}"), "w").close()
+while not os.path.exists(os.path.join(out, "release")):
+    time.sleep(0.05)
+sys.exit(3 if trial.id == 1 else 0)
+"""
+
+
+def test_a_resumed_search_reattaches_to_its_running_slurm_jobs(workdir: Path) -> None:
+    (workdir / "runner.py").write_text(textwrap.dedent(RUNNER))
+    (workdir / "trial.py").write_text(textwrap.dedent(WAITING))
+    out = workdir / "out"
+    argv = [sys.executable, str(workdir / "runner.py"), str(workdir / "trial.py"), str(out)]
+    first = subprocess.Popen(argv)
+    try:
+        wait_for(lambda: len(list(out.glob("sent_*"))) == 2, "both trials to send a metric")
+    finally:
+        first.kill()  # the coordinator dies; its SLURM jobs run on
+        first.wait()
+    second = subprocess.Popen([*argv, "--resume"])
+    try:
+        wait_for(lambda: "Re-attached trial 2" in (out / "log.txt").read_text(), "the re-attach")
+        (out / "release").write_text("")
+        assert second.wait(timeout=60) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+    store = open_store(out / "ridgeline.db")
+    try:
+        (experiment,) = store.list_experiments()
+        trials = {t.number: t for t in store.list_trials(experiment.id)}
+    finally:
+        store.close()
+    assert (trials[1].state, trials[1].exit_code, trials[1].restarts) == ("FAILED", 3, 0)
+    assert (trials[2].state, trials[2].exit_code) == ("COMPLETED", 0)
+    assert len(list(out.glob("sent_*"))) == 2  # the same two jobs: nothing ran again
