@@ -247,6 +247,9 @@ def test_slurm_scheduler_answers_sherpas_calls(workdir: Path) -> None:
     with pytest.raises(SchedulerError, match="no job"):
         scheduler.get_status("123456789")
     scheduler.close()
+    again = scheduler.submit_job([sys.executable, "-c", code, "0"], {"GREETING": "hi"}, "again")
+    assert until_done(again) == JobStatus.finished  # usable again after close()
+    scheduler.close()
 
 
 STOPPABLE = """

@@ -29,6 +29,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -119,11 +120,12 @@ class SLURMScheduler(Scheduler):
         self.environment = environment
         self.output_dir = str(output_dir)
         self.gpus_per_trial = gpus_per_trial
-        self._submitter = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="sbatch")
-        self._canceller = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="scancel")
+        self._submitter: concurrent.futures.ThreadPoolExecutor | None = None
+        self._canceller: concurrent.futures.ThreadPoolExecutor | None = None
         self._waiters: dict[str, list[asyncio.Future[str | None]]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._nudge: asyncio.Event | None = None
+        self._lock = threading.Lock()  # guards _canceller, which sbatch threads may start
         self._sherpa_jobs: dict[str, Job] = {}  # jobs started through submit_job, by job id
 
     # -- checks and the commands it builds ---------------------------------------------------
@@ -170,6 +172,7 @@ class SLURMScheduler(Scheduler):
         return [
             "sbatch",
             "--parsable",
+            "--export=ALL",
             f"--job-name={name}",
             f"--output={output}",
             f"--chdir={cwd}",
@@ -203,10 +206,9 @@ class SLURMScheduler(Scheduler):
             handle.write(self.batch_script(command, exit_file))
         os.chmod(script, 0o700)
         argv = self.sbatch_argv(name, script, str(output), str(Path(cwd or os.getcwd()).resolve()))
-        try:
-            submitted = self._submitter.submit(_sbatch, argv, dict(env), id_file)
-        except RuntimeError as exc:  # the scheduler was closed
-            raise SchedulerError(f"SLURMScheduler is closed; cannot submit {name}") from exc
+        if self._submitter is None:
+            self._submitter = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="sbatch")
+        submitted = self._submitter.submit(_sbatch, argv, _job_env(env), id_file)
         if self._nudge is not None:
             self._nudge.set()  # a new job: look sooner
         info = {
@@ -321,10 +323,12 @@ class SLURMScheduler(Scheduler):
         def send(submitted: concurrent.futures.Future[str]) -> None:
             if submitted.cancelled() or submitted.exception() is not None:
                 return
-            try:
+            with self._lock:
+                if self._canceller is None:
+                    self._canceller = concurrent.futures.ThreadPoolExecutor(
+                        1, thread_name_prefix="scancel"
+                    )
                 self._canceller.submit(_scancel, submitted.result(), force)
-            except RuntimeError:  # closed meanwhile
-                pass
 
         handle.submitted.add_done_callback(send)
 
@@ -396,11 +400,25 @@ class SLURMScheduler(Scheduler):
         self.kill(job, force=True)
 
     def close(self) -> None:
-        self._submitter.shutdown(wait=True)
-        self._canceller.shutdown(wait=True)
+        """Wait for the ``sbatch`` and ``scancel`` calls under way; a later search may use the
+        scheduler again."""
+        if self._submitter is not None:
+            self._submitter.shutdown(wait=True)  # may still ask for an scancel
+            self._submitter = None
+        with self._lock:
+            canceller, self._canceller = self._canceller, None
+        if canceller is not None:
+            canceller.shutdown(wait=True)
 
 
 # -- the tools, called from threads or as asyncio subprocesses ---------------------------------
+
+
+def _job_env(env: Mapping[str, str]) -> dict[str, str]:
+    """What ``sbatch`` runs with and hands to the job: the trial's variables, less the
+    ``SLURM_*`` ones of a coordinator that itself runs inside a SLURM job (the trial's job
+    gets its own; ``SLURM_CONF`` stays, it says which cluster to talk to)."""
+    return {k: v for k, v in env.items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
 
 
 def _sbatch(argv: list[str], env: dict[str, str], id_file: Path) -> str:
