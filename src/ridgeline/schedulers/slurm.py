@@ -4,19 +4,21 @@ Each attempt gets a batch script ``jobs/<name>.sbatch`` (0700, in the private jo
 sources the ``environment`` script if one was given, then runs the trial under the exit-status
 wrapper of ``schedulers/exitstatus.py``, so ``jobs/<name>.exit`` holds the trial's real exit
 code whatever SLURM makes of it. The trial's variables (its token among them) reach the job
-through ``sbatch``'s own environment, which SLURM hands to the job (``--export=ALL``, its
-default): never on a command line, never in a file of ours.
+through ``sbatch``'s own environment, which SLURM hands to the job (``--export=ALL``): never
+on a command line, never in a file of ours.
 
 The CLI tools never run on the event loop: ``sbatch`` and ``scancel`` run in worker threads
 (``submit`` returns at once; the job id follows), and one poller per event loop asks a single
 ``squeue`` about all the jobs being waited for, every 0.25 s while something changes, backing
-off to every 5 s while nothing does. The job id is kept in ``jobs/<name>.jobid``, so a
+off to every 3 s while nothing does. The job id is kept in ``jobs/<name>.jobid``, so a
 coordinator started later re-attaches to jobs that are still queued or running.
 
 How a job ended: the wrapper's record first; without one, SLURM's final state: CANCELLED is
 a kill (SIGTERM, or SIGKILL when this scheduler forced it), FAILED and the other end states
-take ``scontrol``'s exit code, COMPLETED without a record is unknown, and a job that left
-``squeue`` without any record vanished and counts as killed. None of these is a success.
+take ``scontrol``'s exit code, and a job that left ``squeue`` without any record vanished and
+counts as killed: none of these is a success. COMPLETED without a record (the environment
+script exited before the trial ran, or the record could not be written) is unknown, which
+counts as a success only for a trial that reported metrics.
 """
 
 from __future__ import annotations
