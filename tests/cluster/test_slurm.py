@@ -353,3 +353,22 @@ def test_a_resumed_search_reattaches_to_its_running_slurm_jobs(workdir: Path) ->
     assert (trials[1].state, trials[1].exit_code, trials[1].restarts) == ("FAILED", 3, 0)
     assert (trials[2].state, trials[2].exit_code) == ("COMPLETED", 0)
     assert len(list(out.glob("sent_*"))) == 2  # the same two jobs: nothing ran again
+
+
+def test_a_job_that_ends_before_its_trial_runs_is_no_success(workdir: Path) -> None:
+    """The environment script exits: no exit record, so SLURM's own end state decides."""
+    (workdir / "exit5.sh").write_text("exit 5\n")
+    (workdir / "exit0.sh").write_text("exit 0\n")
+    failing = SLURMScheduler("", str(workdir / "exit5.sh"), str(workdir))
+    silent = SLURMScheduler("", str(workdir / "exit0.sh"), str(workdir))
+    command = [sys.executable, "-c", "print('never runs')"]
+
+    async def scenario() -> list[int | None]:
+        jobs = [failing.submit(command, dict(os.environ), "exit5")]
+        jobs.append(silent.submit(command, dict(os.environ), "exit0"))
+        return [await failing.wait(jobs[0]), await silent.wait(jobs[1])]
+
+    assert asyncio.run(scenario()) == [5, None]  # FAILED ExitCode=5:0; COMPLETED, unknown
+    assert not (workdir / "jobs" / "exit5.exit").exists()
+    failing.close()
+    silent.close()
