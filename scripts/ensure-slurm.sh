@@ -39,6 +39,9 @@ if [ -e "$CONF" ] && ! grep -qxF "$MARK" "$CONF"; then
 fi
 
 H=$(hostname -s)
+# At least 8 job slots, even on a 2-core machine: parallel tests each hold a job or two while
+# waiting for others of their own to start, and must not wait on each other's.
+SLOTS=$(( $(nproc) > 8 ? $(nproc) : 8 ))
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
 chown munge:munge /run/munge
 NEW=$(mktemp)
@@ -69,7 +72,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 KillWait=2
-NodeName=$H NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+SlurmdParameters=config_overrides
+NodeName=$H NodeAddr=127.0.0.1 CPUs=$SLOTS State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 if ! cmp -s "$NEW" "$CONF"; then

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,23 @@ def slurm() -> None:
     assert result.returncode == 0, (
         f"scripts/ensure-slurm.sh could not bring up SLURM:\n{result.stdout}\n{result.stderr}"
     )
+
+
+@pytest.fixture(autouse=True)
+def cancel_leftover_jobs(tmp_path: Path) -> Iterator[None]:
+    """A test that fails midway may leave jobs running (trials wait to be released or
+    cancelled); cancel the jobs that ran in its folder, so they do not hold the node's CPUs
+    for the tests after it."""
+    yield
+    if os.geteuid() != 0 or shutil.which("squeue") is None:
+        return
+    listing = subprocess.run(
+        ["squeue", "--noheader", "--format=%i %Z"], capture_output=True, text=True, timeout=30
+    ).stdout
+    leftover = [
+        job_id
+        for job_id, _, folder in (line.partition(" ") for line in listing.splitlines())
+        if Path(folder).is_relative_to(tmp_path)
+    ]
+    if leftover:
+        subprocess.run(["scancel", *leftover], capture_output=True, timeout=30)
