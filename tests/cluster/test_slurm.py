@@ -69,6 +69,7 @@ def test_optimize_runs_trials_as_slurm_jobs_and_tells_their_ends_apart(workdir: 
     out = workdir / "out"
     tag = f"ridgeline-test-{uuid.uuid4().hex[:8]}"
     seen_while_running: dict[str, str] = {}
+    spool_files: dict[str, int] = {}
 
     def cancel_trial_4() -> None:
         wait_for(lambda: (out / "hang.json").exists(), "trial 4 to start")
@@ -79,6 +80,10 @@ def test_optimize_runs_trials_as_slurm_jobs_and_tells_their_ends_apart(workdir: 
             ["ps", "-eo", "args"], capture_output=True, text=True, check=True
         ).stdout
         seen_while_running["scontrol"] = scontrol(hang["job"])
+        for spool in (Path("/var/spool/slurmctld"), Path("/var/spool/slurmd")):
+            for path in spool.rglob("*"):  # SLURM's copy of the job's environment
+                if path.is_file() and hang["token"].encode() in path.read_bytes():
+                    spool_files[str(path)] = stat.S_IMODE(path.stat().st_mode)
         subprocess.run(["scancel", hang["job"]], check=True)
 
     canceller = threading.Thread(target=cancel_trial_4, daemon=True)
@@ -130,6 +135,8 @@ def test_optimize_runs_trials_as_slurm_jobs_and_tells_their_ends_apart(workdir: 
     for path in out.rglob("*"):
         if path.is_file() and token.encode() in path.read_bytes():
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    assert spool_files, "SLURM keeps the job's environment in its spool"
+    assert all(mode & 0o077 == 0 for mode in spool_files.values()), spool_files
 
 
 def test_kill_ends_running_and_pending_jobs_as_killed(workdir: Path) -> None:
