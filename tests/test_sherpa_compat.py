@@ -49,24 +49,32 @@ def test_core_answers_sherpa_names_and_keeps_the_core_api() -> None:
         sherpa.core.Nope  # noqa: B018
 
 
-def test_cluster_schedulers_construct_and_refuse_to_submit(workdir: Path) -> None:
+def test_grid_engine_scheduler_constructs_and_refuses_to_submit(workdir: Path) -> None:
     (workdir / "trial.py").write_text(TRIAL)
-    for cls in (sherpa.schedulers.SGEScheduler, sherpa.schedulers.SLURMScheduler):
-        scheduler = cls(submit_options="-N example", environment="env.sh", output_dir="out")
-        assert scheduler.submit_options == "-N example"
-        with pytest.raises(SchedulerError, match="not available yet"):
-            scheduler.submit_job(["python", "trial.py"], {}, "trial_1")
-        with pytest.raises(SchedulerError, match="cluster scheduling .* not available yet"):
-            sherpa.optimize(
-                parameters=[sherpa.Continuous("x", [0.0, 1.0])],
-                algorithm=sherpa.algorithms.RandomSearch(max_num_trials=1),
-                lower_is_better=True,
-                scheduler=scheduler,
-                filename="trial.py",
-                output_dir=str(workdir / cls.__name__),
-                verbose=0,
-            )
-        assert not (workdir / cls.__name__).exists()
+    scheduler = sherpa.schedulers.SGEScheduler(
+        submit_options="-N example", environment="env.sh", output_dir="out"
+    )
+    assert scheduler.submit_options == "-N example"
+    with pytest.raises(SchedulerError, match="not available yet"):
+        scheduler.submit_job(["python", "trial.py"], {}, "trial_1")
+    with pytest.raises(SchedulerError, match="cluster scheduling .* not available yet"):
+        sherpa.optimize(
+            parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+            algorithm=sherpa.algorithms.RandomSearch(max_num_trials=1),
+            lower_is_better=True,
+            scheduler=scheduler,
+            filename="trial.py",
+            output_dir=str(workdir / "sge"),
+            verbose=0,
+        )
+    assert not (workdir / "sge").exists()
+    # SLURMScheduler takes SHERPA's arguments too (it runs jobs: tests/cluster/).
+    slurm = sherpa.schedulers.SLURMScheduler("-N example", "env.sh", "out")
+    assert (slurm.submit_options, slurm.environment, slurm.output_dir) == (
+        "-N example",
+        "env.sh",
+        "out",
+    )
 
 
 # -- sherpa.rng -----------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ridgeline.schedulers.base import Job, Scheduler
-from ridgeline.schedulers.cluster import SGEScheduler, SLURMScheduler
+from ridgeline.schedulers.cluster import SGEScheduler
 from ridgeline.schedulers.local import LocalScheduler
 from ridgeline.schedulers.polling import JobStatus, PollingScheduler
+from ridgeline.schedulers.slurm import SLURMScheduler
 
 _JobStatus = JobStatus  # SHERPA's name
 

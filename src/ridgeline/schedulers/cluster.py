@@ -1,8 +1,8 @@
-"""``SGEScheduler`` and ``SLURMScheduler`` with SHERPA's signatures.
+"""``SGEScheduler`` with SHERPA's signature, and the argument checks cluster schedulers share.
 
-They construct now, so runner scripts that import or build them (many choose LocalScheduler
-at run time) work unchanged; submitting through them raises ``SchedulerError`` until cluster
-scheduling lands.
+``SGEScheduler`` constructs, so runner scripts that import or build it (many choose
+LocalScheduler at run time) work unchanged; submitting through it raises ``SchedulerError``
+until Grid Engine scheduling lands. ``SLURMScheduler`` (``schedulers/slurm.py``) is real.
 """
 
 from __future__ import annotations
@@ -13,25 +13,30 @@ from typing import Any
 from ridgeline.errors import SchedulerError
 from ridgeline.schedulers.base import Job, Scheduler
 
-__all__ = ["SGEScheduler", "SLURMScheduler"]
+__all__ = ["SGEScheduler", "check_sherpa_arguments"]
 
 
-class _ClusterScheduler(Scheduler):
-    """Holds SHERPA's arguments; every way of running a job says it is not available yet."""
+def check_sherpa_arguments(cls_name: str, submit_options: Any, environment: Any) -> None:
+    """SHERPA's cluster schedulers take ``submit_options`` and ``environment`` as strings."""
+    if not isinstance(submit_options, str):
+        raise SchedulerError(
+            f"{cls_name} submit_options must be a string such as '-N example -P project', "
+            f"got {submit_options!r}"
+        )
+    if not isinstance(environment, str):
+        raise SchedulerError(
+            f"{cls_name} environment must be the path of a file to source, got {environment!r}"
+        )
 
-    system = ""
+
+class SGEScheduler(Scheduler):
+    """SHERPA's Grid Engine scheduler (``submit_options`` for ``qsub``, ``environment`` a file
+    to source before the trial). Every way of running a job says it is not available yet."""
+
+    system = "Sun Grid Engine"
 
     def __init__(self, submit_options: str, environment: str, output_dir: str = "") -> None:
-        if not isinstance(submit_options, str):
-            raise SchedulerError(
-                f"{type(self).__name__} submit_options must be a string such as "
-                f"'-N example -P project', got {submit_options!r}"
-            )
-        if not isinstance(environment, str):
-            raise SchedulerError(
-                f"{type(self).__name__} environment must be the path of a file to source, "
-                f"got {environment!r}"
-            )
+        check_sherpa_arguments(type(self).__name__, submit_options, environment)
         self.submit_options = submit_options
         self.environment = environment
         self.output_dir = str(output_dir)
@@ -39,7 +44,7 @@ class _ClusterScheduler(Scheduler):
     def _unavailable(self) -> SchedulerError:
         return SchedulerError(
             f"{type(self).__name__}: cluster scheduling ({self.system}) is not available yet in "
-            f"ridgeline; run with LocalScheduler() for now"
+            f"ridgeline; run with LocalScheduler() or SLURMScheduler() for now"
         )
 
     def check(self) -> None:
@@ -64,17 +69,3 @@ class _ClusterScheduler(Scheduler):
 
     def kill_job(self, job_id: Any) -> None:
         raise self._unavailable()
-
-
-class SGEScheduler(_ClusterScheduler):
-    """SHERPA's Grid Engine scheduler (``submit_options`` for ``qsub``, ``environment`` a file
-    to source before the trial)."""
-
-    system = "Sun Grid Engine"
-
-
-class SLURMScheduler(_ClusterScheduler):
-    """SHERPA's SLURM scheduler (``submit_options`` for ``sbatch``, ``environment`` a file to
-    source before the trial)."""
-
-    system = "SLURM"
