@@ -1,0 +1,164 @@
+"""What runs on a dask worker for ``DaskScheduler``: one task holds one trial process.
+
+The task starts the trial under the exit-status wrapper (``schedulers/exitstatus.py``) in its
+own process group, output into the attempt's file on the shared filesystem, waits for it and
+returns its exit code. Ending a trial cannot go through dask itself (cancelling a future
+leaves a running task's subprocess alone), so each worker process keeps a table of the trials
+it runs, by task key, and ``signal_trial`` (sent to every worker with ``Client.run``) signals
+the one it finds. A signal that arrives before its task has started is remembered, and the
+task then never starts the trial.
+
+A worker that dies mid-trial makes dask run the task again elsewhere. The trial must not run
+twice under one attempt, so the first run claims ``<name>.dask`` (host, pid, start time of the
+wrapper) with an exclusive create; a second run finds the claim, ends the first run's trial
+if it still runs on this host (the dead worker's orphan), and returns SIGKILL's code: a
+failure, never a success.
+
+This module imports only the standard library at import time; dask is imported by the few
+calls that need it, on the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ridgeline.schedulers import exitstatus
+from ridgeline.schedulers.local import process_start_time
+from ridgeline.trial import env as trial_env
+
+__all__ = ["run_trial", "signal_trial"]
+
+_lock = threading.Lock()
+_running: dict[str, subprocess.Popen[bytes]] = {}  # task key -> the wrapper process
+_doomed: dict[str, int] = {}  # task key -> signal that came before the task started
+_gpus_in_use: set[str] = set()
+
+
+def run_trial(
+    key: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    output: str,
+    exit_file: str,
+    claim: str,
+    gpus: int,
+) -> int:
+    """Run one trial attempt on this worker; its exit code (negative: the signal)."""
+    try:
+        fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        _end_orphan(claim)
+        with open(output, "a") as out:
+            out.write(
+                "ridgeline: the dask worker running this trial died mid-trial; dask started "
+                "its task again, which ends the trial (killed) rather than run it twice\n"
+            )
+        return -int(signal.SIGKILL)
+    full_env = dict(env)
+    granted = _take_gpus(gpus) if gpus else []
+    if gpus:
+        ids = ",".join(granted)
+        full_env["CUDA_VISIBLE_DEVICES"] = ids
+        full_env[trial_env.SLOT_IDS] = ids
+        full_env[trial_env.RESOURCE] = ids
+        full_env[trial_env.SHERPA_RESOURCE] = ids
+    try:
+        with _lock:
+            if key in _doomed:
+                os.close(fd)
+                return -_doomed.pop(key)
+            try:
+                with open(output, "ab") as out:
+                    process = subprocess.Popen(
+                        exitstatus.wrap(argv, exit_file),
+                        env=full_env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        cwd=cwd,
+                    )
+            except OSError as exc:
+                os.close(fd)
+                with open(output, "a") as out:
+                    out.write(
+                        f"ridgeline: cannot start {argv[0]!r} on {socket.gethostname()}: {exc}\n"
+                    )
+                return 127
+            _running[key] = process
+        with os.fdopen(fd, "w") as handle:
+            started = process_start_time(process.pid)
+            handle.write(f"{socket.gethostname()} {process.pid} {started}\n")
+        try:
+            code = exitstatus.decode(process.wait())
+        finally:
+            with _lock:
+                _running.pop(key, None)
+        recorded = exitstatus.read_status(exit_file)
+        return recorded if recorded is not None else code
+    finally:
+        if granted:
+            with _lock:
+                _gpus_in_use.difference_update(granted)
+
+
+def signal_trial(key: str, sig: int) -> bool:
+    """Signal the trial process group of task ``key`` if this worker runs it (True), else
+    remember the signal so that the task, should it start here, never starts the trial."""
+    with _lock:
+        process = _running.get(key)
+        if process is None:
+            _doomed[key] = sig
+            return False
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return True
+
+
+def forget(key: str) -> None:
+    """Drop a remembered signal for a task that ended (sent to every worker)."""
+    with _lock:
+        _doomed.pop(key, None)
+
+
+def _end_orphan(claim: str) -> None:
+    """SIGKILL the process group a previous run of this task started, if it runs here."""
+    try:
+        host, pid, started = Path(claim).read_text().split()
+    except (OSError, ValueError):
+        return
+    if host != socket.gethostname() or not pid.isdigit():
+        return
+    if str(process_start_time(int(pid))) != started:
+        return  # gone, or the pid was reused
+    try:
+        os.killpg(int(pid), signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _take_gpus(count: int) -> list[str]:
+    """``count`` GPU ids of this worker that no other trial here holds. dask's ``GPU``
+    resource bounds how many are taken at once; which ones is this table's job. The ids are
+    the worker's ``CUDA_VISIBLE_DEVICES`` entries, else 0..N-1 for its ``GPU`` resource."""
+    from distributed import get_worker
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        ids = [g.strip() for g in visible.split(",") if g.strip()]
+    else:
+        total = int(get_worker().state.total_resources.get("GPU", 0))
+        ids = [str(i) for i in range(total)]
+    with _lock:
+        free = [g for g in ids if g not in _gpus_in_use][:count]
+        _gpus_in_use.update(free)
+    return free
