@@ -299,3 +299,72 @@ def test_importing_ridgeline_does_not_import_dask(python: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     result = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+RUNNER = """
+import sys
+import ridgeline as sherpa
+sherpa.optimize(
+    parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+    algorithm=sherpa.algorithms.RandomSearch(max_num_trials=2),
+    lower_is_better=True,
+    scheduler=sherpa.schedulers.DaskScheduler(sys.argv[3]),
+    filename=sys.argv[1],
+    output_dir=sys.argv[2],
+    max_concurrent=2,
+    verbose=0,
+    resume="--resume" in sys.argv,
+)
+"""
+
+# Sends a metric, then waits for the test's word; trial 1 then fails with code 3.
+WAITING = """
+import os, sys, time
+import ridgeline as sherpa
+client = sherpa.Client()
+trial = client.get_trial()
+out = os.environ["SHERPA_OUTPUT_DIR"]
+client.send_metrics(trial=trial, iteration=1, objective=trial.parameters["x"])
+open(os.path.join(out, f"sent_{trial.id}_{os.getpid()}"), "w").close()
+while not os.path.exists(os.path.join(out, "release")):
+    time.sleep(0.05)
+sys.exit(3 if trial.id == 1 else 0)
+"""
+
+
+def test_a_resumed_search_reattaches_to_its_running_tasks(cluster: str, workdir: Path) -> None:
+    (workdir / "runner.py").write_text(textwrap.dedent(RUNNER))
+    (workdir / "trial.py").write_text(textwrap.dedent(WAITING))
+    out = workdir / "out"
+    argv = [sys.executable, str(workdir / "runner.py"), str(workdir / "trial.py"), str(out)]
+    argv.append(cluster)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    first = subprocess.Popen(argv, env=env)
+    try:
+        wait_for(lambda: len(list(out.glob("sent_*"))) == 2, "both trials to send a metric")
+    finally:
+        first.kill()  # the coordinator dies; its tasks run on
+        first.wait()
+    second = subprocess.Popen([*argv, "--resume"], env=env)
+    try:
+        wait_for(lambda: "Re-attached trial 2" in (out / "log.txt").read_text(), "the re-attach")
+        (out / "release").write_text("")
+        assert second.wait(timeout=30) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+    states = trial_states(out)
+    assert states == {1: ("FAILED", 3), 2: ("COMPLETED", 0)}
+    assert len(list(out.glob("sent_*"))) == 2  # the same two processes: nothing ran again
+
+
+def test_without_dask_the_scheduler_says_how_to_install_it(python: str) -> None:
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "from ridgeline.schedulers import DaskScheduler\n"
+        "DaskScheduler('tcp://127.0.0.1:8786')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert "pip install ridgeline[dask]" in result.stderr
