@@ -199,7 +199,10 @@ class DaskScheduler(Scheduler):
                 done.set_result(None)
 
         def settle(_: Any) -> None:  # called on one of dask's threads
-            loop.call_soon_threadsafe(wake)
+            try:
+                loop.call_soon_threadsafe(wake)
+            except RuntimeError:  # the loop has closed: nobody waits any more
+                pass
 
         handle.future.add_done_callback(settle)
         await done

@@ -62,7 +62,11 @@ def run_trial(
             )
         return -int(signal.SIGKILL)
     full_env = dict(env)
-    granted = _take_gpus(gpus) if gpus else []
+    try:
+        granted = _take_gpus(gpus) if gpus else []
+    except BaseException:
+        os.close(fd)
+        raise
     if gpus:
         ids = ",".join(granted)
         full_env["CUDA_VISIBLE_DEVICES"] = ids
