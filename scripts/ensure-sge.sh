@@ -32,6 +32,11 @@ if [ "$(id -u)" != 0 ]; then
   exit 0
 fi
 fail() { echo "ensure-sge: $*" >&2; exit 1; }
+trap 'echo "ensure-sge: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
+quiet() { # run a qconf change; its chatter only when it fails
+  local out
+  out=$("$@" 2>&1) || fail "$* failed: $out"
+}
 
 if ! command -v sge_qmaster >/dev/null && [ ! -x /usr/sbin/sge_qmaster ] \
   || [ ! -x /usr/sbin/sge_execd ] || ! command -v qsub >/dev/null; then
@@ -63,13 +68,13 @@ qconf -sh >/dev/null 2>&1 || fail "sge_qmaster does not answer; see /var/spool/g
 
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
-qconf -sh 2>/dev/null | grep -qx "$H" || qconf -ah "$H" >/dev/null
-qconf -ss 2>/dev/null | grep -qx "$H" || qconf -as "$H" >/dev/null
+qconf -sh 2>/dev/null | grep -qx "$H" || quiet qconf -ah "$H"
+qconf -ss 2>/dev/null | grep -qx "$H" || quiet qconf -as "$H"
 if ! qconf -se "$H" >/dev/null 2>&1; then
   printf '%s\n' "hostname $H" "load_scaling NONE" "complex_values NONE" "user_lists NONE" \
     "xuser_lists NONE" "projects NONE" "xprojects NONE" "usage_scaling NONE" \
     "report_variables NONE" >"$d/host"
-  qconf -Ae "$d/host" >/dev/null
+  quiet qconf -Ae "$d/host"
 fi
 # Fixes 3 and 4: root's jobs are allowed, before sge_execd reads the configuration.
 # (And the accounting file is written at each job's end, so qacct knows it at once.)
@@ -77,12 +82,12 @@ qconf -sconf global >"$d/current"
 FLUSH='s/flush_time=\([0-9:]*\)/flush_time=\1 accounting_flush_time=00:00:00/'
 grep -q accounting_flush_time "$d/current" && FLUSH='s/^$//'
 sed -e 's/^min_uid .*/min_uid 0/' -e 's/^min_gid .*/min_gid 0/' -e "$FLUSH" "$d/current" >"$d/global"
-qconf -Mconf "$d/global" >/dev/null
+quiet qconf -Mconf "$d/global"
 # Fix 5: the scheduler runs every second and right after each submission and job end.
 qconf -ssconf | sed -e 's/^schedule_interval .*/schedule_interval 0:0:1/' \
   -e 's/^flush_submit_sec .*/flush_submit_sec 1/' \
   -e 's/^flush_finish_sec .*/flush_finish_sec 1/' >"$d/sched"
-qconf -Msconf "$d/sched" >/dev/null
+quiet qconf -Msconf "$d/sched"
 # The queue: one instance on this host. notify 2 s: a job submitted with -notify gets SIGUSR2
 # (which ridgeline's job script turns into SIGTERM for the trial) 2 s before qdel's SIGKILL.
 cat >"$d/queue" <<QUEUE
@@ -138,9 +143,9 @@ s_vmem                INFINITY
 h_vmem                INFINITY
 QUEUE
 if qconf -sq all.q >/dev/null 2>&1; then
-  qconf -Mq "$d/queue" >/dev/null
+  quiet qconf -Mq "$d/queue"
 else
-  qconf -Aq "$d/queue" >/dev/null
+  quiet qconf -Aq "$d/queue"
 fi
 
 mkdir -p /var/spool/gridengine/execd
