@@ -201,6 +201,8 @@ def test_grid_engine_scheduler_answers_sherpas_calls_and_knows_failed_starts(
     (workdir / "exit5.sh").write_text("exit 5\n")  # the environment script ends the job
     early = SGEScheduler("", str(workdir / "exit5.sh"), str(workdir))
     never = early.submit_job([sys.executable, "-c", "print('never runs')"], {}, "exit5")
+    nowhere = SGEScheduler("-wd /no/such/folder", output_dir=str(workdir))  # goes Eqw
+    stuck = nowhere.submit_job([sys.executable, "-c", "print('never runs')"], {}, "stuck")
 
     def until_done(sched: SGEScheduler, job_id: str) -> int:
         statuses: list[int] = []
@@ -221,10 +223,13 @@ def test_grid_engine_scheduler_answers_sherpas_calls_and_knows_failed_starts(
     assert (workdir / "jobs" / "ok.out").read_text().strip() == "hi"
     assert until_done(early, never) == JobStatus.failed  # exit 5, known from qacct
     assert not (workdir / "jobs" / "exit5.exit").exists()
+    assert until_done(nowhere, stuck) == JobStatus.failed  # error state: deleted, failed
+    assert stuck not in [line.split()[0] for line in run("qstat").splitlines()[2:]]
+    assert not (workdir / "jobs" / "stuck.env").exists()  # its variables do not linger
     with pytest.raises(SchedulerError, match="no job"):
         scheduler.get_status("123456789")
-    scheduler.close()
-    early.close()
+    for sched in (scheduler, early, nowhere):
+        sched.close()
 
 
 STOPPABLE = """
