@@ -30,6 +30,7 @@ example: $(VENV)/.base
 test: $(VENV)/.dev
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-slurm.sh
+	bash scripts/ensure-sge.sh
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/mypy
 	KERAS_BACKEND=torch $(PY) -m pytest -n 2 -q

@@ -49,15 +49,23 @@ def test_core_answers_sherpa_names_and_keeps_the_core_api() -> None:
         sherpa.core.Nope  # noqa: B018
 
 
-def test_grid_engine_scheduler_constructs_and_refuses_to_submit(workdir: Path) -> None:
+def test_grid_engine_scheduler_takes_sherpas_arguments_and_checks_them_first(
+    workdir: Path,
+) -> None:
     (workdir / "trial.py").write_text(TRIAL)
     scheduler = sherpa.schedulers.SGEScheduler(
         submit_options="-N example", environment="env.sh", output_dir="out"
     )
-    assert scheduler.submit_options == "-N example"
-    with pytest.raises(SchedulerError, match="not available yet"):
-        scheduler.submit_job(["python", "trial.py"], {}, "trial_1")
-    with pytest.raises(SchedulerError, match="cluster scheduling .* not available yet"):
+    assert (scheduler.submit_options, scheduler.environment, scheduler.output_dir) == (
+        "-N example",
+        "env.sh",
+        "out",
+    )
+    # env.sh does not exist (and Grid Engine may not be here): refused before anything runs.
+    # It runs jobs on a real Grid Engine in tests/cluster/test_sge.py.
+    with pytest.raises(
+        SchedulerError, match="SGEScheduler (needs Grid Engine|environment 'env.sh': no such)"
+    ):
         sherpa.optimize(
             parameters=[sherpa.Continuous("x", [0.0, 1.0])],
             algorithm=sherpa.algorithms.RandomSearch(max_num_trials=1),
@@ -68,6 +76,8 @@ def test_grid_engine_scheduler_constructs_and_refuses_to_submit(workdir: Path) -
             verbose=0,
         )
     assert not (workdir / "sge").exists()
+    with pytest.raises(SchedulerError, match="submit_options must be a string"):
+        sherpa.schedulers.SGEScheduler(["-N", "example"], "")
     # SLURMScheduler takes SHERPA's arguments too (it runs jobs: tests/cluster/).
     slurm = sherpa.schedulers.SLURMScheduler("-N example", "env.sh", "out")
     assert (slurm.submit_options, slurm.environment, slurm.output_dir) == (

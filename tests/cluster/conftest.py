@@ -1,8 +1,9 @@
-"""A single-node SLURM for the cluster tests, set up by ``scripts/ensure-slurm.sh``.
+"""A single-node SLURM and a single-node Grid Engine for the cluster tests, set up by
+``scripts/ensure-slurm.sh`` and ``scripts/ensure-sge.sh``.
 
-The script is idempotent (a quick no-op once ``sinfo`` answers); a file lock keeps parallel
+The scripts are idempotent (a quick no-op once the system answers); a file lock keeps parallel
 test workers from installing at the same time. Only a test run without root skips, loudly:
-everywhere else a SLURM that cannot be brought up fails the tests.
+everywhere else a cluster that cannot be brought up fails the tests.
 """
 
 from __future__ import annotations
@@ -17,27 +18,33 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-LOCK = Path("/tmp/ridgeline-ensure-slurm.lock")
+
+
+def ensure(script: str, system: str) -> None:
+    """Run ``scripts/<script>`` once at a time; skip (loudly) only without root."""
+    if os.geteuid() != 0:
+        pytest.skip(
+            f"SKIPPED {system.upper()} TESTS: they need root to install and start a single-node "
+            f"{system} (scripts/{script}); run the suite as root, as .ci/run does"
+        )
+    with open(Path(f"/tmp/ridgeline-{script}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = subprocess.run(
+            ["bash", str(REPO / "scripts" / script)], capture_output=True, text=True, timeout=600
+        )
+    assert result.returncode == 0, (
+        f"scripts/{script} could not bring up {system}:\n{result.stdout}\n{result.stderr}"
+    )
 
 
 @pytest.fixture(scope="session")
 def slurm() -> None:
-    if os.geteuid() != 0:
-        pytest.skip(
-            "SKIPPED SLURM TESTS: they need root to install and start a single-node SLURM "
-            "(scripts/ensure-slurm.sh); run the suite as root, as .ci/run does"
-        )
-    with open(LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = subprocess.run(
-            ["bash", str(REPO / "scripts" / "ensure-slurm.sh")],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    assert result.returncode == 0, (
-        f"scripts/ensure-slurm.sh could not bring up SLURM:\n{result.stdout}\n{result.stderr}"
-    )
+    ensure("ensure-slurm.sh", "SLURM")
+
+
+@pytest.fixture(scope="session")
+def sge() -> None:
+    ensure("ensure-sge.sh", "Grid Engine")
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +53,11 @@ def cancel_leftover_jobs(tmp_path: Path) -> Iterator[None]:
     cancelled); cancel the jobs that ran in its folder, so they do not hold the node's CPUs
     for the tests after it."""
     yield
-    if os.geteuid() != 0 or shutil.which("squeue") is None:
+    if os.geteuid() != 0:
+        return
+    if shutil.which("qstat") is not None:
+        delete_leftover_sge_jobs(tmp_path)
+    if shutil.which("squeue") is None:
         return
     listing = subprocess.run(
         ["squeue", "--noheader", "--format=%i %Z"], capture_output=True, text=True, timeout=30
@@ -58,3 +69,16 @@ def cancel_leftover_jobs(tmp_path: Path) -> Iterator[None]:
     ]
     if leftover:
         subprocess.run(["scancel", *leftover], capture_output=True, timeout=30)
+
+
+def delete_leftover_sge_jobs(tmp_path: Path) -> None:
+    listing = subprocess.run(["qstat"], capture_output=True, text=True, timeout=30).stdout
+    ids = [line.split()[0] for line in listing.splitlines()[2:] if line.split()]
+    leftover = []
+    for job_id in ids:
+        shown = subprocess.run(["qstat", "-j", job_id], capture_output=True, text=True, timeout=30)
+        for line in shown.stdout.splitlines():
+            if line.startswith("cwd:") and Path(line.split(None, 1)[1]).is_relative_to(tmp_path):
+                leftover.append(job_id)
+    if leftover:
+        subprocess.run(["qdel", "-f", *leftover], capture_output=True, timeout=30)

@@ -1,0 +1,367 @@
+"""What the batch-system schedulers (SLURM, Grid Engine) share: each trial attempt is one
+batch job whose script (``jobs/<name>.<suffix>``, 0700, in the private jobs folder) sources
+the ``environment`` script and runs the trial under the exit-status wrapper of
+``schedulers/exitstatus.py``, so ``jobs/<name>.exit`` holds the trial's real exit code
+whatever the batch system makes of it.
+
+The command-line tools never run on the event loop: the submit tool and the cancel tool run in
+worker threads (``submit`` returns at once; the job id follows), and one poller per event loop
+asks the batch system about all the jobs being waited for in one call, every 0.25 s while
+something changes, backing off to every 3 s while nothing does. The job id is kept in
+``jobs/<name>.jobid``, so a coordinator started later re-attaches to jobs still queued or
+running. A subclass says how to call its tools: the ``_``-prefixed hooks below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import shlex
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ridgeline.errors import SchedulerError
+from ridgeline.private import private_dir
+from ridgeline.schedulers import exitstatus, jobfiles
+from ridgeline.schedulers.base import Job, Scheduler
+
+__all__ = ["BatchScheduler", "write_job_id"]
+
+log = logging.getLogger(__name__)
+
+POLL_MIN_S = 0.25
+POLL_MAX_S = 3.0
+
+
+class _Submission:
+    """A job's private state: its submission (a future of the job id) and whether this
+    scheduler asked it to end (``killed``) or force-killed it (``forced``)."""
+
+    def __init__(self, submitted: concurrent.futures.Future[str]) -> None:
+        self.submitted = submitted
+        self.killed = False
+        self.forced = False
+
+
+class _Ended:
+    """The handle of a job that had ended before it was re-attached."""
+
+    def __init__(self, code: int | None) -> None:
+        self.code = code
+
+
+def _done(job_id: str) -> concurrent.futures.Future[str]:
+    future: concurrent.futures.Future[str] = concurrent.futures.Future()
+    future.set_result(job_id)
+    return future
+
+
+def _read_job_id(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return text if text.isdigit() else None
+
+
+def write_job_id(id_file: Path, job_id: str) -> None:
+    """Keep the job id for re-attaching (atomically: a reader sees all of it or nothing)."""
+    partial = id_file.with_name(id_file.name + ".partial")
+    partial.write_text(job_id + "\n")
+    os.replace(partial, id_file)
+
+
+class BatchScheduler(Scheduler):
+    """A scheduler whose jobs go through a batch system's command-line tools."""
+
+    #: The batch system's name, for messages; the job script's file suffix.
+    system = "batch"
+    script_suffix = ".job"
+
+    def __init__(self, submit_options: str, environment: str, output_dir: str) -> None:
+        cls = type(self).__name__
+        try:
+            self._options = shlex.split(submit_options)
+        except ValueError as exc:
+            raise SchedulerError(
+                f"{cls} submit_options {submit_options!r} cannot be split like a shell "
+                f"command line: {exc}"
+            ) from exc
+        self.submit_options = submit_options
+        self.environment = environment
+        self.output_dir = str(output_dir)
+        self._submitter: concurrent.futures.ThreadPoolExecutor | None = None
+        self._canceller: concurrent.futures.ThreadPoolExecutor | None = None
+        self._waiters: dict[str, list[asyncio.Future[str | None]]] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._nudge: asyncio.Event | None = None
+        self._lock = threading.Lock()  # guards _canceller, which submit threads may start
+        self._sherpa_jobs: dict[str, Job] = {}  # jobs started through submit_job, by job id
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def _environment_line(self) -> list[str]:
+        if not self.environment:
+            return []
+        return [f". {shlex.quote(str(Path(self.environment).resolve()))}"]
+
+    def _check_environment(self) -> None:
+        if self.environment and not Path(self.environment).is_file():
+            raise SchedulerError(
+                f"{type(self).__name__} environment {self.environment!r}: no such file (it is "
+                f"the script each job sources before the trial; '' for none)"
+            )
+
+    def _prepare(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        jobs_dir: Path,
+        name: str,
+        cwd: str,
+    ) -> tuple[list[str], dict[str, str], str]:
+        """Write the job's files; the submit argv, the submit tool's environment and the
+        script's path."""
+        raise NotImplementedError
+
+    def _submit_now(self, argv: list[str], env: dict[str, str]) -> str:
+        """Run the submit tool (in a worker thread); the job id."""
+        raise NotImplementedError
+
+    async def _states(self, job_ids: Sequence[str]) -> dict[str, str] | None:
+        """``{id: state}`` of the jobs the batch system still lists; None when it failed."""
+        raise NotImplementedError
+
+    def _states_sync(self, job_ids: Sequence[str]) -> dict[str, str] | None:
+        raise NotImplementedError
+
+    def _is_active(self, state: str) -> bool:
+        """Whether a listed job is still queued or running (else it ended in that state)."""
+        raise NotImplementedError
+
+    def _is_queued(self, state: str) -> bool:
+        raise NotImplementedError
+
+    def _cancel_now(self, job_id: str, force: bool) -> None:
+        """Run the cancel tool (in a worker thread)."""
+        raise NotImplementedError
+
+    def _end_code(
+        self, job: Job, job_id: str, state: str | None, handle: _Submission | None
+    ) -> int | None:
+        """How a job without an exit record ended (runs in a thread); ``state`` None: the
+        batch system no longer lists it."""
+        raise NotImplementedError
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def write_script(self, path: Path, text: str) -> None:
+        """A job's private file: owner-only from its creation on."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(path, 0o700)
+
+    def submit(
+        self, command: Sequence[str], env: Mapping[str, str], name: str, cwd: str | None = None
+    ) -> Job:
+        jobs_dir = private_dir(Path(self.output_dir or ".").resolve() / "jobs")
+        jobfiles.retire_attempt(jobs_dir, name)
+        id_file = jobs_dir / f"{name}.jobid"
+        id_file.unlink(missing_ok=True)
+        argv, tool_env, script = self._prepare(
+            command, env, jobs_dir, name, str(Path(cwd or os.getcwd()).resolve())
+        )
+        if self._submitter is None:
+            self._submitter = concurrent.futures.ThreadPoolExecutor(
+                2, thread_name_prefix=f"{self.system}-submit"
+            )
+        submitted = self._submitter.submit(self._submit_and_keep, argv, tool_env, id_file)
+        if self._nudge is not None:
+            self._nudge.set()  # a new job: look sooner
+        info = {
+            "output": str(jobfiles.output_path(jobs_dir, name)),
+            "exit_file": str(jobfiles.exit_path(jobs_dir, name)),
+            "script": script,
+            "job_id_file": str(id_file),
+        }
+        return Job(name, info, _Submission(submitted))
+
+    def _submit_and_keep(self, argv: list[str], env: dict[str, str], id_file: Path) -> str:
+        job_id = self._submit_now(argv, env)
+        write_job_id(id_file, job_id)
+        return job_id
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    async def wait(self, job: Job) -> int | None:
+        handle = job.handle
+        if isinstance(handle, _Ended):
+            return handle.code
+        if not isinstance(handle, _Submission):
+            raise SchedulerError(f"{job.name} was not submitted by this {type(self).__name__}")
+        try:
+            job_id = await asyncio.wrap_future(handle.submitted)
+        except SchedulerError as exc:
+            log.error("%s could not be submitted: %s", job.name, exc)
+            with open(job.info["output"], "a") as out:
+                out.write(f"ridgeline: {exc}\n")
+            return 1
+        state = await self._until_ended(job_id)
+        return await asyncio.to_thread(self._exit_code, job, job_id, state, handle)
+
+    async def _until_ended(self, job_id: str) -> str | None:
+        """The job's final state as listed; None when it left the listing unseen."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str | None] = loop.create_future()
+        self._waiters.setdefault(job_id, []).append(future)
+        poller = self._poller
+        if poller is None or poller.done() or poller.get_loop() is not loop:
+            self._nudge = asyncio.Event()
+            self._poller = loop.create_task(self._poll(self._nudge))
+        else:
+            assert self._nudge is not None
+            self._nudge.set()
+        return await future
+
+    async def _poll(self, nudge: asyncio.Event) -> None:
+        """One listing call for every job waited for; faster while answers change."""
+        delay, last = POLL_MIN_S, None
+        while True:
+            for job_id in [j for j, fs in self._waiters.items() if all(f.done() for f in fs)]:
+                del self._waiters[job_id]  # only cancelled waiters left
+            if not self._waiters:
+                return
+            ids = sorted(self._waiters, key=int)
+            states = await self._states(ids)
+            if states is not None:
+                for job_id in ids:
+                    state = states.get(job_id)
+                    if state is None or not self._is_active(state):
+                        for future in self._waiters.pop(job_id, []):
+                            if not future.done():
+                                future.set_result(state)
+            delay = POLL_MIN_S if states != last else min(delay * 1.5, POLL_MAX_S)
+            last = states
+            if not self._waiters:
+                return
+            nudge.clear()
+            try:
+                await asyncio.wait_for(nudge.wait(), delay)
+                delay = POLL_MIN_S
+            except TimeoutError:
+                pass
+
+    def _exit_code(
+        self, job: Job, job_id: str, state: str | None, handle: _Submission | None
+    ) -> int | None:
+        recorded = exitstatus.read_status(job.info.get("exit_file"))
+        if recorded is not None:
+            return recorded
+        return self._end_code(job, job_id, state, handle)
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def kill(self, job: Job, force: bool = False) -> None:
+        """The cancel tool in a worker thread; a job still being submitted is ended as soon as
+        its id is known."""
+        handle = job.handle
+        if not isinstance(handle, _Submission):
+            return
+        handle.killed = True
+        if force:
+            handle.forced = True
+
+        def send(submitted: concurrent.futures.Future[str]) -> None:
+            if submitted.cancelled() or submitted.exception() is not None:
+                return
+            with self._lock:
+                if self._canceller is None:
+                    self._canceller = concurrent.futures.ThreadPoolExecutor(
+                        1, thread_name_prefix=f"{self.system}-cancel"
+                    )
+                self._canceller.submit(self._cancel_now, submitted.result(), force)
+
+        handle.submitted.add_done_callback(send)
+
+    # -- after a coordinator restart ------------------------------------------------------------
+
+    def reattach(self, info: Mapping[str, Any], name: str) -> Job | None:
+        """The job if the batch system still has it queued or running, or if it ended and how
+        is known; None when it is gone without a trace (or was never submitted)."""
+        recorded = exitstatus.read_status(info.get("exit_file"))
+        job_id = _read_job_id(info.get("job_id_file"))
+        if job_id is None:
+            return None if recorded is None else Job(name, dict(info), _Ended(recorded))
+        states = self._states_sync([job_id])
+        state = None if states is None else states.get(job_id)
+        if states is None or (state is not None and self._is_active(state)):
+            return Job(name, dict(info), _Submission(_done(job_id)))  # wait() polls it
+        if recorded is not None:
+            return Job(name, dict(info), _Ended(recorded))
+        if state is None:
+            return None
+        job = Job(name, dict(info))
+        return Job(name, dict(info), _Ended(self._exit_code(job, job_id, state, None)))
+
+    # -- SHERPA's scheduler interface (scripts that drive a scheduler themselves) -------------
+
+    def submit_job(
+        self, command: Sequence[str] | str, env: Mapping[str, str] | None = None, job_name: str = ""
+    ) -> str:
+        """Submit ``command`` with this process's environment plus ``env``; returns the job
+        id, which ``get_status`` and ``kill_job`` take. Waits for the submit tool."""
+        argv = shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+        name = job_name or f"job_{len(self._sherpa_jobs) + 1}"
+        job = self.submit(argv, {**os.environ, **dict(env or {})}, name)
+        job_id = job.handle.submitted.result()  # raises SchedulerError when it was refused
+        self._sherpa_jobs[job_id] = job
+        return job_id
+
+    def get_status(self, job_id: str) -> int:
+        """SHERPA's ``_JobStatus`` of a job from ``submit_job`` (one listing call): queued,
+        running, finished (exit 0), killed (cancelled, or ended by a signal) or failed."""
+        from ridgeline.schedulers.polling import JobStatus
+
+        job = self._sherpa_jobs.get(str(job_id))
+        if job is None:
+            raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")
+        if not isinstance(job.handle, _Ended):
+            states = self._states_sync([str(job_id)])
+            if states is None:
+                return JobStatus.other
+            state = states.get(str(job_id))
+            if state is not None and self._is_active(state):
+                return JobStatus.queued if self._is_queued(state) else JobStatus.running
+            handle = job.handle if isinstance(job.handle, _Submission) else None
+            job.handle = _Ended(self._exit_code(job, str(job_id), state, handle))
+        code = job.handle.code
+        if code == 0:
+            return JobStatus.finished
+        if code is not None and code < 0:
+            return JobStatus.killed
+        return JobStatus.failed
+
+    def kill_job(self, job_id: str) -> None:
+        """Cancel a job from ``submit_job``."""
+        job = self._sherpa_jobs.get(str(job_id))
+        if job is None:
+            raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")
+        self.kill(job, force=True)
+
+    def close(self) -> None:
+        """Wait for the submit and cancel calls under way; a later search may use the
+        scheduler again."""
+        if self._submitter is not None:
+            self._submitter.shutdown(wait=True)  # may still ask for a cancel
+            self._submitter = None
+        with self._lock:
+            canceller, self._canceller = self._canceller, None
+        if canceller is not None:
+            canceller.shutdown(wait=True)

@@ -1,0 +1,353 @@
+"""Trials as (Son of) Grid Engine jobs, through ``qsub``, ``qstat``, ``qdel`` and ``qacct``.
+
+The job script, exit record, job-id file and the one ``qstat`` poller come from
+``schedulers/batch.py``. The trial's variables (its token among them) must not reach
+``qsub``'s ``-V``/``-v``: Grid Engine shows a job's variables to anyone who runs
+``qstat -j``. So they go into ``jobs/<name>.env`` (0600, in the private jobs folder), which
+the job script sources and deletes before anything else runs.
+
+Stopping: every job is submitted with ``-notify``; ``qdel`` then sends the job SIGUSR2, which
+its script turns into SIGTERM for the trial, and SIGKILL after the queue's ``notify`` time.
+The trial itself ignores SIGUSR2. A forced kill is ``qdel -f`` (plain ``qdel`` for users who
+are not Grid Engine managers: the SIGKILL then follows after the ``notify`` time).
+
+How a job ended: the wrapper's record first; without one, ``qacct -j``'s exit status (the
+environment script exited, or SIGKILL ended the job); a job this scheduler deleted counts as
+killed; one in an error state (``Eqw``) is deleted and failed; one that left ``qstat`` without
+any record vanished and counts as killed. None of these is a success. Exit status 0 without a
+record (the environment script exited 0) is unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ridgeline.errors import SchedulerError
+from ridgeline.schedulers import exitstatus, jobfiles, sgecli
+from ridgeline.schedulers.base import Job
+from ridgeline.schedulers.batch import BatchScheduler, _Submission
+from ridgeline.schedulers.cluster import check_sherpa_arguments
+
+__all__ = ["SGEScheduler"]
+
+log = logging.getLogger(__name__)
+
+_TOOLS = ("qsub", "qstat", "qdel", "qacct")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Variables Grid Engine sets for each job (or bash keeps read-only): a coordinator that itself
+# runs in a job must not hand its own to the trial's job.
+_JOB_OWN = frozenset(
+    {
+        "JOB_ID", "JOB_NAME", "JOB_SCRIPT", "NSLOTS", "NHOSTS", "NQUEUES", "QUEUE", "PE",
+        "PE_HOSTFILE", "RESTARTED", "REQUEST", "ENVIRONMENT", "TMPDIR", "TMP", "HOSTNAME",
+        "BASHOPTS", "SHELLOPTS", "BASH_VERSINFO", "EUID", "PPID", "UID", "_",
+    }
+)  # fmt: skip
+QACCT_WAIT_S = 3.0  # how long qacct may lag behind a job's end
+
+
+def _job_env_lines(env: Mapping[str, str]) -> list[str]:
+    """``export`` lines for the trial's variables, less those Grid Engine sets per job
+    (``SGE_ROOT``/``SGE_CELL`` stay: they say which cluster to talk to)."""
+    lines = []
+    for key, value in sorted(env.items()):
+        if not _NAME.match(key) or key in _JOB_OWN:
+            continue
+        if key.startswith("SGE_") and key not in ("SGE_ROOT", "SGE_CELL"):
+            continue
+        lines.append(f"export {key}={shlex.quote(value)}")
+    return lines
+
+
+class SGEScheduler(BatchScheduler):
+    """SHERPA's Grid Engine scheduler, for real: each trial is one ``qsub`` job.
+
+    ``submit_options`` go to ``qsub`` as they would on its command line (e.g.
+    ``"-N example -P arcus.p -q arcus.q -l hostname='(arcus-1)'"``; they come after
+    ridgeline's own options, so ``-N`` overrides the trial's job name). ``environment`` is a
+    script the job sources before the trial starts; "" for none. ``gpus_per_trial`` asks each
+    job for that many GPUs (``-l gpu=N``, the complex most clusters name so). Output goes to
+    ``<output_dir>/jobs/<name>.out``; the folder must be one the execution hosts see.
+    """
+
+    system = "SGE"
+    script_suffix = ".sge"
+
+    def __init__(
+        self,
+        submit_options: str = "",
+        environment: str = "",
+        output_dir: str = "",
+        gpus_per_trial: int = 0,
+    ) -> None:
+        check_sherpa_arguments(type(self).__name__, submit_options, environment)
+        if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int):
+            raise SchedulerError(
+                f"SGEScheduler gpus_per_trial must be a whole number, got {gpus_per_trial!r}"
+            )
+        if gpus_per_trial < 0:
+            raise SchedulerError(f"SGEScheduler gpus_per_trial must be >= 0, got {gpus_per_trial}")
+        super().__init__(submit_options, environment, output_dir)
+        self.gpus_per_trial = gpus_per_trial
+
+    # -- checks and the commands it builds ---------------------------------------------------
+
+    def check(self) -> None:
+        """Grid Engine's tools are on PATH, the environment script exists, and ``qsub``
+        accepts the submit options (``qsub -w v``, which verifies and submits nothing)."""
+        missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
+        if missing:
+            raise SchedulerError(
+                f"SGEScheduler needs Grid Engine's command-line tools, but "
+                f"{', '.join(missing)} is not on PATH; run on a host of the cluster "
+                f"(scripts/ensure-sge.sh sets up a single-node Grid Engine for tests)"
+            )
+        self._check_environment()
+        argv = ["qsub", "-w", "v", "-b", "y", *self._resources(), *self._options, "true"]
+        try:
+            result = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=sgecli.TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SchedulerError(f"SGEScheduler: qsub did not answer: {exc}") from exc
+        if result.returncode != 0:
+            raise SchedulerError(
+                f"SGEScheduler: qsub refuses submit_options {self.submit_options!r}: "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+
+    def _resources(self) -> list[str]:
+        return ["-l", f"gpu={self.gpus_per_trial}"] if self.gpus_per_trial else []
+
+    def qsub_argv(
+        self, name: str, script: str | os.PathLike[str], output: str, cwd: str
+    ) -> list[str]:
+        """The ``qsub`` command line of one job (no variables on it at all)."""
+        return [
+            "qsub",
+            "-terse",
+            "-notify",
+            "-S",
+            "/bin/bash",
+            "-N",
+            name,
+            "-wd",
+            cwd,
+            "-j",
+            "y",
+            "-o",
+            output,
+            *self._resources(),
+            *self._options,
+            str(script),
+        ]
+
+    def batch_script(
+        self,
+        command: Sequence[str],
+        exit_file: str | os.PathLike[str],
+        env_file: str | os.PathLike[str],
+    ) -> str:
+        """The job's script: take the trial's variables, source ``environment``, run the
+        trial under the exit wrapper, and turn ``qdel``'s SIGUSR2 into its SIGTERM."""
+        env = shlex.quote(str(env_file))
+        lines = [
+            "#!/bin/bash",
+            "# A ridgeline trial, submitted by SGEScheduler.",
+            f". {env}; rm -f {env}",
+            *self._environment_line(),
+            "trap '' USR2  # the trial and its exit wrapper ignore qdel's notice...",
+            f"{shlex.join(exitstatus.wrap(list(command), exit_file))} &",
+            "child=$!",
+            "trap : TERM",
+            "trap 'kill -TERM 0' USR2  # ...which becomes SIGTERM for the whole job",
+            "while :; do wait $child; s=$?; kill -0 $child 2>/dev/null || break; done",
+            "exit $s",
+        ]
+        return "\n".join(lines) + "\n"
+
+    # -- the hooks of BatchScheduler -----------------------------------------------------------
+
+    def _prepare(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        jobs_dir: Path,
+        name: str,
+        cwd: str,
+    ) -> tuple[list[str], dict[str, str], str]:
+        env_file = jobs_dir / f"{name}.env"
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(_job_env_lines(env)) + "\n")
+        os.chmod(env_file, 0o600)
+        script = jobs_dir / f"{name}{self.script_suffix}"
+        exit_file = jobfiles.exit_path(jobs_dir, name)
+        self.write_script(script, self.batch_script(command, exit_file, env_file))
+        output = str(jobfiles.output_path(jobs_dir, name))
+        # qsub runs with the coordinator's own environment (which says where the cluster
+        # is); without -V none of it reaches the job.
+        return self.qsub_argv(name, script, output, cwd), dict(os.environ), str(script)
+
+    def _submit_now(self, argv: list[str], env: dict[str, str]) -> str:
+        result = _run(argv, env)
+        if result is None:
+            raise SchedulerError("qsub did not answer")
+        if result.returncode != 0:
+            raise SchedulerError(
+                f"qsub refused the job (exit code {result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        job_id = sgecli.parse_qsub(result.stdout)
+        if job_id is None:
+            raise SchedulerError(f"qsub answered {result.stdout.strip()!r}, not a job id")
+        return job_id
+
+    async def _states(self, job_ids: Sequence[str]) -> dict[str, str] | None:
+        argv = sgecli.qstat_argv()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            try:
+                out, err = await asyncio.wait_for(process.communicate(), sgecli.TIMEOUT_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+                raise
+        except (OSError, TimeoutError) as exc:
+            log.warning("qstat did not answer: %s", exc)
+            return None
+        if process.returncode != 0:
+            log.warning("qstat failed (exit code %s): %s", process.returncode, err.decode())
+            return None
+        return sgecli.parse_qstat(out.decode(), job_ids)
+
+    def _states_sync(self, job_ids: Sequence[str]) -> dict[str, str] | None:
+        result = _run(sgecli.qstat_argv())
+        if result is None or result.returncode != 0:
+            log.warning("qstat failed: %s", "no answer" if result is None else result.stderr)
+            return None
+        return sgecli.parse_qstat(result.stdout, job_ids)
+
+    def _is_active(self, state: str) -> bool:
+        return sgecli.is_active(state)
+
+    def _is_queued(self, state: str) -> bool:
+        return sgecli.is_queued(state)
+
+    def _cancel_now(self, job_id: str, force: bool) -> None:
+        result = _run(sgecli.qdel_argv(job_id, force))
+        if force and (result is None or result.returncode != 0):
+            result = _run(sgecli.qdel_argv(job_id, False))  # not a manager: plain qdel
+        if result is not None and result.returncode != 0:
+            log.debug("qdel %s: %s", job_id, result.stderr.strip() or result.stdout.strip())
+
+    def _exit_code(
+        self, job: Job, job_id: str, state: str | None, handle: _Submission | None
+    ) -> int | None:
+        script = job.info.get("script")
+        if script:  # the job never ran, or its script was killed before it took the file
+            Path(script).with_suffix(".env").unlink(missing_ok=True)
+        return super()._exit_code(job, job_id, state, handle)
+
+    def _end_code(
+        self, job: Job, job_id: str, state: str | None, handle: _Submission | None
+    ) -> int | None:
+        """How a job without an exit record ended (see the module's docstring)."""
+        killed = -int(signal.SIGKILL)
+        if state is not None:  # listed, but in an error state: it would never run
+            shown = _run(["qstat", "-j", job_id])
+            reason = "" if shown is None else _error_reason(shown.stdout)
+            _run(sgecli.qdel_argv(job_id, False))
+            log.warning(
+                "Grid Engine job %s (%s) is in error state %s%s; deleted, counted as failed",
+                job_id,
+                job.name,
+                state,
+                f" ({reason})" if reason else "",
+            )
+            return 1
+        if handle is not None and handle.forced:
+            return killed
+        if handle is not None and handle.killed:
+            return -int(signal.SIGTERM)
+        accounted = _qacct(job_id)
+        if accounted is None:
+            log.warning(
+                "Grid Engine job %s (%s) vanished: it left qstat without recording an exit "
+                "status, and qacct knows nothing of it; counted as killed",
+                job_id,
+                job.name,
+            )
+            return killed
+        status, failed = accounted
+        if status == 0 and failed.startswith("0"):
+            log.warning(
+                "Grid Engine job %s (%s) completed without recording the trial's exit status "
+                "(did the environment script exit?); its outcome is unknown",
+                job_id,
+                job.name,
+            )
+            return None
+        code = exitstatus.decode(status) if status else killed
+        log.warning(
+            "Grid Engine job %s (%s) ended with exit status %s (failed: %s)",
+            job_id,
+            job.name,
+            status,
+            failed,
+        )
+        return code
+
+
+def _run(
+    argv: list[str], env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(
+            argv,
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            timeout=sgecli.TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("%s did not answer: %s", shlex.join(argv), exc)
+        return None
+
+
+def _qacct(job_id: str) -> tuple[int, str] | None:
+    """``qacct -j``'s record of the job, waiting briefly for the accounting file's flush."""
+    deadline = time.monotonic() + QACCT_WAIT_S
+    while True:
+        result = _run(["qacct", "-j", job_id])
+        parsed = None if result is None else sgecli.parse_qacct(result.stdout)
+        if parsed is not None or time.monotonic() > deadline:
+            return parsed
+        time.sleep(0.25)
+
+
+def _error_reason(qstat_j: str) -> str:
+    for line in qstat_j.splitlines():
+        if line.startswith("error reason"):
+            return line.partition(":")[2].strip()
+    return ""
