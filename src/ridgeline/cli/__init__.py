@@ -226,8 +226,8 @@ def experiment() -> None:
     "test_mode",
     is_flag=True,
     help="Check the script instead: run one trial of length 1 (in the config's unit; single "
-    "searcher, no restarts) on this machine now, streaming its output; exit 0 only if it "
-    "completes. The test experiment is archived and named '[test] NAME'.",
+    "searcher, no restarts) now, where the experiment's trials run, streaming its output; "
+    "exit 0 only if it completes. The test experiment is archived and named '[test] NAME'.",
 )
 @click.option(
     "--scheduler",
