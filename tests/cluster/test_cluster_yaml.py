@@ -117,6 +117,8 @@ def test_the_yaml_slurm_section_runs_every_trial_as_a_slurm_job(user_env: Path) 
 
     described = json.loads(cli("experiment", "describe", str(experiment_id), "--json").stdout)
     assert described["runs_on"].startswith(f"SLURM jobs (sbatch --comment={tag})")
+    table = cli("experiment", "describe", str(experiment_id)).stdout
+    assert f"Trials run as SLURM jobs (sbatch --comment={tag}); chosen by the experiment" in table
 
 
 def test_user_config_defaults_are_overridden_by_the_command_line(user_env: Path) -> None:
@@ -152,3 +154,21 @@ def test_user_config_defaults_are_overridden_by_the_command_line(user_env: Path)
     assert job.isdigit() and f"JobId={job}" in record
     assert f"Comment={tag}" in record  # the command line's sbatch_args replaced the user's
     assert "Partition=debug" in record  # the user config's partition still applies
+
+
+def test_test_mode_runs_its_trial_on_the_chosen_backend(user_env: Path) -> None:
+    config = write_experiment(user_env, 3)
+    tested = cli(
+        "experiment",
+        "create",
+        str(config),
+        "--test",
+        "--json",
+        "--scheduler",
+        "slurm",
+        "--cluster-option",
+        "sbatch_args=--comment=test-mode",
+    )
+    assert json.loads(tested.stdout)["passed"] is True
+    ((job, record),) = seen_jobs(user_env)
+    assert job.isdigit() and "Comment=test-mode" in record

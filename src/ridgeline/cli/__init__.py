@@ -277,12 +277,12 @@ def create(
     if test_mode:
         from ridgeline.cli.testmode import run_test
 
-        if paused or warm_start or scheduler or cluster_options:
-            fail(
-                "--test runs one trial at once: it does not go with --paused, --warm-start, "
-                "--scheduler or --cluster-option"
-            )
-        sys.exit(run_test(ctx.obj["storage"], config_file, context_dir, overrides, as_json))
+        if paused or warm_start:
+            fail("--test runs one trial at once: it does not go with --paused or --warm-start")
+        cluster = (scheduler, cluster_options)
+        sys.exit(
+            run_test(ctx.obj["storage"], config_file, context_dir, overrides, as_json, cluster)
+        )
     exp = Experiment.from_yaml(config_file, context_dir, overrides, ctx.obj["storage"])
     experiment_id = exp.create(
         paused=paused,
@@ -366,8 +366,9 @@ def describe(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool
         record = _experiment(store, experiment_id)
         summary = experiment_row(store, record)
         trials = trial_rows(store, experiment_id)
-        summary["runs_on"] = runs_on(record.config)
+        where = runs_on(record.config)
         if as_json:
+            summary["runs_on"] = where
             summary["archived"] = record.archived
             summary["config"] = record.config.get("raw")
             summary["output_dir"] = record.config.get("output_dir")
@@ -377,6 +378,8 @@ def describe(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool
             emit(trials, False, True)
         else:
             emit([summary], False, False)
+            if where:
+                click.echo(f"Trials run as {where}")
             emit(trials, False, False)
 
 

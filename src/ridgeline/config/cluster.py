@@ -301,7 +301,7 @@ def _cli_options(options: Sequence[str], backend: str) -> dict[str, Any]:
             )
             continue
         try:
-            given[key] = _value(text) if key not in ("partition", "environment") else text
+            given[key] = _value(text) if key.endswith("_args") else text  # the rest: text
         except Exception as exc:  # noqa: BLE001 - any YAML error is the user's value
             p.add(f"--cluster-option {key}", f"cannot be read as YAML: {exc}")
     values = _fields(p, "", given)
