@@ -14,7 +14,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,11 +91,11 @@ class Experiment:
         learn from (they spend none of the budget). ``scheduler`` (local, slurm, sge, dask)
         and ``cluster_options`` (``KEY=VALUE``) override the backend that the user config
         file and the config choose (``ridgeline.config.cluster``)."""
-        from ridgeline.config.cluster import resolve_cluster, shared_storage_warnings
+        from ridgeline.config.cluster import check_backend, resolve_cluster, shared_storage_warnings
 
         build_searcher(self.config)  # refuse searchers this version cannot run, before anything
         cluster = resolve_cluster(self.config.raw, scheduler, cluster_options)
-        _check_backend(cluster.to_dict(), self.config.slots_per_trial)
+        check_backend(cluster, self.config.slots_per_trial)
         warm_start = [int(i) for i in warm_start]
         folder = new_experiment_dir()
         storage = self.config.checkpoint_storage
@@ -273,21 +272,6 @@ def build_searcher(config: ExperimentConfig) -> Searcher:
         f"(e.g. max_length: {{epochs: 10}}), or time_metric and max_time for adaptive_asha and "
         f"async_halving (Determined 0.38 style)"
     )
-
-
-def _check_backend(cluster: dict[str, Any], slots_per_trial: int) -> None:
-    """Ask a cluster backend whether it takes the experiment's jobs (``sbatch --test-only``
-    for SLURM), so bad submit options are refused at create, not when trials fail."""
-    from ridgeline.config.cluster import scheduler_for
-
-    if cluster.get("backend", "local") == "local":
-        return
-    with tempfile.TemporaryDirectory() as scratch:
-        scheduler = scheduler_for(cluster, scratch, slots_per_trial, lambda: None)
-        try:
-            scheduler.check()
-        finally:
-            scheduler.close()
 
 
 def _source_checkpoint(store: Store, config: ExperimentConfig, folder: Path) -> str | None:

@@ -134,7 +134,15 @@ def test_user_config_defaults_are_overridden_by_the_command_line(user_env: Path)
     assert "SLURM jobs (sbatch --partition=debug --comment=from-user)" in preview
     assert f"chosen by the ridgeline config file {user_config}" in preview
 
-    # Options sbatch refuses are refused at create (sbatch --test-only), not by failing jobs.
+    # Options sbatch refuses are refused at create (sbatch --test-only), not by failing jobs:
+    # one GPU per trial (Determined's default slots_per_trial) on this GPU-less node ...
+    gpus = write_experiment(user_env, 1, resources={"slots_per_trial": 1})
+    refused = cli("experiment", "create", str(gpus), check=False)
+    assert refused.returncode == 1 and "sbatch refuses" in refused.stderr
+    assert "resources.slots_per_trial is 1, the GPUs each job asks for" in refused.stderr
+    assert "--scheduler local runs the trials on this machine" in refused.stderr
+    # ... and an option sbatch does not know.
+    config = write_experiment(user_env, 1)
     refused = cli(
         "experiment", "create", str(config), "--cluster-option", "sbatch_args=--nope", check=False
     )

@@ -30,6 +30,7 @@ from ridgeline.errors import ConfigError
 __all__ = [
     "BACKENDS",
     "ClusterChoice",
+    "check_backend",
     "check_cluster_sections",
     "load_user_cluster",
     "resolve_cluster",
@@ -350,6 +351,34 @@ def shared_storage_warnings(choice: ClusterChoice, paths: Mapping[str, str | Non
             )
 
 
+def check_backend(choice: ClusterChoice, slots_per_trial: int) -> None:
+    """Ask a cluster backend whether it takes the experiment's jobs (``sbatch --test-only``
+    for SLURM), so bad options are refused at create rather than by failing trials."""
+    import tempfile
+
+    from ridgeline.errors import SchedulerError
+
+    if choice.backend == "local":
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        scheduler = scheduler_for(choice.to_dict(), scratch, slots_per_trial, lambda: None)
+        try:
+            scheduler.check()
+        except SchedulerError as exc:
+            gpus = (
+                f"; resources.slots_per_trial is {slots_per_trial}, the GPUs each job asks for "
+                f"(0 for CPU-only trials)"
+                if slots_per_trial
+                else ""
+            )
+            raise SchedulerError(
+                f"{exc}\n(the {choice.backend} backend was chosen by {choice.chosen_by}; "
+                f"--scheduler local runs the trials on this machine{gpus})"
+            ) from None
+        finally:
+            scheduler.close()
+
+
 def scheduler_for(
     stored: Mapping[str, Any] | None, output_dir: str, slots_per_trial: int, local: Any
 ) -> Any:
@@ -364,26 +393,33 @@ def scheduler_for(
     if choice.backend == "dask":
         return _build(cls, address=choice.address, output_dir=output_dir, gpus=slots_per_trial)
     gpus = 0 if choice.gpu_type else slots_per_trial  # the typed --gres is in the options
+    args = choice.submit_args(slots_per_trial)
+    if choice.backend == "sge" and gpus and not _gpu_parameter(cls):
+        args, gpus = ["-l", f"gpu={gpus}", *args], 0  # Grid Engine's usual GPU resource
     return _build(
         cls,
-        submit_options=shlex.join(choice.submit_args(slots_per_trial)),
+        submit_options=shlex.join(args),
         environment=choice.environment,
         output_dir=output_dir,
         gpus=gpus,
     )
 
 
+def _gpu_parameter(cls: Any) -> str | None:
+    """The name under which ``cls`` takes the GPUs per trial, if it takes them."""
+    accepted = inspect.signature(cls).parameters
+    return next((name for name in ("gpus_per_trial", "gpus") if name in accepted), None)
+
+
 def _build(cls: Any, gpus: int, **kwargs: Any) -> Any:
     """``cls(**kwargs)``, with the GPUs per trial under the name the class takes."""
     accepted = inspect.signature(cls).parameters
-    for name in ("gpus_per_trial", "gpus"):
-        if name in accepted:
-            kwargs[name] = gpus
-            break
-    else:
-        if gpus:
-            raise ConfigError(
-                f"{cls.__name__} cannot give trials GPUs in this version; set "
-                f"resources.slots_per_trial: 0"
-            )
+    name = _gpu_parameter(cls)
+    if name is not None:
+        kwargs[name] = gpus
+    elif gpus:
+        raise ConfigError(
+            f"{cls.__name__} cannot give trials GPUs in this version; set "
+            f"resources.slots_per_trial: 0"
+        )
     return cls(**{k: v for k, v in kwargs.items() if k in accepted})
