@@ -77,15 +77,36 @@ class Experiment:
         config = parse_config(data, "<dict>", base, context_dir=context_dir)
         return cls(config, context_dir, storage)
 
-    def create(self, paused: bool = False, warm_start: Sequence[int] = ()) -> int:
+    def create(
+        self,
+        paused: bool = False,
+        warm_start: Sequence[int] = (),
+        scheduler: str | None = None,
+        cluster_options: Sequence[str] = (),
+    ) -> int:
         """Record the experiment and snapshot its context; nothing runs yet.
 
         ``warm_start``: ids of earlier experiments over the same hyperparameters; their
         completed trials are recorded first as finished trials that model-based searchers
-        learn from (they spend none of the budget)."""
+        learn from (they spend none of the budget). ``scheduler`` (local, slurm, sge, dask)
+        and ``cluster_options`` (``KEY=VALUE``) override the backend that the user config
+        file and the config choose (``ridgeline.config.cluster``)."""
+        from ridgeline.config.cluster import check_backend, resolve_cluster, shared_storage_warnings
+
         build_searcher(self.config)  # refuse searchers this version cannot run, before anything
+        cluster = resolve_cluster(self.config.raw, scheduler, cluster_options)
+        check_backend(cluster, self.config.slots_per_trial)
         warm_start = [int(i) for i in warm_start]
         folder = new_experiment_dir()
+        storage = self.config.checkpoint_storage
+        shared_storage_warnings(
+            cluster,
+            {
+                "output folder": str(folder),
+                "context folder": str(self.context_dir) if self.context_dir else None,
+                "checkpoint storage": storage.path if storage else None,
+            },
+        )
         try:
             if self.context_dir is not None:
                 from ridgeline.snapshot import take_snapshot
@@ -113,6 +134,7 @@ class Experiment:
                         "workdir": str(self.context_dir or Path.cwd()),
                         "warm_start": warm_start,
                         "source_checkpoint": start,
+                        "cluster": cluster.to_dict(),
                     },
                     state=PAUSED if paused else ACTIVE,
                 )
@@ -323,6 +345,7 @@ def _find(store: Store, experiment_id: int) -> ExperimentRecord:
 def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     """Everything a coordinator for a YAML experiment needs, from its stored config."""
     from ridgeline.config import nest_params, parse_config
+    from ridgeline.config.cluster import scheduler_for
     from ridgeline.config.searcher import time_mode
     from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
     from ridgeline.engine.engine import Engine
@@ -351,10 +374,14 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     context = Path(stored["context"]) if stored.get("context") else None
     user_data = json.dumps(config.data)
-    gpu_groups = _gpu_groups(config.slots_per_trial)
+    cluster = stored.get("cluster") or {}
+    on_cluster = cluster.get("backend", "local") != "local"
+    # A cluster gives each job its GPUs; locally the machine's GPUs are grouped per trial.
+    gpu_groups = None if on_cluster else _gpu_groups(config.slots_per_trial)
     # Every trial gets GPU ids when there are groups (the scheduler hands one to each), else
     # it runs on the CPU: the config's per-device variables follow.
-    environment = config.environment_for("cuda" if gpu_groups else "cpu")
+    on_gpu = config.slots_per_trial > 0 if on_cluster else bool(gpu_groups)
+    environment = config.environment_for("cuda" if on_gpu else "cpu")
     # The length of a trial's operations: 0.38-style ASHA gives one, to max_time.
     timed = time_mode(searcher_config)
     op_length = timed[1] if timed is not None else searcher_config.max_length
@@ -401,11 +428,16 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         max_length=op_length,
         time_metric=timed[0] if timed is not None else None,
     )
-    scheduler = LocalScheduler(output_dir=str(out), resources=gpu_groups)
+    scheduler = scheduler_for(
+        cluster,
+        str(out),
+        config.slots_per_trial,
+        lambda: LocalScheduler(output_dir=str(out), resources=gpu_groups),
+    )
     concurrency = searcher_config.max_concurrent_trials or UNLIMITED
     if searcher_config.name == "single":
         concurrency = 1
-    elif gpu_groups is None and not searcher_config.concurrency_given:
+    elif gpu_groups is None and not on_cluster and not searcher_config.concurrency_given:
         concurrency = min(concurrency, cpu_cores())
     return Coordinator(
         engine,

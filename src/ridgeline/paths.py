@@ -15,6 +15,7 @@ STORAGE_ENV = "RIDGELINE_STORAGE"  # store URL or SQLite path for CLI-created ex
 DATA_DIR_ENV = "RIDGELINE_DATA_DIR"  # folder for experiment folders (and the default store)
 # How a detached coordinator learns its store: a URL may hold a password, and argv is public.
 COORDINATOR_STORAGE_ENV = "RIDGELINE_COORDINATOR_STORAGE"
+CONFIG_FILE_ENV = "RIDGELINE_CONFIG"  # the user-level config file (cluster defaults)
 
 
 def data_dir() -> Path:
@@ -29,6 +30,22 @@ def data_dir() -> Path:
         xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         base = Path(xdg) / "ridgeline"
     return private_dir(base)
+
+
+def user_config_file() -> Path:
+    """The user-level config file (``cluster:`` defaults): ``$RIDGELINE_CONFIG``, else
+    ``config.yaml`` in the platform's per-user config folder (``$XDG_CONFIG_HOME/ridgeline``,
+    by default ``~/.config/ridgeline``). It need not exist; nothing is created."""
+    if os.environ.get(CONFIG_FILE_ENV):
+        return Path(os.environ[CONFIG_FILE_ENV])
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support" / "ridgeline"
+    elif os.name == "nt":
+        base = Path(os.environ.get("APPDATA", Path.home())) / "ridgeline"
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        base = Path(xdg) / "ridgeline"
+    return base / "config.yaml"
 
 
 def default_storage(storage: str | None = None) -> str:

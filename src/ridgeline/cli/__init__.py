@@ -226,8 +226,25 @@ def experiment() -> None:
     "test_mode",
     is_flag=True,
     help="Check the script instead: run one trial of length 1 (in the config's unit; single "
-    "searcher, no restarts) on this machine now, streaming its output; exit 0 only if it "
-    "completes. The test experiment is archived and named '[test] NAME'.",
+    "searcher, no restarts) now, where the experiment's trials run, streaming its output; "
+    "exit 0 only if it completes. The test experiment is archived and named '[test] NAME'.",
+)
+@click.option(
+    "--scheduler",
+    type=click.Choice(["local", "slurm", "sge", "dask"]),
+    help="Where the trials run, over the config's slurm:/sge:/dask: section and the "
+    "ridgeline config file's cluster.backend: local processes, SLURM jobs, Grid Engine "
+    "jobs or Dask workers.",
+)
+@click.option(
+    "--cluster-option",
+    "cluster_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A cluster setting over the config's and the ridgeline config file's (repeatable): "
+    "partition, sbatch_args, gpu_type, qsub_args, environment (a script each job sources) or "
+    "address (Dask's scheduler); e.g. --cluster-option partition=gpu, --cluster-option "
+    "'sbatch_args=--time=60 --comment=lr'.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
@@ -240,11 +257,20 @@ def create(
     warm_start: tuple[int, ...],
     follow: bool,
     test_mode: bool,
+    scheduler: str | None,
+    cluster_options: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Create an experiment from CONFIG_FILE and start it in the background.
 
-    CONTEXT_DIR (default: the config file's folder) is copied for the trials to run in."""
+    CONTEXT_DIR (default: the config file's folder) is copied for the trials to run in.
+
+    The trials run as local processes unless a cluster backend is chosen: by the
+    `cluster:` section of the ridgeline config file ($RIDGELINE_CONFIG, else
+    ~/.config/ridgeline/config.yaml, e.g. `cluster: {backend: slurm, partition: gpu}`),
+    over it by the config's `slurm:` section (Determined's sbatch_args, gpu_type,
+    slots_per_node), and over both by --scheduler and --cluster-option.
+    resources.slots_per_trial is the GPUs each job asks for (--gres=gpu:N; 0 for none)."""
     from ridgeline.experiment import Experiment, launch_detached
 
     context_dir = context_dir or str(Path(config_file).resolve().parent)
@@ -253,9 +279,17 @@ def create(
 
         if paused or warm_start:
             fail("--test runs one trial at once: it does not go with --paused or --warm-start")
-        sys.exit(run_test(ctx.obj["storage"], config_file, context_dir, overrides, as_json))
+        cluster = (scheduler, cluster_options)
+        sys.exit(
+            run_test(ctx.obj["storage"], config_file, context_dir, overrides, as_json, cluster)
+        )
     exp = Experiment.from_yaml(config_file, context_dir, overrides, ctx.obj["storage"])
-    experiment_id = exp.create(paused=paused, warm_start=warm_start)
+    experiment_id = exp.create(
+        paused=paused,
+        warm_start=warm_start,
+        scheduler=scheduler,
+        cluster_options=cluster_options,
+    )
     pid = launch_detached(experiment_id, exp.storage)
     if as_json:
         click.echo(json.dumps({"id": experiment_id, "coordinator_pid": pid}))
@@ -332,7 +366,9 @@ def describe(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool
         record = _experiment(store, experiment_id)
         summary = experiment_row(store, record)
         trials = trial_rows(store, experiment_id)
+        where = runs_on(record.config)
         if as_json:
+            summary["runs_on"] = where
             summary["archived"] = record.archived
             summary["config"] = record.config.get("raw")
             summary["output_dir"] = record.config.get("output_dir")
@@ -342,6 +378,8 @@ def describe(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool
             emit(trials, False, True)
         else:
             emit([summary], False, False)
+            if where:
+                click.echo(f"Trials run as {where}")
             emit(trials, False, False)
 
 
@@ -822,9 +860,25 @@ def copy_checkpoint(store: Store, record: Any, target: Path) -> None:
 def preview_search(config_file: str, overrides: tuple[str, ...]) -> None:
     """Show what the searcher of CONFIG_FILE would run."""
     from ridgeline.config import describe_search, load_config
+    from ridgeline.config.cluster import resolve_cluster
 
-    for line in describe_search(load_config(config_file, overrides)):
+    config = load_config(config_file, overrides)
+    for line in describe_search(config):
         click.echo(line)
+    cluster = resolve_cluster(config.raw)
+    click.echo(f"Trials run as {cluster.describe(config.slots_per_trial)}")
+
+
+def runs_on(stored: dict[str, Any]) -> str:
+    """Where a YAML experiment's trials run, in words (``experiment describe``); "" for an
+    experiment of the Python API, whose runner script picked its scheduler."""
+    from ridgeline.config.cluster import ClusterChoice
+
+    if stored.get("front_door") != "core":
+        return ""
+
+    slots = (stored.get("raw") or {}).get("resources", {}).get("slots_per_trial", 0)
+    return ClusterChoice.from_dict(stored.get("cluster")).describe(int(slots or 0))
 
 
 # Commands kept in their own modules register themselves on the groups above.

@@ -45,8 +45,10 @@ def run_test(
     context_dir: str,
     overrides: Sequence[str],
     as_json: bool,
+    cluster: tuple[str | None, Sequence[str]] = (None, ()),
 ) -> int:
-    """Create and run the test experiment; 0 when its trial completed, else 1."""
+    """Create and run the test experiment; 0 when its trial completed, else 1. ``cluster``:
+    ``experiment create``'s --scheduler and --cluster-option, for the backend it runs on."""
     from ridgeline.config import load_config, parse_config
     from ridgeline.experiment import Experiment, launch_detached
     from ridgeline.store import open_store
@@ -56,7 +58,7 @@ def run_test(
     base = str(Path(config_file).resolve().parent)
     source = f"{config_file} (test mode)"
     exp = Experiment(parse_config(raw, source, base, context_dir=context_dir), context_dir, storage)
-    experiment_id = exp.create()
+    experiment_id = exp.create(scheduler=cluster[0], cluster_options=cluster[1])
     store = open_store(exp.storage)
     try:
         store.update_experiment(experiment_id, archived=True)

@@ -24,6 +24,7 @@ from ridgeline.config.checks import (
     show,
     suggest,
 )
+from ridgeline.config.cluster import check_cluster_sections
 from ridgeline.config.entrypoint import check_entrypoint, check_single_process, launcher_of
 from ridgeline.config.hyperparameters import (
     MAX_HPARAMS_BYTES,
@@ -59,6 +60,10 @@ TOP = (
     "checkpoint_storage",
     "reproducibility",
     "environment",
+    "slurm",
+    "pbs",
+    "sge",
+    "dask",
 )
 #: Determined's Trial-API and other deprecated settings: accepted, ignored, warned about.
 TOP_DEPRECATED = (
@@ -81,8 +86,6 @@ TOP_NO_EFFECT = (
     "project",
     "bind_mounts",
     "log_policies",
-    "slurm",
-    "pbs",
     "tensorboard_storage",
     "security",
     "integrations",
@@ -244,6 +247,7 @@ def _parse(
     slots, resources = _resources(p, cfg.get("resources"))
     if entrypoint is not None:
         check_single_process(p, entrypoint, slots, context_dir)
+    check_cluster_sections(p, cfg, slots)
     seed = _reproducibility(p, cfg.get("reproducibility"))
     env, environment = _environment(p, cfg.get("environment"))
     storage, storage_raw = _checkpoint_storage(p, cfg.get("checkpoint_storage"), base_dir)

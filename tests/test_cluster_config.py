@@ -1,0 +1,225 @@
+"""Choosing where a YAML experiment's trials run: the ``slurm:``/``sge:``/``dask:`` sections,
+``pbs:`` refused, the user config file's ``cluster:`` defaults, the command line's overrides,
+the scheduler object built from the choice, and the shared-storage warning."""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ridgeline.cli import cli
+from ridgeline.config import ConfigWarning, InvalidConfig, load_config
+from ridgeline.config.cluster import (
+    ClusterChoice,
+    resolve_cluster,
+    scheduler_for,
+    shared_storage_warnings,
+)
+from ridgeline.errors import ConfigError
+from ridgeline.schedulers import LocalScheduler, SLURMScheduler
+
+BASE = """\
+name: cluster
+entrypoint: python3 train.py
+hyperparameters:
+  lr: {type: double, minval: 0.1, maxval: 1.0}
+searcher: {name: random, metric: loss, max_trials: 2, max_length: {batches: 5}}
+"""
+
+
+@pytest.fixture
+def user_config(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the user config file is read from (absent until a test writes it)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workdir / "xdg"))
+    path = workdir / "xdg" / "ridgeline" / "config.yaml"
+    path.parent.mkdir(parents=True)
+    return path
+
+
+def write(folder: Path, extra: str = "") -> Path:
+    path = folder / "config.yaml"
+    path.write_text(BASE + textwrap.dedent(extra))
+    return path
+
+
+def problems(folder: Path, extra: str) -> list[str]:
+    with pytest.raises(InvalidConfig) as caught:
+        load_config(write(folder, extra))
+    return caught.value.problems
+
+
+def test_the_slurm_section_is_taken_with_determined_fields_and_no_warning(workdir: Path) -> None:
+    path = write(
+        workdir,
+        """
+        resources: {slots_per_trial: 2}
+        slurm:
+          sbatch_args: ["--time=10", "--comment=x"]
+          gpu_type: a100
+          slots_per_node: 4
+        """,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)  # no longer "accepted, no effect"
+        config = load_config(path)
+    choice = resolve_cluster(config.raw)
+    assert choice.backend == "slurm" and choice.chosen_by == "the experiment config"
+    assert choice.submit_args(2) == ["--gres=gpu:a100:2", "--time=10", "--comment=x"]
+
+
+def test_bad_slurm_fields_are_refused_with_their_lines(workdir: Path) -> None:
+    found = problems(
+        workdir,
+        """
+        slurm:
+          sbatch_args: --time=10
+          gpu_type: 100
+          slots_per_node: 0
+          sbatch_arg: []
+        """,
+    )
+    assert found == [
+        "line 8: slurm.sbatch_args: must be a list of strings (got '--time=10'); "
+        'e.g. ["--partition=gpu", "--time=60"]',
+        "line 9: slurm.gpu_type: must be a non-empty string (got 100)",
+        "line 10: slurm.slots_per_node: must be an integer >= 1 (got 0)",
+        "line 11: slurm.sbatch_arg: unknown key for slurm:; did you mean 'sbatch_args'?",
+    ]
+
+
+def test_a_trial_wider_than_a_node_is_refused(workdir: Path) -> None:
+    found = problems(workdir, "resources: {slots_per_trial: 8}\nslurm: {slots_per_node: 4}\n")
+    assert len(found) == 1 and found[0].startswith("line 7: slurm.slots_per_node: is 4, fewer")
+
+
+def test_pbs_is_refused(workdir: Path) -> None:
+    (found,) = problems(workdir, "pbs: {pbsbatch_args: [-q, long]}\n")
+    assert found.startswith("line 6: pbs: PBS is not a backend ridgeline runs trials on")
+
+
+def test_one_backend_per_experiment(workdir: Path) -> None:
+    (found,) = problems(workdir, "slurm: {}\ndask: {address: 'tcp://h:8786'}\n")
+    assert (
+        found == "line 7: dask: only one cluster backend per experiment (got slurm, dask); keep one"
+    )
+
+
+def test_sge_and_dask_sections_are_checked_and_on_only_with_their_scheduler(
+    workdir: Path,
+) -> None:
+    assert problems(workdir, "dask: {address: 8786}\n") == [
+        "line 6: dask.address: must be a non-empty string (got 8786)"
+    ]
+    assert problems(workdir, "sge: {qsub_args: [1]}\n")[0].startswith(
+        "line 6: sge.qsub_args: must be a list of strings"
+    )
+    for backend, module, section in (
+        ("sge", "ridgeline.schedulers.sge", "sge: {qsub_args: [-q, all.q]}\n"),
+        ("dask", "ridgeline.schedulers.dask", "dask: {address: 'tcp://h:8786'}\n"),
+    ):
+        raw = load_config(write(workdir, section)).raw
+        if importlib.util.find_spec(module) is None:
+            with pytest.raises(ConfigError, match="not available in this version"):
+                resolve_cluster(raw)
+        else:  # the scheduler has landed: the same config picks it
+            assert resolve_cluster(raw).backend == backend
+
+
+def test_user_defaults_yaml_and_command_line_override_in_turn(
+    workdir: Path, user_config: Path
+) -> None:
+    plain = load_config(write(workdir)).raw
+    assert resolve_cluster(plain) == ClusterChoice()  # no user file: local processes
+
+    user_config.write_text(
+        "cluster:\n"
+        "  backend: slurm\n"
+        "  partition: gpu\n"
+        "  sbatch_args: --time=60 --comment=user\n"
+        "  environment: /opt/env.sh\n"
+        "  address: tcp://dask:8786\n"  # a default for Dask, unused by SLURM
+    )
+    user = resolve_cluster(plain)
+    assert user.chosen_by == f"the ridgeline config file {user_config}"
+    assert user.submit_args(0) == ["--partition=gpu", "--time=60", "--comment=user"]
+    assert user.environment == "/opt/env.sh" and user.address is None
+
+    yaml_raw = load_config(write(workdir, "slurm: {sbatch_args: [--comment=yaml]}\n")).raw
+    from_yaml = resolve_cluster(yaml_raw)
+    assert from_yaml.chosen_by == "the experiment config"
+    assert from_yaml.submit_args(0) == ["--partition=gpu", "--comment=yaml"]
+
+    from_cli = resolve_cluster(yaml_raw, "slurm", ["sbatch_args=--comment=cli", "partition=p2"])
+    assert from_cli.chosen_by == "the command line"
+    assert from_cli.submit_args(0) == ["--partition=p2", "--comment=cli"]
+    assert resolve_cluster(yaml_raw, "local").backend == "local"
+
+
+def test_bad_command_line_options_are_refused(workdir: Path) -> None:
+    raw = load_config(write(workdir, "slurm: {}\n")).raw
+    with pytest.raises(ConfigError, match="did you mean 'partition'"):
+        resolve_cluster(raw, None, ["partiton=gpu"])
+    with pytest.raises(ConfigError, match="address: applies to dask, not to the slurm backend"):
+        resolve_cluster(raw, None, ["address=tcp://h:1"])
+    with pytest.raises(ConfigError, match="needs the address of a running dask"):
+        resolve_cluster(raw, "dask")
+
+
+def test_a_bad_user_config_names_the_file_and_line(workdir: Path, user_config: Path) -> None:
+    raw = load_config(write(workdir)).raw
+    user_config.write_text("cluster:\n  backend: slrum\n  sbatch_args: {a: 1}\nclusters: {}\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve_cluster(raw)
+    message = str(caught.value)
+    assert message.startswith(f"{user_config}: problems in the ridgeline config file:")
+    assert (
+        "line 2: cluster.backend: unknown backend (got 'slrum'); did you mean 'slurm'?" in message
+    )
+    assert "line 3: cluster.sbatch_args: must be a list of strings" in message
+    assert "line 4: clusters: unknown key for the ridgeline config file" in message
+    user_config.write_text("cluster: [\n")
+    with pytest.raises(ConfigError, match=str(user_config)):
+        resolve_cluster(raw)
+
+
+def test_the_scheduler_follows_the_stored_choice(workdir: Path) -> None:
+    local = scheduler_for(None, str(workdir), 1, lambda: LocalScheduler(output_dir=str(workdir)))
+    assert isinstance(local, LocalScheduler)
+    choice = ClusterChoice(backend="slurm", partition="gpu", sbatch_args=["--comment=a b"])
+    slurm = scheduler_for(choice.to_dict(), str(workdir), 2, lambda: None)
+    assert isinstance(slurm, SLURMScheduler)
+    assert slurm.submit_options == "--partition=gpu '--comment=a b'"
+    assert slurm.gpus_per_trial == 2  # resources.slots_per_trial: --gres=gpu:2
+    typed = ClusterChoice(backend="slurm", gpu_type="a100", environment="/opt/env.sh")
+    slurm = scheduler_for(typed.to_dict(), str(workdir), 2, lambda: None)
+    assert slurm.submit_options == "--gres=gpu:a100:2" and slurm.gpus_per_trial == 0
+    assert slurm.environment == "/opt/env.sh" and slurm.output_dir == str(workdir)
+
+
+def test_node_local_paths_are_warned_about_on_a_cluster_only() -> None:
+    paths = {"output folder": "/tmp/x/out", "checkpoint storage": "/shared/ckpt"}
+    with pytest.warns(ConfigWarning, match="output folder /tmp/x/out is under /tmp") as caught:
+        shared_storage_warnings(ClusterChoice(backend="slurm"), paths)
+    assert len(caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shared_storage_warnings(ClusterChoice(), paths)
+
+
+def test_preview_search_says_where_trials_run(workdir: Path, user_config: Path) -> None:
+    path = write(workdir, "resources: {slots_per_trial: 1}\n")
+    result = CliRunner().invoke(cli, ["preview-search", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Trials run as local processes on the coordinator's machine; chosen by default" in (
+        result.output
+    )
+    path = write(workdir, "resources: {slots_per_trial: 1}\nslurm: {}\n")
+    result = CliRunner().invoke(cli, ["preview-search", str(path)])
+    assert "Trials run as SLURM jobs (sbatch --gres=gpu:1); chosen by the experiment config" in (
+        result.output
+    )
