@@ -19,6 +19,8 @@ import concurrent.futures
 import logging
 import os
 import shlex
+import shutil
+import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -105,6 +107,34 @@ class BatchScheduler(Scheduler):
         self._sherpa_jobs: dict[str, Job] = {}  # jobs started through submit_job, by job id
 
     # -- hooks ---------------------------------------------------------------------------------
+
+    def _check_setup(
+        self, tools: Sequence[str], setup_script: str, dry_run: list[str], timeout: float
+    ) -> None:
+        """The backend's tools are on PATH, the environment script exists, and the
+        submission's dry run (``dry_run``, which submits nothing) accepts the submit options:
+        so a mistake is refused before any trial runs."""
+        name = type(self).__name__
+        missing = [tool for tool in tools if shutil.which(tool) is None]
+        if missing:
+            raise SchedulerError(
+                f"{name} needs {self.system}'s command-line tools, but {', '.join(missing)} "
+                f"is not on PATH; run on a host of the cluster ({setup_script} sets up a "
+                f"single-node {self.system} for tests)"
+            )
+        self._check_environment()
+        tool = dry_run[0]
+        try:
+            result = subprocess.run(
+                dry_run, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SchedulerError(f"{name}: {tool} did not answer: {exc}") from exc
+        if result.returncode != 0:
+            raise SchedulerError(
+                f"{name}: {tool} refuses submit_options {self.submit_options!r}: "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
 
     def _environment_line(self) -> list[str]:
         if not self.environment:

@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -105,30 +104,8 @@ class SGEScheduler(BatchScheduler):
     def check(self) -> None:
         """Grid Engine's tools are on PATH, the environment script exists, and ``qsub``
         accepts the submit options (``qsub -w v``, which verifies and submits nothing)."""
-        missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
-        if missing:
-            raise SchedulerError(
-                f"SGEScheduler needs Grid Engine's command-line tools, but "
-                f"{', '.join(missing)} is not on PATH; run on a host of the cluster "
-                f"(scripts/ensure-sge.sh sets up a single-node Grid Engine for tests)"
-            )
-        self._check_environment()
         argv = ["qsub", "-w", "v", "-b", "y", *self._resources(), *self._options, "true"]
-        try:
-            result = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=sgecli.TIMEOUT_S,
-                stdin=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SchedulerError(f"SGEScheduler: qsub did not answer: {exc}") from exc
-        if result.returncode != 0:
-            raise SchedulerError(
-                f"SGEScheduler: qsub refuses submit_options {self.submit_options!r}: "
-                f"{result.stderr.strip() or result.stdout.strip()}"
-            )
+        self._check_setup(_TOOLS, "scripts/ensure-sge.sh", argv, sgecli.TIMEOUT_S)
 
     def _resources(self) -> list[str]:
         return ["-l", f"gpu={self.gpus_per_trial}"] if self.gpus_per_trial else []

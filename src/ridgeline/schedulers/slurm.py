@@ -19,7 +19,6 @@ import asyncio
 import logging
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -77,30 +76,8 @@ class SLURMScheduler(BatchScheduler):
     def check(self) -> None:
         """SLURM's tools are on PATH, the environment script exists, and ``sbatch`` accepts
         the submit options (``sbatch --test-only``, which submits nothing)."""
-        missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
-        if missing:
-            raise SchedulerError(
-                f"SLURMScheduler needs SLURM's command-line tools, but {', '.join(missing)} "
-                f"is not on PATH; run on a host of the cluster (scripts/ensure-slurm.sh sets "
-                f"up a single-node SLURM for tests)"
-            )
-        self._check_environment()
         argv = ["sbatch", "--test-only", *self._gres(), *self._options, "--wrap=true"]
-        try:
-            result = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=slurmcli.TIMEOUT_S,
-                stdin=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SchedulerError(f"SLURMScheduler: sbatch did not answer: {exc}") from exc
-        if result.returncode != 0:
-            raise SchedulerError(
-                f"SLURMScheduler: sbatch refuses submit_options {self.submit_options!r}: "
-                f"{result.stderr.strip() or result.stdout.strip()}"
-            )
+        self._check_setup(_TOOLS, "scripts/ensure-slurm.sh", argv, slurmcli.TIMEOUT_S)
 
     def _gres(self) -> list[str]:
         return [f"--gres=gpu:{self.gpus_per_trial}"] if self.gpus_per_trial else []
