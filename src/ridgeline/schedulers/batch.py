@@ -79,6 +79,47 @@ def write_job_id(id_file: Path, job_id: str) -> None:
     os.replace(partial, id_file)
 
 
+def run_tool(
+    argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str] | None:
+    """Run one of the batch system's tools; None (logged) when it cannot run or does not
+    answer within ``timeout``."""
+    try:
+        return subprocess.run(
+            list(argv),
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("%s did not answer: %s", shlex.join(argv), exc)
+        return None
+
+
+async def run_tool_async(
+    argv: Sequence[str], timeout: float
+) -> subprocess.CompletedProcess[str] | None:
+    """``run_tool`` without blocking the event loop (status polls run there)."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+    except (OSError, TimeoutError) as exc:
+        log.warning("%s did not answer: %s", shlex.join(argv), exc)
+        return None
+    return subprocess.CompletedProcess(
+        list(argv), process.returncode or 0, out.decode(), err.decode()
+    )
+
+
 class BatchScheduler(Scheduler):
     """A scheduler whose jobs go through a batch system's command-line tools."""
 

@@ -20,7 +20,6 @@ record (the environment script exited 0) is unknown.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -34,7 +33,7 @@ from pathlib import Path
 from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import exitstatus, jobfiles, sgecli
 from ridgeline.schedulers.base import Job
-from ridgeline.schedulers.batch import BatchScheduler, _Submission
+from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 from ridgeline.schedulers.cluster import check_sherpa_arguments
 
 __all__ = ["SGEScheduler"]
@@ -195,27 +194,13 @@ class SGEScheduler(BatchScheduler):
         return job_id
 
     async def _states(self, job_ids: Sequence[str]) -> dict[str, str] | None:
-        argv = sgecli.qstat_argv()
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            try:
-                out, err = await asyncio.wait_for(process.communicate(), sgecli.TIMEOUT_S)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-                raise
-        except (OSError, TimeoutError) as exc:
-            log.warning("qstat did not answer: %s", exc)
+        result = await run_tool_async(sgecli.qstat_argv(), sgecli.TIMEOUT_S)
+        if result is None:
             return None
-        if process.returncode != 0:
-            log.warning("qstat failed (exit code %s): %s", process.returncode, err.decode())
+        if result.returncode != 0:
+            log.warning("qstat failed (exit code %s): %s", result.returncode, result.stderr)
             return None
-        return sgecli.parse_qstat(out.decode(), job_ids)
+        return sgecli.parse_qstat(result.stdout, job_ids)
 
     def _states_sync(self, job_ids: Sequence[str]) -> dict[str, str] | None:
         result = _run(sgecli.qstat_argv())
@@ -298,18 +283,7 @@ class SGEScheduler(BatchScheduler):
 def _run(
     argv: list[str], env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(
-            argv,
-            env=None if env is None else dict(env),
-            capture_output=True,
-            text=True,
-            timeout=sgecli.TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("%s did not answer: %s", shlex.join(argv), exc)
-        return None
+    return run_tool(argv, sgecli.TIMEOUT_S, env)
 
 
 def _qacct(job_id: str) -> tuple[int, str] | None:

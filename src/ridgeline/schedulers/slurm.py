@@ -15,7 +15,6 @@ counts as a success only for a trial that reported metrics.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shlex
@@ -27,7 +26,7 @@ from pathlib import Path
 from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
-from ridgeline.schedulers.batch import BatchScheduler, _Submission
+from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 from ridgeline.schedulers.cluster import check_sherpa_arguments
 
 __all__ = ["SLURMScheduler"]
@@ -203,48 +202,20 @@ def _sbatch(argv: list[str], env: dict[str, str]) -> str:
 
 def _scancel(job_id: str, force: bool) -> None:
     for argv in slurmcli.scancel_argv(job_id, force):
-        try:
-            result = subprocess.run(
-                argv, capture_output=True, text=True, timeout=slurmcli.TIMEOUT_S
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("%s failed: %s", shlex.join(argv), exc)
-            continue
-        if result.returncode != 0:
+        result = run_tool(argv, slurmcli.TIMEOUT_S)
+        if result is not None and result.returncode != 0:
             log.debug("%s: %s", shlex.join(argv), result.stderr.strip())
 
 
 async def _squeue(job_ids: Sequence[str]) -> dict[str, str] | None:
     """``{id: state}`` of the jobs squeue still knows; None when squeue itself failed."""
-    argv = slurmcli.squeue_argv(job_ids)
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), slurmcli.TIMEOUT_S)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-    except (OSError, TimeoutError) as exc:
-        log.warning("squeue did not answer: %s", exc)
-        return None
-    result = subprocess.CompletedProcess(argv, process.returncode or 0, out.decode(), err.decode())
-    return _squeue_result(result)
+    result = await run_tool_async(slurmcli.squeue_argv(job_ids), slurmcli.TIMEOUT_S)
+    return None if result is None else _squeue_result(result)
 
 
 def _run_squeue_sync(job_ids: Sequence[str]) -> dict[str, str] | None:
-    argv = slurmcli.squeue_argv(job_ids)
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=slurmcli.TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("squeue did not answer: %s", exc)
-        return None
-    return _squeue_result(result)
+    result = run_tool(slurmcli.squeue_argv(job_ids), slurmcli.TIMEOUT_S)
+    return None if result is None else _squeue_result(result)
 
 
 def _squeue_result(result: subprocess.CompletedProcess[str]) -> dict[str, str] | None:
@@ -257,13 +228,7 @@ def _squeue_result(result: subprocess.CompletedProcess[str]) -> dict[str, str] |
 
 
 def _scontrol_exit(job_id: str) -> tuple[str, int] | None:
-    try:
-        result = subprocess.run(
-            ["scontrol", "show", "job", job_id],
-            capture_output=True,
-            text=True,
-            timeout=slurmcli.TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    result = run_tool(["scontrol", "show", "job", job_id], slurmcli.TIMEOUT_S)
+    if result is None:
         return None
     return slurmcli.parse_exit_code(result.stdout) if result.returncode == 0 else None
