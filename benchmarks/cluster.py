@@ -14,6 +14,9 @@ Measured, from what the coordinator stores (the events table) and what each tria
 
 * submit -> hyperparameters: from the ``trial_created`` event (the coordinator decides to run
   the trial and submits it) to ``Client().get_trial()`` returning in the trial (median, max).
+* of it, submit -> process start: the part before the trial script's first line runs (the
+  backend's submission, scheduling and job start); the rest is Python start-up,
+  ``import ridgeline`` and the call for the trial.
 * slots busy: the trial processes' lifetimes (first line of the script to its exit) over
   ``slots x`` the run's span (the first ``trial_created`` to the last 1 s trial's
   ``trial_exited``); the share of slot time a process held. 1 s of the lifetime is the sleep;
@@ -250,6 +253,7 @@ def measure(work: Path, trials: int, slots: int) -> dict[str, Any]:
     notes = {int(p.stem): json.loads(p.read_text()) for p in (work / "notes").glob("*.json")}
     created, exited = first.get("trial_created", {}), first.get("trial_exited", {})
     latency = sorted(notes[n]["got"] - created[n] for n in notes if n in created)
+    dispatch = sorted(notes[n]["born"] - created[n] for n in notes if n in created)
     start = min(created.values())
     end = max(exited[n] for n in range(1, trials + 1) if n in exited)
     busy = sum(
@@ -260,6 +264,7 @@ def measure(work: Path, trials: int, slots: int) -> dict[str, Any]:
     noticed = sorted(exited[n] - note["end"] for n, note in notes.items() if "end" in note)
     return {
         "latency": latency,
+        "dispatch": dispatch,
         "busy": busy / (slots * (end - start)),
         "span_s": end - start,
         "kill": kills,
@@ -275,6 +280,7 @@ HEADER = [
     "trials",
     "submit→params median s",
     "max s",
+    "of it, submit→process start",
     "slots busy",
     "exit→recorded median s",
     "kill→exit median s",
@@ -295,6 +301,7 @@ def row(backend: str, trials: int, kills: int, f: dict[str, Any]) -> list[str]:
         f"{trials} + {kills}",
         f"{statistics.median(lat):.2f}" if lat else "-",
         f"{lat[-1]:.2f}" if lat else "-",
+        f"{statistics.median(f['dispatch']):.2f}" if f["dispatch"] else "-",
         f"{100 * f['busy']:.0f}%",
         f"{statistics.median(noticed):.2f}" if noticed else "-",
         f"{statistics.median(kill):.2f}" if kill else "-",
