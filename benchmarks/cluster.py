@@ -344,10 +344,15 @@ def main() -> None:
     if args.coordinator:
         coordinator_main(args)
         return
-    rows = []
-    for backend in args.backends.split(","):
+    backends = args.backends.split(",")
+    for backend in backends:
         if backend not in BACKENDS:
             parser.error(f"--backends: unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    for name in ("trials", "kills", "slots"):
+        if getattr(args, name) < (0 if name == "kills" else 1):
+            parser.error(f"--{name} must be at least {0 if name == 'kills' else 1}")
+    rows = []
+    for backend in backends:
         reason = unavailable(backend)
         try:
             figures = (
