@@ -23,7 +23,11 @@ $(VENV)/.load: $(VENV)/.base
 	$(PIP) -e '.[postgres]'
 	touch $@
 
-.PHONY: example test bench bench-load bench-multifidelity bench-search-quality
+$(VENV)/.cluster: $(VENV)/.base
+	$(PIP) -e '.[dask]'
+	touch $@
+
+.PHONY: example test bench bench-load bench-cluster bench-multifidelity bench-search-quality
 example: $(VENV)/.base
 	$(PY) examples/runner.py --output-dir examples/output-$$(date +%Y%m%d-%H%M%S)
 
@@ -41,6 +45,11 @@ bench: $(VENV)/.bench
 bench-load: $(VENV)/.load
 	bash scripts/ensure-postgres.sh
 	$(PY) benchmarks/load.py --markdown
+
+bench-cluster: $(VENV)/.cluster
+	bash scripts/ensure-slurm.sh
+	bash scripts/ensure-sge.sh
+	$(PY) benchmarks/cluster.py --markdown
 
 bench-multifidelity: $(VENV)/.bench
 	$(PY) benchmarks/multifidelity.py --jobs 2
