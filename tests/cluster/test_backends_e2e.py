@@ -168,36 +168,60 @@ def test_the_core_api_stage_3_search_runs_to_the_end(
     shutil.copy(EXAMPLES / "core_api" / "3_hpsearch.py", folder)
     config = yaml.safe_load((EXAMPLES / "core_api" / "3_hpsearch.yaml").read_text())
     config["entrypoint"] = f"{sys.executable} 3_hpsearch.py"
-    config["searcher"].update(max_trials=4, max_length=40, max_concurrent_trials=2)
+    config["searcher"].update(
+        max_trials=4,
+        max_length=40,
+        max_concurrent_trials=1,
+        mode="aggressive",
+        divisor=2,
+        max_rungs=2,
+    )
     config["resources"] = {"slots_per_trial": 0}  # the test node has no GPUs
+    config["reproducibility"] = {"experiment_seed": 1}
     config[name] = section
     state, trials = outcome(create(config, folder))
     assert state == "COMPLETED"
     assert len(trials) == 4 and {(t.state, t.exit_code) for t in trials} == {("COMPLETED", 0)}
-    # Promoted trials ran again from their checkpoint: their training reached max_length
-    # without restarting their count (steps strictly increase across jobs).
+    # One trial at a time, with seeded hyperparameters (increment_by 3, 2, 5, 2), so the
+    # rungs go the same way on every backend. Trial 1 pauses at the first rung (20): its job
+    # checkpoints and exits; when trial 2 reaches the rung, trial 1 is promoted and runs again
+    # as a second job, which resumes from latest_checkpoint at batch 20 and trains to 40.
+    # Trial 3 is the best at the rung when it arrives: promoted at once, in the same job.
+    # Trials 2 and 4 stay paused at 20.
+    assert [t.params["increment_by"] for t in trials] == [3, 2, 5, 2]
     store = open_store(os.environ["RIDGELINE_STORAGE"])
     try:
-        lengths = []
-        for t in trials:
-            steps = [m.step for m in store.trial_metrics(t.id, "training")]
-            assert steps == sorted(set(steps)), steps
-            lengths.append(max(steps))
-            assert t.restarts == 0
+        steps = {t.number: [m.step for m in store.trial_metrics(t.id, "training")] for t in trials}
     finally:
         store.close()
-    assert max(lengths) == 40 and min(lengths) < 40  # some were promoted, some stopped early
+    assert steps == {1: [10, 20, 30, 40], 2: [10, 20], 3: [10, 20, 30, 40], 4: [10, 20]}
+    for t in trials:
+        logs = cli("trial", "logs", str(t.id), "--all")
+        assert t.restarts == 0  # pauses and promotions are no restarts
+        if t.number == 1:
+            assert "==> attempt 2" in logs and "==> attempt 3" not in logs, logs
+            assert "resuming from checkpoint" in logs and "at batch 20" in logs, logs
+        else:
+            assert "==> attempt 2" not in logs and "resuming" not in logs, logs
 
 
-# Trains like the stage-3 example; notes each job's start (checkpoint, job id or pid) and,
-# in its first job, waits after its first checkpoint for the test to cancel it from outside.
+# Trains, checkpoints every 5 steps and resumes like the stage-3 example; notes each job's
+# start (its checkpoint, its job id or pid) and, in its first job, waits after its first
+# checkpoint for the test to cancel it from outside.
 RESUMING = """
-import os, pathlib, time
+import json, os, pathlib, time
 import ridgeline as det
 
 info = det.get_cluster_info()
 notes = pathlib.Path(os.environ["NOTES"])
 job = os.environ.get("SLURM_JOB_ID") or os.environ.get("JOB_ID") or str(os.getpid())
+
+def note(start, checkpoint):
+    (notes / f"{job}.partial").write_text(
+        json.dumps({"start": start, "checkpoint": checkpoint, "job": job})
+    )
+    os.replace(notes / f"{job}.partial", notes / f"{job}.json")
+
 with det.core.init() as ctx:
     step = 0
     if info.latest_checkpoint is not None:
@@ -213,15 +237,11 @@ with det.core.init() as ctx:
                     (path / "step").write_text(str(step))
                 op.report_progress(step)
                 if info.latest_checkpoint is None:
-                    (notes / f"{job}.json").write_text(
-                        __import__("json").dumps({"start": start, "checkpoint": None, "job": job})
-                    )
+                    note(start, None)
                     time.sleep(120)  # cancelled from outside here
         ctx.train.report_validation_metrics(steps_completed=step, metrics={"x": step})
         op.report_completed(step)
-    (notes / f"{job}.json").write_text(
-        __import__("json").dumps({"start": start, "checkpoint": info.latest_checkpoint, "job": job})
-    )
+    note(start, info.latest_checkpoint)
 """
 
 
@@ -262,16 +282,23 @@ def test_a_trial_cancelled_from_outside_restarts_from_its_checkpoint(
 
     state, trials = outcome(experiment_id)
     assert state == "COMPLETED"
-    ((trial,),) = [trials]
+    (trial,) = trials
     assert (trial.state, trial.exit_code, trial.restarts) == ("COMPLETED", 0, 1)
-    runs = [json.loads(p.read_text()) for p in notes.glob("*.json")]
-    assert len(runs) == 2, runs
-    (second,) = [r for r in runs if r["job"] != first["job"]]
-    assert second["start"] == 5 and second["checkpoint"] is not None
+    # The cancelled job was a failure, not a success, and the trial was restarted for it.
     store = open_store(os.environ["RIDGELINE_STORAGE"])
     try:
+        output_dir = Path(store.get_experiment(experiment_id).config["output_dir"])
         steps = [m.step for m in store.trial_metrics(trial.id, "training")]
+        (checkpoint_at_5,) = [c for c in store.list_checkpoints(trial.id) if c.steps_completed == 5]
     finally:
         store.close()
-    # Steps 1-5 from the first job (perhaps 6), then the second resumes at 6.
-    assert steps[-1] == 12 and 6 in steps and steps.count(6) <= 2
+    log = (output_dir / "log.txt").read_text()
+    signal_number = int(signal.SIGKILL if name == "dask" else signal.SIGTERM)
+    assert f"Trial 1 failed (killed by signal {signal_number})" in log, log
+    assert "Restarting trial 1 (restart 1 of 1) from its latest checkpoint" in log, log
+    # Two jobs: the second started from the first's checkpoint at step 5 and trained on.
+    runs = {r["job"]: r for r in (json.loads(p.read_text()) for p in notes.glob("*.json"))}
+    assert len(runs) == 2, runs
+    second = next(r for job, r in runs.items() if job != first["job"])
+    assert (second["start"], second["checkpoint"]) == (5, checkpoint_at_5.uuid)
+    assert steps == list(range(1, 13))
