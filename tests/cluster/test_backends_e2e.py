@@ -105,6 +105,9 @@ def test_the_sherpa_runner_example_runs_to_the_end(
             assert state == "STOPPED" and code in (0, -15), (number, state, code)
             assert steps[number] == list(range(len(steps[number]))), steps
             assert len(steps[number]) >= 3, steps  # the rule's min_iterations
+    # The median rule stops trials that lag (with seed 7, trials 3 and 4), through the
+    # backend's scancel / qdel / task kill.
+    assert any(state == "STOPPED" for state, _ in states.values()), states
     assert best["Trial-ID"] in states and states[best["Trial-ID"]][0] == "COMPLETED"
     assert best["Objective"] == pytest.approx(min(best_losses(out)))
 
