@@ -30,6 +30,7 @@ from ridgeline.errors import SchedulerError
 from ridgeline.private import private_dir
 from ridgeline.schedulers import exitstatus, jobfiles
 from ridgeline.schedulers.base import Job, Scheduler
+from ridgeline.schedulers.cluster import check_gpus_per_trial, check_sherpa_arguments
 
 __all__ = ["BatchScheduler", "write_job_id"]
 
@@ -127,8 +128,16 @@ class BatchScheduler(Scheduler):
     system = "batch"
     script_suffix = ".job"
 
-    def __init__(self, submit_options: str, environment: str, output_dir: str) -> None:
+    def __init__(
+        self,
+        submit_options: str = "",
+        environment: str = "",
+        output_dir: str = "",
+        gpus_per_trial: int = 0,
+    ) -> None:
         cls = type(self).__name__
+        check_sherpa_arguments(cls, submit_options, environment)
+        self.gpus_per_trial = check_gpus_per_trial(cls, gpus_per_trial)
         try:
             self._options = shlex.split(submit_options)
         except ValueError as exc:

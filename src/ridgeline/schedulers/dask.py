@@ -38,6 +38,7 @@ from ridgeline.errors import SchedulerError
 from ridgeline.private import private_dir
 from ridgeline.schedulers import daskjobs, exitstatus, jobfiles
 from ridgeline.schedulers.base import Job, Scheduler
+from ridgeline.schedulers.cluster import check_gpus_per_trial
 
 if TYPE_CHECKING:
     import distributed
@@ -92,12 +93,7 @@ class DaskScheduler(Scheduler):
                 f"DaskScheduler address must be the dask scheduler's address such as "
                 f"'tcp://127.0.0.1:8786', got {address!r}"
             )
-        if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int):
-            raise SchedulerError(
-                f"DaskScheduler gpus_per_trial must be a whole number, got {gpus_per_trial!r}"
-            )
-        if gpus_per_trial < 0:
-            raise SchedulerError(f"DaskScheduler gpus_per_trial must be >= 0, got {gpus_per_trial}")
+        check_gpus_per_trial(type(self).__name__, gpus_per_trial)
         _distributed()
         self.address = address
         self.output_dir = str(output_dir)

@@ -34,7 +34,6 @@ from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import exitstatus, jobfiles, sgecli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
-from ridgeline.schedulers.cluster import check_sherpa_arguments
 
 __all__ = ["SGEScheduler"]
 
@@ -80,23 +79,6 @@ class SGEScheduler(BatchScheduler):
 
     system = "SGE"
     script_suffix = ".sge"
-
-    def __init__(
-        self,
-        submit_options: str = "",
-        environment: str = "",
-        output_dir: str = "",
-        gpus_per_trial: int = 0,
-    ) -> None:
-        check_sherpa_arguments(type(self).__name__, submit_options, environment)
-        if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int):
-            raise SchedulerError(
-                f"SGEScheduler gpus_per_trial must be a whole number, got {gpus_per_trial!r}"
-            )
-        if gpus_per_trial < 0:
-            raise SchedulerError(f"SGEScheduler gpus_per_trial must be >= 0, got {gpus_per_trial}")
-        super().__init__(submit_options, environment, output_dir)
-        self.gpus_per_trial = gpus_per_trial
 
     # -- checks and the commands it builds ---------------------------------------------------
 

@@ -27,7 +27,6 @@ from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
-from ridgeline.schedulers.cluster import check_sherpa_arguments
 
 __all__ = ["SLURMScheduler"]
 
@@ -50,25 +49,6 @@ class SLURMScheduler(BatchScheduler):
 
     system = "SLURM"
     script_suffix = ".sbatch"
-
-    def __init__(
-        self,
-        submit_options: str = "",
-        environment: str = "",
-        output_dir: str = "",
-        gpus_per_trial: int = 0,
-    ) -> None:
-        check_sherpa_arguments(type(self).__name__, submit_options, environment)
-        if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int):
-            raise SchedulerError(
-                f"SLURMScheduler gpus_per_trial must be a whole number, got {gpus_per_trial!r}"
-            )
-        if gpus_per_trial < 0:
-            raise SchedulerError(
-                f"SLURMScheduler gpus_per_trial must be >= 0, got {gpus_per_trial}"
-            )
-        super().__init__(submit_options, environment, output_dir)
-        self.gpus_per_trial = gpus_per_trial
 
     # -- checks and the commands it builds ---------------------------------------------------
 
