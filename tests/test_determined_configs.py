@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ridgeline.config import ConfigWarning, InvalidConfig, grid_points, load_config, parse_config
+from ridgeline.config.entrypoint import own_command
 from ridgeline.experiment import Experiment, build_searcher, cpu_cores, make_coordinator
 from ridgeline.samplers.base import History
 from ridgeline.store import open_store
@@ -128,30 +129,50 @@ def test_deliberate_differences_say_so_once() -> None:
 @pytest.mark.parametrize(
     "entrypoint",
     [
-        "python3 -m determined.launch.torch_distributed python3 train.py",
         "python3 -m determined.launch.deepspeed python3 train.py",
-        "torchrun --nproc-per-node 2 train.py",
+        "horovodrun -np 2 python3 train.py",
     ],
 )
-def test_distributed_launchers_are_refused_when_the_experiment_is_created(
-    entrypoint: str,
-) -> None:
+def test_launchers_ridgeline_does_not_run_are_refused_at_create(entrypoint: str) -> None:
     (found,) = problems(f"entrypoint: {entrypoint}")
-    assert "multi-process (distributed) trials are not supported yet" in found
+    assert "is not supported: only torch.distributed trials" in found
 
 
-def test_multi_process_scripts_are_refused_one_process_with_slots_is_not(tmp_path: Path) -> None:
+def test_torch_distributed_launchers_are_accepted_and_run_as_ridgeline_s(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('a rank')\n")
+    for entrypoint in (
+        "python3 -m determined.launch.torch_distributed python3 train.py",
+        "python3 -m determined.launch.torch_distributed --trust -- python3 train.py",
+        "torchrun --nproc-per-node 2 train.py",
+    ):
+        data = cfg(f"entrypoint: {entrypoint}\nresources: {{slots_per_trial: 2}}")
+        parse_config(data, warn=False, context_dir=tmp_path)
+    assert own_command(
+        ["python3", "-m", "determined.launch.torch_distributed", "python3", "t.py"]
+    ) == ["python3", "-m", "ridgeline.launch.torch_distributed", "python3", "t.py"]
+    assert own_command(["python3", "train.py", "-m", "determined.launch.wrap_rank"]) == [
+        "python3",
+        "train.py",
+        "-m",
+        "determined.launch.wrap_rank",
+    ]
+
+
+def test_scripts_needing_other_launchers_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "hvd.py").write_text(
+        "import ridgeline as det\nd = det.core.DistributedContext.from_horovod(hvd)\n"
+    )
     (tmp_path / "launch.py").write_text(
         "import ridgeline as det\ninfo = det.get_cluster_info()\nprint(info.container_addrs)\n"
     )
-    (tmp_path / "one.py").write_text("print('one process, every GPU it was given')\n")
-    data = cfg("entrypoint: python3 launch.py launcher\nresources: {slots_per_trial: 8}")
+    data = cfg("entrypoint: python3 hvd.py\nresources: {slots_per_trial: 8}")
     with pytest.raises(InvalidConfig) as info:
         parse_config(data, warn=False, context_dir=tmp_path)
     (found,) = info.value.problems
-    assert found.startswith("entrypoint: launch.py uses container_addrs with slots_per_trial 8")
-    assert "multi-process (distributed) trials are not supported yet" in found
-    parse_config({**data, "entrypoint": "python3 one.py"}, warn=False, context_dir=tmp_path)
+    assert found.startswith("entrypoint: hvd.py uses from_horovod, which needs a launcher")
+    parse_config(
+        {**data, "entrypoint": "python3 launch.py launcher"}, warn=False, context_dir=tmp_path
+    )
 
 
 def test_grid_without_hyperparameters_plans_no_trial() -> None:

@@ -32,12 +32,14 @@ class TrialInfo:
         hparams: dict[str, Any],
         trial_seed: int,
         number: int,
+        slots_per_trial: int = 1,
     ) -> None:
         self.trial_id = trial_id
         self.experiment_id = experiment_id
         self.hparams = hparams
         self.trial_seed = trial_seed
         self.number = number  # 1-based within the experiment (SHERPA's Trial-ID)
+        self.slots_per_trial = slots_per_trial
 
     def __repr__(self) -> str:
         return f"TrialInfo(trial_id={self.trial_id}, hparams={self.hparams!r})"
@@ -53,8 +55,16 @@ class ClusterInfo:
         self.session_token = environ.get(env.TOKEN, "")
         self.latest_checkpoint: str | None = environ.get(env.LATEST_CHECKPOINT) or None
         self.user_data: Any = json.loads(environ.get(env.USER_DATA) or "null")
+        slots = int(environ.get(env.SLOTS_PER_TRIAL) or 1)
         slot_ids = environ.get(env.SLOT_IDS, "")
-        self.slot_ids = [int(s) for s in slot_ids.split(",") if s.strip().isdigit()]
+        # The GPUs this trial owns; on a machine without GPUs, ``slots_per_trial`` logical
+        # slots, so that a launcher starts one process per slot.
+        self.slot_ids = [int(s) for s in slot_ids.split(",") if s.strip().isdigit()] or list(
+            range(slots)
+        )
+        addrs = environ.get(env.CONTAINER_ADDRS, "")
+        self.container_addrs = [a.strip() for a in addrs.split(",") if a.strip()] or ["127.0.0.1"]
+        self.container_rank = int(environ.get(env.CONTAINER_RANK) or 0)
         self.checkpoint_storage = environ.get(env.CHECKPOINT_STORAGE) or None
         self.max_length = float(environ[env.MAX_LENGTH]) if environ.get(env.MAX_LENGTH) else None
         self.length_unit = environ.get(env.LENGTH_UNIT) or None
@@ -65,8 +75,8 @@ class ClusterInfo:
             hparams=json.loads(environ.get(env.HPARAMS) or "{}"),
             trial_seed=int(environ.get(env.TRIAL_SEED) or 0),
             number=number,
+            slots_per_trial=slots,
         )
-        self.container_rank = 0
 
     def __repr__(self) -> str:
         return f"ClusterInfo(master_url={self.master_url!r}, trial={self.trial!r})"

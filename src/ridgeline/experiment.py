@@ -6,6 +6,7 @@ and starts the same coordinator as a detached process (``ridgeline.engine.daemon
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -322,6 +323,14 @@ def _gpu_groups(slots_per_trial: int) -> list[str] | None:
     return [",".join(g) for g in groups]
 
 
+def determined_launchers() -> str | None:
+    """The folder that gives trials ``python3 -m determined.launch.*`` (ridgeline's
+    launchers), or None when Determined itself is installed."""
+    if importlib.util.find_spec("determined") is not None:
+        return None
+    return str(Path(__file__).parent / "launch" / "determined_shim")
+
+
 def cpu_cores() -> int:
     """The CPU cores this process may run on: how many trials run at once on a machine
     without GPUs when the config sets no ``max_concurrent_trials`` (16 training processes
@@ -343,9 +352,9 @@ def _find(store: Store, experiment_id: int) -> ExperimentRecord:
 
 
 def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
-    """Everything a coordinator for a YAML experiment needs, from its stored config."""
     from ridgeline.config import nest_params, parse_config
     from ridgeline.config.cluster import scheduler_for
+    from ridgeline.config.entrypoint import own_command
     from ridgeline.config.searcher import time_mode
     from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
     from ridgeline.engine.engine import Engine
@@ -384,6 +393,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     environment = config.environment_for("cuda" if on_gpu else "cpu")
     # The length of a trial's operations: 0.38-style ASHA gives one, to max_time.
     timed = time_mode(searcher_config)
+    launcher_path = determined_launchers()
     op_length = timed[1] if timed is not None else searcher_config.max_length
 
     def trial_env_for(record: Any) -> dict[str, str | None]:
@@ -395,8 +405,15 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
                 trial_env.USER_DATA: user_data,
                 trial_env.MAX_LENGTH: "" if op_length is None else str(op_length),
                 trial_env.LENGTH_UNIT: searcher_config.length_unit or "",
+                trial_env.SLOTS_PER_TRIAL: str(max(1, config.slots_per_trial)),
             }
         )
+        if launcher_path is not None:
+            extra["PYTHONPATH"] = os.pathsep.join(
+                p
+                for p in (launcher_path, extra.get("PYTHONPATH", os.environ.get("PYTHONPATH")))
+                if p
+            )
         return extra
 
     def trial_cwd(record: Any) -> str:
@@ -438,11 +455,12 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     if searcher_config.name == "single":
         concurrency = 1
     elif gpu_groups is None and not on_cluster and not searcher_config.concurrency_given:
-        concurrency = min(concurrency, cpu_cores())
+        # Each trial runs a process per slot: as many trials as there are cores for them.
+        concurrency = min(concurrency, max(1, cpu_cores() // max(1, config.slots_per_trial)))
     return Coordinator(
         engine,
         scheduler,
-        list(config.entrypoint),
+        own_command(config.entrypoint),
         out,
         concurrency,
         stored["token"],

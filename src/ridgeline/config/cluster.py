@@ -143,7 +143,7 @@ def check_cluster_sections(p: Problems, cfg: Mapping[str, Any], slots_per_trial:
             p.add(
                 join(name, "slots_per_node"),
                 f"is {per_node}, fewer than resources.slots_per_trial ({slots_per_trial}); "
-                f"a ridgeline trial is one process on one node: lower slots_per_trial or "
+                f"a trial runs on one node: lower slots_per_trial or "
                 f"raise slots_per_node",
             )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ridgeline.config.checks import Problems, show
 
-__all__ = ["check_entrypoint", "check_single_process", "launcher_of"]
+__all__ = ["check_entrypoint", "check_launcher", "launcher_of", "own_command"]
 
 _PYTHON = re.compile(r"^python[\d.]*$")
 _SHELLS = ("sh", "bash", "dash", "zsh", "ksh")
@@ -105,6 +105,8 @@ def _check_file(p: Problems, script: str, context: Path, argv: Sequence[str]) ->
 
 
 def _check_module(p: Problems, module: str, context: Path, argv: Sequence[str]) -> None:
+    if module in _OWN_LAUNCHERS:
+        return  # ridgeline runs its own
     parts = module.split(".")
     if not all(part.isidentifier() for part in parts):
         p.add("entrypoint", f"{module!r} is not a module name (got {show(' '.join(argv))})")
@@ -131,47 +133,50 @@ def _check_module(p: Problems, module: str, context: Path, argv: Sequence[str]) 
         )
 
 
-# -- multi-process trials: not supported yet ----------------------------------------------------
+# -- multi-process trials ------------------------------------------------------------------
 
-#: Programs and ``python -m`` modules that start several processes per trial.
-_LAUNCHER_PROGRAMS = ("torchrun", "horovodrun", "deepspeed", "mpirun", "mpiexec", "accelerate")
-_LAUNCHER_MODULES = ("torch.distributed.run", "torch.distributed.launch")
+#: Launchers ridgeline runs: Determined's module name -> ridgeline's own.
+_OWN_LAUNCHERS = {
+    "determined.launch.torch_distributed": "ridgeline.launch.torch_distributed",
+    "determined.launch.wrap_rank": "ridgeline.launch.wrap_rank",
+}
+#: Launchers of other frameworks, refused when the experiment is created.
+_FOREIGN_PROGRAMS = ("horovodrun", "deepspeed", "mpirun", "mpiexec", "accelerate")
 _DETERMINED_LAUNCH = "determined.launch."
-#: What a Core-API script calls when it runs as one of several processes.
-_MULTI_PROCESS_CALLS = re.compile(
-    r"\b(from_torch_distributed|from_horovod|from_deepspeed|from_tf_config|container_addrs)\b"
-)
-UNSUPPORTED = "multi-process (distributed) trials are not supported yet"
+#: Core-API calls that only work under a launcher ridgeline does not run.
+_FOREIGN_CALLS = re.compile(r"\b(from_horovod|from_deepspeed|from_tf_config)\b")
+UNSUPPORTED = "only torch.distributed trials (determined.launch.torch_distributed) are supported"
 
 
 def launcher_of(argv: Sequence[str]) -> str | None:
-    """The distributed launcher ``argv`` runs (``determined.launch.torch_distributed``,
-    ``torchrun``, ...), or None. ``determined.launch.wrap_rank`` only labels output: not one."""
+    """The launcher ``argv`` runs (``determined.launch.torch_distributed``, ``torchrun``,
+    ``horovodrun``...), or None. ``determined.launch.wrap_rank`` only labels output: not one."""
     program = os.path.basename(argv[0])
-    if program in _LAUNCHER_PROGRAMS:
+    if program in (*_FOREIGN_PROGRAMS, "torchrun"):
         return program
     if _PYTHON.match(program):
         _, module = _python_target(argv[1:])
-        if module in _LAUNCHER_MODULES:
+        if module in ("torch.distributed.run", "torch.distributed.launch"):
             return module
         if module and module.startswith(_DETERMINED_LAUNCH) and not module.endswith("wrap_rank"):
             return module
     return None
 
 
-def check_single_process(
-    p: Problems, argv: Sequence[str], slots: int, context_dir: str | os.PathLike[str] | None
+def check_launcher(
+    p: Problems, argv: Sequence[str], context_dir: str | os.PathLike[str] | None
 ) -> None:
-    """Refuse, when the experiment is created, a trial that would run as several processes:
-    a distributed launcher, or a script that calls Determined's multi-process APIs (read from
-    the context directory). One process given ``slots_per_trial`` GPUs stays allowed."""
+    """Refuse, when the experiment is created, a trial that needs a launcher ridgeline does not
+    run (Horovod, DeepSpeed, TensorFlow's, MPI), named in the entrypoint or called for by the
+    script (read from the context directory)."""
     launcher = launcher_of(argv)
     if launcher is not None:
+        if launcher in _OWN_LAUNCHERS or launcher in ("torchrun", "torch.distributed.run"):
+            return
         p.add(
             "entrypoint",
-            f"{launcher!r} starts several processes per trial: {UNSUPPORTED} (got "
-            f"{show(' '.join(argv))}); run one process per trial, e.g. entrypoint: python3 "
-            f"train.py, and give it slots_per_trial GPUs",
+            f"{launcher!r} is not supported: {UNSUPPORTED} (got {show(' '.join(argv))}); use "
+            f"python3 -m determined.launch.torch_distributed python3 train.py",
         )
         return
     if context_dir is None:
@@ -185,12 +190,32 @@ def check_single_process(
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return
-    found = _MULTI_PROCESS_CALLS.search(text)
+    found = _FOREIGN_CALLS.search(text)
     if found is not None:
-        slots_note = f" with slots_per_trial {slots}" if slots > 1 else ""
         p.add(
             "entrypoint",
-            f"{script} uses {found.group(1)}{slots_note}, to run as one process per slot: "
-            f"{UNSUPPORTED}; write the script to run as one process (it may use every GPU of "
-            f"its slots)",
+            f"{script} uses {found.group(1)}, which needs a launcher ridgeline does not run: "
+            f"{UNSUPPORTED}; use DistributedContext.from_torch_distributed() under "
+            f"determined.launch.torch_distributed",
         )
+
+
+def own_command(argv: Sequence[str]) -> list[str]:
+    """``argv`` with Determined's launcher modules replaced by ridgeline's
+    (``python3 -m determined.launch.torch_distributed ...`` runs
+    ``ridgeline.launch.torch_distributed``), unless Determined itself is installed."""
+    out = list(argv)
+    if not out or not _PYTHON.match(os.path.basename(out[0])):
+        return out
+    if importlib.util.find_spec("determined") is not None:
+        return out
+    for i, arg in enumerate(out[1:], start=1):
+        if arg == "-m" and i + 1 < len(out) and out[i + 1] in _OWN_LAUNCHERS:
+            out[i + 1] = _OWN_LAUNCHERS[out[i + 1]]
+            break
+        if arg.startswith("-m") and arg[2:] in _OWN_LAUNCHERS:
+            out[i] = "-m" + _OWN_LAUNCHERS[arg[2:]]
+            break
+        if not arg.startswith("-"):
+            break
+    return out

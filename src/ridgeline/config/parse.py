@@ -25,7 +25,7 @@ from ridgeline.config.checks import (
     suggest,
 )
 from ridgeline.config.cluster import check_cluster_sections
-from ridgeline.config.entrypoint import check_entrypoint, check_single_process, launcher_of
+from ridgeline.config.entrypoint import check_entrypoint, check_launcher, launcher_of
 from ridgeline.config.hyperparameters import (
     MAX_HPARAMS_BYTES,
     check_grid_size,
@@ -246,7 +246,7 @@ def _parse(
         max_failures = as_int(p, "max_consecutive_failures", value, 0) or 0
     slots, resources = _resources(p, cfg.get("resources"))
     if entrypoint is not None:
-        check_single_process(p, entrypoint, slots, context_dir)
+        check_launcher(p, entrypoint, context_dir)
     check_cluster_sections(p, cfg, slots)
     seed = _reproducibility(p, cfg.get("reproducibility"))
     env, environment = _environment(p, cfg.get("environment"))

@@ -75,14 +75,17 @@ class Context:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.preempt.close()
         if isinstance(exc, InvalidHP):
             log.info("InvalidHP raised: %s; the trial ends without counting", exc)
-            self.train.report_early_exit(EarlyExitReason.INVALID_HP)
+            if self.distributed.rank == 0:
+                self.train.report_early_exit(EarlyExitReason.INVALID_HP)
+            self.close()
             sys.exit(0)
+        self.close()
 
     def close(self) -> None:
         self.preempt.close()
+        self.distributed.close()
 
 
 def init(
@@ -101,11 +104,11 @@ def init(
     if info is None:
         storage = _local_storage(checkpoint_storage)
         return Context(
-            CheckpointContext(None, storage),
+            CheckpointContext(None, storage, distributed),
             distributed,
-            PreemptContext(None),
-            SearcherContext(None, max_length or 1, None),
-            TrainContext(None),
+            PreemptContext(None, distributed, preempt_mode),
+            SearcherContext(None, max_length or 1, None, distributed),
+            TrainContext(None, distributed),
         )
     from ridgeline.trial.client import TrialClient
 
@@ -113,11 +116,11 @@ def init(
     storage = Path(info.checkpoint_storage or _local_storage(checkpoint_storage))
     length = int(info.max_length) if info.max_length is not None else max_length
     return Context(
-        CheckpointContext(client, storage),
+        CheckpointContext(client, storage, distributed),
         distributed,
-        PreemptContext(client),
-        SearcherContext(client, length, info.length_unit),
-        TrainContext(client),
+        PreemptContext(client, distributed, preempt_mode),
+        SearcherContext(client, length, info.length_unit, distributed),
+        TrainContext(client, distributed),
     )
 
 

@@ -11,6 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ridgeline.core.distributed import DistributedContext
     from ridgeline.trial.client import TrialClient
 
 
@@ -21,13 +22,25 @@ class PreemptMode(enum.Enum):
 
 
 class PreemptContext:
-    def __init__(self, client: TrialClient | None) -> None:
+    """In a distributed trial the chief watches and, in ``WorkersAskChief`` mode (the
+    default), every ``should_preempt()`` call passes its answer to the workers, so all ranks
+    stop at the same step; in ``WorkersAskMaster`` mode every rank watches for itself."""
+
+    def __init__(
+        self,
+        client: TrialClient | None,
+        distributed: DistributedContext | None = None,
+        mode: PreemptMode = PreemptMode.WorkersAskChief,
+    ) -> None:
         self._client = client
+        self._dist = distributed if distributed is not None and distributed.size > 1 else None
+        self._mode = PreemptMode(mode)
         self._flag = threading.Event()
         self._acknowledged = False
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
-        if client is not None:
+        watches = self._dist is None or self._dist.rank == 0
+        if client is not None and (watches or self._mode == PreemptMode.WorkersAskMaster):
             self._thread = threading.Thread(target=self._watch, name="preempt", daemon=True)
             self._thread.start()
 
@@ -48,13 +61,27 @@ class PreemptContext:
             watcher.close()
 
     def should_preempt(self, auto_ack: bool = True) -> bool:
-        if not self._flag.is_set():
-            return False
-        if auto_ack:
+        dist = self._dist
+        if dist is None or self._mode == PreemptMode.WorkersAskMaster:
+            answer = self._flag.is_set()
+        elif dist.rank == 0:
+            answer = self._flag.is_set()
+            if self._mode == PreemptMode.WorkersAskChief:
+                dist.broadcast(answer)
+        elif self._mode == PreemptMode.ChiefOnly:
+            raise RuntimeError(
+                f"preempt.should_preempt() was called on a worker (rank {dist.rank}) in "
+                "ChiefOnly mode; use PreemptMode.WorkersAskChief to ask from every rank"
+            )
+        else:
+            answer = bool(dist.broadcast(None))
+        if answer and auto_ack:
             self.acknowledge_preemption_signal()
-        return True
+        return answer
 
     def acknowledge_preemption_signal(self) -> None:
+        if self._dist is not None and self._dist.rank != 0:
+            return  # the chief acknowledges for the trial
         if not self._acknowledged and self._client is not None:
             self._client.acknowledge_preemption()
         self._acknowledged = True

@@ -8,6 +8,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ridgeline.core.distributed import DistributedContext
     from ridgeline.trial.client import TrialClient
 
 log = logging.getLogger("ridgeline.core")
@@ -33,11 +34,26 @@ def _plain_metrics(group: str, metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 class TrainContext:
-    def __init__(self, client: TrialClient | None) -> None:
+    """Metrics and progress go to the coordinator from the chief only: a distributed trial
+    is one trial, and its workers reporting too would record every value several times."""
+
+    def __init__(
+        self, client: TrialClient | None, distributed: DistributedContext | None = None
+    ) -> None:
         self._client = client
+        self._rank = 0 if distributed is None else distributed.rank
         self._exited = False
 
+    def _only_chief(self, call: str) -> None:
+        if self._rank != 0:
+            raise RuntimeError(
+                f"train.{call}() was called on a worker (rank {self._rank}): only the chief "
+                "(distributed.rank == 0) reports; wrap the call in "
+                "`if core_context.distributed.rank == 0:`"
+            )
+
     def report_metrics(self, group: str, steps_completed: int, metrics: dict[str, Any]) -> None:
+        self._only_chief("report_metrics")
         if "." in group or not group:
             raise ValueError(f"metric group {group!r} must be a non-empty name without '.'")
         values = _plain_metrics(group, metrics)
@@ -60,12 +76,14 @@ class TrainContext:
     def report_progress(self, progress: float) -> None:
         if not 0 <= progress <= 1 or math.isnan(progress):
             raise ValueError(f"progress must be between 0 and 1, got {progress}")
+        self._only_chief("report_progress")
         if self._client is not None:
             self._client.report_progress(fraction=float(progress))
 
     def report_early_exit(self, reason: EarlyExitReason) -> None:
         if self._exited:
             raise RuntimeError("report_early_exit() may be called only once")
+        self._only_chief("report_early_exit")
         self._exited = True
         if self._client is not None:
             self._client.early_exit(EarlyExitReason(reason).name)

@@ -22,6 +22,14 @@ MAX_LENGTH = "RIDGELINE_MAX_LENGTH"
 LENGTH_UNIT = "RIDGELINE_LENGTH_UNIT"
 SLOT_IDS = "RIDGELINE_SLOT_IDS"  # comma-separated GPU ids given to this trial
 
+# The processes of one distributed trial (ridgeline.core.distributed, ridgeline.launch).
+SLOTS_PER_TRIAL = "RIDGELINE_SLOTS_PER_TRIAL"  # resources.slots_per_trial: processes per trial
+CONTAINER_ADDRS = "RIDGELINE_CONTAINER_ADDRS"  # comma-separated addresses of the trial's nodes
+CONTAINER_RANK = "RIDGELINE_CONTAINER_RANK"  # this node's index among them
+CHIEF_IP = "DET_CHIEF_IP"  # address of rank 0's machine (Determined's name)
+CHIEF_PORT = "RIDGELINE_CHIEF_PORT"  # TCP port of rank 0's hub when a trial spans machines
+DIST_SECRET = "RIDGELINE_DIST_SECRET"  # shared secret of the ranks when not run by ridgeline
+
 SHERPA_TRIAL_ID = "SHERPA_TRIAL_ID"
 SHERPA_OUTPUT_DIR = "SHERPA_OUTPUT_DIR"
 SHERPA_RESOURCE = "SHERPA_RESOURCE"

@@ -1,0 +1,1 @@
+"""``determined.launch.*`` run ridgeline's launchers (``ridgeline.launch``)."""
