@@ -70,7 +70,7 @@ with det.core.init(distributed=distributed) as core:
             if hparams.get("crash_rank") == rank and steps == 7 and not marker.exists():
                 marker.write_text("once")
                 sys.exit(3)
-            if steps % 5 == 0 or steps == op.length:
+            if steps % hparams.get("checkpoint_every", 5) == 0 or steps == op.length:
                 value = validate(steps)
                 save(core, steps)
                 if rank == 0:

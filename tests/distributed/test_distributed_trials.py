@@ -4,7 +4,9 @@ entrypoint running torch DDP (gloo), and a script that starts its own workers.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -133,3 +135,48 @@ def test_own_launcher_script_with_wrap_rank_pauses_and_resumes_all_ranks(
     assert "[rank=0] worker 0 of 2 starting" in log and "[rank=1] worker 1 of 2 starting" in log
     summary = json.loads(cli("e", "describe", str(experiment_id), "--json").stdout)
     assert summary["trials"][0]["best_metric"] == 200 * 2 * 2  # two ranks add 2 per step
+
+
+def processes(marker: str, under: Path) -> list[int]:
+    """Live processes whose command line holds ``marker`` and that run under ``under``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(entry / "cwd")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and cwd.startswith(str(under)) and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_killed_launcher_takes_every_rank_with_it(user_env: Path) -> None:  # noqa: F811
+    cfg = experiment(
+        user_env,
+        "ddp_trial.py",
+        DDP,
+        hyperparameters={"lr": 0.01, "checkpoint_every": 100000},
+        searcher={"name": "single", "metric": "loss", "max_length": 10_000_000},
+    )
+    experiment_id = json.loads(cli("e", "create", str(cfg), str(user_env), "--json").stdout)["id"]
+    deadline = time.monotonic() + 120
+    log = None
+    while log is None or "op " not in log.read_text():
+        assert time.monotonic() < deadline, "the ranks never started their operation"
+        time.sleep(0.2)
+        candidate = trial_dir(experiment_id, 1) / "rank1.log"
+        log = candidate if candidate.exists() else None
+    assert len(processes("ddp_trial.py", user_env)) >= 2  # both ranks train
+    launcher = processes("ridgeline.launch.torch_distributed", user_env)[0]
+    os.killpg(os.getpgid(launcher), signal.SIGKILL)  # launcher and torchrun die at once
+    deadline = time.monotonic() + 15
+    while processes("ddp_trial.py", user_env):  # the ranks, in sessions of their own, follow
+        assert time.monotonic() < deadline, processes("ddp_trial.py", user_env)
+        time.sleep(0.2)
+    assert cli("e", "wait", str(experiment_id), check=False, timeout=60).returncode != 0
+    (record,) = trials(experiment_id)
+    assert record.state == "FAILED"

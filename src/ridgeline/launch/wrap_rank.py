@@ -1,10 +1,15 @@
 """``python3 -m ridgeline.launch.wrap_rank RANK -- COMMAND...``: run COMMAND with each line of
 its output prefixed by ``[rank=RANK] ``, so the interleaved log of a distributed trial says
 which process wrote what. RANK is a number, or the name of an environment variable that holds
-one (``RANK``, as torchrun sets it). The exit status is COMMAND's."""
+one (``RANK``, as torchrun sets it). The exit status is COMMAND's.
+
+torchrun starts each worker in a session of its own, so a SIGKILL of torchrun (a force-killed
+trial) would leave the workers running. On Linux this wrapper, and COMMAND under it, are
+killed when their parent dies (``PR_SET_PDEATHSIG``), so no rank outlives its trial."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -23,6 +28,17 @@ def rank_of(word: str, environ: dict[str, str] | os._Environ[str] = os.environ) 
     return int(value)
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent ends (elsewhere: nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _copy_lines(source: BinaryIO, sink: BinaryIO, prefix: bytes) -> None:
     for line in iter(source.readline, b""):
         sink.write(prefix + line)
@@ -39,8 +55,17 @@ def main(argv: list[str]) -> int:
         print(f"wrap_rank: {exc}\n{USAGE}", file=sys.stderr)
         return 2
     prefix = f"[rank={rank}] ".encode()
+    parent = os.getppid()
+    die_with_parent()
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        return 1
     try:
-        process = subprocess.Popen(argv[2:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            argv[2:],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, in the child
+        )
     except OSError as exc:
         print(f"{prefix.decode()}cannot run {argv[2]!r}: {exc}", file=sys.stderr)
         return 127
