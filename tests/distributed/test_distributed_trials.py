@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.e2e.test_checkpoints import wait_for
 from tests.e2e.test_core_api import cli, searcher_history, trials, user_env  # noqa: F401
 
 import ridgeline
@@ -112,12 +113,6 @@ def test_own_launcher_script_with_wrap_rank_pauses_and_resumes_all_ranks(
     )
     experiment_id = json.loads(cli("e", "create", str(cfg), str(user_env), "--json").stdout)["id"]
 
-    def wait_for(predicate, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.2)
-
     def checkpoints() -> int:
         return len(json.loads(cli("e", "lc", str(experiment_id), "--json").stdout))
 
@@ -173,10 +168,8 @@ def test_a_killed_launcher_takes_every_rank_with_it(user_env: Path) -> None:  # 
     assert len(processes("ddp_trial.py", user_env)) >= 2  # both ranks train
     launcher = processes("ridgeline.launch.torch_distributed", user_env)[0]
     os.killpg(os.getpgid(launcher), signal.SIGKILL)  # launcher and torchrun die at once
-    deadline = time.monotonic() + 15
-    while processes("ddp_trial.py", user_env):  # the ranks, in sessions of their own, follow
-        assert time.monotonic() < deadline, processes("ddp_trial.py", user_env)
-        time.sleep(0.2)
+    # The ranks, in sessions of their own, follow.
+    wait_for(lambda: not processes("ddp_trial.py", user_env), timeout=15)
     assert cli("e", "wait", str(experiment_id), check=False, timeout=60).returncode != 0
     (record,) = trials(experiment_id)
     assert record.state == "FAILED"
