@@ -162,3 +162,49 @@ def test_a_trial_refuses_a_wrong_certificate_at_once(workdir: Path) -> None:
     with pytest.raises(TrialError, match="no coordinator address"):
         TrialClient(trial_id=1)  # nothing in the environment here
     assert CertificateRefused.__mro__[1] is TrialError
+
+
+def test_the_cli_reaches_a_tls_coordinator_only_with_its_recorded_fingerprint(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from ridgeline.store import open_store
+
+    monkeypatch.setenv("RIDGELINE_DATA_DIR", str(workdir / "data"))
+    monkeypatch.setenv("RIDGELINE_STORAGE", str(workdir / "data" / "store.db"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workdir / "xdg"))
+    (workdir / "trial.py").write_text("import time\ntime.sleep(600)\n")
+    (workdir / "config.yaml").write_text(
+        "name: tls\nentrypoint: python3 trial.py\nhyperparameters: {}\n"
+        "searcher: {name: single, metric: m, max_length: 1}\n"
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ridgeline.cli", *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    created = run("e", "create", str(workdir / "config.yaml"), str(workdir), "--tls", "--json")
+    assert created.returncode == 0, created.stderr
+    experiment_id = json.loads(created.stdout)["id"]
+    store = open_store(str(workdir / "data" / "store.db"))
+    try:
+        deadline = time.monotonic() + 30
+        while [t.state for t in store.list_trials(experiment_id)] != ["RUNNING"]:
+            assert time.monotonic() < deadline, "the trial did not start"
+            time.sleep(0.1)
+        record = store.get_experiment(experiment_id)
+        address = dict(record.coordinator or {})
+        assert address["url"].startswith("https://127.0.0.1:")
+        store.update_experiment(experiment_id, coordinator={**address, "cert_sha256": "11" * 32})
+        refused = run("e", "pause", str(experiment_id))
+        assert refused.returncode == 1 and "not the pinned" in refused.stderr, refused.stderr
+        store.update_experiment(experiment_id, coordinator=address)
+        killed = run("e", "kill", str(experiment_id))
+        assert killed.returncode == 0, killed.stderr
+        assert run("e", "wait", str(experiment_id)).returncode != 0
+        assert store.get_experiment(experiment_id).state == "CANCELED"
+    finally:
+        store.close()

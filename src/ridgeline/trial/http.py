@@ -9,8 +9,6 @@ certificate's SHA-256 fingerprint alone: a self-signed certificate, made per exp
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import socket
 import time
 
@@ -65,6 +63,8 @@ class Connection:
     def _secure(self, sock: socket.socket) -> socket.socket:
         """``sock`` in TLS, once the certificate shown is the pinned one (before anything,
         the token included, is sent). A wrong certificate is CertificateRefused: final."""
+        import hashlib
+        import hmac
         import ssl
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
