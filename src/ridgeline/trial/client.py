@@ -75,6 +75,7 @@ class TrialClient:
         retry_seconds: float | None = None,
     ) -> None:
         self.master_file = os.environ.get(env.MASTER_FILE)
+        self.fingerprint = os.environ.get(env.CERT_SHA256) or None  # https: the pinned cert
         found = master or os.environ.get(env.MASTER) or self._read_master_file()
         if not found:
             raise TrialError(
@@ -82,7 +83,6 @@ class TrialClient:
                 f"launches) or use test_mode=True to run a trial script by hand"
             )
         self.master: str = found
-        self.fingerprint = os.environ.get(env.CERT_SHA256) or None  # https: the pinned cert
         self.token = token if token is not None else os.environ.get(env.TOKEN, "")
         raw_id = trial_id if trial_id is not None else os.environ.get(env.TRIAL_ID)
         raw_id = raw_id if raw_id is not None else os.environ.get(env.SHERPA_TRIAL_ID)
