@@ -40,6 +40,11 @@ class CoordinatorUnavailable(TrialError, ConnectionError):
     """The coordinator stayed unreachable longer than the retry budget."""
 
 
+class CertificateRefused(TrialError):
+    """The coordinator's TLS certificate is not the one pinned by its fingerprint: final,
+    never retried (the server may be an impostor; nothing was sent to it)."""
+
+
 class UnsafePathError(RidgelineError, ValueError):
     """A path built from untrusted parts that would leave the folder it must stay in."""
 

@@ -84,6 +84,9 @@ class Experiment:
         warm_start: Sequence[int] = (),
         scheduler: str | None = None,
         cluster_options: Sequence[str] = (),
+        bind: str | None = None,
+        advertise: str | None = None,
+        tls: bool | None = None,
     ) -> int:
         """Record the experiment and snapshot its context; nothing runs yet.
 
@@ -91,11 +94,16 @@ class Experiment:
         completed trials are recorded first as finished trials that model-based searchers
         learn from (they spend none of the budget). ``scheduler`` (local, slurm, sge, dask)
         and ``cluster_options`` (``KEY=VALUE``) override the backend that the user config
-        file and the config choose (``ridgeline.config.cluster``)."""
+        file and the config choose (``ridgeline.config.cluster``). ``bind``, ``advertise``
+        and ``tls`` override the user config file's ``coordinator:`` settings
+        (``ridgeline.config.network``); the choice is stored, so resumes listen alike."""
         from ridgeline.config.cluster import check_backend, resolve_cluster, shared_storage_warnings
 
         build_searcher(self.config)  # refuse searchers this version cannot run, before anything
+        from ridgeline.config.network import resolve_network
+
         cluster = resolve_cluster(self.config.raw, scheduler, cluster_options)
+        network = resolve_network(bind, advertise, tls, "the experiment create options")
         check_backend(cluster, self.config.slots_per_trial)
         warm_start = [int(i) for i in warm_start]
         folder = new_experiment_dir()
@@ -136,6 +144,7 @@ class Experiment:
                         "warm_start": warm_start,
                         "source_checkpoint": start,
                         "cluster": cluster.to_dict(),
+                        "network": network.to_dict(),
                     },
                     state=PAUSED if paused else ACTIVE,
                 )
@@ -355,6 +364,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     from ridgeline.config import nest_params, parse_config
     from ridgeline.config.cluster import scheduler_for
     from ridgeline.config.entrypoint import own_command
+    from ridgeline.config.network import NetworkChoice
     from ridgeline.config.searcher import time_mode
     from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
     from ridgeline.engine.engine import Engine
@@ -468,6 +478,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         grace_period=10.0,
         port=(experiment.coordinator or {}).get("port", 0),
         settings=settings,
+        network=NetworkChoice.from_dict(stored.get("network")),
     )
 
 

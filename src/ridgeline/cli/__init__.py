@@ -246,6 +246,26 @@ def experiment() -> None:
     "address (Dask's scheduler); e.g. --cluster-option partition=gpu, --cluster-option "
     "'sbatch_args=--time=60 --comment=lr'.",
 )
+@click.option(
+    "--bind",
+    metavar="ADDR",
+    help="The address the coordinator listens on (e.g. 10.0.0.5, or 0.0.0.0 for every "
+    "interface), over the ridgeline config file's coordinator.bind. Default: loopback for "
+    "local trials, the address a cluster backend's nodes route to.",
+)
+@click.option(
+    "--advertise",
+    metavar="HOST",
+    help="The host trials call back on (default: the bound address; this host's address "
+    "when bound to 0.0.0.0 or ::).",
+)
+@click.option(
+    "--tls/--no-tls",
+    "tls",
+    default=None,
+    help="Serve trials over TLS (the default beyond loopback: a certificate made for the "
+    "experiment, pinned by its fingerprint); --no-tls sends tokens in clear text.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def create(
@@ -259,6 +279,9 @@ def create(
     test_mode: bool,
     scheduler: str | None,
     cluster_options: tuple[str, ...],
+    bind: str | None,
+    advertise: str | None,
+    tls: bool | None,
     as_json: bool,
 ) -> None:
     """Create an experiment from CONFIG_FILE and start it in the background.
@@ -270,7 +293,9 @@ def create(
     ~/.config/ridgeline/config.yaml, e.g. `cluster: {backend: slurm, partition: gpu}`),
     over it by the config's `slurm:` section (Determined's sbatch_args, gpu_type,
     slots_per_node), and over both by --scheduler and --cluster-option.
-    resources.slots_per_trial is the GPUs each job asks for (--gres=gpu:N; 0 for none)."""
+    resources.slots_per_trial is the GPUs each job asks for (--gres=gpu:N; 0 for none).
+    The coordinator's address (--bind, --advertise, --tls/--no-tls, over the ridgeline
+    config file's `coordinator:` section) is stored with the experiment for its resumes."""
     from ridgeline.experiment import Experiment, launch_detached
 
     context_dir = context_dir or str(Path(config_file).resolve().parent)
@@ -280,8 +305,11 @@ def create(
         if paused or warm_start:
             fail("--test runs one trial at once: it does not go with --paused or --warm-start")
         cluster = (scheduler, cluster_options)
+        network = {"bind": bind, "advertise": advertise, "tls": tls}
         sys.exit(
-            run_test(ctx.obj["storage"], config_file, context_dir, overrides, as_json, cluster)
+            run_test(
+                ctx.obj["storage"], config_file, context_dir, overrides, as_json, cluster, network
+            )
         )
     exp = Experiment.from_yaml(config_file, context_dir, overrides, ctx.obj["storage"])
     experiment_id = exp.create(
@@ -289,6 +317,9 @@ def create(
         warm_start=warm_start,
         scheduler=scheduler,
         cluster_options=cluster_options,
+        bind=bind,
+        advertise=advertise,
+        tls=tls,
     )
     pid = launch_detached(experiment_id, exp.storage)
     if as_json:

@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ridgeline.errors import TrialError
 from ridgeline.schedulers import jobfiles
 from ridgeline.store.base import Store
 from ridgeline.store.records import CANCELED, COMPLETED, ERROR, RUNNING, ExperimentRecord
-from ridgeline.trial.http import Connection
+from ridgeline.trial import env as trial_env
+from ridgeline.trial.client import connect
 
 TERMINAL = (COMPLETED, CANCELED, ERROR)
 
@@ -35,8 +37,10 @@ def request(
     info = experiment.coordinator or {}
     if not info.get("url") or not coordinator_alive(experiment):
         return None
-    host, _, port = str(info["url"]).removeprefix("http://").rpartition(":")
-    conn = Connection(host, int(port), timeout=timeout)
+    try:  # https: the certificate must be the one the coordinator recorded
+        conn = connect(str(info["url"]), info.get(trial_env.CERT_KEY), timeout=timeout)
+    except TrialError as exc:
+        raise RuntimeError(str(exc)) from None
     try:
         status, body = conn.request(
             method,
@@ -46,6 +50,8 @@ def request(
         )
     except OSError:
         return None
+    except TrialError as exc:  # CertificateRefused: not the coordinator it should be
+        raise RuntimeError(str(exc)) from None
     finally:
         conn.close()
     reply: dict[str, Any] = json.loads(body or b"{}")

@@ -46,9 +46,11 @@ def run_test(
     overrides: Sequence[str],
     as_json: bool,
     cluster: tuple[str | None, Sequence[str]] = (None, ()),
+    network: dict[str, Any] | None = None,
 ) -> int:
     """Create and run the test experiment; 0 when its trial completed, else 1. ``cluster``:
-    ``experiment create``'s --scheduler and --cluster-option, for the backend it runs on."""
+    ``experiment create``'s --scheduler and --cluster-option, for the backend it runs on;
+    ``network``: its --bind, --advertise and --tls/--no-tls."""
     from ridgeline.config import load_config, parse_config
     from ridgeline.experiment import Experiment, launch_detached
     from ridgeline.store import open_store
@@ -58,7 +60,7 @@ def run_test(
     base = str(Path(config_file).resolve().parent)
     source = f"{config_file} (test mode)"
     exp = Experiment(parse_config(raw, source, base, context_dir=context_dir), context_dir, storage)
-    experiment_id = exp.create(scheduler=cluster[0], cluster_options=cluster[1])
+    experiment_id = exp.create(scheduler=cluster[0], cluster_options=cluster[1], **(network or {}))
     store = open_store(exp.storage)
     try:
         store.update_experiment(experiment_id, archived=True)

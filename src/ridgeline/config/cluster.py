@@ -220,7 +220,8 @@ def load_user_cluster(path: Path | None = None) -> tuple[dict[str, Any], str]:
     section: dict[str, Any] = {}
     if isinstance(data, dict):
         data = plain_copy(p, data) or {}
-        p.unknown_keys("", data, ("cluster",), "the ridgeline config file")
+        # coordinator: is read by ridgeline.config.network
+        p.unknown_keys("", data, ("cluster", "coordinator"), "the ridgeline config file")
         found = as_mapping(p, "cluster", data.get("cluster"), "e.g. cluster: {backend: slurm}")
         section = found or {}
         p.unknown_keys("cluster", section, ("backend", *FIELDS))

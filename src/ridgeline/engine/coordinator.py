@@ -12,13 +12,14 @@ import json
 import logging
 import math
 import os
+import ssl
 import sys
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiohttp import web
 
@@ -56,6 +57,10 @@ from ridgeline.store.records import (
 )
 from ridgeline.trial import env as trial_env
 from ridgeline.values import check_iteration, check_objective
+
+if TYPE_CHECKING:
+    from ridgeline.config.network import Endpoint, NetworkChoice
+    from ridgeline.engine.tls import Certificate
 
 log = logging.getLogger("ridgeline")
 
@@ -146,7 +151,7 @@ class Coordinator:
         results: ResultsTable,
         resubmit_failed_trials: bool = False,
         grace_period: float = 10.0,
-        host: str = "127.0.0.1",
+        network: NetworkChoice | None = None,
         port: int = 0,
         on_progress: Callable[[Coordinator], None] | None = None,
         settings: RunSettings | None = None,
@@ -161,7 +166,9 @@ class Coordinator:
         self.results = results  # follows the engine's events, with results.csv (LiveResults)
         self.resubmit_failed_trials = resubmit_failed_trials
         self.grace_period = grace_period
-        self.host = host
+        self.network = network  # bind, advertise, tls (config.network; None: defaults)
+        self.host = "127.0.0.1"  # the host trials call: decided in run()
+        self.certificate: Certificate | None = None  # the TLS certificate, when TLS is on
         self.port = port
         self.on_progress = on_progress
         self.settings = settings or RunSettings()
@@ -171,6 +178,7 @@ class Coordinator:
         self.state: str = ACTIVE  # ACTIVE, PAUSED or CANCELED (killed)
         self.best_validation: float | None = None
         self.url = ""
+        self.endpoint: Endpoint | None = None  # decided in run()
         self._finished = asyncio.Event()
         self._signals: dict[int, _Signal] = {}
         self.writer = MetricWriter(self.store)
@@ -221,7 +229,8 @@ class Coordinator:
     async def run(self, resume: bool = False) -> None:
         runner = make_runner(self)
         await runner.setup()
-        site = await self._bind(runner)
+        ssl_context = self._choose_endpoint()
+        site = await self._bind(runner, ssl_context)
         # Model-based samplers compute on this worker; the loop keeps serving trials.
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self._loop_error)
@@ -232,7 +241,8 @@ class Coordinator:
         try:
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.port = sockets[0].getsockname()[1]
-            self.url = f"http://{self.host}:{self.port}"
+            assert self.endpoint is not None
+            self.url = self.endpoint.url(self.port)
             self._publish_address()
             self._keep_lease()
             self.engine.event("coordinator_started", url=self.url, pid=os.getpid(), resume=resume)
@@ -276,16 +286,35 @@ class Coordinator:
             suggester.shutdown(wait=False, cancel_futures=True)
             await runner.cleanup()
 
-    async def _bind(self, runner: web.AppRunner) -> web.TCPSite:
+    def _choose_endpoint(self) -> ssl.SSLContext | None:
+        """Decide where to listen and what trials call (``config.network``); with TLS, the
+        experiment's certificate (made on the first run, the same one on a resume)."""
+        from ridgeline.config.network import WILDCARDS, NetworkChoice, endpoint
+
+        chosen = endpoint(self.network or NetworkChoice(), self.scheduler.callback_host())
+        self.endpoint = chosen
+        self.host = chosen.advertise
+        if not chosen.tls:
+            return None
+        from ridgeline.engine.tls import coordinator_certificate
+
+        hosts = [chosen.advertise, chosen.bind]
+        hosts = [h for h in hosts if h not in WILDCARDS]
+        self.certificate = coordinator_certificate(self.output_dir, hosts)
+        return self.certificate.server_context()
+
+    async def _bind(self, runner: web.AppRunner, ssl_context: ssl.SSLContext | None) -> web.TCPSite:
         """Bind the port used before (so re-attached trials find us), else any free one."""
+        assert self.endpoint is not None
+        host = self.endpoint.bind
         try:
-            site = web.TCPSite(runner, self.host, self.port)
+            site = web.TCPSite(runner, host, self.port, ssl_context=ssl_context)
             await site.start()
         except OSError:
             if not self.port:
                 raise
             log.warning("port %s is taken; trials find the new one via coordinator.json", self.port)
-            site = web.TCPSite(runner, self.host, 0)
+            site = web.TCPSite(runner, host, 0, ssl_context=ssl_context)
             await site.start()
         return site
 
@@ -302,7 +331,9 @@ class Coordinator:
         task.add_done_callback(self._tasks.discard)
 
     def _publish_address(self) -> None:
-        address = {"url": self.url, "pid": os.getpid()}
+        address: dict[str, Any] = {"url": self.url, "pid": os.getpid()}
+        if self.certificate is not None:  # what trials and the CLI pin
+            address[trial_env.CERT_KEY] = self.certificate.sha256
         path = self.output_dir / "coordinator.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(address))
@@ -387,6 +418,9 @@ class Coordinator:
                 trial_env.SHERPA_DB_PORT: str(self.port),
             }
         )
+        env.pop(trial_env.CERT_SHA256, None)
+        if self.certificate is not None:
+            env[trial_env.CERT_SHA256] = self.certificate.sha256
         env.pop(trial_env.LATEST_CHECKPOINT, None)
         if self.settings.checkpoint_dir is not None:  # only Core-API trials keep checkpoints
             env[trial_env.CHECKPOINT_STORAGE] = str(self.settings.checkpoint_dir)

@@ -30,6 +30,11 @@ class Scheduler:
         """How many jobs may run at once (None: no limit of the scheduler's own)."""
         return None
 
+    def callback_host(self) -> str:
+        """The address of this machine that the scheduler's trials reach it on: loopback
+        for trials on this machine; a cluster backend's nodes may need another."""
+        return "127.0.0.1"
+
     def check(self) -> None:  # noqa: B027 - optional hook
         """Raise ``SchedulerError`` for a bad configuration before anything runs."""
 

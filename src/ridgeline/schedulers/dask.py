@@ -104,6 +104,13 @@ class DaskScheduler(Scheduler):
 
     # -- the connection ------------------------------------------------------------------------
 
+    def callback_host(self) -> str:
+        """The local address of this machine's connection to the dask scheduler (the route
+        toward it): the workers reach this machine on that network."""
+        from ridgeline.schedulers.callback import toward, url_host
+
+        return toward(url_host(self.address))
+
     def client(self) -> distributed.Client:
         """The connection to the dask scheduler, made on first use."""
         with self._lock:

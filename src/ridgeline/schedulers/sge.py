@@ -82,6 +82,13 @@ class SGEScheduler(BatchScheduler):
 
     # -- checks and the commands it builds ---------------------------------------------------
 
+    def callback_host(self) -> str:
+        """The local address that routes to the controller host (act_qmaster): the nodes'
+        network. Loopback on a single-node cluster."""
+        from ridgeline.schedulers.callback import sge_master, toward
+
+        return toward(sge_master())
+
     def check(self) -> None:
         """Grid Engine's tools are on PATH, the environment script exists, and ``qsub``
         accepts the submit options (``qsub -w v``, which verifies and submits nothing)."""

@@ -52,6 +52,13 @@ class SLURMScheduler(BatchScheduler):
 
     # -- checks and the commands it builds ---------------------------------------------------
 
+    def callback_host(self) -> str:
+        """The local address that routes to the controller host (SlurmctldHost): the nodes'
+        network. Loopback on a single-node cluster."""
+        from ridgeline.schedulers.callback import slurm_controller, toward
+
+        return toward(slurm_controller())
+
     def check(self) -> None:
         """SLURM's tools are on PATH, the environment script exists, and ``sbatch`` accepts
         the submit options (``sbatch --test-only``, which submits nothing)."""

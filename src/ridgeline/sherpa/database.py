@@ -37,7 +37,8 @@ class Client:
         if host or port:
             host = host or os.environ.get(env.SHERPA_DB_HOST, "127.0.0.1")
             port = port or int(os.environ.get(env.SHERPA_DB_PORT, "0"))
-            master = f"http://{host}:{port}"
+            tls = os.environ.get(env.MASTER, "").startswith("https://")  # keep the scheme
+            master = f"{'https' if tls else 'http'}://{host}:{port}"
         self._client = TrialClient(master=master, **kwargs)
 
     def get_trial(self) -> Trial:

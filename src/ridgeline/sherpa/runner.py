@@ -65,10 +65,13 @@ def optimize(
     resume: bool = False,
     storage: str | None = None,
     grace_period: float = 10.0,
-    host: str = "127.0.0.1",
+    host: str | None = None,
     port: int | None = None,
     warm_start: Any = None,
     max_consecutive_failures: int | None = 10,
+    bind: str | None = None,
+    advertise: str | None = None,
+    tls: bool | None = None,
 ) -> dict[str, Any]:
     """Run a search whose trials are separate processes; return the best result row.
 
@@ -82,6 +85,12 @@ def optimize(
     ``max_consecutive_failures``: the search ends ERROR after this many trials in a row
     failed (0 or None: no bound).
 
+    ``bind`` (``host`` is the same), ``advertise`` and ``tls`` say where the coordinator
+    listens, the host trials call back on, and whether it speaks TLS; unset ones come from
+    the ``coordinator:`` section of the user config file, else: loopback for local trials,
+    the address a cluster scheduler's nodes route to, TLS whenever beyond loopback
+    (``ridgeline.config.network``).
+
     Raises ``SearchFailed`` when the search ended ERROR (trials kept failing, none
     succeeded); the returned best never comes from a FAILED trial.
     """
@@ -91,6 +100,9 @@ def optimize(
     scheduler = as_scheduler(scheduler)
     scheduler.check()
     whole_number("max_concurrent", max_concurrent)
+    from ridgeline.config.network import resolve_network
+
+    network = resolve_network(bind if bind is not None else host, advertise, tls, "optimize()")
     if grace_period < 0:
         raise ConfigError(f"grace_period must be >= 0 seconds, got {grace_period!r}")
     space = build_space(parameters)
@@ -153,7 +165,7 @@ def optimize(
             results,
             resubmit_failed_trials=resubmit_failed_trials,
             grace_period=grace_period,
-            host=host,
+            network=network,
             port=listen_port or 0,
             on_progress=progress.update if progress else None,
             settings=RunSettings(max_consecutive_failures=max_consecutive_failures),

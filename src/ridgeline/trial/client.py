@@ -42,6 +42,28 @@ def _refusal(status: int, reply: dict[str, Any], what: str) -> TrialError | Obse
     return ObservationError(message) if status in _DATA_REFUSED else TrialError(message)
 
 
+def connect(url: str, fingerprint: str | None, timeout: float = 60.0) -> Connection:
+    """A connection to the coordinator at ``url`` (http://host:port or https://host:port);
+    https needs the certificate's ``fingerprint``, which the connection pins."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower() if sep else "http"
+    if scheme not in ("http", "https"):
+        raise TrialError(f"coordinator address {url!r}: use http://HOST:PORT or https://HOST:PORT")
+    host, _, port = (rest if sep else url).rstrip("/").rpartition(":")
+    if scheme == "https" and not fingerprint:
+        raise TrialError(
+            f"the coordinator at {url} speaks TLS but no certificate fingerprint was given "
+            f"({env.CERT_SHA256}, which ridgeline sets for the trials it launches); refusing "
+            f"to send the token to an unverified server"
+        )
+    return Connection(
+        host.strip("[]") or "127.0.0.1",
+        int(port or (443 if scheme == "https" else 80)),
+        timeout,
+        fingerprint if scheme == "https" else None,
+    )
+
+
 class TrialClient:
     """One trial's connection to its coordinator."""
 
@@ -53,6 +75,7 @@ class TrialClient:
         retry_seconds: float | None = None,
     ) -> None:
         self.master_file = os.environ.get(env.MASTER_FILE)
+        self.fingerprint = os.environ.get(env.CERT_SHA256) or None  # https: the pinned cert
         found = master or os.environ.get(env.MASTER) or self._read_master_file()
         if not found:
             raise TrialError(
@@ -178,18 +201,23 @@ class TrialClient:
 
     # -- transport ---------------------------------------------------------------------------
     def _read_master_file(self) -> str | None:
+        """The address in the coordinator's address file (and its certificate's fingerprint,
+        kept in ``self.fingerprint``); None when there is none to read."""
         if not self.master_file:
             return None
         try:
             with open(self.master_file) as handle:
-                return str(json.load(handle)["url"])
-        except (OSError, ValueError, KeyError):
+                address = json.load(handle)
+            url = str(address["url"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
+        if address.get(env.CERT_KEY):
+            self.fingerprint = str(address[env.CERT_KEY])
+        return url
 
     def _connect(self) -> Connection:
         if self._conn is None:
-            host, _, port = self.master.removeprefix("http://").rstrip("/").rpartition(":")
-            self._conn = Connection(host.strip("[]") or "127.0.0.1", int(port or 80))
+            self._conn = connect(self.master, self.fingerprint)
         return self._conn
 
     def _request(

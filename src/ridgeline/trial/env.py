@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-MASTER = "RIDGELINE_MASTER"  # http://host:port of the coordinator
+MASTER = "RIDGELINE_MASTER"  # http(s)://host:port of the coordinator
+CERT_SHA256 = "RIDGELINE_CERT_SHA256"  # with https: the SHA-256 of the coordinator's certificate
+CERT_KEY = "cert_sha256"  # the same in coordinator.json and the store's coordinator record
 MASTER_FILE = "RIDGELINE_MASTER_FILE"  # JSON file with the current address (re-read on failure)
 TOKEN = "RIDGELINE_TOKEN"  # bearer token good for this trial attempt only
 TRIAL_ID = "RIDGELINE_TRIAL_ID"  # the trial's number within its experiment
