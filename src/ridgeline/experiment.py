@@ -345,7 +345,7 @@ def _find(store: Store, experiment_id: int) -> ExperimentRecord:
 def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     """Everything a coordinator for a YAML experiment needs, from its stored config."""
     from ridgeline.config import nest_params, parse_config
-    from ridgeline.config.cluster import scheduler_for
+    from ridgeline.config.cluster import ClusterChoice, scheduler_for
     from ridgeline.config.searcher import time_mode
     from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
     from ridgeline.engine.engine import Engine
@@ -427,6 +427,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         retention=retention,
         max_length=op_length,
         time_metric=timed[0] if timed is not None else None,
+        heartbeat_seconds=ClusterChoice.from_dict(cluster).heartbeat_seconds,
     )
     scheduler = scheduler_for(
         cluster,
