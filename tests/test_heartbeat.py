@@ -6,6 +6,7 @@ every thread of it, its heartbeat too."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -311,3 +312,49 @@ def test_optimize_refuses_a_bad_interval(workdir: Path, value: object) -> None:
             heartbeat_seconds=value,  # type: ignore[arg-type]
         )
     assert not (workdir / "out").exists()
+
+
+# -- the watchdog's clock ------------------------------------------------------------------------
+
+
+def test_the_watchdog_wakes_once_per_deadline_not_in_steps() -> None:
+    """Beating attempts cost about one wake-up per interval in all; a silent one is reported
+    once, one interval after its last contact."""
+    from ridgeline.engine.watchdog import Watchdog
+
+    async def main() -> tuple[list[tuple[int, float]], int]:
+        silent: list[tuple[int, float]] = []
+        loop = asyncio.get_running_loop()
+        dog = Watchdog(0.2, lambda n, s: silent.append((n, loop.time() - start)))
+        start = loop.time()
+        for _ in range(16):  # trials 1..10 beat every 0.05 s for 0.8 s; trial 11 once
+            for number in range(1, 11):
+                dog.contact(number)
+            if _ == 0:
+                dog.contact(11)
+            await asyncio.sleep(0.05)
+        dog.close()
+        return silent, dog.wakeups
+
+    silent, wakeups = asyncio.run(main())
+    assert [n for n, _ in silent] == [11]
+    assert 0.19 < silent[0][1] < 0.6
+    assert wakeups <= 8  # 0.8 s / 0.15 s (a deadline is at least 3/4 interval away)
+
+
+def test_a_coordinator_that_did_not_run_declares_nobody_lost() -> None:
+    """A stopped or blocked coordinator heard nothing, so the silence does not count."""
+    from ridgeline.engine.watchdog import Watchdog
+
+    async def main() -> list[int]:
+        silent: list[int] = []
+        dog = Watchdog(0.2, lambda n, s: silent.append(n))
+        dog.contact(1)
+        time.sleep(0.5)  # the loop is blocked past the deadline
+        await asyncio.sleep(0.01)
+        assert silent == []
+        await asyncio.sleep(0.25)  # heard nothing since: now it counts
+        dog.close()
+        return silent
+
+    assert asyncio.run(main()) == [1]

@@ -192,7 +192,9 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
         """Routes any credential of this experiment opens; ``request[PRINCIPAL]`` says whose."""
 
         async def wrapped(request: web.Request) -> web.Response:
-            authenticate(request)
+            trial = authenticate(request).trial
+            if trial is not None:  # a trial's word counts as contact on any route
+                coordinator.contact(trial, coordinator.running.get(trial))
             return await handler(request)
 
         return wrapped

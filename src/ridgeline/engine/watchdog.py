@@ -10,11 +10,14 @@ about once per interval whatever the number of trials, and never polls in short 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
 from ridgeline.errors import ConfigError
+
+log = logging.getLogger("ridgeline")
 
 #: Seconds of silence after which a running attempt is declared lost, unless set otherwise.
 DEFAULT_HEARTBEAT_SECONDS = 60.0
@@ -53,6 +56,8 @@ class Watchdog:
         self.on_silent = on_silent
         self._last: dict[int, float] = {}  # trial number -> loop time of its last contact
         self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0  # when the timer should fire
+        self.wakeups = 0  # timer firings, for tests and benchmarks
 
     def contact(self, number: int) -> None:
         """The attempt of trial ``number`` was heard from now (it starts being watched)."""
@@ -60,7 +65,7 @@ class Watchdog:
         now = loop.time()
         self._last[number] = now
         if self._timer is None:
-            self._timer = loop.call_at(now + self.interval, self._check)
+            self._arm(loop, now + self.interval)
 
     def forget(self, number: int) -> None:
         """The attempt ended (or a new one starts and has not been heard from yet)."""
@@ -74,16 +79,31 @@ class Watchdog:
             self._timer.cancel()
             self._timer = None
 
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._due = when
+        self._timer = loop.call_at(when, self._check)
+
     def _check(self) -> None:
         self._timer = None
+        self.wakeups += 1
         loop = asyncio.get_running_loop()
         now = loop.time()
+        late = now - self._due
+        if late > self.interval / 4 and self._last:
+            # The loop itself did not run (the coordinator was stopped, suspended or blocked):
+            # nobody listened, so no silence counts; the trials' beats wait in their sockets.
+            log.warning(
+                "The coordinator did not run for %.3g s; trials' silence counts from now", late
+            )
+            self._last = dict.fromkeys(self._last, now)
+            self._arm(loop, now + self.interval)
+            return
         due = now + SLACK  # the loop may run a timer a clock tick early
         silent = [(n, now - t) for n, t in self._last.items() if t + self.interval <= due]
         for number, _ in silent:
             del self._last[number]
         if self._last:
-            self._timer = loop.call_at(min(self._last.values()) + self.interval, self._check)
+            self._arm(loop, min(self._last.values()) + self.interval)
         for number, seconds in silent:
             self.on_silent(number, seconds)
 

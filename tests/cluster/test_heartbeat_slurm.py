@@ -1,0 +1,61 @@
+"""A SLURM job whose trial froze still shows RUNNING in squeue; the heartbeat tells: the
+trial is declared lost, its job cancelled with scancel, and the trial FAILED."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+import ridgeline as sherpa
+from ridgeline.schedulers import SLURMScheduler
+from ridgeline.store import open_store
+
+pytestmark = pytest.mark.usefixtures("slurm")
+
+# Trial 1 reports, notes its job id, then stops itself; trial 2 (its resubmission) finishes.
+TRIAL = """
+import os, pathlib, signal
+import ridgeline as sherpa
+client = sherpa.Client()
+trial = client.get_trial()
+client.send_metrics(trial, 1, trial.parameters["x"])
+out = pathlib.Path(os.environ["SHERPA_OUTPUT_DIR"])
+if trial.id == 1:
+    (out / "frozen_job").write_text(os.environ["SLURM_JOB_ID"])
+    os.kill(os.getpid(), signal.SIGSTOP)
+client.send_metrics(trial, 2, trial.parameters["x"] / 2)
+"""
+
+
+def test_a_frozen_slurm_trial_is_declared_lost_and_its_job_cancelled(workdir: Path) -> None:
+    (workdir / "trial.py").write_text(textwrap.dedent(TRIAL))
+    out = workdir / "out"
+    with pytest.warns(RuntimeWarning, match="Trial 1 failed"):
+        best = sherpa.optimize(
+            parameters=[sherpa.Choice("x", [1.0])],
+            algorithm=sherpa.algorithms.GridSearch(),
+            lower_is_better=True,
+            scheduler=SLURMScheduler(f"--comment=ridgeline-test-{uuid.uuid4().hex[:8]}", ""),
+            filename=str(workdir / "trial.py"),
+            output_dir=str(out),
+            verbose=0,
+            resubmit_failed_trials=True,
+            heartbeat_seconds=1.5,
+        )
+    assert best["Trial-ID"] == 2
+    store = open_store(out / "ridgeline.db")
+    try:
+        states = {t.number: t.state for t in store.list_trials(1)}
+        lost = [e.data["trial"] for e in store.read_events(1) if e.kind == "trial_lost"]
+    finally:
+        store.close()
+    assert states == {1: "FAILED", 2: "COMPLETED"} and lost == [1]
+    job = (out / "frozen_job").read_text()
+    shown = subprocess.run(
+        ["scontrol", "show", "job", job], capture_output=True, text=True, check=True
+    ).stdout
+    assert "JobState=CANCELLED" in shown  # scancel'ed, not left RUNNING on the node
