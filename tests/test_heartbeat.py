@@ -358,3 +358,10 @@ def test_a_coordinator_that_did_not_run_declares_nobody_lost() -> None:
         return silent
 
     assert asyncio.run(main()) == [1]
+
+
+def test_describe_says_when_trials_are_lost() -> None:
+    from ridgeline.config.cluster import ClusterChoice
+
+    assert ClusterChoice().describe(0).endswith("trials lost after 60 s of silence")
+    assert "heartbeat off" in ClusterChoice(heartbeat_seconds=0.0).describe(0)

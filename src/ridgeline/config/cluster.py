@@ -116,7 +116,9 @@ class ClusterChoice:
                 args = [f"--gres=gpu:{slots_per_trial}", *args]
             shown = f" ({tool} {shlex.join(args)})" if args else f" ({tool})"
             text = f"{NAMES[self.backend]} jobs{shown}"
-        return f"{text}; chosen by {self.chosen_by}"
+        beat = self.heartbeat_seconds
+        lost = f"lost after {beat:g} s of silence" if beat else "never lost (heartbeat off)"
+        return f"{text}; chosen by {self.chosen_by}; trials {lost}"
 
 
 # -- the experiment YAML ------------------------------------------------------------------------
