@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -365,3 +367,63 @@ def test_describe_says_when_trials_are_lost() -> None:
 
     assert ClusterChoice().describe(0).endswith("trials lost after 60 s of silence")
     assert "heartbeat off" in ClusterChoice(heartbeat_seconds=0.0).describe(0)
+
+
+class UnreachableNode(ridgeline.schedulers.Scheduler):
+    """A user-written (SHERPA-interface) scheduler whose kills never reach the node, as with
+    a node that was cut off: its jobs stay 'running' until the test ends them."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[int, subprocess.Popen[bytes]] = {}
+
+    def submit_job(self, command: list[str], env: dict[str, str], job_name: str) -> int:
+        process = subprocess.Popen(command, env={**os.environ, **env})
+        self.jobs[process.pid] = process
+        return process.pid
+
+    def get_status(self, job_id: int) -> Any:
+        from ridgeline.schedulers import _JobStatus
+
+        code = self.jobs[job_id].poll()
+        if code is None:
+            return _JobStatus.running
+        return _JobStatus.finished if code == 0 else _JobStatus.failed
+
+    def kill_job(self, job_id: int) -> None:
+        pass  # the node does not answer
+
+
+def test_a_lost_job_that_never_ends_is_not_waited_for(workdir: Path) -> None:
+    script = workdir / "trial.py"
+    script.write_text(textwrap.dedent(SHERPA_TRIAL))
+    out = workdir / "out"
+    scheduler = UnreachableNode()
+    try:
+        with pytest.warns(RuntimeWarning, match="Trial 1 failed"):
+            best = ridgeline.optimize(
+                [ridgeline.Choice("x", [1.0])],
+                ridgeline.algorithms.GridSearch(),
+                lower_is_better=True,
+                scheduler=scheduler,
+                command=[sys.executable, str(script), str(workdir)],
+                output_dir=out,
+                verbose=0,
+                resubmit_failed_trials=True,
+                grace_period=0.5,
+                heartbeat_seconds=INTERVAL,
+            )
+        frozen = scheduler.jobs[int((workdir / "froze").read_text())]
+        assert frozen.poll() is None  # still there, stopped: the search did not wait for it
+    finally:
+        for process in scheduler.jobs.values():
+            process.kill()
+            process.wait()
+    assert best["Trial-ID"] == 2
+    log = (out / "log.txt").read_text()
+    assert "Trial 1's job trial_1 has not ended 0.5 s after it was killed" in log
+    store = open_store(out / "ridgeline.db")
+    try:
+        states = {t.number: t.state for t in store.list_trials(1)}
+    finally:
+        store.close()
+    assert states == {1: "FAILED", 2: "COMPLETED"}

@@ -658,7 +658,7 @@ class Coordinator:
 
     # -- lost attempts (ridgeline.engine.watchdog) ----------------------------------------------
     def contact(self, number: int, job: Job | None) -> None:
-        """An authenticated request of trial ``number``'s attempt ``job`` arrived or ended."""
+        """An authenticated request of trial ``number``'s attempt ``job`` arrived."""
         if self.watchdog is not None and job is not None and self.running.get(number) is job:
             if self.runtime(number).lost is None:
                 self.watchdog.contact(number)
@@ -693,7 +693,7 @@ class Coordinator:
         if self.running.get(number) is not job or self.error is not None or self.interrupted:
             return
         log.warning(
-            "Trial %d's job %s has not ended %.0f s after it was killed; its attempt is "
+            "Trial %d's job %s has not ended %.3g s after it was killed; its attempt is "
             "recorded as ended and a later exit of it is ignored",
             number,
             job.name,
