@@ -1,8 +1,9 @@
-"""A SLURM job whose trial froze still shows RUNNING in squeue; the heartbeat tells: the
-trial is declared lost, its job cancelled with scancel, and the trial FAILED."""
+"""A batch job whose trial froze still shows as running in squeue or qstat; the heartbeat
+tells: the trial is declared lost, its job cancelled (scancel, qdel -f) and the trial FAILED."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 import uuid
@@ -11,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import ridgeline as sherpa
-from ridgeline.schedulers import SLURMScheduler
+from ridgeline.engine.run import process_alive
+from ridgeline.schedulers import SGEScheduler, SLURMScheduler
 from ridgeline.store import open_store
 
-pytestmark = pytest.mark.usefixtures("slurm")
-
-# Trial 1 reports, notes its job id, then stops itself; trial 2 (its resubmission) finishes.
+# Trial 1 reports, notes its job id and pid, then stops itself; trial 2 (its resubmission)
+# finishes.
 TRIAL = """
 import os, pathlib, signal
 import ridgeline as sherpa
@@ -25,13 +26,15 @@ trial = client.get_trial()
 client.send_metrics(trial, 1, trial.parameters["x"])
 out = pathlib.Path(os.environ["SHERPA_OUTPUT_DIR"])
 if trial.id == 1:
-    (out / "frozen_job").write_text(os.environ["SLURM_JOB_ID"])
+    job = os.environ.get("SLURM_JOB_ID") or os.environ.get("JOB_ID")
+    (out / "frozen_job").write_text(f"{job} {os.getpid()}")
     os.kill(os.getpid(), signal.SIGSTOP)
 client.send_metrics(trial, 2, trial.parameters["x"] / 2)
 """
 
 
-def test_a_frozen_slurm_trial_is_declared_lost_and_its_job_cancelled(workdir: Path) -> None:
+def frozen_search(workdir: Path, scheduler: object) -> tuple[str, int]:
+    """Run the search; the frozen trial's job id and pid."""
     (workdir / "trial.py").write_text(textwrap.dedent(TRIAL))
     out = workdir / "out"
     with pytest.warns(RuntimeWarning, match="Trial 1 failed"):
@@ -39,7 +42,7 @@ def test_a_frozen_slurm_trial_is_declared_lost_and_its_job_cancelled(workdir: Pa
             parameters=[sherpa.Choice("x", [1.0])],
             algorithm=sherpa.algorithms.GridSearch(),
             lower_is_better=True,
-            scheduler=SLURMScheduler(f"--comment=ridgeline-test-{uuid.uuid4().hex[:8]}", ""),
+            scheduler=scheduler,
             filename=str(workdir / "trial.py"),
             output_dir=str(out),
             verbose=0,
@@ -54,8 +57,25 @@ def test_a_frozen_slurm_trial_is_declared_lost_and_its_job_cancelled(workdir: Pa
     finally:
         store.close()
     assert states == {1: "FAILED", 2: "COMPLETED"} and lost == [1]
-    job = (out / "frozen_job").read_text()
+    assert "Trial 1 sent nothing for" in (out / "log.txt").read_text()
+    job, pid = (out / "frozen_job").read_text().split()
+    return job, int(pid)
+
+
+@pytest.mark.usefixtures("slurm")
+def test_a_frozen_slurm_trial_is_declared_lost_and_its_job_cancelled(workdir: Path) -> None:
+    tag = f"--comment=ridgeline-test-{uuid.uuid4().hex[:8]}"
+    job, pid = frozen_search(workdir, SLURMScheduler(tag, ""))
     shown = subprocess.run(
         ["scontrol", "show", "job", job], capture_output=True, text=True, check=True
     ).stdout
     assert "JobState=CANCELLED" in shown  # scancel'ed, not left RUNNING on the node
+    assert not process_alive(pid)
+
+
+@pytest.mark.usefixtures("sge")
+def test_a_frozen_grid_engine_trial_is_declared_lost_and_its_job_deleted(workdir: Path) -> None:
+    job, pid = frozen_search(workdir, SGEScheduler(f"-ac tag=hb{os.getpid()}", ""))
+    listed = subprocess.run(["qstat", "-u", "*"], capture_output=True, text=True).stdout
+    assert job not in listed.split()  # qdel -f'ed, not left running on the node
+    assert not process_alive(pid)
