@@ -427,3 +427,18 @@ def test_a_lost_job_that_never_ends_is_not_waited_for(workdir: Path) -> None:
     finally:
         store.close()
     assert states == {1: "FAILED", 2: "COMPLETED"}
+
+
+def test_the_cli_refuses_a_bad_interval_naming_the_setting(user_env: Path) -> None:
+    path = user_env / "config.yaml"
+    cfg = {"entrypoint": "python3 trial.py", "searcher": {"name": "single", "metric": "x"}}
+    path.write_text(yaml.safe_dump({"name": "t", **cfg}))
+    result = subprocess.run(
+        [sys.executable, "-m", "ridgeline.cli", "e", "create", str(path), str(user_env)]
+        + ["--cluster-option", "heartbeat_seconds=-5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "heartbeat_seconds: must be > 0 seconds, or off (got -5" in result.stderr
