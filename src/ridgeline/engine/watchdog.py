@@ -71,9 +71,6 @@ class Watchdog:
         """The attempt ended (or a new one starts and has not been heard from yet)."""
         self._last.pop(number, None)
 
-    def watched(self, number: int) -> bool:
-        return number in self._last
-
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
