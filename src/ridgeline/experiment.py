@@ -362,7 +362,7 @@ def _find(store: Store, experiment_id: int) -> ExperimentRecord:
 
 def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
     from ridgeline.config import nest_params, parse_config
-    from ridgeline.config.cluster import scheduler_for
+    from ridgeline.config.cluster import ClusterChoice, scheduler_for
     from ridgeline.config.entrypoint import own_command
     from ridgeline.config.network import NetworkChoice
     from ridgeline.config.searcher import time_mode
@@ -454,6 +454,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         retention=retention,
         max_length=op_length,
         time_metric=timed[0] if timed is not None else None,
+        heartbeat_seconds=ClusterChoice.from_dict(cluster).heartbeat_seconds,
     )
     scheduler = scheduler_for(
         cluster,

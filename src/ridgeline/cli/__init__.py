@@ -242,9 +242,10 @@ def experiment() -> None:
     multiple=True,
     metavar="KEY=VALUE",
     help="A cluster setting over the config's and the ridgeline config file's (repeatable): "
-    "partition, sbatch_args, gpu_type, qsub_args, environment (a script each job sources) or "
-    "address (Dask's scheduler); e.g. --cluster-option partition=gpu, --cluster-option "
-    "'sbatch_args=--time=60 --comment=lr'.",
+    "partition, sbatch_args, gpu_type, qsub_args, environment (a script each job sources), "
+    "address (Dask's scheduler) or heartbeat_seconds (a silent trial is lost after that "
+    "long; default 60, off: never; every backend); e.g. --cluster-option partition=gpu, "
+    "--cluster-option 'sbatch_args=--time=60 --comment=lr'.",
 )
 @click.option(
     "--bind",

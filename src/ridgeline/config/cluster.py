@@ -25,6 +25,7 @@ from typing import Any
 
 from ridgeline.config.checks import Problems, as_int, as_mapping, as_str, join, show, suggest
 from ridgeline.config.model import ConfigWarning
+from ridgeline.engine.watchdog import DEFAULT_HEARTBEAT_SECONDS, heartbeat_setting
 from ridgeline.errors import ConfigError
 
 __all__ = [
@@ -53,6 +54,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "qsub_args": ("sge",),
     "environment": ("slurm", "sge"),
     "address": ("dask",),
+    "heartbeat_seconds": BACKENDS,  # silence before a trial is lost (ridgeline.engine.watchdog)
 }
 #: Where each cluster backend's scheduler class lives (module, class).
 CLASSES = {
@@ -78,6 +80,7 @@ class ClusterChoice:
     qsub_args: list[str] = field(default_factory=list)
     environment: str = ""
     address: str | None = None
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS  # 0.0: off
     chosen_by: str = "default"
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,7 +116,9 @@ class ClusterChoice:
                 args = [f"--gres=gpu:{slots_per_trial}", *args]
             shown = f" ({tool} {shlex.join(args)})" if args else f" ({tool})"
             text = f"{NAMES[self.backend]} jobs{shown}"
-        return f"{text}; chosen by {self.chosen_by}"
+        beat = self.heartbeat_seconds
+        lost = f"lost after {beat:g} s of silence" if beat else "never lost (heartbeat off)"
+        return f"{text}; chosen by {self.chosen_by}; trials {lost}"
 
 
 # -- the experiment YAML ------------------------------------------------------------------------
@@ -175,6 +180,11 @@ def _fields(p: Problems, where: str, section: Mapping[str, Any]) -> dict[str, An
             number = as_int(p, path, value, 1)
             if number is not None:
                 out[key] = number
+        elif key == "heartbeat_seconds":
+            try:
+                out[key] = heartbeat_setting(value, path or key)
+            except ConfigError as exc:
+                p.add(path, str(exc).removeprefix(f"{path} "))
     return out
 
 
@@ -303,7 +313,8 @@ def _cli_options(options: Sequence[str], backend: str) -> dict[str, Any]:
             )
             continue
         try:
-            given[key] = _value(text) if key.endswith("_args") else text  # the rest: text
+            yaml_value = key.endswith("_args") or key == "heartbeat_seconds"
+            given[key] = _value(text) if yaml_value else text  # the rest: text
         except Exception as exc:  # noqa: BLE001 - any YAML error is the user's value
             p.add(f"--cluster-option {key}", f"cannot be read as YAML: {exc}")
     values = _fields(p, "", given)

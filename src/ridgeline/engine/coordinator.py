@@ -31,6 +31,7 @@ from ridgeline.engine.live_results import LiveResults
 from ridgeline.engine.runtime import ExitFacts, TrialRuntime, describe_exit, exit_status
 from ridgeline.engine.server import make_runner
 from ridgeline.engine.timemetric import TimeMetric
+from ridgeline.engine.watchdog import DEFAULT_HEARTBEAT_SECONDS, Watchdog
 from ridgeline.engine.writer import MetricWriter, Rows
 from ridgeline.errors import LeaseLost, ObservationError, SchedulerError, SearchFailed
 from ridgeline.faults import crash_point
@@ -105,6 +106,9 @@ class RunSettings:
     # Determined 0.38 ASHA: validations carrying this metric and the searcher metric drive
     # the searcher, at this metric's value (ridgeline.engine.timemetric).
     time_metric: str | None = None
+    # Seconds without a word from a running attempt (the trial client beats 4 times as
+    # often) before it is declared lost, FAILED and restarted (0 or None: never).
+    heartbeat_seconds: float | None = DEFAULT_HEARTBEAT_SECONDS
 
 
 class _Report(NamedTuple):
@@ -195,6 +199,8 @@ class Coordinator:
         self.time_metric: TimeMetric | None = None
         if self.settings.time_metric and self.settings.searcher_metric:
             self.time_metric = TimeMetric(self.settings.time_metric, self.settings.searcher_metric)
+        beat = self.settings.heartbeat_seconds
+        self.watchdog = Watchdog(beat, self._declare_lost) if beat else None
 
     # -- small helpers -----------------------------------------------------------------------
     def capacity(self) -> int:
@@ -281,6 +287,8 @@ class Coordinator:
                     if self.error is None:
                         self.error = f"could not record the end of the run: {exc}"
             self.closing = True
+            if self.watchdog is not None:
+                self.watchdog.close()
             self._wake()
             background.uninstall()
             suggester.shutdown(wait=False, cancel_futures=True)
@@ -422,6 +430,9 @@ class Coordinator:
         if self.certificate is not None:
             env[trial_env.CERT_SHA256] = self.certificate.sha256
         env.pop(trial_env.LATEST_CHECKPOINT, None)
+        env.pop(trial_env.HEARTBEAT_SECONDS, None)
+        if self.watchdog is not None:  # the trial client beats while its process lives
+            env[trial_env.HEARTBEAT_SECONDS] = f"{self.watchdog.interval:g}"
         if self.settings.checkpoint_dir is not None:  # only Core-API trials keep checkpoints
             env[trial_env.CHECKPOINT_STORAGE] = str(self.settings.checkpoint_dir)
             latest = self.engine.latest_checkpoint(number)
@@ -459,6 +470,8 @@ class Coordinator:
     def _watch(self, number: int, job: Job) -> None:
         self.running[number] = job
         self.runtime(number).job = job
+        if self.watchdog is not None:
+            self.watchdog.forget(number)  # its clock starts at its first contact
         task = asyncio.get_running_loop().create_task(self._await_exit(number, job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -466,7 +479,11 @@ class Coordinator:
     async def _await_exit(self, number: int, job: Job) -> None:
         try:
             exit_code = await self.scheduler.wait(job)
-            self.running.pop(number, None)
+            if self.running.get(number) is not job:
+                return  # given up on after it was lost: its end is recorded already
+            del self.running[number]
+            if self.watchdog is not None:
+                self.watchdog.forget(number)
             if self.interrupted or self.error is not None:
                 return
             self._on_exit(number, job, exit_code)
@@ -565,6 +582,7 @@ class Coordinator:
                 final=number in self.engine.final,
                 released=runtime.released,
                 preempt_acked=runtime.preempt_acked,
+                lost=runtime.lost is not None,
             )
         )
 
@@ -579,7 +597,7 @@ class Coordinator:
         status = self._exit_status(number, exit_code)
         record = self.engine.records[number]
         if status == FAILED:
-            reason = describe_exit(exit_code)
+            reason = self.runtime(number).lost or describe_exit(exit_code)
             output = job.info.get("output", "")
             log.error(
                 "Trial %d failed (%s). Last lines of %s:\n%s",
@@ -671,6 +689,52 @@ class Coordinator:
                 "Trial %d ignored SIGTERM for %.0f s; killing it", number, self.grace_period
             )
             self.scheduler.kill(job, force=True)
+
+    # -- lost attempts (ridgeline.engine.watchdog) ----------------------------------------------
+    def contact(self, number: int, job: Job | None) -> None:
+        """An authenticated request of trial ``number``'s attempt ``job`` arrived."""
+        if self.watchdog is not None and job is not None and self.running.get(number) is job:
+            if self.runtime(number).lost is None:
+                self.watchdog.contact(number)
+
+    def _declare_lost(self, number: int, silence: float) -> None:
+        """The attempt went silent: its token dies now (late writes are refused), its job is
+        killed, and its end counts as a failure, restarted per max_restarts like a crash."""
+        job = self.running.get(number)
+        runtime = self.runtime(number)
+        if job is None or runtime.lost is not None or self.error is not None:
+            return
+        if runtime.stop_reason is not None or self.state == CANCELED:
+            return  # being ended already; the kill that follows needs no word from it
+        runtime.lost = f"sent nothing for {silence:.3g} s: declared lost"
+        log.error("Trial %d %s", number, runtime.lost)
+        self.credentials.revoke(number)
+        self.engine.event(
+            "trial_lost",
+            trial=number,
+            restarts=self.engine.records[number].restarts,
+            message=f"Trial {number} {runtime.lost}",
+        )
+        self._wake(number)
+        try:
+            self.scheduler.kill(job, force=True)
+        except Exception as exc:  # noqa: BLE001 - a dead node may refuse; its end comes anyway
+            log.warning("Could not kill lost trial %d's job %s: %s", number, job.name, exc)
+        # A job on a dead node or stuck in the kernel may never end: it is not waited for.
+        asyncio.get_running_loop().call_later(self.grace_period, self._give_up_lost, number, job)
+
+    def _give_up_lost(self, number: int, job: Job) -> None:
+        if self.running.get(number) is not job or self.error is not None or self.interrupted:
+            return
+        log.warning(
+            "Trial %d's job %s has not ended %.3g s after it was killed; its attempt is "
+            "recorded as ended and a later exit of it is ignored",
+            number,
+            job.name,
+            self.grace_period,
+        )
+        del self.running[number]
+        self._on_exit(number, job, None)
 
     def _check_finished(self) -> None:
         if self.running or self.waiting:

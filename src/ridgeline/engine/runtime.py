@@ -36,6 +36,7 @@ class TrialRuntime:
     invalid_hp: bool = False  # reported InvalidHP
     resubmission: bool = False  # this trial re-runs a failed one (resubmit_failed_trials)
     progress: dict[str, Any] = field(default_factory=dict)  # latest progress report
+    lost: str | None = None  # why it was declared lost (silent too long), if it was
 
     def new_attempt(self, job: Job) -> None:
         """A fresh process: what the previous one was told or said no longer applies."""
@@ -46,6 +47,7 @@ class TrialRuntime:
         self.preempt_acked = False
         self.invalid_hp = False
         self.progress = {}
+        self.lost = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class ExitFacts:
     final: bool  # ... and for good
     released: bool  # told "done", maybe given new work while exiting
     preempt_acked: bool
+    lost: bool = False  # it went silent and was killed: a failure whatever its exit code
 
 
 def exit_status(facts: ExitFacts) -> TrialState:
@@ -69,6 +72,8 @@ def exit_status(facts: ExitFacts) -> TrialState:
     code counts as success only when the trial reported metrics."""
     if facts.experiment_state == ExperimentState.CANCELED:
         return CANCELED
+    if facts.lost:
+        return FAILED
     if facts.stopping:
         return STOPPED
     if facts.invalid_hp:

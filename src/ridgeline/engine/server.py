@@ -163,8 +163,12 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
                     f"that trial's own token",
                     403,
                 )
-            if number not in coordinator.running:
+            job = coordinator.running.get(number)
+            if job is None:
                 raise Refused(f"trial {number}'s attempt has ended; its token is void", 401)
+            # Any word from it shows it lived then (the end of a long-poll does not: a frozen
+            # process's socket still takes the answer).
+            coordinator.contact(number, job)
             return await handler(request, number)
 
         return wrapped
@@ -188,7 +192,9 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
         """Routes any credential of this experiment opens; ``request[PRINCIPAL]`` says whose."""
 
         async def wrapped(request: web.Request) -> web.Response:
-            authenticate(request)
+            trial = authenticate(request).trial
+            if trial is not None:  # a trial's word counts as contact on any route
+                coordinator.contact(trial, coordinator.running.get(trial))
             return await handler(request)
 
         return wrapped
@@ -213,6 +219,11 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
             )
         accepted = await coordinator.on_reports(number, reports)
         return _json({"accepted": accepted, "stop": coordinator.stop_requested(number)})
+
+    @for_trial
+    async def heartbeat(request: web.Request, number: int) -> web.Response:
+        """The trial process lives (its client beats while it does); nothing is stored."""
+        return _json({"ok": True})
 
     @for_trial
     async def get_stop(request: web.Request, number: int) -> web.Response:
@@ -366,6 +377,7 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
     app.router.add_get("/api/v1/trials/{trial}", get_trial)
     app.router.add_post("/api/v1/trials/{trial}/metrics", post_metrics)
     app.router.add_get("/api/v1/trials/{trial}/stop", get_stop)
+    app.router.add_post("/api/v1/trials/{trial}/heartbeat", heartbeat)
     app.router.add_get("/api/v1/trials/{trial}/operation", get_operation)
     app.router.add_post("/api/v1/trials/{trial}/operation/{op}/complete", complete_operation)
     app.router.add_post("/api/v1/trials/{trial}/progress", post_progress)

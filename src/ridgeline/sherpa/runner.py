@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import Engine
 from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
+from ridgeline.engine.watchdog import DEFAULT_HEARTBEAT_SECONDS, heartbeat_setting
 from ridgeline.errors import ConfigError, ExperimentExists
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.samplers.base import History
@@ -72,6 +73,7 @@ def optimize(
     bind: str | None = None,
     advertise: str | None = None,
     tls: bool | None = None,
+    heartbeat_seconds: float | str | None = DEFAULT_HEARTBEAT_SECONDS,
 ) -> dict[str, Any]:
     """Run a search whose trials are separate processes; return the best result row.
 
@@ -84,6 +86,9 @@ def optimize(
     recorded first as finished trials, for model-based algorithms to learn from.
     ``max_consecutive_failures``: the search ends ERROR after this many trials in a row
     failed (0 or None: no bound).
+    ``heartbeat_seconds``: a trial whose process sent nothing this long (its client beats
+    in the background; a frozen process or a lost node does not) is killed and FAILED
+    (``resubmit_failed_trials`` re-runs it); 0, None or "off": never.
 
     ``bind`` (``host`` is the same), ``advertise`` and ``tls`` say where the coordinator
     listens, the host trials call back on, and whether it speaks TLS; unset ones come from
@@ -105,6 +110,7 @@ def optimize(
     network = resolve_network(bind if bind is not None else host, advertise, tls, "optimize()")
     if grace_period < 0:
         raise ConfigError(f"grace_period must be >= 0 seconds, got {grace_period!r}")
+    heartbeat = heartbeat_setting(heartbeat_seconds)
     space = build_space(parameters)
     searcher = build_searcher(algorithm, stopping_rule)
     # A space the algorithm cannot search (a grid too large) is refused before any file is made.
@@ -168,7 +174,9 @@ def optimize(
             network=network,
             port=listen_port or 0,
             on_progress=progress.update if progress else None,
-            settings=RunSettings(max_consecutive_failures=max_consecutive_failures),
+            settings=RunSettings(
+                max_consecutive_failures=max_consecutive_failures, heartbeat_seconds=heartbeat
+            ),
         )
         # The coordinator's results table follows the engine from here on: replays too.
         if resuming:

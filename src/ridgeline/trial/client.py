@@ -97,6 +97,10 @@ class TrialClient:
         self.retry_seconds = retry_seconds
         self._conn: Connection | None = None
         self.stop_requested = False
+        if os.environ.get(env.HEARTBEAT_SECONDS):  # the coordinator watches for silence
+            from ridgeline.trial import heartbeat
+
+            heartbeat.start(self)
 
     # -- protocol ----------------------------------------------------------------------------
     def get_trial(self, wait_seconds: float = 30.0) -> dict[str, Any]:
@@ -129,6 +133,17 @@ class TrialClient:
             accepted += int(body.get("accepted", 0))
             self.stop_requested = bool(body.get("stop", False))
         return {**body, "accepted": accepted}
+
+    def heartbeat(self) -> bool:
+        """Tell the coordinator this process lives; False once it refuses this attempt (its
+        token was revoked: the attempt was declared lost or has ended)."""
+        try:
+            status, _ = self._request("POST", f"/api/v1/trials/{self.trial_id}/heartbeat", {})
+        except CoordinatorUnavailable:
+            return True  # away for now (restarting?): beat again later
+        except TrialError:
+            return False  # 401: the token is void
+        return not 400 <= status < 500
 
     def should_stop(self) -> bool:
         """True once the searcher wants this trial to end (save state and exit)."""

@@ -12,6 +12,7 @@ EXPERIMENT_ID = "RIDGELINE_EXPERIMENT_ID"
 OUTPUT_DIR = "RIDGELINE_OUTPUT_DIR"
 RESOURCE = "RIDGELINE_RESOURCE"
 RETRY_SECONDS = "RIDGELINE_RETRY_SECONDS"  # how long to retry while the coordinator is away
+HEARTBEAT_SECONDS = "RIDGELINE_HEARTBEAT_SECONDS"  # silence after which a trial is lost
 
 # Core-API trials (get_cluster_info) read these too.
 TRIAL_GLOBAL_ID = "RIDGELINE_TRIAL_GLOBAL_ID"  # the trial's id across the store
