@@ -14,7 +14,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -379,3 +379,70 @@ def test_a_job_that_ends_before_its_trial_runs_is_no_success(workdir: Path) -> N
     assert not (workdir / "jobs" / "exit5.exit").exists()
     failing.close()
     silent.close()
+
+
+class BlindSLURMScheduler(SLURMScheduler):
+    """Real SLURM jobs, but its squeue poll never sees them end: only the jobs' own word
+    (``trial/exited.py``, confirmed by the exit file) can end a wait."""
+
+    async def _states(self, job_ids: Sequence[str]) -> dict[str, str] | None:
+        return dict.fromkeys(job_ids, "RUNNING")
+
+
+# Trial 1 claims its exit while it still runs (and tries trial 2's route); the coordinator must
+# wait for the real exit. Trial 2 exits with code 5.
+CLAIMING = """
+import os, sys, time
+import ridgeline as sherpa
+from ridgeline.errors import TrialError
+from ridgeline.trial.client import TrialClient
+client = sherpa.Client()
+trial = client.get_trial()
+out = os.environ["SHERPA_OUTPUT_DIR"]
+if trial.id == 1:
+    TrialClient().report_exit(0)  # a lie: the process runs on
+    try:
+        TrialClient(trial_id=2).report_exit(0)
+        refused = "no"
+    except TrialError as exc:
+        refused = str(exc)
+    open(os.path.join(out, "refused"), "w").write(refused)
+    time.sleep(1.5)
+    client.send_metrics(trial=trial, iteration=1, objective=0.5)
+    open(os.path.join(out, "finished_1"), "w").close()
+else:
+    time.sleep(0.5)
+    sys.exit(5)
+"""
+
+
+def test_a_job_says_when_its_trial_ended_and_only_its_exit_file_confirms_it(
+    workdir: Path,
+) -> None:
+    (workdir / "trial.py").write_text(textwrap.dedent(CLAIMING))
+    out = workdir / "out"
+    started = time.monotonic()
+    with pytest.warns(RuntimeWarning, match="Trial 2 failed"):
+        sherpa.optimize(
+            parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+            algorithm=sherpa.algorithms.RandomSearch(max_num_trials=2),
+            lower_is_better=True,
+            scheduler=BlindSLURMScheduler(),
+            filename=str(workdir / "trial.py"),
+            output_dir=str(out),
+            max_concurrent=2,
+            verbose=0,
+        )
+    assert time.monotonic() - started < 60
+    store = open_store(out / "ridgeline.db")
+    try:
+        (experiment,) = store.list_experiments()
+        states = {t.number: (t.state, t.exit_code) for t in store.list_trials(experiment.id)}
+    finally:
+        store.close()
+    # Both ends came from the jobs' calls (the poll never saw them); trial 1's early claim
+    # did not end its wait before its process did.
+    assert states == {1: ("COMPLETED", 0), 2: ("FAILED", 5)}
+    assert (out / "finished_1").exists()
+    # Trial 1's token does not open trial 2's route.
+    assert "HTTP 403" in (out / "refused").read_text()

@@ -749,6 +749,13 @@ class Coordinator:
             raise ObservationError(f"unknown early-exit reason {reason!r}: use INVALID_HP")
         self.runtime(number).invalid_hp = True
 
+    def job_exited(self, number: int, status: int) -> None:
+        """The trial's batch job says its process ended (see ``trial/exited.py``): its
+        scheduler may end the wait at once instead of on its next poll."""
+        job = self.running.get(number)
+        if job is not None:
+            self.scheduler.exited(job, status)
+
     def record_progress(self, number: int, progress: dict[str, Any]) -> None:
         self.runtime(number).progress = progress
 

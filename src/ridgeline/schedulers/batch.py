@@ -7,7 +7,11 @@ whatever the batch system makes of it.
 The command-line tools never run on the event loop: the submit tool and the cancel tool run in
 worker threads (``submit`` returns at once; the job id follows), and one poller per event loop
 asks the batch system about all the jobs being waited for in one call, every 0.25 s while
-something changes, backing off to every 3 s while nothing does. The job id is kept in
+something changes, backing off to every 3 s while nothing does. A job need not wait for that
+poll: once the wrapper has recorded the exit status, the job script runs
+``python -m ridgeline.trial.exited STATUS`` (``trial/exited.py``), which the coordinator hands
+to ``exited``; the wait ends at once when the exit file confirms it. Jobs that never call
+(cancelled, lost, or without a route back) are still found by the poll. The job id is kept in
 ``jobs/<name>.jobid``, so a coordinator started later re-attaches to jobs still queued or
 running. A subclass says how to call its tools: the ``_``-prefixed hooks below.
 """
@@ -21,6 +25,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +36,7 @@ from ridgeline.private import private_dir
 from ridgeline.schedulers import exitstatus, jobfiles
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.schedulers.cluster import check_gpus_per_trial, check_sherpa_arguments
+from ridgeline.trial import env as trial_env
 
 __all__ = ["BatchScheduler", "write_job_id"]
 
@@ -38,6 +44,8 @@ log = logging.getLogger(__name__)
 
 POLL_MIN_S = 0.25
 POLL_MAX_S = 3.0
+#: What a waiter is told when the job itself said it ended; no batch system has this state.
+_SAID_ENDED = "(the job said it ended)"
 
 
 class _Submission:
@@ -48,6 +56,8 @@ class _Submission:
         self.submitted = submitted
         self.killed = False
         self.forced = False
+        self.said: int | None = None  # the status the job's script reported, if it did
+        self.waiter: asyncio.Future[str | None] | None = None
 
 
 class _Ended:
@@ -186,6 +196,17 @@ class BatchScheduler(Scheduler):
                 f"{result.stderr.strip() or result.stdout.strip()}"
             )
 
+    def _exit_notice(self, status: str) -> str:
+        """The script line that tells the coordinator the trial ended with ``status`` (a
+        shell expression), once its exit is recorded; with the coordinator's Python, which
+        the nodes see where the output folder is shared. Only a trial's job (one with a
+        token; not a job of SHERPA's ``submit_job``) calls; it never fails the job."""
+        return (
+            f'[ -z "${{{trial_env.TOKEN}:-}}" ] || '
+            f"{shlex.quote(sys.executable)} -m ridgeline.trial.exited {status} "
+            f"</dev/null >/dev/null || :"
+        )
+
     def _environment_line(self) -> list[str]:
         if not self.environment:
             return []
@@ -293,13 +314,43 @@ class BatchScheduler(Scheduler):
             with open(job.info["output"], "a") as out:
                 out.write(f"ridgeline: {exc}\n")
             return 1
-        state = await self._until_ended(job_id)
-        return await asyncio.to_thread(self._exit_code, job, job_id, state, handle)
+        while True:
+            state = await self._until_ended(job_id, handle)
+            if state != _SAID_ENDED:
+                return await asyncio.to_thread(self._exit_code, job, job_id, state, handle)
+            recorded = await asyncio.to_thread(exitstatus.read_status, job.info.get("exit_file"))
+            if recorded is not None:
+                if handle.said is not None and exitstatus.decode(handle.said) != recorded:
+                    log.warning(
+                        "%s said it exited with %s, but its exit file records %s; the file counts",
+                        job.name,
+                        handle.said,
+                        recorded,
+                    )
+                return recorded
+            log.debug("%s said it ended, but no exit status is recorded; polling", job.name)
+            handle.said = None  # unconfirmed: from here on only the poll tells
 
-    async def _until_ended(self, job_id: str) -> str | None:
-        """The job's final state as listed; None when it left the listing unseen."""
+    def exited(self, job: Job, status: int) -> None:
+        """The job's script says the trial ended: stop waiting for the next poll. Its word
+        counts only once the exit file confirms it (``wait`` reads that); otherwise the
+        poll goes on."""
+        handle = job.handle
+        if not isinstance(handle, _Submission):
+            return
+        handle.said = status
+        if handle.waiter is not None and not handle.waiter.done():
+            handle.waiter.set_result(_SAID_ENDED)
+
+    async def _until_ended(self, job_id: str, handle: _Submission | None = None) -> str | None:
+        """The job's final state as listed; None when it left the listing unseen;
+        ``_SAID_ENDED`` when the job said it ended (``exited``) before the poll saw it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str | None] = loop.create_future()
+        if handle is not None:
+            if handle.said is not None:  # it said so before this wait began
+                return _SAID_ENDED
+            handle.waiter = future
         self._waiters.setdefault(job_id, []).append(future)
         poller = self._poller
         if poller is None or poller.done() or poller.get_loop() is not loop:

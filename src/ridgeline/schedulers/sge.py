@@ -121,7 +121,8 @@ class SGEScheduler(BatchScheduler):
         env_file: str | os.PathLike[str],
     ) -> str:
         """The job's script: take the trial's variables, source ``environment``, run the
-        trial under the exit wrapper, and turn ``qdel``'s SIGUSR2 into its SIGTERM."""
+        trial under the exit wrapper, turn ``qdel``'s SIGUSR2 into its SIGTERM, and tell the
+        coordinator when the trial ended."""
         env = shlex.quote(str(env_file))
         lines = [
             "#!/bin/bash",
@@ -134,6 +135,7 @@ class SGEScheduler(BatchScheduler):
             "trap : TERM",
             "trap 'kill -TERM 0' USR2  # ...which becomes SIGTERM for the whole job",
             "while :; do wait $child; s=$?; kill -0 $child 2>/dev/null || break; done",
+            self._exit_notice('"$s"'),
             "exit $s",
         ]
         return "\n".join(lines) + "\n"

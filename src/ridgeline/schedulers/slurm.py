@@ -78,10 +78,14 @@ class SLURMScheduler(BatchScheduler):
         ]
 
     def batch_script(self, command: Sequence[str], exit_file: str | os.PathLike[str]) -> str:
-        """The job's script: source ``environment``, then the trial under the exit wrapper."""
+        """The job's script: source ``environment``, run the trial under the exit wrapper,
+        then tell the coordinator it ended (the script outlives the trial for that: it waits
+        out SIGTERM, which ``scancel`` sends to the trial too)."""
         lines = ["#!/bin/bash", "# A ridgeline trial, submitted by SLURMScheduler."]
         lines += self._environment_line()
-        lines.append(f"exec {shlex.join(exitstatus.wrap(list(command), exit_file))}")
+        lines.append("trap : HUP INT TERM")
+        lines.append(shlex.join(exitstatus.wrap(list(command), exit_file)))
+        lines += ["s=$?", self._exit_notice('"$s"'), "exit $s"]
         return "\n".join(lines) + "\n"
 
     # -- the hooks of BatchScheduler -----------------------------------------------------------
