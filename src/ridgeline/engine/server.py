@@ -261,7 +261,7 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
         status = (await read_json(request)).get("status")
         if type(status) is not int or not 0 <= status <= 255:
             raise Refused(f"exit status must be an integer 0 to 255, got {status!r:.60}")
-        coordinator.job_exited(number, status)
+        await coordinator.job_exited(number, status)
         return _json({"ok": True})
 
     # Checkpoints: ids are checked to be UUIDs, folders confined to the checkpoint root; a

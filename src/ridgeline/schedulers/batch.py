@@ -8,9 +8,9 @@ The command-line tools never run on the event loop: the submit tool and the canc
 worker threads (``submit`` returns at once; the job id follows), and one poller per event loop
 asks the batch system about all the jobs being waited for in one call, every 0.25 s while
 something changes, backing off to every 3 s while nothing does. A job need not wait for that
-poll: once the wrapper has recorded the exit status, the job script runs
-``python -m ridgeline.trial.exited STATUS`` (``trial/exited.py``), which the coordinator hands
-to ``exited``; the wait ends at once when the exit file confirms it. Jobs that never call
+poll: once the wrapper has recorded the exit status, the job script tells the coordinator
+(``schedulers/exitnotice.py``), which hands it to ``exited``; the wait ends at once when the
+exit file confirms it. Jobs that never call
 (cancelled, lost, or without a route back) are still found by the poll. The job id is kept in
 ``jobs/<name>.jobid``, so a coordinator started later re-attaches to jobs still queued or
 running. A subclass says how to call its tools: the ``_``-prefixed hooks below.
@@ -25,7 +25,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,7 +35,6 @@ from ridgeline.private import private_dir
 from ridgeline.schedulers import exitstatus, jobfiles
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.schedulers.cluster import check_gpus_per_trial, check_sherpa_arguments
-from ridgeline.trial import env as trial_env
 
 __all__ = ["BatchScheduler", "write_job_id"]
 
@@ -46,6 +44,8 @@ POLL_MIN_S = 0.25
 POLL_MAX_S = 3.0
 #: What a waiter is told when the job itself said it ended; no batch system has this state.
 _SAID_ENDED = "(the job said it ended)"
+#: How long the answer to a job's word waits for the coordinator to submit the trial after it.
+SETTLE_S = 2.0
 
 
 class _Submission:
@@ -58,6 +58,7 @@ class _Submission:
         self.forced = False
         self.said: int | None = None  # the status the job's script reported, if it did
         self.waiter: asyncio.Future[str | None] | None = None
+        self.handled: asyncio.Future[None] | None = None  # set once the coordinator has its end
 
 
 class _Ended:
@@ -65,6 +66,11 @@ class _Ended:
 
     def __init__(self, code: int | None) -> None:
         self.code = code
+
+
+def _settle(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 def _done(job_id: str) -> concurrent.futures.Future[str]:
@@ -165,6 +171,7 @@ class BatchScheduler(Scheduler):
         self._nudge: asyncio.Event | None = None
         self._lock = threading.Lock()  # guards _canceller, which submit threads may start
         self._sherpa_jobs: dict[str, Job] = {}  # jobs started through submit_job, by job id
+        self._in_flight: set[concurrent.futures.Future[str]] = set()  # submit tools running
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -195,17 +202,6 @@ class BatchScheduler(Scheduler):
                 f"{name}: {tool} refuses submit_options {self.submit_options!r}: "
                 f"{result.stderr.strip() or result.stdout.strip()}"
             )
-
-    def _exit_notice(self, status: str) -> str:
-        """The script line that tells the coordinator the trial ended with ``status`` (a
-        shell expression), once its exit is recorded; with the coordinator's Python, which
-        the nodes see where the output folder is shared. Only a trial's job (one with a
-        token; not a job of SHERPA's ``submit_job``) calls; it never fails the job."""
-        return (
-            f'[ -z "${{{trial_env.TOKEN}:-}}" ] || '
-            f"{shlex.quote(sys.executable)} -m ridgeline.trial.exited {status} "
-            f"</dev/null >/dev/null || :"
-        )
 
     def _environment_line(self) -> list[str]:
         if not self.environment:
@@ -284,6 +280,8 @@ class BatchScheduler(Scheduler):
                 2, thread_name_prefix=f"{self.system}-submit"
             )
         submitted = self._submitter.submit(self._submit_and_keep, argv, tool_env, id_file)
+        self._in_flight.add(submitted)
+        submitted.add_done_callback(self._in_flight.discard)
         if self._nudge is not None:
             self._nudge.set()  # a new job: look sooner
         info = {
@@ -327,20 +325,34 @@ class BatchScheduler(Scheduler):
                         handle.said,
                         recorded,
                     )
+                # Runs after the caller has handled this end (the rest of its step).
+                asyncio.get_running_loop().call_soon(_settle, handle.handled)
                 return recorded
             log.debug("%s said it ended, but no exit status is recorded; polling", job.name)
             handle.said = None  # unconfirmed: from here on only the poll tells
+            _settle(handle.handled)
 
-    def exited(self, job: Job, status: int) -> None:
+    async def exited(self, job: Job, status: int) -> None:
         """The job's script says the trial ended: stop waiting for the next poll. Its word
         counts only once the exit file confirms it (``wait`` reads that); otherwise the
-        poll goes on."""
+        poll goes on.
+
+        Returns once the coordinator has handled the end and the submissions it made then have
+        reached the batch system (at most ``SETTLE_S`` each): the job ends after this answer,
+        so its successor is queued before its end, and SLURM's scheduling pass at a job's end
+        starts the successor at once instead of at its next periodic pass (up to 1 s later)."""
         handle = job.handle
         if not isinstance(handle, _Submission):
             return
+        handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        handle.handled = handled
         handle.said = status
         if handle.waiter is not None and not handle.waiter.done():
             handle.waiter.set_result(_SAID_ENDED)
+        done, _ = await asyncio.wait({handled}, timeout=SETTLE_S)
+        pending = [asyncio.wrap_future(f) for f in list(self._in_flight)]
+        if done and pending:
+            await asyncio.wait(pending, timeout=SETTLE_S)
 
     async def _until_ended(self, job_id: str, handle: _Submission | None = None) -> str | None:
         """The job's final state as listed; None when it left the listing unseen;

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ridgeline.errors import SchedulerError
-from ridgeline.schedulers import exitstatus, jobfiles, sgecli
+from ridgeline.schedulers import exitnotice, exitstatus, jobfiles, sgecli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 
@@ -135,7 +135,7 @@ class SGEScheduler(BatchScheduler):
             "trap : TERM",
             "trap 'kill -TERM 0' USR2  # ...which becomes SIGTERM for the whole job",
             "while :; do wait $child; s=$?; kill -0 $child 2>/dev/null || break; done",
-            self._exit_notice('"$s"'),
+            *exitnotice.lines('"$s"'),
             "exit $s",
         ]
         return "\n".join(lines) + "\n"

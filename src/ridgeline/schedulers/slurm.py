@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ridgeline.errors import SchedulerError
-from ridgeline.schedulers import exitstatus, jobfiles, slurmcli
+from ridgeline.schedulers import exitnotice, exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 
@@ -85,7 +85,7 @@ class SLURMScheduler(BatchScheduler):
         lines += self._environment_line()
         lines.append("trap : HUP INT TERM")
         lines.append(shlex.join(exitstatus.wrap(list(command), exit_file)))
-        lines += ["s=$?", self._exit_notice('"$s"'), "exit $s"]
+        lines += ["s=$?", *exitnotice.lines('"$s"'), "exit $s"]
         return "\n".join(lines) + "\n"
 
     # -- the hooks of BatchScheduler -----------------------------------------------------------
