@@ -259,48 +259,6 @@ def test_slurm_scheduler_answers_sherpas_calls(workdir: Path) -> None:
     scheduler.close()
 
 
-STOPPABLE = """
-import os, signal, sys, time
-import ridgeline as sherpa
-client = sherpa.Client()
-trial = client.get_trial()
-out = os.environ["SHERPA_OUTPUT_DIR"]
-def on_term(signum, frame):
-    open(os.path.join(out, f"terminated_{trial.id}"), "w").close()
-    sys.exit(0)
-signal.signal(signal.SIGTERM, on_term)
-for i in range(1, 100):
-    client.send_metrics(trial=trial, iteration=i, objective=10.0 if trial.id == 3 else 1.0 / i)
-    time.sleep(0.2 if trial.id == 3 else 0.02)
-    if trial.id != 3 and i == 3:
-        break
-"""
-
-
-def test_a_trial_the_search_stops_gets_sigterm_through_scancel(workdir: Path) -> None:
-    (workdir / "trial.py").write_text(textwrap.dedent(STOPPABLE))
-    out = workdir / "out"
-    sherpa.optimize(
-        parameters=[sherpa.Continuous("x", [0.0, 1.0])],
-        algorithm=sherpa.algorithms.RandomSearch(max_num_trials=3),
-        stopping_rule=sherpa.algorithms.MedianStoppingRule(min_iterations=2, min_trials=2),
-        lower_is_better=True,
-        scheduler=SLURMScheduler(),
-        filename=str(workdir / "trial.py"),
-        output_dir=str(out),
-        max_concurrent=1,
-        verbose=0,
-    )
-    store = open_store(out / "ridgeline.db")
-    try:
-        (experiment,) = store.list_experiments()
-        states = {t.number: (t.state, t.exit_code) for t in store.list_trials(experiment.id)}
-    finally:
-        store.close()
-    assert states == {1: ("COMPLETED", 0), 2: ("COMPLETED", 0), 3: ("STOPPED", 0)}
-    assert (out / "terminated_3").exists()  # its SIGTERM handler ran, inside the SLURM job
-
-
 RUNNER = """
 import sys
 import ridgeline as sherpa
