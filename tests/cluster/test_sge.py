@@ -4,9 +4,7 @@ stay off command lines, out of ``qstat -j`` and out of files others can read."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -137,45 +135,6 @@ def test_optimize_runs_trials_as_grid_engine_jobs_and_tells_their_ends_apart(
     for path in out.rglob("*"):
         if path.is_file() and token.encode() in path.read_bytes():
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
-
-
-def test_kill_ends_running_and_pending_jobs_as_killed(workdir: Path) -> None:
-    scheduler = SGEScheduler(output_dir=str(workdir))
-    scheduler.check()
-    held = SGEScheduler("-h", output_dir=str(workdir))  # on hold: stays pending
-    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
-    stubborn = [
-        sys.executable,
-        "-c",
-        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ready', flush=True); time.sleep(60)",
-    ]
-
-    async def scenario() -> list[int | None]:
-        polite = scheduler.submit(sleep, dict(os.environ), "polite")
-        ignores = scheduler.submit(stubborn, dict(os.environ), "stubborn")
-        pending = held.submit(sleep, dict(os.environ), "pending")
-        out = Path(ignores.info["output"])
-        await asyncio.to_thread(
-            wait_for, lambda: out.exists() and "ready" in out.read_text(), "stubborn to start"
-        )
-        scheduler.kill(polite)
-        scheduler.kill(ignores)  # ignored: SIGTERM does not end it
-        await asyncio.sleep(0.3)
-        scheduler.kill(ignores, force=True)
-        held.kill(pending)
-        return list(
-            await asyncio.gather(
-                scheduler.wait(polite), scheduler.wait(ignores), held.wait(pending)
-            )
-        )
-
-    started = time.monotonic()
-    codes = asyncio.run(scenario())
-    scheduler.close()
-    held.close()
-    assert codes == [-15, -9, -15]  # SIGTERM recorded; forced; deleted before it ran
-    assert time.monotonic() - started < 20
 
 
 def test_bad_options_are_refused_before_anything_runs(workdir: Path) -> None:

@@ -139,47 +139,6 @@ def test_optimize_runs_trials_as_slurm_jobs_and_tells_their_ends_apart(workdir: 
     assert all(mode & 0o077 == 0 for mode in spool_files.values()), spool_files
 
 
-def test_kill_ends_running_and_pending_jobs_as_killed(workdir: Path) -> None:
-    scheduler = SLURMScheduler(output_dir=str(workdir))
-    scheduler.check()
-    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
-    stubborn = [
-        sys.executable,
-        "-c",
-        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ready', flush=True); time.sleep(60)",
-    ]
-    held = "--begin=now+3600"  # stays pending
-
-    async def scenario() -> tuple[int | None, int | None, int | None]:
-        polite = scheduler.submit(sleep, dict(os.environ), "polite")
-        ignores = scheduler.submit(stubborn, dict(os.environ), "stubborn")
-        out = Path(ignores.info["output"])
-        await asyncio.to_thread(
-            wait_for, lambda: out.exists() and "ready" in out.read_text(), "stubborn to start"
-        )
-        pending_scheduler = SLURMScheduler(held, output_dir=str(workdir))
-        pending = pending_scheduler.submit(sleep, dict(os.environ), "pending")
-        scheduler.kill(polite)
-        scheduler.kill(ignores)  # ignored: SIGTERM does not end it
-        await asyncio.sleep(0.5)
-        scheduler.kill(ignores, force=True)
-        pending_scheduler.kill(pending)
-        codes = await asyncio.gather(
-            scheduler.wait(polite), scheduler.wait(ignores), pending_scheduler.wait(pending)
-        )
-        pending_scheduler.close()
-        return codes[0], codes[1], codes[2]
-
-    started = time.monotonic()
-    polite_code, stubborn_code, pending_code = asyncio.run(scenario())
-    scheduler.close()
-    assert polite_code == -15  # SIGTERM, recorded by the exit wrapper
-    assert stubborn_code == -9  # force-killed: cancelled with no record left
-    assert pending_code == -15  # cancelled before it ran
-    assert time.monotonic() - started < 30
-
-
 def test_a_job_is_reattached_by_a_new_scheduler(workdir: Path) -> None:
     first = SLURMScheduler(output_dir=str(workdir))
     command = [sys.executable, "-c", "import time, sys; time.sleep(1.5); sys.exit(4)"]
