@@ -27,14 +27,17 @@ $(VENV)/.cluster: $(VENV)/.base
 	$(PIP) -e '.[dask]'
 	touch $@
 
-.PHONY: example test bench bench-load bench-cluster bench-multifidelity bench-search-quality
+.PHONY: example test checks bench bench-load bench-cluster bench-multifidelity bench-search-quality
 example: $(VENV)/.base
 	$(PY) examples/runner.py --output-dir examples/output-$$(date +%Y%m%d-%H%M%S)
 
+# The daemons the tests use (PostgreSQL, SLURM, Grid Engine) are started when not running, and
+# those this run started are stopped at its end, also when it fails (scripts/with-daemons.sh).
 test: $(VENV)/.dev
-	bash scripts/ensure-postgres.sh
-	bash scripts/ensure-slurm.sh
-	bash scripts/ensure-sge.sh
+	bash scripts/with-daemons.sh $(MAKE) --no-print-directory checks
+
+# Lint, types and the whole suite, with the daemons as they are.
+checks: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/mypy
 	KERAS_BACKEND=torch $(PY) -m pytest -n 2 -q

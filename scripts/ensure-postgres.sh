@@ -9,7 +9,12 @@ fi
 pg_lsclusters -h | while read -r version cluster port status _; do
   if [ "$status" != "online" ]; then
     echo "Starting PostgreSQL $version/$cluster on port $port"
-    pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || true
+    if pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start; then
+      # Noted for scripts/stop-daemons.sh when RIDGELINE_STARTED names a file.
+      if [ -n "${RIDGELINE_STARTED:-}" ]; then
+        echo "postgresql:$version $cluster" >>"$RIDGELINE_STARTED"
+      fi
+    fi
   fi
 done
 for _ in $(seq 1 50); do

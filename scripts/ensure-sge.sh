@@ -3,7 +3,9 @@
 # on this machine with a queue instance ready for jobs; the SGE scheduler's tests run on it.
 # Idempotent: when the queue instance is already available it does nothing; otherwise it
 # installs the missing Debian packages, configures the cell (only a cell this script set up,
-# or the one the packages left unconfigured) and starts the daemons that are not running.
+# or the one the packages left unconfigured) and starts the daemons that are not running,
+# noting each in the file named by RIDGELINE_STARTED when that is set (scripts/with-daemons.sh
+# stops them afterwards).
 # Needs root; without root it says so and leaves the tests to skip.
 #
 # The five fixes of the stock Debian cell, in the order they matter (shared/COMPONENTS.md 2b):
@@ -58,10 +60,14 @@ echo "$H localhost" >"$C/host_aliases"
 echo "$H" >"$C/act_qmaster"
 touch "$MARK"
 
+noted() { # a daemon this script started: listed for scripts/stop-daemons.sh when asked
+  if [ -n "${RIDGELINE_STARTED:-}" ]; then echo "$1" >>"$RIDGELINE_STARTED"; fi
+}
 daemon() { pgrep -x "$1" >/dev/null 2>&1; }
 if ! daemon sge_qmaster; then
   echo "ensure-sge: starting sge_qmaster"
   /usr/sbin/sge_qmaster
+  noted sge_qmaster
 fi
 for _ in $(seq 100); do qconf -sh >/dev/null 2>&1 && break; sleep 0.2; done
 qconf -sh >/dev/null 2>&1 || fail "sge_qmaster does not answer; see /var/spool/gridengine/qmaster/messages"
@@ -153,6 +159,7 @@ chown sgeadmin: /var/spool/gridengine/execd
 if ! daemon sge_execd; then
   echo "ensure-sge: starting sge_execd"
   /usr/sbin/sge_execd
+  noted sge_execd
 fi
 for _ in $(seq 150); do
   ready && { echo "ensure-sge: Grid Engine answers ($(qstat -f -q all.q | grep "^all.q@"))"; exit 0; }

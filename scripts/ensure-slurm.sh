@@ -3,7 +3,8 @@
 # accounting) answers on this machine; the SLURM scheduler's tests run on it.
 # Idempotent: when `sinfo` already answers it does nothing; otherwise it installs the Debian
 # packages that are missing, writes /etc/slurm/slurm.conf (only where none exists, or where
-# this script wrote it), and starts the daemons that are not running.
+# this script wrote it), and starts the daemons that are not running, noting each in the file
+# named by RIDGELINE_STARTED when that is set (scripts/with-daemons.sh stops them afterwards).
 # Needs root; without root it says so and leaves the tests to skip.
 set -euo pipefail
 
@@ -81,20 +82,26 @@ if ! cmp -s "$NEW" "$CONF"; then
 fi
 rm -f "$NEW"
 
+noted() { # a daemon this script started: listed for scripts/stop-daemons.sh when asked
+  if [ -n "${RIDGELINE_STARTED:-}" ]; then echo "$1" >>"$RIDGELINE_STARTED"; fi
+}
 running() { # pid file, program name
   [ -s "$1" ] && [ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" = "$2" ]
 }
 if ! runuser -u munge -- munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
   echo "ensure-slurm: starting munged"
   runuser -u munge -- /usr/sbin/munged
+  noted munged
 fi
 if ! running /run/slurmctld.pid slurmctld; then
   echo "ensure-slurm: starting slurmctld"
   /usr/sbin/slurmctld
+  noted slurmctld
 fi
 if ! running /run/slurmd.pid slurmd; then
   echo "ensure-slurm: starting slurmd"
   /usr/sbin/slurmd
+  noted slurmd
 fi
 for _ in $(seq 1 100); do
   answers && { echo "ensure-slurm: SLURM answers ($(sinfo -h -o '%N %T'))"; exit 0; }

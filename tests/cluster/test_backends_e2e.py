@@ -1,6 +1,7 @@
 """End to end on each real backend (single-node SLURM, single-node Grid Engine, a local dask
 cluster): the SHERPA runner example and the Core-API stage-3 YAML (``adaptive_asha``) run to
-the end, and a trial cancelled from outside (``scancel`` / ``qdel`` / its process killed on
+the end, a trial the search stops gets SIGTERM through the backend, and a trial cancelled from
+outside (``scancel`` / ``qdel`` / its process killed on
 its dask worker) fails, is restarted per ``max_restarts`` and resumes from its checkpoint."""
 
 from __future__ import annotations
@@ -305,3 +306,50 @@ def test_a_trial_cancelled_from_outside_restarts_from_its_checkpoint(
     second = next(r for job, r in runs.items() if job != first["job"])
     assert (second["start"], second["checkpoint"]) == (5, checkpoint_at_5.uuid)
     assert steps == list(range(1, 13))
+
+
+# Trials 1 and 2 do well and end; trial 3 does badly until the stopping rule stops it, and
+# notes the SIGTERM that reaches it (through scancel, qdel or the dask task's cancel).
+STOPPABLE = """
+import os, signal, sys, time
+import ridgeline as sherpa
+client = sherpa.Client()
+trial = client.get_trial()
+out = os.environ["SHERPA_OUTPUT_DIR"]
+def on_term(signum, frame):
+    open(os.path.join(out, f"terminated_{trial.id}"), "w").close()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+for i in range(1, 100):
+    client.send_metrics(trial=trial, iteration=i, objective=10.0 if trial.id == 3 else 1.0 / i)
+    time.sleep(0.2 if trial.id == 3 else 0.02)
+    if trial.id != 3 and i == 3:
+        break
+"""
+
+
+def test_a_trial_the_search_stops_gets_sigterm_through_the_backend(
+    backend: tuple[str, dict[str, Any]], workdir: Path
+) -> None:
+    name, section = backend
+    (workdir / "trial.py").write_text(textwrap.dedent(STOPPABLE))
+    out = workdir / "out"
+    sherpa.optimize(
+        parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+        algorithm=sherpa.algorithms.RandomSearch(max_num_trials=3),
+        stopping_rule=sherpa.algorithms.MedianStoppingRule(min_iterations=2, min_trials=2),
+        lower_is_better=True,
+        scheduler=scheduler_for(name, section),
+        filename=str(workdir / "trial.py"),
+        output_dir=str(out),
+        max_concurrent=1,
+        verbose=0,
+    )
+    store = open_store(out / "ridgeline.db")
+    try:
+        (experiment,) = store.list_experiments()
+        states = {t.number: (t.state, t.exit_code) for t in store.list_trials(experiment.id)}
+    finally:
+        store.close()
+    assert states == {1: ("COMPLETED", 0), 2: ("COMPLETED", 0), 3: ("STOPPED", 0)}
+    assert (out / "terminated_3").exists()  # its SIGTERM handler ran, inside the job or task

@@ -4,9 +4,7 @@ stay off command lines, out of ``qstat -j`` and out of files others can read."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -139,45 +137,6 @@ def test_optimize_runs_trials_as_grid_engine_jobs_and_tells_their_ends_apart(
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
 
-def test_kill_ends_running_and_pending_jobs_as_killed(workdir: Path) -> None:
-    scheduler = SGEScheduler(output_dir=str(workdir))
-    scheduler.check()
-    held = SGEScheduler("-h", output_dir=str(workdir))  # on hold: stays pending
-    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
-    stubborn = [
-        sys.executable,
-        "-c",
-        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ready', flush=True); time.sleep(60)",
-    ]
-
-    async def scenario() -> list[int | None]:
-        polite = scheduler.submit(sleep, dict(os.environ), "polite")
-        ignores = scheduler.submit(stubborn, dict(os.environ), "stubborn")
-        pending = held.submit(sleep, dict(os.environ), "pending")
-        out = Path(ignores.info["output"])
-        await asyncio.to_thread(
-            wait_for, lambda: out.exists() and "ready" in out.read_text(), "stubborn to start"
-        )
-        scheduler.kill(polite)
-        scheduler.kill(ignores)  # ignored: SIGTERM does not end it
-        await asyncio.sleep(0.3)
-        scheduler.kill(ignores, force=True)
-        held.kill(pending)
-        return list(
-            await asyncio.gather(
-                scheduler.wait(polite), scheduler.wait(ignores), held.wait(pending)
-            )
-        )
-
-    started = time.monotonic()
-    codes = asyncio.run(scenario())
-    scheduler.close()
-    held.close()
-    assert codes == [-15, -9, -15]  # SIGTERM recorded; forced; deleted before it ran
-    assert time.monotonic() - started < 20
-
-
 def test_bad_options_are_refused_before_anything_runs(workdir: Path) -> None:
     with pytest.raises(SchedulerError, match="qsub refuses submit_options"):
         SGEScheduler("-q no-such-queue").check()
@@ -230,42 +189,6 @@ def test_grid_engine_scheduler_answers_sherpas_calls_and_knows_failed_starts(
         scheduler.get_status("123456789")
     for sched in (scheduler, early, nowhere):
         sched.close()
-
-
-STOPPABLE = """
-import os, signal, sys, time
-import ridgeline as sherpa
-client = sherpa.Client()
-trial = client.get_trial()
-out = os.environ["SHERPA_OUTPUT_DIR"]
-def on_term(signum, frame):
-    open(os.path.join(out, f"terminated_{trial.id}"), "w").close()
-    sys.exit(0)
-signal.signal(signal.SIGTERM, on_term)
-for i in range(1, 100):
-    client.send_metrics(trial=trial, iteration=i, objective=10.0 if trial.id == 3 else 1.0 / i)
-    time.sleep(0.2 if trial.id == 3 else 0.02)
-    if trial.id != 3 and i == 3:
-        break
-"""
-
-
-def test_a_trial_the_search_stops_gets_sigterm_through_qdel(workdir: Path) -> None:
-    (workdir / "trial.py").write_text(textwrap.dedent(STOPPABLE))
-    out = workdir / "out"
-    sherpa.optimize(
-        parameters=[sherpa.Continuous("x", [0.0, 1.0])],
-        algorithm=sherpa.algorithms.RandomSearch(max_num_trials=3),
-        stopping_rule=sherpa.algorithms.MedianStoppingRule(min_iterations=2, min_trials=2),
-        lower_is_better=True,
-        scheduler=SGEScheduler(),
-        filename=str(workdir / "trial.py"),
-        output_dir=str(out),
-        max_concurrent=1,
-        verbose=0,
-    )
-    assert trial_states(out) == {1: ("COMPLETED", 0), 2: ("COMPLETED", 0), 3: ("STOPPED", 0)}
-    assert (out / "terminated_3").exists()  # its SIGTERM handler ran, inside the job
 
 
 RUNNER = """

@@ -847,6 +847,13 @@ class Coordinator:
             raise ObservationError(f"unknown early-exit reason {reason!r}: use INVALID_HP")
         self.runtime(number).invalid_hp = True
 
+    async def job_exited(self, number: int, status: int) -> None:
+        """The trial's batch job says its process ended (``schedulers/exitnotice.py``): its
+        scheduler may end the wait at once instead of on its next poll."""
+        job = self.running.get(number)
+        if job is not None:
+            await self.scheduler.exited(job, status)
+
     def record_progress(self, number: int, progress: dict[str, Any]) -> None:
         self.runtime(number).progress = progress
 

@@ -267,6 +267,14 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
         coordinator.record_progress(number, body)
         return _json({"ok": True})
 
+    @for_trial
+    async def post_exited(request: web.Request, number: int) -> web.Response:
+        status = (await read_json(request)).get("status")
+        if type(status) is not int or not 0 <= status <= 255:
+            raise Refused(f"exit status must be an integer 0 to 255, got {status!r:.60}")
+        await coordinator.job_exited(number, status)
+        return _json({"ok": True})
+
     # Checkpoints: ids are checked to be UUIDs, folders confined to the checkpoint root; a
     # checkpoint of another experiment is unknown here (404), another trial's is refused (403).
     def checkpoint_reply(action: Callable[[], CheckpointRecord]) -> web.Response:
@@ -381,6 +389,7 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
     app.router.add_get("/api/v1/trials/{trial}/operation", get_operation)
     app.router.add_post("/api/v1/trials/{trial}/operation/{op}/complete", complete_operation)
     app.router.add_post("/api/v1/trials/{trial}/progress", post_progress)
+    app.router.add_post("/api/v1/trials/{trial}/exited", post_exited)
     app.router.add_post("/api/v1/trials/{trial}/checkpoints", post_checkpoint)
     app.router.add_get("/api/v1/trials/{trial}/checkpoints/{uuid}", get_trial_checkpoint)
     app.router.add_delete("/api/v1/trials/{trial}/checkpoints/{uuid}", delete_trial_checkpoint)

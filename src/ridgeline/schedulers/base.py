@@ -53,6 +53,10 @@ class Scheduler:
         """Ask the job to end (SIGTERM or the scheduler's equivalent); ``force``: SIGKILL."""
         raise NotImplementedError(f"{type(self).__name__} must implement kill")
 
+    async def exited(self, job: Job, status: int) -> None:  # noqa: B027 - optional hook
+        """The job's own word (through the coordinator) that its process ended with the
+        shell's ``status``; a scheduler that learns of ends by polling may stop waiting."""
+
     def reattach(self, info: Mapping[str, Any], name: str) -> Job | None:
         """The job described by ``info`` if it still runs, else None."""
         return None

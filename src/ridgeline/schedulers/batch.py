@@ -7,7 +7,11 @@ whatever the batch system makes of it.
 The command-line tools never run on the event loop: the submit tool and the cancel tool run in
 worker threads (``submit`` returns at once; the job id follows), and one poller per event loop
 asks the batch system about all the jobs being waited for in one call, every 0.25 s while
-something changes, backing off to every 3 s while nothing does. The job id is kept in
+something changes, backing off to every 3 s while nothing does. A job need not wait for that
+poll: once the wrapper has recorded the exit status, the job script tells the coordinator
+(``schedulers/exitnotice.py``), which hands it to ``exited``; the wait ends at once when the
+exit file confirms it. Jobs that never call
+(cancelled, lost, or without a route back) are still found by the poll. The job id is kept in
 ``jobs/<name>.jobid``, so a coordinator started later re-attaches to jobs still queued or
 running. A subclass says how to call its tools: the ``_``-prefixed hooks below.
 """
@@ -38,6 +42,10 @@ log = logging.getLogger(__name__)
 
 POLL_MIN_S = 0.25
 POLL_MAX_S = 3.0
+#: What a waiter is told when the job itself said it ended; no batch system has this state.
+_SAID_ENDED = "(the job said it ended)"
+#: How long the answer to a job's word waits for the coordinator to submit the trial after it.
+SETTLE_S = 2.0
 
 
 class _Submission:
@@ -48,6 +56,9 @@ class _Submission:
         self.submitted = submitted
         self.killed = False
         self.forced = False
+        self.said: int | None = None  # the status the job's script reported, if it did
+        self.waiter: asyncio.Future[str | None] | None = None
+        self.handled: asyncio.Future[None] | None = None  # set once the coordinator has its end
 
 
 class _Ended:
@@ -55,6 +66,11 @@ class _Ended:
 
     def __init__(self, code: int | None) -> None:
         self.code = code
+
+
+def _settle(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 def _done(job_id: str) -> concurrent.futures.Future[str]:
@@ -155,6 +171,7 @@ class BatchScheduler(Scheduler):
         self._nudge: asyncio.Event | None = None
         self._lock = threading.Lock()  # guards _canceller, which submit threads may start
         self._sherpa_jobs: dict[str, Job] = {}  # jobs started through submit_job, by job id
+        self._in_flight: set[concurrent.futures.Future[str]] = set()  # submit tools running
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -263,6 +280,8 @@ class BatchScheduler(Scheduler):
                 2, thread_name_prefix=f"{self.system}-submit"
             )
         submitted = self._submitter.submit(self._submit_and_keep, argv, tool_env, id_file)
+        self._in_flight.add(submitted)
+        submitted.add_done_callback(self._in_flight.discard)
         if self._nudge is not None:
             self._nudge.set()  # a new job: look sooner
         info = {
@@ -293,13 +312,57 @@ class BatchScheduler(Scheduler):
             with open(job.info["output"], "a") as out:
                 out.write(f"ridgeline: {exc}\n")
             return 1
-        state = await self._until_ended(job_id)
-        return await asyncio.to_thread(self._exit_code, job, job_id, state, handle)
+        while True:
+            state = await self._until_ended(job_id, handle)
+            if state != _SAID_ENDED:
+                return await asyncio.to_thread(self._exit_code, job, job_id, state, handle)
+            recorded = await asyncio.to_thread(exitstatus.read_status, job.info.get("exit_file"))
+            if recorded is not None:
+                if handle.said is not None and exitstatus.decode(handle.said) != recorded:
+                    log.warning(
+                        "%s said it exited with %s, but its exit file records %s; the file counts",
+                        job.name,
+                        handle.said,
+                        recorded,
+                    )
+                # Runs after the caller has handled this end (the rest of its step).
+                asyncio.get_running_loop().call_soon(_settle, handle.handled)
+                return recorded
+            log.debug("%s said it ended, but no exit status is recorded; polling", job.name)
+            handle.said = None  # unconfirmed: from here on only the poll tells
+            _settle(handle.handled)
 
-    async def _until_ended(self, job_id: str) -> str | None:
-        """The job's final state as listed; None when it left the listing unseen."""
+    async def exited(self, job: Job, status: int) -> None:
+        """The job's script says the trial ended: stop waiting for the next poll. Its word
+        counts only once the exit file confirms it (``wait`` reads that); otherwise the
+        poll goes on.
+
+        Returns once the coordinator has handled the end and the submissions it made then have
+        reached the batch system (at most ``SETTLE_S`` each): the job ends after this answer,
+        so its successor is queued before its end, and SLURM's scheduling pass at a job's end
+        starts the successor at once instead of at its next periodic pass (up to 1 s later)."""
+        handle = job.handle
+        if not isinstance(handle, _Submission):
+            return
+        handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        handle.handled = handled
+        handle.said = status
+        if handle.waiter is not None and not handle.waiter.done():
+            handle.waiter.set_result(_SAID_ENDED)
+        done, _ = await asyncio.wait({handled}, timeout=SETTLE_S)
+        pending = [asyncio.wrap_future(f) for f in list(self._in_flight)]
+        if done and pending:
+            await asyncio.wait(pending, timeout=SETTLE_S)
+
+    async def _until_ended(self, job_id: str, handle: _Submission | None = None) -> str | None:
+        """The job's final state as listed; None when it left the listing unseen;
+        ``_SAID_ENDED`` when the job said it ended (``exited``) before the poll saw it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str | None] = loop.create_future()
+        if handle is not None:
+            if handle.said is not None:  # it said so before this wait began
+                return _SAID_ENDED
+            handle.waiter = future
         self._waiters.setdefault(job_id, []).append(future)
         poller = self._poller
         if poller is None or poller.done() or poller.get_loop() is not loop:

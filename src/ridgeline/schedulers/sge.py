@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ridgeline.errors import SchedulerError
-from ridgeline.schedulers import exitstatus, jobfiles, sgecli
+from ridgeline.schedulers import exitnotice, exitstatus, jobfiles, sgecli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 
@@ -128,7 +128,8 @@ class SGEScheduler(BatchScheduler):
         env_file: str | os.PathLike[str],
     ) -> str:
         """The job's script: take the trial's variables, source ``environment``, run the
-        trial under the exit wrapper, and turn ``qdel``'s SIGUSR2 into its SIGTERM."""
+        trial under the exit wrapper, turn ``qdel``'s SIGUSR2 into its SIGTERM, and tell the
+        coordinator when the trial ended."""
         env = shlex.quote(str(env_file))
         lines = [
             "#!/bin/bash",
@@ -141,6 +142,7 @@ class SGEScheduler(BatchScheduler):
             "trap : TERM",
             "trap 'kill -TERM 0' USR2  # ...which becomes SIGTERM for the whole job",
             "while :; do wait $child; s=$?; kill -0 $child 2>/dev/null || break; done",
+            *exitnotice.lines('"$s"'),
             "exit $s",
         ]
         return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ridgeline.errors import SchedulerError
-from ridgeline.schedulers import exitstatus, jobfiles, slurmcli
+from ridgeline.schedulers import exitnotice, exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 
@@ -85,10 +85,14 @@ class SLURMScheduler(BatchScheduler):
         ]
 
     def batch_script(self, command: Sequence[str], exit_file: str | os.PathLike[str]) -> str:
-        """The job's script: source ``environment``, then the trial under the exit wrapper."""
+        """The job's script: source ``environment``, run the trial under the exit wrapper,
+        then tell the coordinator it ended (the script outlives the trial for that: it waits
+        out SIGTERM, which ``scancel`` sends to the trial too)."""
         lines = ["#!/bin/bash", "# A ridgeline trial, submitted by SLURMScheduler."]
         lines += self._environment_line()
-        lines.append(f"exec {shlex.join(exitstatus.wrap(list(command), exit_file))}")
+        lines.append("trap : HUP INT TERM")
+        lines.append(shlex.join(exitstatus.wrap(list(command), exit_file)))
+        lines += ["s=$?", *exitnotice.lines('"$s"'), "exit $s"]
         return "\n".join(lines) + "\n"
 
     # -- the hooks of BatchScheduler -----------------------------------------------------------

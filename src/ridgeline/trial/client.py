@@ -152,6 +152,11 @@ class TrialClient:
             self.stop_requested = status == 200 and bool(body.get("stop", False))
         return self.stop_requested
 
+    def report_exit(self, status: int) -> None:
+        """Tell the coordinator this attempt's process ended with ``status`` (the shell's exit
+        status, 128 + N for signal N); a batch job's script calls it (``trial/exited.py``)."""
+        self._ok("POST", "/exited", {"status": status})
+
     # -- Core API ----------------------------------------------------------------------------
     def _ok(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         status, reply = self._request(method, f"/api/v1/trials/{self.trial_id}{path}", body)
