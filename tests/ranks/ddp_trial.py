@@ -2,11 +2,13 @@
 
 Hyperparameters: ``lr``; ``crash_rank`` (that rank exits 3 mid-operation on the trial's first
 attempt); ``early_is_better`` (the metric favours low trial numbers, so ASHA promotes a paused
-trial). Every rank writes its own shard of each checkpoint and reads it back on restore."""
+trial); ``freeze_chief`` (rank 0 stops itself with SIGSTOP mid-operation, once). Every
+rank writes its own shard of each checkpoint and reads it back on restore."""
 
 import json
 import os
 import pathlib
+import signal
 import sys
 
 import torch
@@ -66,6 +68,11 @@ with det.core.init(distributed=distributed) as core:
             loss.backward()
             optimizer.step()
             steps += 1
+            if hparams.get("freeze_chief") and rank == 0 and steps == 7:
+                frozen = pathlib.Path("froze")
+                if not frozen.exists():
+                    frozen.write_text(str(os.getpid()))
+                    os.kill(os.getpid(), signal.SIGSTOP)  # as a lost node: silent, not dead
             marker = pathlib.Path("crashed")
             if hparams.get("crash_rank") == rank and steps == 7 and not marker.exists():
                 marker.write_text("once")

@@ -173,3 +173,28 @@ def test_a_killed_launcher_takes_every_rank_with_it(user_env: Path) -> None:  # 
     assert cli("e", "wait", str(experiment_id), check=False, timeout=60).returncode != 0
     (record,) = trials(experiment_id)
     assert record.state == "FAILED"
+
+
+def test_a_frozen_chief_is_declared_lost_and_every_rank_restarts(
+    user_env: Path,  # noqa: F811 - fixture
+) -> None:
+    cfg = experiment(
+        user_env,
+        "ddp_trial.py",
+        DDP,
+        hyperparameters={"lr": 0.01, "freeze_chief": True},
+        searcher={"name": "single", "metric": "loss", "max_length": 10},
+        max_restarts=1,
+    )
+    exp = ridgeline.Experiment.from_yaml(cfg, user_env)
+    exp.create(cluster_options=["heartbeat_seconds=3"])
+    exp.run(verbose=0)
+    (record,) = trials(exp.id)
+    assert record.state == "COMPLETED" and record.restarts == 1
+    _, _, events = searcher_history(exp.id)
+    assert [e.data["trial"] for e in events if e.kind == "trial_lost"] == [1]
+    folder = trial_dir(exp.id, 1)
+    frozen = int((folder / "froze").read_text())
+    assert not Path(f"/proc/{frozen}").exists() or "Z" in Path(f"/proc/{frozen}/stat").read_text()
+    for rank in (0, 1):  # both ranks came back from the step-5 checkpoint
+        assert "restored 5 ranks=['0', '1']" in (folder / f"rank{rank}.log").read_text()

@@ -6,6 +6,10 @@ between reports, so this thread speaks for it, four times per interval, on a con
 own (a ``Connection`` serves one thread). It beats only while the process runs: a process
 frozen by SIGSTOP or a dead node stops its beats too, which is the point. Imported only when
 the coordinator asked for beats; one thread per process, whichever door made the client.
+
+In a trial of several ranks under torchrun (``RANK`` set), only rank 0 beats: the chief speaks
+for the trial, so a frozen chief is lost even while its workers, blocked waiting for it,
+still run.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def start(client: TrialClient) -> bool:
     """Start this process's heartbeat for ``client``'s attempt, once; True if it started now."""
     global _started
     seconds = interval()
-    if seconds is None:
+    if seconds is None or os.environ.get("RANK", "0") != "0":
         return False
     with _lock:
         if _started:
