@@ -210,18 +210,11 @@ def load_user_cluster(path: Path | None = None) -> tuple[dict[str, Any], str]:
     """The validated ``cluster:`` defaults of the user config file, and the file's name; an
     absent file gives none. A bad file is a ConfigError naming the file and the line."""
     from ridgeline.config.checks import plain_copy
-    from ridgeline.config.yamlio import load_yaml
-    from ridgeline.paths import user_config_file
+    from ridgeline.config.yamlio import read_user_config
 
-    path = path or user_config_file()
-    shown = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    data, lines, fatal, shown = read_user_config(path)
+    if data is None and not fatal:
         return {}, shown
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{shown}: cannot read the ridgeline config file ({exc})") from None
-    data, lines, fatal = load_yaml(text, shown)
     p = Problems()
     for message in fatal:
         p.add("", message)

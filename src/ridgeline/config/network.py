@@ -127,18 +127,9 @@ class NetworkChoice:
 def load_user_network(path: Path | None = None) -> tuple[dict[str, Any], str]:
     """The ``coordinator:`` settings of the user config file (unchecked values), and the
     file's name; an absent file or section gives none."""
-    from ridgeline.config.yamlio import load_yaml
-    from ridgeline.paths import user_config_file
+    from ridgeline.config.yamlio import read_user_config
 
-    path = path or user_config_file()
-    shown = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}, shown
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{shown}: cannot read the ridgeline config file ({exc})") from None
-    data, _, fatal = load_yaml(text, shown)
+    data, _, fatal, shown = read_user_config(path)
     if fatal:
         raise ConfigError(f"{shown}: {fatal[0]}")
     section = data.get("coordinator") if isinstance(data, dict) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
@@ -192,3 +193,21 @@ def apply_overrides(p: Problems, data: dict[str, Any], overrides: Sequence[str])
             node[parts[-1]] = value
             done.append(key)
     return done
+
+
+def read_user_config(path: Path | None = None) -> tuple[Any, dict[str, int], list[str], str]:
+    """The user config file parsed: (data, key-path lines, problems that stop parsing, the
+    file's name); data is None when there is no file. An unreadable file is a ConfigError."""
+    from ridgeline.errors import ConfigError
+    from ridgeline.paths import user_config_file
+
+    path = path or user_config_file()
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, {}, [], shown
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{shown}: cannot read the ridgeline config file ({exc})") from None
+    data, lines, fatal = load_yaml(text, shown)
+    return data, lines, fatal, shown
