@@ -41,16 +41,23 @@ def trial_dir(experiment_id: int, number: int) -> Path:
 
 
 DDP = "python3 -m determined.launch.torch_distributed python3 ddp_trial.py"
+
+
+def ddp_experiment(tmp: Path, hyperparameters: dict, searcher: dict, **fields: object) -> Path:
+    """A config that trains ``ddp_trial.py`` on 2 ranks under Determined's launcher line."""
+    return experiment(
+        tmp, "ddp_trial.py", DDP, hyperparameters=hyperparameters, searcher=searcher, **fields
+    )
+
+
 LR = {"type": "log", "minval": -3, "maxval": -1, "base": 10}
 
 
 def test_ddp_under_determined_launcher_restarts_every_rank_from_the_sharded_checkpoint(
     user_env: Path,  # noqa: F811 - fixture
 ) -> None:
-    cfg = experiment(
+    cfg = ddp_experiment(
         user_env,
-        "ddp_trial.py",
-        DDP,
         hyperparameters={"lr": LR, "crash_rank": 1},
         searcher={"name": "random", "metric": "loss", "max_length": 10, "max_trials": 1},
         max_restarts=1,
@@ -74,10 +81,8 @@ def test_ddp_under_determined_launcher_restarts_every_rank_from_the_sharded_chec
 def test_adaptive_asha_promotes_a_paused_ddp_trial_on_every_rank(
     user_env: Path,  # noqa: F811 - fixture
 ) -> None:
-    cfg = experiment(
+    cfg = ddp_experiment(
         user_env,
-        "ddp_trial.py",
-        DDP,
         hyperparameters={"lr": 0.01, "early_is_better": True},
         searcher={
             "name": "adaptive_asha",
@@ -150,10 +155,8 @@ def processes(marker: str, under: Path) -> list[int]:
 
 
 def test_a_killed_launcher_takes_every_rank_with_it(user_env: Path) -> None:  # noqa: F811
-    cfg = experiment(
+    cfg = ddp_experiment(
         user_env,
-        "ddp_trial.py",
-        DDP,
         hyperparameters={"lr": 0.01, "checkpoint_every": 100000},
         searcher={"name": "single", "metric": "loss", "max_length": 10_000_000},
     )
@@ -178,10 +181,8 @@ def test_a_killed_launcher_takes_every_rank_with_it(user_env: Path) -> None:  # 
 def test_a_frozen_chief_is_declared_lost_and_every_rank_restarts(
     user_env: Path,  # noqa: F811 - fixture
 ) -> None:
-    cfg = experiment(
+    cfg = ddp_experiment(
         user_env,
-        "ddp_trial.py",
-        DDP,
         hyperparameters={"lr": 0.01, "freeze_chief": True},
         searcher={"name": "single", "metric": "loss", "max_length": 10},
         max_restarts=1,
