@@ -41,9 +41,13 @@ _NAMES: dict[str, str] = {
     "InvalidHP": "ridgeline.cluster",
     "LOG_FORMAT": "ridgeline.cluster",
     "Experiment": "ridgeline.experiment",
+    # Analysis of a finished or running search
+    "load": "ridgeline.analysis",
+    "Analysis": "ridgeline.analysis",
 }
 _SUBMODULES = {
     "algorithms",
+    "analysis",
     "core",
     "errors",
     "samplers",
@@ -56,6 +60,7 @@ _SUBMODULES = {
 
 __all__ = [
     "LOG_FORMAT",
+    "Analysis",
     "AlgorithmState",
     "ClusterInfo",
     "Experiment",
@@ -75,10 +80,12 @@ __all__ = [
     "Trial",
     "TrialStatus",
     "algorithms",
+    "analysis",
     "core",
     "database",
     "errors",
     "get_cluster_info",
+    "load",
     "optimize",
     "rng",
     "samplers",
@@ -92,8 +99,19 @@ __all__ = [
 if TYPE_CHECKING:
     from typing import Any
 
-    from ridgeline import algorithms, core, errors, samplers, schedulers, searchers, space, store
+    from ridgeline import (
+        algorithms,
+        analysis,
+        core,
+        errors,
+        samplers,
+        schedulers,
+        searchers,
+        space,
+        store,
+    )
     from ridgeline.algorithms import MedianStoppingRule, RandomSearch
+    from ridgeline.analysis import Analysis, load
     from ridgeline.cluster import LOG_FORMAT, ClusterInfo, InvalidHP, get_cluster_info
     from ridgeline.experiment import Experiment
     from ridgeline.schedulers.local import LocalScheduler
