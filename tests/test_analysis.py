@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.e2e.test_core_api import config
 
 import ridgeline
-from tests.e2e.test_core_api import config
 
 
 def study_search(storage: Path | None = None) -> ridgeline.Study:
