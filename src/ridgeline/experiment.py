@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
+from ridgeline.integrations.tensorboard import wanted as tensorboard_wanted
 from ridgeline.paths import COORDINATOR_STORAGE_ENV, default_storage, new_experiment_dir
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
@@ -455,6 +456,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         max_length=op_length,
         time_metric=timed[0] if timed is not None else None,
         heartbeat_seconds=ClusterChoice.from_dict(cluster).heartbeat_seconds,
+        tensorboard=tensorboard_wanted(),
     )
     scheduler = scheduler_for(
         cluster,

@@ -8,6 +8,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pathlib
+
     from ridgeline.core.distributed import DistributedContext
     from ridgeline.trial.client import TrialClient
 
@@ -90,6 +92,24 @@ class TrainContext:
 
     def get_experiment_best_validation(self) -> float | None:
         return None if self._client is None else self._client.best_validation()
+
+    def get_tensorboard_path(self) -> pathlib.Path:
+        """This trial's TensorBoard run folder (``<experiment output>/tensorboard/trial_<n>``,
+        on the shared filesystem, so nothing is uploaded): files written here, e.g. by a
+        ``SummaryWriter``, show in the same run as the metrics ridgeline exports. Off-cluster,
+        a folder under the system's temporary directory, as in Determined."""
+        import os
+        import pathlib
+        import tempfile
+
+        from ridgeline.trial import env
+
+        where = os.environ.get(env.TENSORBOARD_PATH)
+        if not where:
+            where = os.path.join(tempfile.gettempdir(), f"ridgeline-tensorboard-{os.getpid()}")
+        path = pathlib.Path(where)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def set_status(self, status: str) -> None:
         log.info("trial status: %s", status)

@@ -35,6 +35,8 @@ from ridgeline.engine.watchdog import DEFAULT_HEARTBEAT_SECONDS, Watchdog
 from ridgeline.engine.writer import MetricWriter, Rows
 from ridgeline.errors import LeaseLost, ObservationError, SchedulerError, SearchFailed
 from ridgeline.faults import crash_point
+from ridgeline.integrations import tensorboard
+from ridgeline.integrations.tensorboard import TensorBoardExport
 from ridgeline.results import ResultsTable
 from ridgeline.samplers import background
 from ridgeline.schedulers.base import Job, Scheduler
@@ -109,6 +111,8 @@ class RunSettings:
     # Seconds without a word from a running attempt (the trial client beats 4 times as
     # often) before it is declared lost, FAILED and restarted (0 or None: never).
     heartbeat_seconds: float | None = DEFAULT_HEARTBEAT_SECONDS
+    # TensorBoard event files per trial under output_dir/tensorboard (integrations.tensorboard)
+    tensorboard: bool = False
 
 
 class _Report(NamedTuple):
@@ -188,6 +192,15 @@ class Coordinator:
         self.writer = MetricWriter(self.store)
         self.live_results = LiveResults(results, output_dir / "results.csv")
         engine.observers.add(self.live_results)
+        self.tensorboard: TensorBoardExport | None = None
+        if self.settings.tensorboard:
+            self.tensorboard = TensorBoardExport(
+                self.store,
+                engine.experiment_id,
+                output_dir,
+                self.settings.searcher_metric or OBJECTIVE_KEY,
+            )
+            engine.observers.add(self.tensorboard)
         self._tasks: set[asyncio.Task[None]] = set()
         self.interrupted = False
         self.lease_lost: LeaseLost | None = None  # another coordinator took the experiment over
@@ -251,6 +264,8 @@ class Coordinator:
             self.url = self.endpoint.url(self.port)
             self._publish_address()
             self._keep_lease()
+            if self.tensorboard is not None:
+                self.tensorboard.start()
             self.engine.event("coordinator_started", url=self.url, pid=os.getpid(), resume=resume)
             experiment = self.store.get_experiment(self.engine.experiment_id)
             if experiment.state == PAUSED:
@@ -279,6 +294,8 @@ class Coordinator:
             if self.lease_lost is None:  # else the new holder owns the files, store and trials
                 try:
                     self.live_results.finish()
+                    if self.tensorboard is not None:
+                        await asyncio.to_thread(self.tensorboard.close)
                     if self._finished.is_set() and self.error is None:
                         self._collect_garbage()
                     self.store.update_experiment(self.engine.experiment_id, coordinator=None)
@@ -424,6 +441,7 @@ class Coordinator:
                 trial_env.SHERPA_OUTPUT_DIR: trial_output,
                 trial_env.SHERPA_DB_HOST: self.host,
                 trial_env.SHERPA_DB_PORT: str(self.port),
+                trial_env.TENSORBOARD_PATH: str(tensorboard.trial_folder(self.output_dir, number)),
             }
         )
         env.pop(trial_env.CERT_SHA256, None)
