@@ -9,34 +9,26 @@ root run holds the experiment's summary naming the searcher metric first. The sa
 folder is what ``core_context.train.get_tensorboard_path()`` returns, so a script's own
 ``SummaryWriter`` there shows in the same run.
 
-Who writes: the coordinator, on one worker thread that follows the store by cursor (reports
-are durable and append-only there). The event loop only pokes the thread, never waits on the
-disk or protobuf; trial processes stay free of TensorBoard's imports; and because the cursor
-and the trials already written are kept in ``.ridgeline-export.json`` beside the runs, a
-coordinator that restarts carries on where the files end, and a trial whose coordinator died
-loses nothing that reached the store.
+Who writes: the coordinator, on a worker thread that follows the store by cursor
+(``ridgeline.integrations.follow``): the event loop never waits on the disk or protobuf, trial
+processes stay free of TensorBoard's imports (and may run on nodes that cannot write here),
+and the cursor, kept in ``.ridgeline-export.json`` beside the runs, lets a restarted
+coordinator carry on where the files end, so nothing that reached the store is lost.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import queue
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from ridgeline.integrations.follow import POLL_SECONDS, StoreFollower, scalars
 from ridgeline.paths import confined
-
-log = logging.getLogger("ridgeline")
 
 FOLDER = "tensorboard"
 STATE_FILE = ".ridgeline-export.json"
-POLL_SECONDS = 1.0
-#: Metric groups as they are tagged; the searcher's own group repeats a validation metric.
-SKIPPED_GROUPS = ("searcher",)
 _STATUS = {"COMPLETED": 1, "STOPPED": 3, "CANCELED": 3, "FAILED": 2}  # SUCCESS, ABORTED, FAILURE
 
 
@@ -66,17 +58,6 @@ def _hparam_value(value: Any) -> tuple[str, Any]:
     if isinstance(value, str):
         return "string_value", value
     return "string_value", json.dumps(value, default=str)
-
-
-def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested hyperparameter groups as ``a.b`` names (the HParams plugin has no nesting)."""
-    out: dict[str, Any] = {}
-    for name, value in params.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{name}."))
-        else:
-            out[f"{prefix}{name}"] = value
-    return out
 
 
 class _Files:
@@ -158,11 +139,13 @@ class _Files:
         self._writers.clear()
 
 
-class TensorBoardExport:
-    """An engine observer and a worker thread: see the module docstring.
+class TensorBoardExport(StoreFollower):
+    """Event files per trial under ``output_dir/tensorboard``; see the module docstring.
 
     ``searcher_metric`` is the tag listed first in the HParams plugin (``validation/<name>``).
     """
+
+    name = "TensorBoard export"
 
     def __init__(
         self,
@@ -172,135 +155,50 @@ class TensorBoardExport:
         searcher_metric: str = "objective",
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
-        self.store = store
-        self.experiment_id = experiment_id
         self.root = Path(output_dir) / FOLDER
+        super().__init__(store, experiment_id, self.root / STATE_FILE, poll_seconds)
         self.searcher_tag = f"validation/{searcher_metric}"
-        self.poll_seconds = poll_seconds
-        self._ends: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._state = self._load_state()
-        self._trials: dict[int, tuple[int, dict[str, Any]]] = {}  # trial id -> number, params
-        self._tags: set[str] = set(self._state["tags"])
-        self._hparams: dict[str, str] = dict(self._state["hparams"])  # name -> value field
-        self.failed = False
+        self.state = {"tags": [], "hparams": {}} | self.state
+        self._files: _Files | None = None
+        self._tags: set[str] = set()
+        self._written_hparams: dict[str, str] = dict(self.state["hparams"])
 
-    # -- engine observer (called on the event loop: only queue and wake) ---------------------
-    def trial_observed(
-        self,
-        number: int,
-        step: int,
-        params: dict[str, Any],
-        objective: float,
-        context: dict[str, Any],
+    def open(self) -> None:
+        self._files = _Files(self.root)
+
+    def started(self, number: int, params: dict[str, Any], wall: float) -> None:
+        assert self._files is not None
+        self._files.session_start(f"trial_{number}", params, wall)
+        for name, value in params.items():
+            self.state["hparams"].setdefault(name, _hparam_value(value)[0])
+
+    def metric(
+        self, number: int, group: str, step: int, values: dict[str, Any], wall: float
     ) -> None:
-        self._wake.set()
+        assert self._files is not None
+        found = scalars(group, values)
+        if found:
+            self._files.scalars(f"trial_{number}", step, wall, found)
+            self._tags.update(found)
 
-    def trial_ended(self, number: int, status: str) -> None:
-        self._ends.put((number, status))
-        self._wake.set()
+    def ended(self, number: int, trial_id: int, status: str) -> None:
+        assert self._files is not None
+        self._files.session_end(f"trial_{number}", status, time.time())
+        self._files.flush()
 
-    # -- the thread --------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ridgeline-tensorboard", daemon=True)
-        self._thread.start()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Write what is left, then stop the thread (called when the run ends)."""
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
-        self._thread = None
-
-    def _run(self) -> None:
-        files: _Files | None = None
-        try:
-            files = _Files(self.root)
-            while True:
-                stopping = self._stop.is_set()
-                self._export(files)
-                if stopping:
-                    break
-                self._wake.wait(self.poll_seconds)
-                self._wake.clear()
-        except Exception as exc:  # noqa: BLE001 - TensorBoard files must never fail a search
-            self.failed = True
-            log.warning("TensorBoard export stopped: %s: %s", type(exc).__name__, exc)
-        finally:
-            if files is not None:
-                files.close()
-
-    def _export(self, files: _Files) -> None:
-        state = self._state
-        ends: list[tuple[int, str]] = []  # taken first: their trials' reports are stored
-        while not self._ends.empty():
-            ends.append(self._ends.get())
-        metrics = self.store.read_metrics(self.experiment_id, after=state["cursor"])
-        started: set[int] = set(state["started"])
-        changed = bool(metrics)
-        for metric in metrics:
-            if metric.group in SKIPPED_GROUPS:
-                continue
-            number, params = self._trial(metric.trial_id)
-            run = f"trial_{number}"
-            if number not in started:
-                files.session_start(run, params, metric.time)
-                started.add(number)
-                for name, value in params.items():
-                    self._hparams.setdefault(name, _hparam_value(value)[0])
-            values = {
-                f"{metric.group}/{name}": float(value)
-                for name, value in metric.values.items()
-                if isinstance(value, int | float) and not isinstance(value, bool)
-            }
-            if values:
-                files.scalars(run, int(metric.step), metric.time, values)
-                self._tags.update(values)
-        ended: set[int] = set(state["ended"])
-        for number, status in ends:
-            if number in started and number not in ended:
-                files.session_end(f"trial_{number}", status, time.time())
-                ended.add(number)
-                changed = True
-        if not changed:
-            return
-        known = sorted(self._tags)
-        if known != state["tags"] or self._hparams != state["hparams"]:
+    def flush(self) -> None:
+        assert self._files is not None
+        known = sorted(set(self.state["tags"]) | self._tags)
+        if known != self.state["tags"] or self.state["hparams"] != self._written_hparams:
             order = [self.searcher_tag] + [t for t in known if t != self.searcher_tag]
-            files.experiment(self._hparams, order, time.time())
-        files.flush()  # the events are on disk before the cursor says so
-        if metrics:
-            state["cursor"] = metrics[-1].seq
-        state.update(
-            started=sorted(started), ended=sorted(ended), tags=known, hparams=dict(self._hparams)
-        )
-        self._save_state()
+            self._files.experiment(dict(self.state["hparams"]), order, time.time())
+            self.state["tags"] = known
+            self._written_hparams = dict(self.state["hparams"])
+        self._files.flush()
 
-    def _trial(self, trial_id: int) -> tuple[int, dict[str, Any]]:
-        if trial_id not in self._trials:
-            record = self.store.get_trial(trial_id)
-            self._trials[trial_id] = (record.number, _flat(dict(record.params)))
-        return self._trials[trial_id]
-
-    # -- where the export stands -------------------------------------------------------------
-    def _load_state(self) -> dict[str, Any]:
-        empty: dict[str, Any] = {"cursor": 0, "started": [], "ended": [], "tags": [], "hparams": {}}
-        try:
-            stored = json.loads((self.root / STATE_FILE).read_text())
-        except (OSError, ValueError):
-            return empty
-        return empty | {k: stored[k] for k in empty if k in stored}
-
-    def _save_state(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / STATE_FILE
-        scratch = path.with_suffix(".tmp")
-        scratch.write_text(json.dumps(self._state))
-        os.replace(scratch, path)
+    def shut(self) -> None:
+        if self._files is not None:
+            self._files.close()
 
 
 __all__ = ["FOLDER", "TensorBoardExport", "available", "trial_folder", "wanted"]
