@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
+from ridgeline.integrations.mlflow import tracking_uri as mlflow_tracking_uri
 from ridgeline.integrations.tensorboard import wanted as tensorboard_wanted
 from ridgeline.paths import COORDINATOR_STORAGE_ENV, default_storage, new_experiment_dir
 from ridgeline.store import open_store
@@ -457,6 +458,7 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         time_metric=timed[0] if timed is not None else None,
         heartbeat_seconds=ClusterChoice.from_dict(cluster).heartbeat_seconds,
         tensorboard=tensorboard_wanted(),
+        mlflow_tracking_uri=mlflow_tracking_uri(),
     )
     scheduler = scheduler_for(
         cluster,

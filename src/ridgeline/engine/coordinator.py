@@ -36,6 +36,7 @@ from ridgeline.engine.writer import MetricWriter, Rows
 from ridgeline.errors import LeaseLost, ObservationError, SchedulerError, SearchFailed
 from ridgeline.faults import crash_point
 from ridgeline.integrations import tensorboard
+from ridgeline.integrations.mlflow import MlflowExport
 from ridgeline.integrations.tensorboard import TensorBoardExport
 from ridgeline.results import ResultsTable
 from ridgeline.samplers import background
@@ -113,6 +114,8 @@ class RunSettings:
     heartbeat_seconds: float | None = DEFAULT_HEARTBEAT_SECONDS
     # TensorBoard event files per trial under output_dir/tensorboard (integrations.tensorboard)
     tensorboard: bool = False
+    # MLflow runs per trial at this tracking URI (integrations.mlflow); None: none
+    mlflow_tracking_uri: str | None = None
 
 
 class _Report(NamedTuple):
@@ -201,6 +204,18 @@ class Coordinator:
                 self.settings.searcher_metric or OBJECTIVE_KEY,
             )
             engine.observers.add(self.tensorboard)
+        self.mlflow: MlflowExport | None = None
+        if self.settings.mlflow_tracking_uri:
+            self.mlflow = MlflowExport(
+                self.store,
+                engine.experiment_id,
+                output_dir,
+                self.settings.mlflow_tracking_uri,
+                searcher_metric=self.settings.searcher_metric or OBJECTIVE_KEY,
+                smaller_is_better=engine.history.lower_is_better,
+                checkpoint_dir=self.settings.checkpoint_dir,
+            )
+            engine.observers.add(self.mlflow)
         self._tasks: set[asyncio.Task[None]] = set()
         self.interrupted = False
         self.lease_lost: LeaseLost | None = None  # another coordinator took the experiment over
@@ -264,8 +279,9 @@ class Coordinator:
             self.url = self.endpoint.url(self.port)
             self._publish_address()
             self._keep_lease()
-            if self.tensorboard is not None:
-                self.tensorboard.start()
+            for follower in (self.tensorboard, self.mlflow):
+                if follower is not None:
+                    follower.start()
             self.engine.event("coordinator_started", url=self.url, pid=os.getpid(), resume=resume)
             experiment = self.store.get_experiment(self.engine.experiment_id)
             if experiment.state == PAUSED:
@@ -294,8 +310,9 @@ class Coordinator:
             if self.lease_lost is None:  # else the new holder owns the files, store and trials
                 try:
                     self.live_results.finish()
-                    if self.tensorboard is not None:
-                        await asyncio.to_thread(self.tensorboard.close)
+                    for follower in (self.tensorboard, self.mlflow):
+                        if follower is not None:  # copies what is left, off the loop
+                            await asyncio.to_thread(follower.close)
                     if self._finished.is_set() and self.error is None:
                         self._collect_garbage()
                     self.store.update_experiment(self.engine.experiment_id, coordinator=None)

@@ -20,6 +20,7 @@ from ridgeline.engine.engine import Engine
 from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
 from ridgeline.engine.watchdog import DEFAULT_HEARTBEAT_SECONDS, heartbeat_setting
 from ridgeline.errors import ConfigError, ExperimentExists
+from ridgeline.integrations.mlflow import tracking_uri as mlflow_uri
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.samplers.base import History
 from ridgeline.schedulers.base import Scheduler
@@ -74,6 +75,8 @@ def optimize(
     advertise: str | None = None,
     tls: bool | None = None,
     heartbeat_seconds: float | str | None = DEFAULT_HEARTBEAT_SECONDS,
+    tensorboard: bool = False,
+    mlflow_tracking_uri: str | None = None,
 ) -> dict[str, Any]:
     """Run a search whose trials are separate processes; return the best result row.
 
@@ -95,6 +98,10 @@ def optimize(
     the ``coordinator:`` section of the user config file, else: loopback for local trials,
     the address a cluster scheduler's nodes route to, TLS whenever beyond loopback
     (``ridgeline.config.network``).
+
+    ``tensorboard=True`` writes TensorBoard event files per trial under
+    ``output_dir/tensorboard`` (``ridgeline[tensorboard]``); ``mlflow_tracking_uri`` (default:
+    ``MLFLOW_TRACKING_URI``) logs each trial as an MLflow run (``ridgeline[mlflow]``).
 
     Raises ``SearchFailed`` when the search ended ERROR (trials kept failing, none
     succeeded); the returned best never comes from a FAILED trial.
@@ -175,7 +182,10 @@ def optimize(
             port=listen_port or 0,
             on_progress=progress.update if progress else None,
             settings=RunSettings(
-                max_consecutive_failures=max_consecutive_failures, heartbeat_seconds=heartbeat
+                max_consecutive_failures=max_consecutive_failures,
+                heartbeat_seconds=heartbeat,
+                tensorboard=bool(tensorboard),
+                mlflow_tracking_uri=mlflow_uri(mlflow_tracking_uri),
             ),
         )
         # The coordinator's results table follows the engine from here on: replays too.
