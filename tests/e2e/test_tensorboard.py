@@ -160,3 +160,40 @@ def test_event_files_per_trial_viewable_in_tensorboard(workdir: Path, monkeypatc
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+SHERPA_TRIAL = """
+import ridgeline as sherpa
+
+client = sherpa.Client()
+trial = client.get_trial()
+for i in range(3):
+    client.send_metrics(trial, iteration=i, objective=trial.parameters["v"] + i, context={"k": i})
+"""
+
+
+def test_runner_writes_event_files_when_asked(workdir: Path) -> None:
+    (workdir / "trial.py").write_text(textwrap.dedent(SHERPA_TRIAL))
+    ridgeline.optimize(
+        parameters=[ridgeline.Continuous("v", [0.0, 1.0])],
+        algorithm=ridgeline.algorithms.Iterate([{"v": 0.25}, {"v": 0.5}]),
+        lower_is_better=True,
+        scheduler=ridgeline.schedulers.LocalScheduler(),
+        filename=str(workdir / "trial.py"),
+        output_dir=str(workdir / "out"),
+        max_concurrent=2,
+        verbose=0,
+        tensorboard=True,
+    )
+    for number, v in ((1, 0.25), (2, 0.5)):
+        accumulator = EventAccumulator(str(workdir / "out" / "tensorboard" / f"trial_{number}"))
+        accumulator.Reload()
+        points = [(e.step, e.value) for e in accumulator.Scalars("validation/objective")]
+        assert points == [(i, v + i) for i in range(3)]
+        assert [e.value for e in accumulator.Scalars("validation/k")] == [0, 1, 2]
+        start = _hparams(accumulator)["_hparams_/session_start_info"].session_start_info
+        assert start.hparams["v"].number_value == v
+    accumulator = EventAccumulator(str(workdir / "out" / "tensorboard"))
+    accumulator.Reload()
+    summary = _hparams(accumulator)["_hparams_/experiment"].experiment
+    assert summary.metric_infos[0].name.tag == "validation/objective"
