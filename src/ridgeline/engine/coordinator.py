@@ -36,6 +36,7 @@ from ridgeline.engine.writer import MetricWriter, Rows
 from ridgeline.errors import LeaseLost, ObservationError, SchedulerError, SearchFailed
 from ridgeline.faults import crash_point
 from ridgeline.integrations import tensorboard
+from ridgeline.integrations.follow import StoreFollower
 from ridgeline.integrations.mlflow import MlflowExport
 from ridgeline.integrations.tensorboard import TensorBoardExport
 from ridgeline.results import ResultsTable
@@ -279,9 +280,8 @@ class Coordinator:
             self.url = self.endpoint.url(self.port)
             self._publish_address()
             self._keep_lease()
-            for follower in (self.tensorboard, self.mlflow):
-                if follower is not None:
-                    follower.start()
+            for follower in self._followers():
+                follower.start()
             self.engine.event("coordinator_started", url=self.url, pid=os.getpid(), resume=resume)
             experiment = self.store.get_experiment(self.engine.experiment_id)
             if experiment.state == PAUSED:
@@ -310,8 +310,8 @@ class Coordinator:
             if self.lease_lost is None:  # else the new holder owns the files, store and trials
                 try:
                     self.live_results.finish()
-                    for follower in (self.tensorboard, self.mlflow):
-                        if follower is not None:  # copies what is left, off the loop
+                    if not self.interrupted:
+                        for follower in self._followers():  # what is left, off the loop
                             await asyncio.to_thread(follower.close)
                     if self._finished.is_set() and self.error is None:
                         self._collect_garbage()
@@ -320,6 +320,8 @@ class Coordinator:
                     log.error("Could not record the end of the run: %s", exc)
                     if self.error is None:
                         self.error = f"could not record the end of the run: {exc}"
+            for follower in self._followers():  # interrupted or taken over: the next
+                follower.abandon()  # coordinator carries on from the followers' cursors
             self.closing = True
             if self.watchdog is not None:
                 self.watchdog.close()
@@ -327,6 +329,10 @@ class Coordinator:
             background.uninstall()
             suggester.shutdown(wait=False, cancel_futures=True)
             await runner.cleanup()
+
+    def _followers(self) -> list[StoreFollower]:
+        """The exports that copy reports elsewhere (TensorBoard, MLflow)."""
+        return [f for f in (self.tensorboard, self.mlflow) if f is not None]
 
     def _choose_endpoint(self) -> ssl.SSLContext | None:
         """Decide where to listen and what trials call (``config.network``); with TLS, the

@@ -69,6 +69,7 @@ class StoreFollower:
         self._pending_ends: list[tuple[int, str]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._abandoned = threading.Event()
         self._thread: threading.Thread | None = None
         self._trials: dict[int, tuple[int, dict[str, Any]]] = {}  # trial id -> number, params
         self._numbers: dict[int, int] = {}  # number -> trial id
@@ -132,11 +133,19 @@ class StoreFollower:
             log.warning("%s: still busy after %.0f s; leaving it behind", self.name, timeout)
         self._thread = None
 
+    def abandon(self) -> None:
+        """Stop the thread without copying more (a coordinator interrupted or taken over:
+        the next one carries on from the saved cursor); returns at once."""
+        self._abandoned.set()
+        self._stop.set()
+        self._wake.set()
+        self._thread = None
+
     def _run(self) -> None:
         backoff = self.poll_seconds
         opened = False
         try:
-            while True:
+            while not self._abandoned.is_set():
                 stopping = self._stop.is_set()
                 try:
                     if not opened:
