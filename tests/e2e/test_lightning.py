@@ -30,6 +30,7 @@ class Tiny(pl.LightningModule):
     def __init__(self, lr):
         super().__init__()
         self.lr = lr
+        torch.manual_seed(0)  # the same start for every trial: only lr tells them apart
         self.layer = torch.nn.Linear(3, 1)
 
     def training_step(self, batch, _):
@@ -81,7 +82,8 @@ from model import Tiny, loaders, trainer
 
 info = det.get_cluster_info()
 with det.core.init() as core_context:
-    callback = CoreCallback(core_context, searcher_metric="val_loss")
+    time_metric = (info.user_data or {}).get("time_metric")
+    callback = CoreCallback(core_context, searcher_metric="val_loss", time_metric=time_metric)
     ckpt_path = callback.restore(info.latest_checkpoint)
     print(f"restoring {info.latest_checkpoint}", flush=True)
     trainer(callback).fit(Tiny(info.trial.hparams["lr"]), *loaders(), ckpt_path=ckpt_path)
@@ -240,3 +242,56 @@ def test_core_api_halving_pauses_and_resumes_from_checkpoints(workdir: Path, mon
         assert last.metadata["framework"] == "lightning"
         assert last.metadata["searcher_metric"] == pytest.approx(val_loss[number][4])
         assert (output / "checkpoints" / last.uuid / "lightning.ckpt").is_file()
+
+
+def test_core_api_asha_stops_trials_gracefully(workdir: Path, monkeypatch) -> None:
+    """Determined 0.38's ASHA: a trial behind at a rung is asked to stop (should_preempt);
+    the callback checkpoints, ends the fit, and the process exits by itself."""
+    monkeypatch.setenv("RIDGELINE_DATA_DIR", str(workdir / "data"))
+    monkeypatch.setenv("RIDGELINE_STORAGE", str(workdir / "data" / "store.db"))
+    _write(workdir, CORE_TRIAL)
+    config = {
+        "name": "lightning-asha",
+        "entrypoint": "python3 trial.py",
+        "max_restarts": 0,
+        "data": {"time_metric": "epochs"},
+        "reproducibility": {"experiment_seed": 3},
+        "hyperparameters": {"lr": {"type": "log", "minval": -4, "maxval": -0.7, "base": 10}},
+        "searcher": {
+            "name": "adaptive_asha",
+            "metric": "val_loss",
+            "smaller_is_better": True,
+            "time_metric": "epochs",
+            "max_time": 4,
+            "max_trials": 4,
+            "divisor": 2,
+            "max_rungs": 2,
+            "mode": "aggressive",
+            "max_concurrent_trials": 1,  # one after another: each meets the rungs as they are
+        },
+    }
+    (workdir / "config.yaml").write_text(json.dumps(config))
+    experiment = sherpa.Experiment.from_yaml(workdir / "config.yaml", workdir)
+    experiment.run(verbose=0)
+    store = open_store(str(workdir / "data" / "store.db"))
+    try:
+        trials = store.list_trials(experiment.id)
+        output = Path(store.get_experiment(experiment.id).config["output_dir"])
+        epochs = {
+            t.number: [m.step for m in store.trial_metrics(t.id, "validation")] for t in trials
+        }
+        checkpoints = {t.number: store.list_checkpoints(t.id) for t in trials}
+    finally:
+        store.close()
+    stopped = [t.number for t in trials if t.state == "STOPPED"]
+    assert stopped and len(stopped) < 4
+    for trial in trials:
+        jobs = output / "jobs"
+        assert (jobs / f"trial_{trial.number}.exit").read_text().strip() == "0"
+        assert "Traceback" not in (jobs / f"trial_{trial.number}.out").read_text()
+        last = max(checkpoints[trial.number], key=lambda c: c.steps_completed)
+        assert last.steps_completed == epochs[trial.number][-1]  # saved before it ended
+        if trial.number in stopped:
+            assert epochs[trial.number] == [1, 2]  # stopped at the rung, epoch 2 of 4
+        else:
+            assert trial.state == "COMPLETED" and epochs[trial.number] == [1, 2, 3, 4]

@@ -99,9 +99,12 @@ def MetricsCallback(
     return _Metrics()
 
 
-def CoreCallback(core_context: Any, searcher_metric: str = "val_loss") -> Any:
+def CoreCallback(
+    core_context: Any, searcher_metric: str = "val_loss", time_metric: str | None = None
+) -> Any:
     """A Lightning callback driven by the Core API's searcher, checkpoint and preempt
-    contexts; see the module's docstring."""
+    contexts; see the module's docstring. ``time_metric`` (Determined 0.38's ASHA with
+    ``time_metric: epochs``) adds the epochs trained to every validation under that name."""
     pl = _lightning()
 
     base: Any = pl.Callback
@@ -171,6 +174,8 @@ def CoreCallback(core_context: Any, searcher_metric: str = "val_loss") -> Any:
             epochs = int(trainer.current_epoch) + 1
             metrics = _scalars(trainer)
             validation = {k: v for k, v in metrics.items() if k.startswith("val")}
+            if time_metric is not None and validation:
+                validation[time_metric] = epochs
             training = {k: v for k, v in metrics.items() if not k.startswith("val")}
             if training:
                 core_context.train.report_training_metrics(epochs, training)
