@@ -89,12 +89,12 @@ def plan_gang(
 
 
 def reserve(
-    dask_scheduler: Any,
     gang: str,
     keys: list[str],
     resource: str,
     amount: float,
     ttl: float = 120.0,
+    dask_scheduler: Any = None,
 ) -> list[str] | None:
     """On the dask scheduler: reserve ``len(keys)`` distinct workers with ``amount`` free
     ``resource`` each for the node tasks ``keys``; their addresses (spread over hosts first),
@@ -143,7 +143,7 @@ def reserve(
     return chosen
 
 
-def release(dask_scheduler: Any, gang: str) -> None:
+def release(gang: str, dask_scheduler: Any = None) -> None:
     """On the dask scheduler: drop a gang's reservation (its placement was abandoned)."""
     table = getattr(dask_scheduler, RESERVATIONS, None) or {}
     table.pop(gang, None)
