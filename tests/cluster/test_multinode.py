@@ -28,9 +28,11 @@ pytest.importorskip("distributed", reason="dask.distributed is not installed (pi
 pytest.importorskip("torch", reason="torch is not installed")
 
 from tests.cluster.netns import Nodes, _wait_for, skip_unless_root  # noqa: E402
-from tests.e2e.test_core_api import searcher_history, trials, user_env  # noqa: E402, F401
+from tests.e2e.test_checkpoints import wait_for  # noqa: E402
+from tests.e2e.test_core_api import cli, searcher_history, trials, user_env  # noqa: E402, F401
 
 import ridgeline  # noqa: E402
+from ridgeline.store import open_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DDP = REPO / "tests" / "ranks" / "ddp_trial.py"
@@ -114,10 +116,11 @@ def two_node_experiment(
     return ridgeline.Experiment.from_yaml(path, tmp)
 
 
-def trial_dir(experiment: ridgeline.Experiment, number: int = 1) -> Path:
-    store = ridgeline.store.open_store(os.environ["RIDGELINE_STORAGE"])
+def trial_dir(experiment_id: int | None, number: int = 1) -> Path:
+    assert experiment_id is not None
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
     try:
-        out = store.get_experiment(experiment.id).config["output_dir"]
+        out = store.get_experiment(experiment_id).config["output_dir"]
     finally:
         store.close()
     return Path(out) / "trials" / str(number)
@@ -177,7 +180,7 @@ def test_two_ddp_trials_each_across_two_nodes_run_one_after_the_other(
     _, _, events = searcher_history(exp.id)
     latencies = []
     for number in (1, 2):
-        folder = trial_dir(exp, number)
+        folder = trial_dir(exp.id, number)
         seen = nodes_seen(folder)
         assert seen[0][0] == "0" and seen[1][0] == "1", seen  # rank 0 on node 0, the chief
         assert {seen[0][2], seen[1][2]} == set(net), seen  # one rank in each namespace
@@ -207,7 +210,7 @@ def test_a_crashed_node_stops_every_node_and_the_trial_resumes_from_its_checkpoi
     exp.run(verbose=0)
     (record,) = trials(exp.id)
     assert (record.state, record.exit_code, record.restarts) == ("COMPLETED", 0, 1)
-    folder = trial_dir(exp)
+    folder = trial_dir(exp.id)
     assert (folder / "crashed").exists()  # rank 1 (node 1) exited 3 at step 7, once
     for rank in (0, 1):  # every rank came back from the step-5 sharded checkpoint
         lines = (folder / f"rank{rank}.log").read_text().splitlines()
@@ -221,3 +224,32 @@ def test_a_crashed_node_stops_every_node_and_the_trial_resumes_from_its_checkpoi
     assert re.search(r"node \d ended with 1; stopping the other nodes", log), log
     assert "Trial 1 failed (exit code 1)" in log, log
     assert not left_in(cluster, "ddp_trial.py")
+
+
+def test_pausing_a_trial_across_nodes_stops_both_and_activating_resumes_both(
+    cluster: Cluster,
+    user_env: Path,  # noqa: F811 - fixture
+) -> None:
+    two_node_experiment(
+        user_env, cluster, {"lr": 0.05, "step_sleep": 0.1}, searcher={
+            "name": "single", "metric": "loss", "max_length": 40
+        }
+    )  # fmt: skip
+    created = cli("e", "create", str(user_env / "config.yaml"), str(user_env), "--json")
+    experiment_id = json.loads(created.stdout)["id"]
+
+    def checkpoints() -> int:
+        return len(json.loads(cli("e", "lc", str(experiment_id), "--json").stdout))
+
+    wait_for(lambda: checkpoints() >= 1)
+    cli("e", "pause", str(experiment_id))
+    wait_for(lambda: trials(experiment_id)[0].state == "PAUSED")
+    assert not left_in(cluster, "ddp_trial.py")  # both nodes' ranks ended
+    cli("e", "activate", str(experiment_id))
+    assert cli("e", "wait", str(experiment_id), check=False, timeout=120).returncode == 0
+    (record,) = trials(experiment_id)
+    assert record.state == "COMPLETED"
+    folder = trial_dir(experiment_id)
+    for rank in (0, 1):  # both ranks came back from the checkpoint taken before the pause
+        log = (folder / f"rank{rank}.log").read_text()
+        assert re.search(r"^restored \d+ ranks=\['0', '1'\]$", log, re.MULTILINE), log

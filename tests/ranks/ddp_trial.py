@@ -77,6 +77,7 @@ with det.core.init(distributed=distributed) as core:
             loss.backward()
             optimizer.step()
             steps += 1
+            time.sleep(hparams.get("step_sleep", 0))
             if hparams.get("freeze_chief") and rank == 0 and steps == 7:
                 frozen = pathlib.Path("froze")
                 if not frozen.exists():

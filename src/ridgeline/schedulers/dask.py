@@ -249,6 +249,7 @@ class DaskScheduler(Scheduler):
     ) -> Job:
         """A trial across ``plan.nodes`` workers: the job now, its tasks once ``wait`` has
         found free workers for all of them."""
+        env, command = dict(env), list(command)
         output = jobfiles.output_path(jobs_dir, name)
         nodes = []
         for rank in range(plan.nodes):
@@ -265,7 +266,22 @@ class DaskScheduler(Scheduler):
             from ridgeline.schedulers.callback import url_host
 
             hosts = [url_host(worker) for worker in hosts_by_worker]
-            futures = []
+            futures: list[distributed.Future] = []
+            try:
+                submit_nodes(hosts_by_worker, hosts, futures)
+            except BaseException:
+                if futures:
+                    self.client().cancel(futures, force=True)
+                raise
+            with open(output, "a") as out:
+                out.write(f"ridgeline: trial placed on {plan.nodes} nodes: {', '.join(hosts)}\n")
+            for future, key in zip(futures, keys, strict=True):
+                self._background().submit(self._publish, future, key)
+            return futures
+
+        def submit_nodes(
+            hosts_by_worker: list[str], hosts: list[str], futures: list[distributed.Future]
+        ) -> None:
             for rank, (worker, node) in enumerate(zip(hosts_by_worker, nodes, strict=True)):
                 node_env = dict(env)
                 node_env[trial_env.CONTAINER_ADDRS] = ",".join(hosts)
@@ -292,11 +308,6 @@ class DaskScheduler(Scheduler):
                         **self.submit_options(plan),
                     )
                 )
-            with open(output, "a") as out:
-                out.write(f"ridgeline: trial placed on {plan.nodes} nodes: {', '.join(hosts)}\n")
-            for future, key in zip(futures, keys, strict=True):
-                self._background().submit(self._publish, future, key)
-            return futures
 
         def reserve() -> list[str] | None:
             import cloudpickle  # type: ignore[import-untyped]
@@ -401,14 +412,24 @@ class DaskScheduler(Scheduler):
                 if gang.killed:
                     gang.submit = None
                     return -int(signal.SIGKILL if gang.forced else signal.SIGTERM)
-            workers = await asyncio.to_thread(reserve)
-            if workers is not None:
-                break
+            try:
+                workers = await asyncio.to_thread(reserve)
+                if workers is not None:
+                    futures = await asyncio.to_thread(place_and_submit, workers)
+                    break
+            except Exception as exc:  # noqa: BLE001 - this attempt fails, the run goes on
+                log.warning("%s could not be placed on the dask cluster: %s", job.name, exc)
+                with open(job.info["output"], "a") as out:
+                    out.write(f"ridgeline: the trial could not be placed on its nodes: {exc}\n")
+                gang.submit = None
+                await asyncio.wrap_future(
+                    self._background().submit(self._release_gang, job.info, False)
+                )
+                return 1
             if not announced:
                 announced = True
                 log.info("%s waits for %d free workers", job.name, len(gang.futures))
             await asyncio.sleep(PLACE_EVERY_S)
-        futures = await asyncio.to_thread(place_and_submit, workers)
         with gang.lock:
             gang.futures = list(futures)
             gang.submit = None
