@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+# benchmarks/distributed.py would shadow dask's package of that name: not this folder, the repo
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
 sys.path.insert(0, str(REPO))
 
 from tests.cluster.netns import Nodes, _wait_for  # noqa: E402

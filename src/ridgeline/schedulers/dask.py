@@ -161,6 +161,11 @@ class DaskScheduler(Scheduler):
         with self._lock:
             if self._client is None:
                 dist = _distributed()
+                import cloudpickle  # type: ignore[import-untyped]
+
+                # gangs are reserved by daskgang's calls on the dask scheduler, sent by value:
+                # the scheduler's machine needs no ridgeline
+                cloudpickle.register_pickle_by_value(daskgang)
                 try:
                     self._client = dist.Client(
                         self.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
@@ -272,7 +277,9 @@ class DaskScheduler(Scheduler):
             except BaseException:
                 if futures:
                     self.client().cancel(futures, force=True)
+                self.client().run_on_scheduler(daskgang.release, gang)
                 raise
+            self.client().run_on_scheduler(daskgang.submitted, gang)
             with open(output, "a") as out:
                 out.write(f"ridgeline: trial placed on {plan.nodes} nodes: {', '.join(hosts)}\n")
             for future, key in zip(futures, keys, strict=True):
@@ -310,9 +317,6 @@ class DaskScheduler(Scheduler):
                 )
 
         def reserve() -> list[str] | None:
-            import cloudpickle  # type: ignore[import-untyped]
-
-            cloudpickle.register_pickle_by_value(daskgang)  # the dask scheduler needs no ridgeline
             return self.client().run_on_scheduler(
                 daskgang.reserve, gang, keys, plan.resource, plan.per_node
             )

@@ -14,7 +14,8 @@ while it runs: it picks distinct workers whose free slots (total, less used, les
 gangs reserved and have not started yet) suffice, records the reservation, and returns the
 workers; or returns None and reserves nothing, and the caller asks again later. The node tasks
 are then pinned to those workers. A reservation stops counting once its task runs (dask
-counts it as used then) or ends, or when it was never submitted within ``ttl`` seconds.
+counts it as used then) or ends (``submitted`` tells a task that ended and was forgotten from
+one not sent yet), or when it was never submitted within ``ttl`` seconds.
 
 This module is sent to the dask scheduler by value (``cloudpickle.register_pickle_by_value``),
 so the scheduler's machine needs no ridgeline; it imports only the standard library.
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GangPlan", "plan_gang", "reserve", "slot_resource"]
+__all__ = ["GangPlan", "plan_gang", "release", "reserve", "slot_resource", "submitted"]
 
 #: Where a reservation's task is not yet counted in its worker's used resources.
 NOT_STARTED = ("released", "waiting", "no-worker", "queued")
@@ -107,8 +108,8 @@ def reserve(
         waiting = []
         for address, key in entry["nodes"]:
             task = dask_scheduler.tasks.get(key)
-            if task is None and now - entry["at"] > ttl:
-                continue  # never submitted: its client went away
+            if task is None and (entry.get("submitted") or now - entry["at"] > ttl):
+                continue  # ended and forgotten, or never submitted (its client went away)
             if task is not None and task.state not in NOT_STARTED:
                 continue  # running (counted as used by dask) or ended
             waiting.append((address, key))
@@ -141,6 +142,13 @@ def reserve(
         return None
     table[gang] = {"at": now, "amount": amount, "nodes": list(zip(chosen, keys, strict=True))}
     return chosen
+
+
+def submitted(gang: str, dask_scheduler: Any = None) -> None:
+    """On the dask scheduler: a gang's tasks were submitted; once gone, they have ended."""
+    entry = (getattr(dask_scheduler, RESERVATIONS, None) or {}).get(gang)
+    if entry is not None:
+        entry["submitted"] = True
 
 
 def release(gang: str, dask_scheduler: Any = None) -> None:
