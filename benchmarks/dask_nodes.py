@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
+    # the namespaces share this machine's /tmp, which create warns about for real clusters
+    warnings.filterwarnings("ignore", message=".*local to this machine")
     nodes = Nodes.make(2)
     processes: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
