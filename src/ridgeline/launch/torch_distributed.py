@@ -3,7 +3,8 @@ start this trial's share of a ``torch.distributed`` job with torchrun, one worke
 
 What it asks torchrun for comes from the trial's ``ClusterInfo``: ``len(slot_ids)`` workers
 on this machine, ``len(container_addrs)`` machines, this one being ``container_rank``, the
-rendezvous on the first machine on a free port (``C10D_PORT`` when the trial spans machines).
+rendezvous on the first machine on a free port (across machines ``C10D_PORT``, which the
+Dask backend sets to a port the chief's node picked for this attempt; else 29400).
 TORCHRUN_ARGS, ended by ``--``, override those. Each worker's output is labelled with its rank
 (``wrap_rank``). torchrun ends every worker when one fails (``--max_restarts 0``: a failed
 worker fails the trial attempt, and the coordinator restarts the whole trial from its latest
@@ -130,7 +131,7 @@ def main(args: list[str]) -> int:
     )
     child_env = dict(os.environ)
     child_env[env.CHIEF_IP] = chief
-    if not local:
+    if not local and 0 <= info.container_rank < nodes:
         device = interface_of(info.container_addrs[info.container_rank])
         if device is not None:
             child_env.setdefault("GLOO_SOCKET_IFNAME", device)
