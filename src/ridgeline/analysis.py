@@ -33,6 +33,7 @@ from ridgeline.store.records import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ridgeline.space import SearchSpace
     from ridgeline.store.base import Store
 
 OBJECTIVE = "objective"
@@ -74,10 +75,17 @@ class Analysis:
     """Read-only view of one experiment in a store. Cheap to build; reads on first use and
     again after ``refresh()`` (a running search keeps adding rows)."""
 
-    def __init__(self, store: Store, experiment_id: int, owns_store: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        experiment_id: int,
+        owns_store: bool = False,
+        space: SearchSpace | None = None,
+    ) -> None:
         self.store = store
         self.experiment_id = experiment_id
         self._owns_store = owns_store
+        self._space = space  # a Study's own space: scales and choices the store does not keep
 
     # -- what the experiment is --------------------------------------------------------------
     @cached_property
@@ -100,6 +108,43 @@ class Analysis:
             return bool(searcher["smaller_is_better"])
         return bool(self.experiment.config.get("lower_is_better", True))
 
+    @property
+    def searcher_config(self) -> dict[str, Any]:
+        """The Core-API ``searcher:`` mapping with its defaults; ``{}`` for SHERPA searches."""
+        return dict(self.raw_config.get("searcher") or {})
+
+    @property
+    def length_unit(self) -> str:
+        """What a step counts: the searcher's length unit (``batches``, ``epochs``,
+        ``records``) when the config names one, ``steps`` (the script's own) for a Core-API
+        length without a unit, ``iterations`` (SHERPA's word) for SHERPA searches."""
+        for key in ("max_length", "length_per_round", "max_time"):
+            value = self.searcher_config.get(key)
+            if isinstance(value, dict) and value:
+                return str(next(iter(value)))
+        return "steps" if self.searcher_config else "iterations"
+
+    def searcher_state(self) -> dict[str, Any]:
+        """The searcher's last saved state (rungs, promotions, brackets); ``{}`` when the
+        store keeps none (an in-memory Study)."""
+        state = self.store.load_searcher_state(self.experiment_id) or {}
+        return dict(state.get("searcher") or {})
+
+    @cached_property
+    def param_specs(self) -> list[ParamSpec]:
+        """Each hyperparameter's kind and scale: from the Study's space or the experiment's
+        ``hyperparameters:`` when known, else inferred from the values trials had."""
+        declared: dict[str, ParamSpec] = {}
+        if self._space is not None:
+            declared = {p.name: _spec_of_parameter(p) for p in self._space.parameters}
+        else:
+            _specs_of_config(self.raw_config.get("hyperparameters") or {}, "", declared)
+        out = []
+        for name in self.param_names:
+            spec = declared.get(name)
+            out.append(spec if spec is not None else _inferred_spec(name, self.trials))
+        return out
+
     def better(self, a: float, b: float) -> bool:
         return a < b if self.smaller_is_better else a > b
 
@@ -121,7 +166,15 @@ class Analysis:
 
     def refresh(self) -> Analysis:
         """Forget what was read, so the next question sees the store as it is now."""
-        for name in ("experiment", "trials", "metrics", "events", "summaries", "searcher_reports"):
+        for name in (
+            "experiment",
+            "trials",
+            "metrics",
+            "events",
+            "summaries",
+            "searcher_reports",
+            "param_specs",
+        ):
             self.__dict__.pop(name, None)
         return self
 
@@ -271,6 +324,76 @@ class Analysis:
 _MAY_WIN = frozenset({COMPLETED, STOPPED, RUNNING, PAUSED})
 
 
+def may_win(state: str) -> bool:
+    """Whether a trial in ``state`` may be called the best (a failed one never is)."""
+    return state in _MAY_WIN
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How to show one hyperparameter: ``kind`` is ``float``, ``int``, ``categorical`` or
+    ``constant``; ``log`` for log-scaled ranges; ``choices`` for categorical ones;
+    ``declared`` is False when the kind was inferred from values (SHERPA output folders keep
+    no scales)."""
+
+    name: str
+    kind: str
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+    declared: bool = True
+
+
+def _spec_of_parameter(parameter: Any) -> ParamSpec:
+    from ridgeline.space import Constant, Continuous, Discrete
+
+    log = getattr(parameter, "scale", "linear") == "log"
+    if isinstance(parameter, Continuous):
+        return ParamSpec(parameter.name, "float", log)
+    if isinstance(parameter, Discrete):
+        return ParamSpec(parameter.name, "int", log)
+    if isinstance(parameter, Constant):
+        return ParamSpec(parameter.name, "constant", choices=(parameter.range[0],))
+    return ParamSpec(parameter.name, "categorical", choices=tuple(parameter.range))
+
+
+_CONFIG_KINDS = {"double": "float", "log": "float", "int": "int", "categorical": "categorical"}
+
+
+def _specs_of_config(group: dict[str, Any], prefix: str, out: dict[str, ParamSpec]) -> None:
+    """Determined's ``hyperparameters:`` (nested groups are dotted names in trials)."""
+    for key, value in group.items():
+        name = prefix + str(key)
+        if isinstance(value, dict) and "type" in value:
+            kind = _CONFIG_KINDS.get(str(value["type"]), "constant")
+            choices = tuple(value.get("vals") or ()) if kind == "categorical" else ()
+            out[name] = ParamSpec(name, kind, value["type"] == "log", choices)
+        elif isinstance(value, dict) and value:
+            _specs_of_config(value, name + ".", out)
+        else:
+            out[name] = ParamSpec(name, "constant", choices=(value,))
+
+
+def _inferred_spec(name: str, trials: list[TrialRecord]) -> ParamSpec:
+    """A kind from the values seen: numbers that span three decades or more, all positive,
+    are shown on a log axis (how log-uniform draws look); anything else non-numeric is a
+    category."""
+    values = [t.params[name] for t in trials if name in t.params]
+    numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if not values or len(numeric) < len(values):
+        choices = tuple(dict.fromkeys(_hashable(v) for v in values))
+        return ParamSpec(name, "categorical", choices=choices, declared=False)
+    kind = "int" if all(isinstance(v, int) for v in numeric) else "float"
+    low, high = min(numeric), max(numeric)
+    log = low > 0 and high / low >= 1000
+    if low == high:
+        return ParamSpec(name, "constant", choices=(low,), declared=False)
+    return ParamSpec(name, kind, log, declared=False)
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
+
+
 def load(
     source: int | str | os.PathLike[str] | Any, storage: str | os.PathLike[str] | None = None
 ) -> Analysis:
@@ -279,13 +402,16 @@ def load(
     * an experiment id (``int``): that experiment in ``storage`` (default: the user's store,
       as the CLI's ``--storage`` / ``$RIDGELINE_STORAGE``);
     * an output folder (SHERPA's ``output_dir``) or an SQLite file: its newest experiment;
-    * a ``ridgeline.Study``: the study's own store and experiment, live.
+    * a ``ridgeline.Study``: the study's own store and experiment, live;
+    * an ``Analysis``: itself.
     """
     from ridgeline.store import open_store
 
+    if isinstance(source, Analysis):
+        return source
     engine = getattr(source, "_engine", None)
     if engine is not None and hasattr(engine, "store"):
-        return Analysis(engine.store, engine.experiment_id)
+        return Analysis(engine.store, engine.experiment_id, space=getattr(engine, "space", None))
     if isinstance(source, bool):
         raise TypeError("load() takes an experiment id, an output folder or a Study, not a bool")
     if isinstance(source, int):
