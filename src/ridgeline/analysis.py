@@ -173,6 +173,7 @@ class Analysis:
             "events",
             "summaries",
             "searcher_reports",
+            "curves",
             "param_specs",
         ):
             self.__dict__.pop(name, None)
@@ -194,11 +195,30 @@ class Analysis:
         trial has the former, only those count."""
         metric = self.metric_name
         found: dict[int, dict[str, list[tuple[int, int, float]]]] = {}
+        # One pass over every report, inlined (``searcher_value`` per report costs a
+        # second on a million reports).
         for record in self.metrics:
-            value = searcher_value(record, metric)
-            if value is not None:
-                groups = found.setdefault(record.trial_id, {})
-                groups.setdefault(record.group, []).append((record.seq, record.step, value))
+            group = record.group
+            if group not in SEARCHER_GROUPS:
+                continue
+            values = record.values
+            if OBJECTIVE in values:
+                value = values[OBJECTIVE]
+            elif group == "validation" and metric in values:
+                value = values[metric]
+            else:
+                continue
+            kind = type(value)
+            if kind is not float and kind is not int:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+            groups = found.get(record.trial_id)
+            if groups is None:
+                groups = found[record.trial_id] = {}
+            reports = groups.get(group)
+            if reports is None:
+                reports = groups[group] = []
+            reports.append((record.seq, record.step, float(value)))
         return {
             trial: groups.get("searcher") or groups.get("validation") or []
             for trial, groups in found.items()
@@ -211,24 +231,40 @@ class Analysis:
             if event.kind == "stop_requested" and "trial" in event.data:
                 reasons[int(event.data["trial"])] = str(event.data.get("reason") or "stopped")
         out = []
+        pick = min if self.smaller_is_better else max
+        curves = self.curves
         for trial in self.trials:
-            per_step = {step: value for _, step, value in self.searcher_reports.get(trial.id, [])}
-            values = [v for v in per_step.values() if finite(v)]
-            best = None
-            for value in values:
-                if best is None or self.better(value, best):
-                    best = value
-            steps = max(per_step, default=0)
+            steps, values = curves.get(trial.id, ((), ()))
+            good = list(values)
+            if not math.isfinite(math.fsum(good)):  # a finite sum: every value is finite
+                good = [v for v in good if finite(v)]
             out.append(
                 TrialSummary(
                     record=trial,
-                    best=best,
-                    last=per_step.get(steps) if per_step else None,
-                    steps=steps,
-                    reports=len(per_step),
+                    best=pick(good) if good else None,
+                    last=values[-1] if values else None,
+                    steps=steps[-1] if steps else 0,
+                    reports=len(steps),
                     stop_reason=reasons.get(trial.number),
                 )
             )
+        return out
+
+    @cached_property
+    def curves(self) -> dict[int, tuple[list[int], list[float]]]:
+        """Per trial id, its searcher metric as ``(steps, values)`` by increasing step; when
+        a step was reported twice (a restarted trial), the later report counts."""
+        out = {}
+        for trial, reports in self.searcher_reports.items():
+            if not reports:
+                continue
+            _, step_tuple, value_tuple = zip(*reports, strict=True)
+            steps, values = list(step_tuple), list(value_tuple)
+            if steps != sorted(set(steps)):
+                per_step = {r[1]: r[2] for r in reports}
+                steps = sorted(per_step)
+                values = [per_step[s] for s in steps]
+            out[trial] = (steps, values)
         return out
 
     def best_trial(self) -> TrialSummary | None:

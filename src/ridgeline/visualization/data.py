@@ -106,48 +106,56 @@ def optimization_history(a: Analysis) -> dict[str, Any]:
 
 
 # -- learning curves ----------------------------------------------------------------------------
-def _curve(reports: list[tuple[int, int, float]], keep: int) -> tuple[list[int], list[Any], bool]:
-    """Steps and values of one trial (the last report at a step wins, as after a restart),
-    thinned to about ``keep`` points by an even stride that always keeps the first, the last
-    and the best-placed point. Returns (steps, values, downsampled)."""
-    per_step = {step: value for _, step, value in reports}
-    steps = list(per_step)
-    if any(steps[i] >= steps[i + 1] for i in range(len(steps) - 1)):
-        steps.sort()
-    values = [per_step[s] for s in steps]
+def _clean(values: list[Any]) -> list[Any]:
+    """Values with NaN and infinities as None; a finite sum proves there are none (fast)."""
+    try:
+        if math.isfinite(math.fsum(values)):
+            return values
+    except (TypeError, OverflowError):
+        pass
+    return [_num(v) for v in values]
+
+
+def _curve(steps: list[int], raw: list[float], keep: int) -> tuple[list[int], list[Any], bool]:
+    """One trial's curve thinned to about ``keep`` points by an even stride that always keeps
+    the first, the last, the lowest and the highest point. Returns (steps, values,
+    downsampled)."""
+    values = _clean(raw)
     n = len(steps)
     if n <= keep:
-        return steps, [_num(v) for v in values], False
+        return list(steps), list(values), False
     stride = math.ceil(n / max(keep - 1, 1))
-    index = list(range(0, n, stride))
-    if index[-1] != n - 1:
-        index.append(n - 1)
-    good = [i for i in range(n) if values[i] is not None and finite(values[i])]
-    if good:
-        low = min(good, key=values.__getitem__)
-        high = max(good, key=values.__getitem__)
-        index = sorted(set(index) | {low, high})
-    return [steps[i] for i in index], [_num(values[i]) for i in index], True
+    index = set(range(0, n, stride))
+    index.add(n - 1)
+    present = values if values is raw else [v for v in values if v is not None]
+    if present:
+        index.add(values.index(min(present)))
+        index.add(values.index(max(present)))
+    chosen = sorted(index)
+    return [steps[i] for i in chosen], [values[i] for i in chosen], True
 
 
-def learning_curves(a: Analysis, top: int = 10, max_points: int = 200) -> dict[str, Any]:
+def learning_curves(
+    a: Analysis, top: int = 10, max_points: int = 200, point_budget: int = CURVE_POINT_BUDGET
+) -> dict[str, Any]:
     """The searcher metric against the step for every trial that reported, the ``top`` best
     counted trials ranked (``rank`` 1 is the best) and kept at up to ``max_points`` points;
-    the others share ``CURVE_POINT_BUDGET`` points (downsampled server side, so 10,000 trials
-    of 100 steps stay a light page)."""
+    the others share ``point_budget`` points, at least 8 each (downsampled server side, so
+    10,000 trials of 100 steps stay a light page)."""
     ranks = {s.record.id: i + 1 for i, s in enumerate(_ranked(a)[: max(top, 0)])}
     records = {t.id: t for t in a.trials}
-    reported = [(trial_id, r) for trial_id, r in a.searcher_reports.items() if r]
+    reported = [(trial_id, c) for trial_id, c in a.curves.items() if c[0]]
     background = max(len(reported) - len(ranks), 1)
-    keep_background = max(min(max_points, CURVE_POINT_BUDGET // background), 8)
+    keep_background = max(min(max_points, point_budget // background), 8)
     summaries = {s.record.id: s for s in a.summaries}
     curves = []
-    for trial_id, reports in reported:
+    for trial_id, (all_steps, all_values) in reported:
         record = records.get(trial_id)
         if record is None:
             continue
         rank = ranks.get(trial_id)
-        steps, values, thinned = _curve(reports, max_points if rank else keep_background)
+        keep = max_points if rank else keep_background
+        steps, values, thinned = _curve(all_steps, all_values, keep)
         curves.append(
             {
                 "number": record.number,
