@@ -48,7 +48,9 @@ def study() -> ridgeline.Study:
             continue
         status = "COMPLETED"
         for step in range(1, 11):
-            study.add_observation(trial, iteration=step, objective=objective(trial.parameters, step))
+            study.add_observation(
+                trial, iteration=step, objective=objective(trial.parameters, step)
+            )
             if study.should_trial_stop(trial):
                 status = "STOPPED"
                 break
@@ -84,7 +86,9 @@ def test_failed_trials_are_never_the_best(study: ridgeline.Study) -> None:
     analysis = ridgeline.load(study)
     history = data.optimization_history(analysis)
     failed = [p for p in history["trials"] if p["number"] == FAILED_TRIAL]
-    assert failed == [{"number": FAILED_TRIAL, "value": -100.0, "state": "FAILED", "counted": False}]
+    assert failed == [
+        {"number": FAILED_TRIAL, "value": -100.0, "state": "FAILED", "counted": False}
+    ]
     assert all(p["value"] > -100 for p in history["best"])
     assert history["best"][-1]["value"] == analysis.best_trial().best  # type: ignore[union-attr]
     assert all(p["value"] > -100 for p in history["best_over_time"])

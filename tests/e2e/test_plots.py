@@ -160,7 +160,7 @@ def test_plot_command_writes_a_standalone_page(searches: Searches) -> None:
     # An SQLite file names its newest experiment (here the PBT search, 2).
     searches.cli("plot", "learning-curves", str(searches.storage), "-o", str(curves), "--top", "2")
     html = curves.read_text()
-    assert "Learning Curves (top 2 highlighted): experiment 2" in html
+    assert "Learning Curves (top 2 highlighted)" in html and "experiment 2:" in html
     bad = searches.cli("plot", "pie", "1", "-o", "x.html", check=False)
     assert bad.returncode == 1 and "unknown plot 'pie'" in bad.stderr
     missing = searches.cli("plot", "slice", "9", "-o", "x.html", check=False)

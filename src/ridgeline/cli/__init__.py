@@ -364,7 +364,10 @@ def _experiment(store: Store, experiment_id: int) -> Any:
 @click.option("--csv", "as_csv", is_flag=True)
 @click.option("--watch", is_flag=True, help="Redraw until the experiment ends (Ctrl-C stops).")
 @click.option(
-    "--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
     help="With --watch: seconds between redraws.",
 )
 @click.pass_context
@@ -416,12 +419,19 @@ def describe(
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True)
 @click.option(
-    "--sort-by", "sort_by", default=None, metavar="COLUMN",
+    "--sort-by",
+    "sort_by",
+    default=None,
+    metavar="COLUMN",
     help="Order by this column (any column shown, e.g. best_metric or a hyperparameter).",
 )
 @click.option("--reverse", is_flag=True, help="With --sort-by: largest first.")
 @click.option(
-    "--top", "top", type=click.IntRange(min=1), default=None, metavar="K",
+    "--top",
+    "top",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
     help="Only the K best trials by the searcher metric, best first (failed trials never).",
 )
 @click.pass_context

@@ -64,7 +64,7 @@ def optimization_history(a: Analysis) -> dict[str, Any]:
     """Each trial's best value by trial number, the best-so-far line over counted trials, and
     the best-so-far over time (seconds since the experiment began, one point per
     improvement). Failed trials are listed with ``counted: false`` and never set the best."""
-    points = []
+    points: list[dict[str, Any]] = []
     for s in sorted(a.summaries, key=lambda s: s.record.number):
         if s.best is None:
             continue
@@ -148,7 +148,7 @@ def learning_curves(
     background = max(len(reported) - len(ranks), 1)
     keep_background = max(min(max_points, point_budget // background), 8)
     summaries = {s.record.id: s for s in a.summaries}
-    curves = []
+    curves: list[dict[str, Any]] = []
     for trial_id, (all_steps, all_values) in reported:
         record = records.get(trial_id)
         if record is None:
@@ -248,9 +248,7 @@ def parallel_coordinates(a: Analysis) -> dict[str, Any]:
     """One axis per varied hyperparameter and one for the metric, over counted trials.
     Values are axis coordinates (log10 for log scales, indices for categories) with
     ``tickvals``/``ticktext`` that label them in the user's terms."""
-    counted = [
-        s for s in _counted(a) if all(p.name in s.record.params for p in _varied(a))
-    ]
+    counted = [s for s in _counted(a) if all(p.name in s.record.params for p in _varied(a))]
     dimensions = []
     for spec in _varied(a):
         raw = [s.record.params[spec.name] for s in counted]
@@ -301,8 +299,16 @@ def contour(
         )
     sx, sy = varied[chosen[0]], varied[chosen[1]]
     rows = [s for s in _counted(a) if sx.name in s.record.params and sy.name in s.record.params]
-    lx = _categories(sx, [s.record.params[sx.name] for s in rows]) if sx.kind == "categorical" else []
-    ly = _categories(sy, [s.record.params[sy.name] for s in rows]) if sy.kind == "categorical" else []
+    lx = (
+        _categories(sx, [s.record.params[sx.name] for s in rows])
+        if sx.kind == "categorical"
+        else []
+    )
+    ly = (
+        _categories(sy, [s.record.params[sy.name] for s in rows])
+        if sy.kind == "categorical"
+        else []
+    )
     px = [_coordinate(sx, s.record.params[sx.name], lx) for s in rows]
     py = [_coordinate(sy, s.record.params[sy.name], ly) for s in rows]
     keep = [i for i in range(len(rows)) if px[i] is not None and py[i] is not None]
@@ -359,20 +365,18 @@ def importances(a: Analysis) -> dict[str, Any]:
     from ridgeline.visualization.importance import epsilon_squared
 
     counted = _counted(a)
-    out = []
+    out: list[dict[str, Any]] = []
     if len(counted) >= 4:
         y = [float(s.best) for s in counted]  # type: ignore[arg-type]
         for spec in _varied(a):
             column = [s.record.params.get(spec.name) for s in counted]
-            categorical = spec.kind == "categorical" or any(
-                _num(v) is None for v in column
-            )
-            keys = [_jsonable(v) for v in column] if categorical else [float(v) for v in column]
+            categorical = spec.kind == "categorical" or any(_num(v) is None for v in column)
+            keys = [_jsonable(v) for v in column] if categorical else [float(v) for v in column]  # type: ignore[arg-type]
             out.append({"name": spec.name, "importance": epsilon_squared(keys, y, categorical)})
         out.sort(key=lambda item: -item["importance"])
     return _header(a) | {
         "method": IMPORTANCE_METHOD,
-        "method_short": "ε² per hyperparameter (binned variance share)",
+        "method_short": "ε², share of variance explained",
         "trials": len(counted),
         "importances": out,
     }
@@ -432,7 +436,8 @@ def _snapshot_brackets(state: dict[str, Any]) -> tuple[list[dict[str, Any]], dic
 def rungs(a: Analysis) -> dict[str, Any]:
     """ASHA and Hyperband rungs: per bracket, each rung's length and the trials that reached
     it with the metric they reported there; ``promoted`` when the trial went on to the next
-    rung (or the searcher has promoted it and it waits for a slot)."""
+    rung (or the searcher has promoted it and it waits for a slot); ``top`` at the last rung
+    (trained to the full length)."""
     plan = rung_plan(a.searcher_config)
     if not plan:
         name = a.searcher_config.get("name") or a.experiment.config.get("algorithm")
@@ -474,6 +479,7 @@ def rungs(a: Analysis) -> dict[str, Any]:
                     "value": _num(per_step[length]),
                     "state": str(s.record.state),
                     "promoted": went_on or chosen,
+                    "top": i == len(lengths) - 1,  # trained to max_length: nothing above
                 }
             )
     return _header(a) | {"brackets": brackets}

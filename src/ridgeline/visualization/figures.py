@@ -45,7 +45,9 @@ def _analysis(source: Any) -> Analysis:
 
 def _title(a: dict[str, Any], what: str) -> str:
     better = "smaller" if a["smaller_is_better"] else "larger"
-    return f"{what}: experiment {a['experiment_id']}, {a['metric']} ({better} is better)"
+    return (
+        f"{what}<br><sup>experiment {a['experiment_id']}: {a['metric']} ({better} is better)</sup>"
+    )
 
 
 def _colorscale(d: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +187,7 @@ def plot_parallel_coordinate(source: Any) -> go.Figure:
             line={"color": d["objective"], "showscale": True, **_colorscale(d)},
         )
     )
-    fig.update_layout(title=_title(d, "Parallel Coordinate"))
+    fig.update_layout(title=_title(d, "Parallel Coordinate"), margin={"t": 130})
     return fig
 
 
@@ -269,7 +271,10 @@ def plot_contour(source: Any, params: list[str] | None = None) -> go.Figure:
             y=py,
             mode="markers",
             marker={"color": "black", "size": 6},
-            text=[f"trial {n}: {v:.6g}" for n, v in zip(d["points"]["numbers"], d["points"]["value"], strict=True)],
+            text=[
+                f"trial {n}: {v:.6g}"
+                for n, v in zip(d["points"]["numbers"], d["points"]["value"], strict=True)
+            ],
             name="trials",
             showlegend=False,
         )
@@ -296,7 +301,7 @@ def plot_param_importances(source: Any) -> go.Figure:
     )
     note = d["method"] if items else f"needs 4 finished trials or more; {d['trials']} so far"
     fig.update_layout(
-        title=_title(d, f"Hyperparameter Importances ({d['method_short']})"),
+        title=_title(d, f"Hyperparameter Importances: {d['method_short']}"),
         xaxis_title="Importance (share of the metric's variance)",
         yaxis_title="Hyperparameter",
         xaxis_range=[0, 1],
@@ -324,12 +329,15 @@ def _wrap(text: str, width: int) -> str:
 # -- ridgeline's own ---------------------------------------------------------------------------
 def plot_rungs(source: Any) -> go.Figure:
     """ASHA / Hyperband: the metric each trial reported at each rung, a line per trial
-    through the rungs it reached; filled markers were promoted, hollow ones stopped there."""
+    through the rungs it reached; filled markers were promoted, hollow ones were not, stars
+    reached the top rung."""
     go = _go()
     d = data.rungs(_analysis(source))
     fig = go.Figure()
     for bracket in d["brackets"]:
-        name = f"bracket {bracket['index'] + 1} (rungs {', '.join(map(str, bracket['rung_lengths']))})"
+        name = (
+            f"bracket {bracket['index'] + 1} (rungs {', '.join(map(str, bracket['rung_lengths']))})"
+        )
         paths: dict[int, list[tuple[int, Any]]] = {}
         for rung in bracket["rungs"]:
             for t in rung["trials"]:
@@ -353,12 +361,17 @@ def plot_rungs(source: Any) -> go.Figure:
                     hoverinfo="skip",
                 )
             )
-        for promoted in (True, False):
+        kinds = (
+            ("promoted", "circle", lambda t: t["promoted"] and not t["top"]),
+            ("not promoted", "circle-open", lambda t: not t["promoted"] and not t["top"]),
+            ("top rung (full length)", "star", lambda t: t["top"]),
+        )
+        for label, symbol, belongs in kinds:
             points = [
                 (rung["length"], t)
                 for rung in bracket["rungs"]
                 for t in rung["trials"]
-                if t["promoted"] is promoted
+                if belongs(t)
             ]
             if not points:
                 continue
@@ -367,13 +380,9 @@ def plot_rungs(source: Any) -> go.Figure:
                     x=[p[0] for p in points],
                     y=[p[1]["value"] for p in points],
                     mode="markers",
-                    marker={
-                        "symbol": "circle" if promoted else "circle-open",
-                        "size": 9,
-                        "color": _palette(bracket["index"]),
-                    },
+                    marker={"symbol": symbol, "size": 10, "color": _palette(bracket["index"])},
                     text=[f"trial {p[1]['number']} ({p[1]['state']})" for p in points],
-                    name=f"{name}: {'promoted' if promoted else 'not promoted'}",
+                    name=f"{name}: {label}",
                     legendgroup=group,
                 )
             )
