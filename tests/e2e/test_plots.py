@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +42,7 @@ class Searches:
         self.env |= {"RIDGELINE_DATA_DIR": str(root / "data"), "COLUMNS": "250"}
         self.watch: subprocess.CompletedProcess[str] | None = None
         self.watch_seconds = 0.0
+        self.interrupted: tuple[int, str] = (-1, "")
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -90,6 +92,19 @@ def searches(tmp_path_factory: pytest.TempPathFactory) -> Searches:
     pbt.write_text(text)
     assert "Created experiment 1" in s.cli("e", "create", str(asha), str(asha_dir)).stdout
     assert "Created experiment 2" in s.cli("e", "create", str(pbt), str(pbt_dir)).stdout
+    # Ctrl-C on a watch of a running experiment: a clean exit, the experiment runs on.
+    watching = subprocess.Popen(
+        [sys.executable, "-m", "ridgeline.cli", "--storage", str(s.storage)]
+        + ["e", "describe", "2", "--watch", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=s.env,
+    )
+    time.sleep(1.5)
+    watching.send_signal(signal.SIGINT)
+    out, _ = watching.communicate(timeout=30)
+    s.interrupted = (watching.returncode, out)
     start = time.monotonic()
     s.watch = s.cli("e", "describe", "1", "--watch", "--interval", "0.3", check=False)
     s.watch_seconds = time.monotonic() - start
@@ -106,6 +121,9 @@ def test_describe_watch_ends_when_the_experiment_ends(searches: Searches) -> Non
     # A finished experiment: the watch draws once and returns at once.
     again = searches.cli("e", "describe", "2", "--watch", "--interval", "0.2")
     assert "Experiment 2 ended: COMPLETED" in again.stdout
+    code, out = searches.interrupted
+    assert code == 0 and "Stopped watching; experiment 2 is ACTIVE" in out, out
+    assert "Traceback" not in out
     refused = searches.cli("e", "describe", "2", "--watch", "--json", check=False)
     assert refused.returncode == 1 and "--watch" in refused.stderr
 

@@ -83,26 +83,58 @@ def optimization_history(a: Analysis) -> dict[str, Any]:
             current = point["value"]
         if current is not None and point["counted"]:
             best.append({"number": point["number"], "value": current})
-    states = {t.id: t.state for t in a.trials}
+    return _header(a) | {"trials": points, "best": best, "best_over_time": _best_over_time(a)}
+
+
+def _best_over_time(a: Analysis) -> list[dict[str, Any]]:
+    """One point per report that bettered every earlier one (in stored order) among
+    counted trials: seconds since the experiment began, the value, the trial. Vectorised:
+    a million reports take a fraction of a second."""
+    import numpy as np
+
     numbers = {t.id: t.number for t in a.trials}
-    times = {m.seq: m.time for m in a.metrics}
+    counted = {t.id for t in a.trials if may_win(t.state)}
+    from itertools import chain, repeat
+
+    lists = [(t, r) for t, r in a.searcher_reports.items() if r and t in counted]
+    if not lists:
+        return []
+    total = sum(len(r) for _, r in lists)
+    flat = chain.from_iterable(chain.from_iterable(r for _, r in lists))
+    table = np.fromiter(flat, dtype=float, count=3 * total).reshape(total, 3)
+    owners = chain.from_iterable(repeat(t, len(r)) for t, r in lists)
+    trial_ids = np.fromiter(owners, dtype=np.int64, count=total)
+    keep = np.isfinite(table[:, 2])
+    table, trial_ids = table[keep], trial_ids[keep]
+    if not len(table):
+        return []
+    order = np.argsort(table[:, 0], kind="stable")
+    table, trial_ids = table[order], trial_ids[order]
+    running = (np.minimum if a.smaller_is_better else np.maximum).accumulate(table[:, 2])
+    better = np.flatnonzero(np.r_[True, running[1:] != running[:-1]])
     start = a.experiment.created_at
-    over_time: list[dict[str, Any]] = []
-    events = sorted(
-        (seq, trial_id, value)
-        for trial_id, reports in a.searcher_reports.items()
-        if may_win(states.get(trial_id, ""))
-        for seq, _, value in reports
-        if finite(value)
-    )
-    current = None
-    for seq, trial_id, value in events:
-        if current is None or a.better(value, current):
-            current = value
-            over_time.append(
-                {"seconds": times[seq] - start, "value": value, "number": numbers[trial_id]}
-            )
-    return _header(a) | {"trials": points, "best": best, "best_over_time": over_time}
+    out = []
+    for i in better.tolist():
+        seq = int(table[i, 0])
+        out.append(
+            {
+                "seconds": _report_time(a, seq) - start,
+                "value": float(table[i, 2]),
+                "number": numbers[int(trial_ids[i])],
+            }
+        )
+    return out
+
+
+def _report_time(a: Analysis, seq: int) -> float:
+    """When report ``seq`` was stored (reports are read in ``seq`` order)."""
+    import bisect
+
+    metrics = a.metrics
+    i = bisect.bisect_left(metrics, seq, key=lambda m: m.seq)
+    if i < len(metrics) and metrics[i].seq == seq:
+        return metrics[i].time
+    return next(m.time for m in metrics if m.seq == seq)
 
 
 # -- learning curves ----------------------------------------------------------------------------
