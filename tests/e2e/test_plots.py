@@ -101,10 +101,12 @@ def searches(tmp_path_factory: pytest.TempPathFactory) -> Searches:
         text=True,
         env=s.env,
     )
-    time.sleep(1.5)
+    assert watching.stdout is not None
+    first = watching.stdout.readline()  # the watch is up
+    time.sleep(0.5)
     watching.send_signal(signal.SIGINT)
     out, _ = watching.communicate(timeout=30)
-    s.interrupted = (watching.returncode, out)
+    s.interrupted = (watching.returncode, first + out)
     start = time.monotonic()
     s.watch = s.cli("e", "describe", "1", "--watch", "--interval", "0.3", check=False)
     s.watch_seconds = time.monotonic() - start
@@ -122,6 +124,7 @@ def test_describe_watch_ends_when_the_experiment_ends(searches: Searches) -> Non
     again = searches.cli("e", "describe", "2", "--watch", "--interval", "0.2")
     assert "Experiment 2 ended: COMPLETED" in again.stdout
     code, out = searches.interrupted
+    assert out.startswith("Watching experiment 2 every 0.2 s; Ctrl-C stops.")
     assert code == 0 and "Stopped watching; experiment 2 is ACTIVE" in out, out
     assert "Traceback" not in out
     refused = searches.cli("e", "describe", "2", "--watch", "--json", check=False)
