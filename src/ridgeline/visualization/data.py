@@ -471,6 +471,8 @@ def rungs(a: Analysis) -> dict[str, Any]:
     rung (or the searcher has promoted it and it waits for a slot); ``top`` at the last rung
     (trained to the full length)."""
     plan = rung_plan(a.searcher_config)
+    if not plan and any("rung" in t.params and "resource" in t.params for t in a.trials):
+        return _sherpa_rungs(a)
     if not plan:
         name = a.searcher_config.get("name") or a.experiment.config.get("algorithm")
         raise ValueError(
@@ -512,9 +514,68 @@ def rungs(a: Analysis) -> dict[str, Any]:
                     "state": str(s.record.state),
                     "promoted": went_on or chosen,
                     "top": i == len(lengths) - 1,  # trained to max_length: nothing above
+                    "config": number,  # the trial that carries the configuration
                 }
             )
     return _header(a) | {"brackets": brackets}
+
+
+def _sherpa_rungs(a: Analysis) -> dict[str, Any]:
+    """SHERPA's SuccessiveHalving and Hyperband: each rung is a trial of its own (parameters
+    ``rung``, ``resource``, ``bracket``); a promotion is a later trial whose ``load_from`` is
+    this trial's ``save_to``. ``config`` is the first trial of a configuration's chain."""
+    by_save = {str(t.params.get("save_to")): t.number for t in a.trials if t.params.get("save_to")}
+    parent = {
+        t.number: by_save[str(t.params["load_from"])]
+        for t in a.trials
+        if str(t.params.get("load_from") or "") in by_save
+    }
+    promoted = set(parent.values())
+
+    def root(number: int) -> int:
+        seen = {number}
+        while number in parent and parent[number] not in seen:
+            number = parent[number]
+            seen.add(number)
+        return number
+
+    summaries = {s.record.number: s for s in a.summaries}
+    cells: dict[int, dict[int, list[dict[str, Any]]]] = {}
+    lengths: dict[int, dict[int, float]] = {}
+    for t in sorted(a.trials, key=lambda t: t.number):
+        if "rung" not in t.params or summaries[t.number].last is None:
+            continue
+        bracket, rung = int(t.params.get("bracket") or 0), int(t.params["rung"])
+        lengths.setdefault(bracket, {})[rung] = float(t.params["resource"])
+        cells.setdefault(bracket, {}).setdefault(rung, []).append(
+            {
+                "number": t.number,
+                "value": _num(summaries[t.number].last),
+                "state": str(t.state),
+                "promoted": t.number in promoted,
+                "top": False,
+                "config": root(t.number),
+            }
+        )
+    longest = max((n for per_rung in lengths.values() for n in per_rung.values()), default=0)
+    for bracket, per_bracket in cells.items():
+        for rung, entries in per_bracket.items():
+            for entry in entries:  # trained with the most resource: nothing above it
+                entry["top"] = lengths[bracket][rung] == longest
+    brackets = []
+    for index, bracket in enumerate(sorted(cells)):
+        rungs_of = sorted(lengths[bracket])
+        brackets.append(
+            {
+                "index": index,
+                "rung_lengths": [lengths[bracket][r] for r in rungs_of],
+                "rungs": [
+                    {"rung": r, "length": lengths[bracket][r], "trials": cells[bracket][r]}
+                    for r in rungs_of
+                ],
+            }
+        )
+    return _header(a) | {"unit": "resource", "brackets": brackets}
 
 
 def _parent_numbers(a: Analysis) -> dict[int, int]:

@@ -341,7 +341,9 @@ def plot_rungs(source: Any) -> go.Figure:
         paths: dict[int, list[tuple[int, Any]]] = {}
         for rung in bracket["rungs"]:
             for t in rung["trials"]:
-                paths.setdefault(t["number"], []).append((rung["length"], t["value"]))
+                paths.setdefault(t.get("config", t["number"]), []).append(
+                    (rung["length"], t["value"])
+                )
         xs: list[Any] = []
         ys: list[Any] = []
         for path in paths.values():
