@@ -52,7 +52,7 @@ def test_study_shows_progress(
     assert "0 running, 3 completed, 1 failed" in last
     assert "trained 10 iterations" in last  # 3 x 3 + 1 reports
     assert "best 1.33333" in last
-    assert re.search(r"elapsed \d:\d\d:\d\d, ETA 0:00:00", last)
+    assert re.search(r"elapsed \d:\d\d:\d\d ETA 0:00:00", last)
 
 
 def test_log_lines_go_above_the_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -78,7 +78,7 @@ class Progress:
         console: Console | None = None,
     ) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bar
 
         self.length_budget = length_budget
@@ -92,12 +92,14 @@ class Progress:
             TextColumn("{task.fields[states]}"),
             TextColumn("{task.fields[trained]}"),
             TextColumn("{task.fields[best]}"),
-            TextColumn("{task.fields[clock]}"),
+            TextColumn("elapsed"),
+            TimeElapsedColumn(),  # ticks between events too
+            TextColumn("{task.fields[eta]}"),
             console=self.console,
             transient=False,
         )
         self.task = self.progress.add_task(
-            "trials", total=total, states="", trained="", best="", clock=""
+            "trials", total=total, states="", trained="", best="", eta="ETA -"
         )
         self._swapped: list[tuple[logging.Handler, logging.Handler]] = []
         self._running = False
@@ -105,6 +107,7 @@ class Progress:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, coordinator: Coordinator | None = None) -> None:
         self.started = time.monotonic()
+        self.progress.reset(self.task, total=self.progress.tasks[0].total)  # elapsed from now
         self._route_log()
         self.progress.start()
         self._running = True
@@ -168,22 +171,26 @@ class Progress:
             states=", ".join(f"{n} {name}" for n, name in counts),
             trained=trained,
             best=f"best {best:.6g}" if shown else "",
-            clock=f"elapsed {_clock(elapsed)}, {eta}",
+            eta=eta,
         )
 
     def _fraction(self, engine: Engine, done: int, trained: int) -> float:
-        """How much of the search is done: the searcher's own estimate when it gives one,
-        else the share of the length budget or of the trial budget spent."""
+        """How much of the search is done, for the ETA: the least of the estimates at hand
+        (the searcher's own, the share of the length budget spent, the share of the trial
+        budget ended), so the ETA errs long rather than short; 0 when none is known."""
+        estimates = []
         try:
-            estimate = float(engine.searcher.progress())
+            searcher = float(engine.searcher.progress())
         except Exception:
-            estimate = 0.0
-        if estimate > 0:
-            return min(estimate, 1.0)
+            searcher = 0.0
+        if searcher > 0:
+            estimates.append(searcher)
         if self.length_budget:
-            return min(trained / self.length_budget, 1.0)
+            estimates.append(trained / self.length_budget)
         total = self.progress.tasks[0].total
-        return min(done / total, 1.0) if total else 0.0
+        if total:
+            estimates.append(done / total)
+        return min(max(min(estimates), 0.0), 1.0) if estimates else 0.0
 
 
 class StudyProgress:
