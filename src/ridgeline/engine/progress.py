@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -123,10 +124,15 @@ class Progress:
     def _route_log(self) -> None:
         """Swap the ridgeline logger's terminal handlers for one on the bar's console."""
         logger = logging.getLogger("ridgeline")
+        terminal = {
+            id(stream) for stream in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+        }
         for handler in list(logger.handlers):
             if not isinstance(handler, logging.StreamHandler) or isinstance(
                 handler, logging.FileHandler
             ):
+                continue
+            if id(handler.stream) not in terminal:  # a file or a capture: not the terminal
                 continue
             replacement = _ConsoleHandler(self.console, handler.formatter)
             replacement.setLevel(handler.level)
