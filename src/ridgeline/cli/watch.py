@@ -39,11 +39,12 @@ def watch_experiment(store: Store, experiment_id: int, interval: float) -> str:
     from rich.live import Live
 
     console = Console(width=max(120, shutil.get_terminal_size().columns))
+    record = store.get_experiment(experiment_id)
     console.print(f"Watching experiment {experiment_id} every {interval:g} s; Ctrl-C stops.")
     console.file.flush()
-    view, record = _view(store, experiment_id)
     dead_since: float | None = None
     try:
+        view, record = _view(store, experiment_id)
         with Live(view, console=console, auto_refresh=False) as live:
             while record.state not in control.TERMINAL:
                 time.sleep(interval)
