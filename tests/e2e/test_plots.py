@@ -41,7 +41,6 @@ class Searches:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RIDGELINE_")}
         self.env |= {"RIDGELINE_DATA_DIR": str(root / "data"), "COLUMNS": "250"}
         self.watch: subprocess.CompletedProcess[str] | None = None
-        self.watch_seconds = 0.0
         self.interrupted: tuple[int, str] = (-1, "")
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -107,9 +106,7 @@ def searches(tmp_path_factory: pytest.TempPathFactory) -> Searches:
     watching.send_signal(signal.SIGINT)
     out, _ = watching.communicate(timeout=30)
     s.interrupted = (watching.returncode, first + out)
-    start = time.monotonic()
     s.watch = s.cli("e", "describe", "1", "--watch", "--interval", "0.3", check=False)
-    s.watch_seconds = time.monotonic() - start
     s.cli("e", "wait", "2", "--timeout", "90")
     return s
 
@@ -119,7 +116,6 @@ def test_describe_watch_ends_when_the_experiment_ends(searches: Searches) -> Non
     assert watch is not None and watch.returncode == 0, watch
     assert "Experiment 1 ended: COMPLETED" in watch.stdout
     assert "adaptive_asha" in watch.stdout and "best_metric" in watch.stdout
-    assert searches.watch_seconds < 60
     # A finished experiment: the watch draws once and returns at once.
     again = searches.cli("e", "describe", "2", "--watch", "--interval", "0.2")
     assert "Experiment 2 ended: COMPLETED" in again.stdout
