@@ -461,8 +461,8 @@ def list_trials(
             except KeyError:
                 columns = ", ".join(flat(rows)[0]) if rows else "none"
                 fail(f"--sort-by {sort_by!r}: no such column; the columns are {columns}")
-            rank = [r["trial_id"] for r in order]
-            shown = sorted(shown, key=lambda r: rank.index(r["trial_id"]))
+            rank = {r["trial_id"]: i for i, r in enumerate(order)}
+            shown = sorted(shown, key=lambda r: rank[r["trial_id"]])
         emit(shown, as_json, as_csv)
 
 
