@@ -473,6 +473,12 @@ def rungs(a: Analysis) -> dict[str, Any]:
     plan = rung_plan(a.searcher_config)
     if not plan and any("rung" in t.params and "resource" in t.params for t in a.trials):
         return _sherpa_rungs(a)
+    if not plan and a.searcher_config.get("time_metric") is not None:
+        raise ValueError(
+            f"experiment {a.experiment_id} runs ASHA on a time metric "
+            f"({a.searcher_config['time_metric']!r}, Determined 0.38 style); plot_rungs draws "
+            f"length-based rungs only"
+        )
     if not plan:
         name = a.searcher_config.get("name") or a.experiment.config.get("algorithm")
         raise ValueError(
