@@ -163,6 +163,8 @@ def test_lineage_of_a_pbt_search(searches: Searches) -> None:
         for kind in viz.KINDS:
             if kind != "rungs":
                 assert viz.plot(kind, analysis).data, kind
+    # A path works as well (the store file names its newest experiment, the PBT search).
+    assert viz.plot_lineage(str(searches.storage)).data
 
 
 def test_plot_command_writes_a_standalone_page(searches: Searches) -> None:
