@@ -66,7 +66,8 @@ CASES = {
 }
 
 
-def one_run(folder: Path, entrypoint: str, slots: int) -> float:
+def one_run(folder: Path, entrypoint: str, slots: int, **fields: object) -> float:
+    """One experiment's launch-to-first-op seconds; ``fields`` add to its config."""
     import ridgeline
     from ridgeline.store import open_store
 
@@ -78,6 +79,7 @@ def one_run(folder: Path, entrypoint: str, slots: int) -> float:
         "hyperparameters": {"x": 1},
         "searcher": {"name": "single", "metric": "loss", "max_length": 1},
         "max_restarts": 0,
+        **fields,
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     first = folder / "first_op.json"

@@ -129,7 +129,9 @@ class Problem:
     saved runs then stands in). ``version`` is part of every run's key: bump it when the
     space or objective changes, so old runs are not scored against the new problem.
     ``cached``: the objective is deterministic and costly, so repeated parameter sets are
-    looked up instead of evaluated again (within one worker process).
+    looked up instead of evaluated again (within one worker process). ``noise``: the
+    optimizers see the objective plus Gaussian noise of this sd; a run is scored by the true
+    value of its best observation (the point it would pick).
     """
 
     name: str
@@ -142,6 +144,7 @@ class Problem:
     needs: str | None = None
     cached: bool = False
     version: int = 1
+    noise: float = 0.0  # sd of Gaussian noise added to each observation (scored noise-free)
 
     def key(self) -> str:
         return f"{self.name}@v{self.version}"
@@ -303,6 +306,26 @@ def mlp_digits(p: Mapping[str, Any]) -> float:
     return _cv_error(model, "digits")
 
 
+def _wider_problems() -> list[Problem]:
+    """The problem classes of benchmarks/search_problems.py."""
+    from functools import partial
+
+    import search_problems
+
+    out = []
+    for spec in search_problems.problem_table():
+        spec = dict(spec)
+        real = spec.pop("objective_cv", None)
+        if real is not None:
+            spec.update(objective=partial(real, cv_error=_cv_error), needs="sklearn", cached=True)
+            out.append(Problem(budget=40, quick_budget=8, **spec))
+            continue
+        if spec["objective"] is None:  # noisy Hartmann-6
+            spec["objective"] = hartmann6
+        out.append(Problem(budget=60, quick_budget=15, **spec))
+    return out
+
+
 PROBLEMS: dict[str, Problem] = {
     p.name: p
     for p in (
@@ -323,9 +346,10 @@ PROBLEMS: dict[str, Problem] = {
         Problem(
             "mlp-digits", "sklearn", 40, 8, _mlp_space, mlp_digits, needs="sklearn", cached=True
         ),
+        *_wider_problems(),
     )
 }
-GROUPS = ("synthetic", "sklearn")
+GROUPS = ("synthetic", "multimodal", "mixed", "noisy", "high-dim", "sklearn", "sklearn-int")
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,7 +372,9 @@ class Evaluator:
 
     problem: Problem
     budget: int
+    seed: int = 0
     values: list[float] = field(default_factory=list)
+    truths: list[float] = field(default_factory=list)  # noise-free values (= values unless noisy)
     seconds: float = 0.0
 
     def __call__(self, params: Mapping[str, Any]) -> float:
@@ -363,9 +389,23 @@ class Evaluator:
             value = table[key]
         else:
             value = float(self.problem.objective(params))
+        self.truths.append(value)
+        if self.problem.noise:
+            # one noise stream per (run seed, evaluation index): optimizers see the same draws
+            draw = random.Random(self.seed * 1_000_003 + len(self.values)).gauss(0.0, 1.0)
+            value += self.problem.noise * draw
         self.seconds += time.perf_counter() - start
         self.values.append(value)
         return value
+
+    def incumbent_trace(self) -> list[float]:
+        """After each evaluation, the true value of the best observation so far."""
+        trace, best_seen, best_true = [], math.inf, math.inf
+        for seen, true in zip(self.values, self.truths, strict=True):
+            if seen < best_seen:
+                best_seen, best_true = seen, true
+            trace.append(best_true)
+        return trace
 
 
 # --------------------------------------------------------------------------------------------
@@ -835,16 +875,14 @@ def run_one(problem_name: str, optimizer_name: str, seed: int, budget: int) -> d
     problem = PROBLEMS[problem_name]
     spec = OPTIMIZERS[optimizer_name]
     code = loaded_code(spec)
-    evaluate = Evaluator(problem, budget)
+    evaluate = Evaluator(problem, budget, seed)
     start = time.perf_counter()
     spec.run(problem.parameters(), evaluate, budget, seed)
     wall = time.perf_counter() - start
     if not evaluate.values:
         raise RuntimeError(f"{optimizer_name} evaluated nothing on {problem_name}")
-    trace, best = [], math.inf
-    for v in evaluate.values:
-        best = min(best, v)
-        trace.append(best)
+    trace = evaluate.incumbent_trace()
+    best = trace[-1]
     return {
         "problem": problem.name,
         "problem_version": problem.version,
@@ -855,6 +893,7 @@ def run_one(problem_name: str, optimizer_name: str, seed: int, budget: int) -> d
         "best": best,
         "trace": trace,
         "values": evaluate.values,
+        "truths": evaluate.truths if problem.noise else None,
         "wall_s": wall,
         "objective_s": evaluate.seconds,
         "optimizer_s_per_trial": (wall - evaluate.seconds) / len(evaluate.values),
@@ -1026,13 +1065,57 @@ def score_table(
         for p in problems:
             cells.append(_cell(*_mean_se(list(scores.per_seed[(opt, p.name)].values()))))
         for g in groups:
-            members = [p.name for p in problems if p.group == g]
-            per_seed = []
-            for seed in seeds:  # a seed counts for a group only with all its problems
-                vals = [scores.per_seed[(opt, name)].get(seed) for name in members]
-                if all(v is not None for v in vals):
-                    per_seed.append(statistics.fmean(vals))  # type: ignore[arg-type]
+            per_seed = group_seed_scores(scores, problems, opt, g, seeds)
             cells.append("**" + _cell(*_mean_se(per_seed)) + "**" if per_seed else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def group_seed_scores(
+    scores: Scores, problems: Sequence[Problem], opt: str, group: str, seeds: Sequence[int]
+) -> list[float]:
+    """One score per seed for a group: the mean over the group's problems (a seed counts only
+    when it ran on all of them)."""
+    members = [p.name for p in problems if p.group == group]
+    per_seed = []
+    for seed in seeds:
+        vals = [scores.per_seed.get((opt, name), {}).get(seed) for name in members]
+        if members and all(v is not None for v in vals):
+            per_seed.append(statistics.fmean(vals))  # type: ignore[arg-type]
+    return per_seed
+
+
+def class_table(
+    scores: Scores, problems: Sequence[Problem], optimizers: Sequence[str], seeds: Sequence[int]
+) -> str:
+    """Per problem class: mean, median run and worst seed of the score; and, over all
+    problems, how many runs ended worse than random search's median run of that problem."""
+    groups = [g for g in GROUPS if any(p.group == g for p in problems)]
+    head = ["optimizer", *[f"{g}: mean / median / worst" for g in groups], "runs < random median"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    random_median = {
+        p.name: statistics.median(b)
+        for p in problems
+        if (b := list(scores.best.get((BASELINE, p.name), {}).values()))
+    }
+    for opt in optimizers:
+        if not any(scores.per_seed.get((opt, p.name)) for p in problems):
+            continue
+        cells = [opt]
+        for g in groups:
+            xs = group_seed_scores(scores, problems, opt, g, seeds)
+            cells.append(
+                f"{statistics.fmean(xs):.1f} / {statistics.median(xs):.1f} / {min(xs):.1f}"
+                if xs
+                else "–"
+            )
+        below = total = 0
+        for p in problems:
+            for best in scores.best.get((opt, p.name), {}).values():
+                if p.name in random_median:
+                    total += 1
+                    below += best > random_median[p.name]
+        cells.append(f"{below} of {total}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -1119,6 +1202,13 @@ def report(
         f"synthetic functions, best value seen in any run for the scikit-learn tasks "
         f"(objective = 1 − mean 3-fold CV accuracy). Group columns average each seed's "
         f"scores over the group's problems first.",
+        "",
+        "### Per problem class: mean, median run and worst seed of the score",
+        "",
+        class_table(scores, problems, optimizers, seeds),
+        "",
+        "Last column: runs (problem x seed) whose best value is worse than the median of "
+        f"random search's runs on the same problem (`{BASELINE}`).",
         "",
         "### Best objective found (mean ± standard error over seeds; lower is better)",
         "",

@@ -223,3 +223,20 @@ def test_preview_search_says_where_trials_run(workdir: Path, user_config: Path) 
     assert "Trials run as SLURM jobs (sbatch --gres=gpu:1); chosen by the experiment config" in (
         result.output
     )
+
+
+def test_a_dask_trial_may_span_nodes_of_slots_per_node(workdir: Path) -> None:
+    """Unlike slurm:, dask: runs a trial wider than a node across several workers."""
+    pytest.importorskip("distributed")
+    config = load_config(
+        write(workdir, "resources: {slots_per_trial: 8}\ndask: {address: 'tcp://h:8786', "
+              "slots_per_node: 4}\n")
+    )  # fmt: skip
+    choice = resolve_cluster(config.raw)
+    assert (choice.backend, choice.slots_per_node) == ("dask", 4)
+    dask = scheduler_for(choice.to_dict(), str(workdir), 8, lambda: None)
+    assert (dask.gpus_per_trial, dask.slots_per_node) == (8, 4)
+    assert resolve_cluster(config.raw, options=["slots_per_node=2"]).slots_per_node == 2
+    assert problems(workdir, "dask: {address: 'tcp://h:8786', slots_per_node: 0}\n")[0].startswith(
+        "line 6: dask.slots_per_node:"
+    )

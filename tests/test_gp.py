@@ -355,3 +355,40 @@ def test_study_with_gpyopt_initial_points() -> None:
     assert len(ran) == 15
     assert ran[0] == start[0] and ran[1] == start[1]
     assert study.get_best_result()["Objective"] < 3.0
+
+
+# Seven parameters of five kinds where the best ``x`` depends on a category: a search that
+# settles in the first good category ("sgd", 0.6) must step out to find "adam" (0).
+_BASINS = {"sgd": (-2.17, 0.6), "adam": (1.63, 0.0), "rmsprop": (3.41, 0.35)}
+_ACTIVATION = {"relu": 0.0, "tanh": 0.35, "gelu": 0.12, "sigmoid": 0.9}
+SEVEN = SearchSpace(
+    [
+        Choice("optimizer", list(_BASINS)),
+        Continuous("x", [-5.0, 5.0]),
+        Continuous("lr", [1e-5, 1.0], scale="log"),
+        Discrete("width", [4, 1024], scale="log"),
+        Discrete("depth", [1, 8]),
+        Continuous("dropout", [0.0, 0.8]),
+        Choice("activation", list(_ACTIVATION)),
+    ]
+)
+
+
+def seven(p: dict[str, Any]) -> float:
+    x0, depth = _BASINS[p["optimizer"]]
+    return (
+        depth
+        + 0.25 * (p["x"] - x0) ** 2
+        + 0.5 * (math.log10(p["lr"]) + 2.71 + 0.15 * (p["depth"] - 3)) ** 2
+        + 0.3 * (math.log2(p["width"]) - 5.4) ** 2
+        + 0.2 * abs(p["depth"] - 3)
+        + 2.0 * (p["dropout"] - 0.137) ** 2
+        + _ACTIVATION[p["activation"]]
+    )
+
+
+def test_steps_out_of_a_category_that_stopped_improving() -> None:
+    # Seeds on which the search first converges inside "sgd" (0.6 and no lower without the
+    # step out).
+    found = [best(run(GPSampler(), SEVEN, seven, 60, seed)[0]) for seed in (8, 9)]
+    assert max(found) < 0.1, found

@@ -8,11 +8,9 @@ Needs root and ``ip``; everything made is removed afterwards, also when a test f
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-import shutil
 import signal
 import ssl
 import stat
@@ -29,6 +27,13 @@ import pytest
 import yaml
 
 pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install .[dask])")
+
+from tests.cluster.netns import (  # noqa: E402
+    _make_namespace,
+    _remove_namespace,
+    _wait_for,
+    skip_unless_root,
+)
 
 import ridgeline as sherpa  # noqa: E402
 from ridgeline.errors import SearchFailed  # noqa: E402
@@ -50,69 +55,9 @@ class Remote:
     dask: str  # tcp://host:port of the dask scheduler
 
 
-def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-
-
-def _free_subnet() -> int:
-    """An X for which no interface here holds an address in 10.233.X.0/24."""
-    used = _ip("-o", "addr", "show").stdout
-    for x in range(1, 255):
-        if f"10.233.{x}." not in used:
-            return x
-    raise AssertionError("no free 10.233.X.0/30 subnet for the test namespace")
-
-
-def _make_namespace() -> tuple[str, str, int]:
-    """A namespace with a veth pair to this one; (namespace, host-side device, X)."""
-    with open("/tmp/ridgeline-netns.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        x = _free_subnet()
-        namespace, outside, inside = f"ridgeline-{x}-{os.getpid()}", f"rlv{x}h", f"rlv{x}n"
-        steps = [
-            ["netns", "add", namespace],
-            ["link", "add", outside, "type", "veth", "peer", "name", inside],
-            ["link", "set", inside, "netns", namespace],
-            ["addr", "add", f"10.233.{x}.1/30", "dev", outside],
-            ["link", "set", outside, "up"],
-            ["-n", namespace, "addr", "add", f"10.233.{x}.2/30", "dev", inside],
-            ["-n", namespace, "link", "set", inside, "up"],
-            ["-n", namespace, "link", "set", "lo", "up"],
-        ]
-        for step in steps:
-            result = _ip(*step)
-            if result.returncode != 0:
-                _remove_namespace(namespace, outside)
-                raise AssertionError(f"ip {' '.join(step)}: {result.stderr}")
-    return namespace, outside, x
-
-
-def _remove_namespace(namespace: str, outside: str) -> None:
-    """End what still runs inside, then remove the namespace and the veth pair."""
-    for pid in _ip("netns", "pids", namespace).stdout.split():
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-    _ip("netns", "del", namespace)  # takes the inside end, and so the pair, with it
-    _ip("link", "del", outside)  # gone already unless the pair was never moved
-
-
-def _wait_for(condition: Any, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip(
-            "SKIPPED REMOTE-TRIAL TESTS: they need root and iproute2's ip to make a network "
-            "namespace with a veth pair; run the suite as root, as .ci/run does"
-        )
+    skip_unless_root("REMOTE-TRIAL TESTS")
     folder = tmp_path_factory.mktemp("remote")
     namespace, outside, x = _make_namespace()
     host, peer = f"10.233.{x}.1", f"10.233.{x}.2"

@@ -3,13 +3,16 @@
 Hyperparameters: ``lr``; ``crash_rank`` (that rank exits 3 mid-operation on the trial's first
 attempt); ``early_is_better`` (the metric favours low trial numbers, so ASHA promotes a paused
 trial); ``freeze_chief`` (rank 0 stops itself with SIGSTOP mid-operation, once). Every
-rank writes its own shard of each checkpoint and reads it back on restore."""
+rank writes its own shard of each checkpoint and reads it back on restore. Each rank notes
+the node it runs on (its network namespace and node address); rank 0 notes when it got its
+first operation (``first_op``, seconds since the epoch)."""
 
 import json
 import os
 import pathlib
 import signal
 import sys
+import time
 
 import torch
 import torch.distributed as dist
@@ -29,6 +32,9 @@ inputs = torch.randn(64, 4)
 targets = inputs.sum(dim=1, keepdim=True)
 mine = slice(rank, None, distributed.size)
 note = pathlib.Path(f"rank{rank}.log")  # in the trial's folder: what this rank saw
+with note.open("a") as f:
+    node = info.container_addrs[info.container_rank]
+    f.write(f"node {info.container_rank} {node} {os.readlink('/proc/self/ns/net')}\n")
 
 
 def validate(steps: int) -> float:
@@ -59,6 +65,9 @@ with det.core.init(distributed=distributed) as core:
             f.write(f"restored {steps} ranks={sorted(meta['ranks'])}\n")
     preempted = False
     for op in core.searcher.operations():
+        first_op = pathlib.Path("first_op")
+        if rank == 0 and not first_op.exists():
+            first_op.write_text(str(time.time()))
         with note.open("a") as f:
             f.write(f"op {op.length} world={distributed.size} slots={info.slot_ids}\n")
         value = 0.0
@@ -68,6 +77,7 @@ with det.core.init(distributed=distributed) as core:
             loss.backward()
             optimizer.step()
             steps += 1
+            time.sleep(hparams.get("step_sleep", 0))
             if hparams.get("freeze_chief") and rank == 0 and steps == 7:
                 frozen = pathlib.Path("froze")
                 if not frozen.exists():

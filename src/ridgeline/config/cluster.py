@@ -44,7 +44,7 @@ BACKENDS = ("local", "slurm", "sge", "dask")
 SECTIONS: dict[str, tuple[str, ...]] = {
     "slurm": ("sbatch_args", "gpu_type", "slots_per_node"),  # Determined's SlurmConfig
     "sge": ("qsub_args",),
-    "dask": ("address",),
+    "dask": ("address", "slots_per_node"),  # slots_per_node: see schedulers/daskgang.py
 }
 #: Fields of the user config's ``cluster:`` and of ``--cluster-option``, and their backends.
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -54,6 +54,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "qsub_args": ("sge",),
     "environment": ("slurm", "sge"),
     "address": ("dask",),
+    "slots_per_node": ("slurm", "dask"),
     "heartbeat_seconds": BACKENDS,  # silence before a trial is lost (ridgeline.engine.watchdog)
 }
 #: Where each cluster backend's scheduler class lives (module, class).
@@ -144,7 +145,7 @@ def check_cluster_sections(p: Problems, cfg: Mapping[str, Any], slots_per_trial:
             continue
         p.unknown_keys(name, section, SECTIONS[name], f"{name}:")
         per_node = _fields(p, name, section).get("slots_per_node")
-        if per_node is not None and slots_per_trial > per_node:
+        if per_node is not None and slots_per_trial > per_node and name != "dask":
             p.add(
                 join(name, "slots_per_node"),
                 f"is {per_node}, fewer than resources.slots_per_trial ({slots_per_trial}); "
@@ -157,7 +158,7 @@ def _example(name: str) -> str:
     return {
         "slurm": 'e.g. slurm: {sbatch_args: ["--partition=gpu"]}',
         "sge": 'e.g. sge: {qsub_args: ["-q", "all.q"]}',
-        "dask": "e.g. dask: {address: tcp://scheduler:8786}",
+        "dask": "e.g. dask: {address: tcp://scheduler:8786, slots_per_node: 4}",
     }[name]
 
 
@@ -306,7 +307,7 @@ def _cli_options(options: Sequence[str], backend: str) -> dict[str, Any]:
             )
             continue
         try:
-            yaml_value = key.endswith("_args") or key == "heartbeat_seconds"
+            yaml_value = key.endswith("_args") or key in ("heartbeat_seconds", "slots_per_node")
             given[key] = _value(text) if yaml_value else text  # the rest: text
         except Exception as exc:  # noqa: BLE001 - any YAML error is the user's value
             p.add(f"--cluster-option {key}", f"cannot be read as YAML: {exc}")
@@ -396,7 +397,13 @@ def scheduler_for(
     module, name = CLASSES[choice.backend]
     cls = getattr(importlib.import_module(module), name)
     if choice.backend == "dask":
-        return _build(cls, address=choice.address, output_dir=output_dir, gpus=slots_per_trial)
+        return _build(
+            cls,
+            address=choice.address,
+            output_dir=output_dir,
+            gpus=slots_per_trial,
+            slots_per_node=choice.slots_per_node,
+        )
     gpus = 0 if choice.gpu_type else slots_per_trial  # the typed --gres is in the options
     args = choice.submit_args(slots_per_trial)
     if choice.backend == "sge" and gpus and not _gpu_parameter(cls):

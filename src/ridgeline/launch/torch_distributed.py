@@ -3,19 +3,27 @@ start this trial's share of a ``torch.distributed`` job with torchrun, one worke
 
 What it asks torchrun for comes from the trial's ``ClusterInfo``: ``len(slot_ids)`` workers
 on this machine, ``len(container_addrs)`` machines, this one being ``container_rank``, the
-rendezvous on the first machine on a free port (``C10D_PORT`` when the trial spans machines).
+rendezvous on the first machine on a free port (across machines ``C10D_PORT``, which the
+Dask backend sets to a port the chief's node picked for this attempt; else 29400).
 TORCHRUN_ARGS, ended by ``--``, override those. Each worker's output is labelled with its rank
 (``wrap_rank``). torchrun ends every worker when one fails (``--max_restarts 0``: a failed
 worker fails the trial attempt, and the coordinator restarts the whole trial from its latest
 checkpoint), and the exit status is torchrun's.
+
+Across machines, gloo and NCCL must talk over the network that joins the nodes, not over the
+interface the host name happens to resolve to (often loopback): unless ``GLOO_SOCKET_IFNAME``
+/ ``NCCL_SOCKET_IFNAME`` are set, both are pointed at the interface holding this node's
+address in ``container_addrs``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 
@@ -26,6 +34,7 @@ USAGE = (
     "usage: python3 -m ridgeline.launch.torch_distributed [--trust] [TORCHRUN_ARGS... --] SCRIPT..."
 )
 C10D_PORT = 29400  # torchrun's rendezvous port when the trial spans machines (Determined's)
+SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
@@ -41,6 +50,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def interface_of(address: str) -> str | None:
+    """The name of the network interface that holds the IPv4 ``address`` (Linux), or None."""
+    try:
+        wanted = socket.inet_aton(socket.gethostbyname(address))
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for name in names:
+            try:
+                raw = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, struct.pack("256s", name.encode()))
+            except OSError:  # no IPv4 address on it
+                continue
+            if raw[20:24] == wanted:
+                return name
+    return None
 
 
 def torchrun_command(
@@ -104,6 +131,11 @@ def main(args: list[str]) -> int:
     )
     child_env = dict(os.environ)
     child_env[env.CHIEF_IP] = chief
+    if not local and 0 <= info.container_rank < nodes:
+        device = interface_of(info.container_addrs[info.container_rank])
+        if device is not None:
+            child_env.setdefault("GLOO_SOCKET_IFNAME", device)
+            child_env.setdefault("NCCL_SOCKET_IFNAME", device)
     child_env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, without its warning
     process = subprocess.Popen([*command, *script], env=child_env)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):

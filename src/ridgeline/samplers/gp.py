@@ -20,8 +20,15 @@ How a suggestion is made:
 4. **Acquisition** (log EI by default; log PI or LCB), maximised over random candidates and
    perturbations of the best points, the best few refined with L-BFGS-B over the numeric
    coordinates, then rounded to legal values and improved by trying neighbouring integers and
-   other categories. The best candidate not equal to an observed or pending one wins; one that
-   nearly repeats a point is asked again of a model with shorter lengthscales.
+   other categories; the best candidate of every category is refined too, so a category whose
+   own optimum lies elsewhere is judged at its best. The best candidate not equal to an
+   observed or pending one wins; one that nearly repeats a point is asked again of a model
+   with shorter lengthscales.
+5. **Stepping out.** When the best result has stopped improving for a while (max(4, half
+   the searched parameters) results without a real gain), every other suggestion explores:
+   the best point with one to three parameters drawn anew, outside its neighbourhood,
+   chosen by the acquisition. A search that settled in the first good category (or basin)
+   gets to try the others with what it learned about the remaining parameters.
 """
 
 from __future__ import annotations
@@ -61,6 +68,9 @@ _STARTS = 8  # candidates refined with L-BFGS-B
 _XI = 0.0  # improvement (in standardised units) that EI and PI ask for beyond the best
 _DUP_GAP = 0.01  # a suggestion closer than this (in lengthscales) to a point is a near-repeat
 _LIAR_SD = 1.0  # pending points are fantasised this many posterior sds above their mean
+_STALL_MIN = 4  # results without real progress before every other suggestion explores
+_STALL_TOL = 1e-3  # progress smaller than this share of (median - best) is no progress
+_EXPLORE_RADIUS = 1.0  # an exploring suggestion keeps this many lengthscales from the best
 
 
 _THREADS: Any = None  # threadpoolctl's controller, created on first use when installed
@@ -338,6 +348,12 @@ class GPSampler(Sampler):
             xp = np.vstack(pend_x)
             mu_p, var_p = model.predict(xp)
             model = model.with_data(xp, mu_p + _LIAR_SD * np.sqrt(var_p))
+        if _exploring(y, max(_STALL_MIN, (enc.free + 1) // 2)):
+            incumbent = obs_x[int(np.argmin(y))]
+            acquisition = _Acquisition(self.acquisition, model, xp, incumbent * model.w)
+            x_next = self._explore(enc, acquisition, incumbent, seen, gen)
+            if x_next is not None:
+                return enc.decode(x_next)
         x_next = self._maximise(enc, _Acquisition(self.acquisition, model, xp), seen, gen)
         for _ in range(2):
             # A suggestion on top of an observed point means the model is sure that nothing
@@ -455,6 +471,11 @@ class GPSampler(Sampler):
             acq = np.concatenate(pool_a)
             order = np.argsort(-acq, kind="stable")
             starts = _distinct_rows(xs[order], _STARTS)
+            if enc.blocks:
+                # The best candidate of every category too: where the best numeric values
+                # depend on a category, the top few may all share one, and a category whose
+                # own optimum lies elsewhere would never be refined.
+                starts = _distinct_rows(np.vstack([starts, _best_per_category(enc, xs, acq)]), 64)
             if enc.numeric and len(starts):
                 refined = self._refine(enc, acquisition, starts)
                 score(enc.round(refined))
@@ -500,6 +521,36 @@ class GPSampler(Sampler):
             if enc.key(enc.decode(xr)) not in seen:
                 return xr
         return xs[order[0]]
+
+    def _explore(
+        self,
+        enc: _Encoder,
+        acquisition: _Acquisition,
+        incumbent: np.ndarray,
+        seen: set[tuple[Any, ...]],
+        gen: np.random.Generator,
+    ) -> np.ndarray | None:
+        """A step away from a best point that stopped improving: the incumbent with one to
+        three parameters drawn anew (a category switched, a number anywhere in its range), the
+        one the acquisition likes best outside the incumbent's neighbourhood. Moving a few
+        coordinates keeps what the search has learned about the others; moving all of them
+        lands in the corners, where a GP is most uncertain and least useful."""
+        m = 200 * max(enc.free, 1)
+        out = np.repeat(incumbent[None, :], m, axis=0)
+        cube = gen.random((m, enc.free))
+        fresh = enc.from_cube(cube)
+        count = gen.integers(1, 4, m)
+        for i in range(m):
+            for j in gen.choice(enc.free, size=min(int(count[i]), enc.free), replace=False):
+                _, col, width = enc.slots[j]
+                out[i, col : col + width] = fresh[i, col : col + width]
+        a = acquisition.values(out)
+        for i in np.argsort(-a, kind="stable"):
+            if not np.isfinite(a[i]):
+                break
+            if enc.key(enc.decode(out[i])) not in seen:
+                return out[i]
+        return None
 
     def _out_of_time(self) -> bool:
         return self._deadline < math.inf and time.perf_counter() > self._deadline
@@ -667,9 +718,17 @@ class _Acquisition:
     """The acquisition function to maximise: log EI, log PI or -LCB on the (fantasy-
     conditioned) model, plus a crowding penalty around pending points."""
 
-    def __init__(self, kind: str, model: gp_model.GP, pending: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        model: gp_model.GP,
+        pending: np.ndarray | None,
+        avoid: np.ndarray | None = None,
+    ) -> None:
         # "mean": the posterior mean alone (LCB without exploration), for the predicted best
         self.kind = "lcb" if kind == "mean" else kind
+        # ``avoid``: a point (in scaled features) whose surroundings an exploring step leaves
+        self.avoid = avoid
         self.kappa = 0.0 if kind == "mean" else _LCB_KAPPA
         self.model = model
         self.best = float(model.y.min()) - _XI
@@ -682,7 +741,14 @@ class _Acquisition:
         a = gp_model.acquisition(self.kind, mu, var, self.best, self.kappa)
         if self.pending is not None:
             a = a + self.weight * self.model.crowding(x, self.pending)[0]
+        a = np.where(self._near_avoided(x), -np.inf, a)
         return np.where(np.isfinite(a), a, -np.inf)
+
+    def _near_avoided(self, x: np.ndarray) -> np.ndarray:
+        if self.avoid is None:
+            return np.zeros(len(x), dtype=bool)
+        d2 = ((x * self.model.w - self.avoid) ** 2).sum(1)
+        return d2 < _EXPLORE_RADIUS**2
 
     def values_grad(self, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mu, var, dmu, dvar = self.model.predict_grad(x, free)
@@ -692,7 +758,24 @@ class _Acquisition:
             assert pg is not None
             a = a + self.weight * pa
             g = g + self.weight * pg
-        return a, g
+        near = self._near_avoided(x)
+        return np.where(near, -np.inf, a), np.where(near[:, None], 0.0, g)
+
+
+def _exploring(y: np.ndarray, patience: int) -> bool:
+    """Whether this suggestion should explore away from the best point: the results (in the
+    order they came, lower is better) have made no real progress (a gain above
+    ``_STALL_TOL`` of the distance from the median to the best) for ``patience`` results, and
+    every other suggestion since then explores (the rest keep refining the best)."""
+    n = len(y)
+    if n <= patience:
+        return False
+    tol = _STALL_TOL * max(float(np.median(y) - y.min()), 1e-12)
+    before = np.minimum.accumulate(y)[:-1]  # best before each result
+    gains = np.flatnonzero(y[1:] < before - tol)
+    last = int(gains[-1]) + 1 if len(gains) else 0
+    stalled = n - 1 - last
+    return stalled >= patience and (stalled - patience) % 2 == 0
 
 
 def _scaled_gap(model: gp_model.GP, x: np.ndarray) -> float:
@@ -727,6 +810,19 @@ def _subsample(
     pick = gen.choice(rest, size=limit - len(keep_best), replace=False)
     idx = np.sort(np.concatenate([keep_best, pick]))
     return x[idx], y[idx]
+
+
+def _best_per_category(enc: _Encoder, xs: np.ndarray, acq: np.ndarray) -> np.ndarray:
+    """For each value of each Choice parameter, the candidate with the highest acquisition
+    among those that take it."""
+    rows = []
+    for col, k in enc.blocks:
+        which = np.argmax(xs[:, col : col + k], axis=1)
+        for c in range(k):
+            idx = np.flatnonzero(which == c)
+            if len(idx):
+                rows.append(xs[idx[np.argmax(acq[idx])]])
+    return np.vstack(rows) if rows else np.zeros((0, xs.shape[1]))
 
 
 def _distinct_rows(x: np.ndarray, k: int) -> np.ndarray:

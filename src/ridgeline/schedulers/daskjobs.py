@@ -14,6 +14,14 @@ wrapper) with an exclusive create; a second run finds the claim, ends the first 
 if it still runs on this host (the dead worker's orphan), and returns SIGKILL's code: a
 failure, never a success.
 
+A trial across nodes is one such task per node (``run_trial`` with ``node``), each pinned to
+its own worker (``schedulers/daskgang.py``). Before any node starts the trial, the node tasks
+meet: each announces itself in a dask ``Variable`` named after the attempt, the chief's
+carrying the two rendezvous ports it picked free on its own machine (torchrun's, as
+``C10D_PORT``, and the rank channel's, as ``RIDGELINE_CHIEF_PORT``); every node waits until all
+have announced, so no node starts the trial before the whole gang runs, and concurrent trials
+never share a port (a fresh pair per attempt, from the chief's own free ports).
+
 This module imports only the standard library at import time; dask is imported by the few
 calls that need it, on the worker.
 """
@@ -25,14 +33,18 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ridgeline.schedulers import exitstatus
 from ridgeline.schedulers.local import process_start_time
 from ridgeline.trial import env as trial_env
 
-__all__ = ["run_trial", "signal_trial"]
+__all__ = ["run_trial", "signal_trial", "signal_trials"]
+
+GANG_START_TIMEOUT = 600.0  # seconds a node waits for the rest of its gang to start
 
 _lock = threading.Lock()
 _running: dict[str, subprocess.Popen[bytes]] = {}  # task key -> the wrapper process
@@ -49,8 +61,11 @@ def run_trial(
     exit_file: str,
     claim: str,
     gpus: int,
+    node: Mapping[str, Any] | None = None,
 ) -> int:
-    """Run one trial attempt on this worker; its exit code (negative: the signal)."""
+    """Run one trial attempt (or, with ``node``, one node's share of it) on this worker; its
+    exit code (negative: the signal). ``node``: ``rank``, ``nodes``, ``gang`` (the attempt's
+    key) and ``timeout`` (seconds to wait for the other nodes)."""
     try:
         fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -74,6 +89,11 @@ def run_trial(
         full_env[trial_env.RESOURCE] = ids
         full_env[trial_env.SHERPA_RESOURCE] = ids
     try:
+        if node is not None:
+            failed = _join_gang(key, node, full_env, output)
+            if failed is not None:
+                os.close(fd)
+                return failed
         with _lock:
             if key in _doomed:
                 os.close(fd)
@@ -128,10 +148,83 @@ def signal_trial(key: str, sig: int) -> bool:
     return True
 
 
+def signal_trials(keys: Sequence[str], sig: int) -> list[str]:
+    """``signal_trial`` for each of ``keys`` (the nodes of one trial); the keys found here."""
+    return [key for key in keys if signal_trial(key, sig)]
+
+
 def forget(key: str) -> None:
     """Drop a remembered signal for a task that ended (sent to every worker)."""
     with _lock:
         _doomed.pop(key, None)
+
+
+def _gang_variable(gang: str, rank: int) -> str:
+    return f"{gang}-node{rank}-up"
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on every address of this machine now."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _join_gang(
+    key: str, node: Mapping[str, Any], full_env: dict[str, str], output: str
+) -> int | None:
+    """Announce this node and wait for every other node of the gang (see the module's
+    docstring); sets the rendezvous ports in ``full_env``. None when all are there, else
+    the exit code this node ends with (a signal that came meanwhile, or a timeout)."""
+    from distributed import Variable
+
+    rank, nodes, gang = int(node["rank"]), int(node["nodes"]), str(node["gang"])
+    timeout = float(node.get("timeout") or GANG_START_TIMEOUT)
+    mine = {"host": socket.gethostname()}
+    if rank == 0:
+        c10d, channel = _free_ports(2)
+        mine.update(c10d=str(c10d), channel=str(channel))
+    Variable(_gang_variable(gang, rank)).set(mine)
+    deadline = time.monotonic() + timeout
+    seen: dict[int, dict[str, str]] = {rank: mine}
+    while len(seen) < nodes:
+        with _lock:
+            if key in _doomed:
+                return -_doomed.pop(key)
+        for other in range(nodes):
+            if other in seen:
+                continue
+            try:
+                seen[other] = Variable(_gang_variable(gang, other)).get(timeout=0.2)
+            except Exception:  # noqa: BLE001 - not announced yet (dask raises TimeoutError)
+                break
+        if len(seen) < nodes and time.monotonic() > deadline:
+            missing = sorted(set(range(nodes)) - set(seen))
+            with open(output, "a") as out:
+                out.write(
+                    f"ridgeline: node {rank} of {nodes}: nodes {missing} of this trial did not "
+                    f"start within {timeout:.0f} s; this node gives up without starting it\n"
+                )
+            return 1
+    full_env["C10D_PORT"] = seen[0]["c10d"]
+    full_env[trial_env.CHIEF_PORT] = seen[0]["channel"]
+    return None
+
+
+def forget_gang(gang: str, nodes: int, client: Any = None) -> None:
+    """Delete the announcements of a gang that ended (called from the coordinator's side)."""
+    from distributed import Variable
+
+    for rank in range(nodes):
+        try:
+            Variable(_gang_variable(gang, rank), client=client).delete()
+        except Exception:  # noqa: BLE001 - never announced, or gone already
+            pass
 
 
 def _end_orphan(claim: str) -> None:
