@@ -61,6 +61,7 @@ from ridgeline.values import check_iteration, check_objective
 
 if TYPE_CHECKING:
     from ridgeline.config.network import Endpoint, NetworkChoice
+    from ridgeline.dashboard.hosting import Site
     from ridgeline.engine.tls import Certificate
 
 log = logging.getLogger("ridgeline")
@@ -109,6 +110,11 @@ class RunSettings:
     # Seconds without a word from a running attempt (the trial client beats 4 times as
     # often) before it is declared lost, FAILED and restarted (0 or None: never).
     heartbeat_seconds: float | None = DEFAULT_HEARTBEAT_SECONDS
+    # The experiment's web dashboard, served on a second loopback port of this loop (0: any
+    # free port); ``announce`` receives its login link (for a terminal, never the log).
+    dashboard: bool = True
+    dashboard_port: int = 0
+    announce: Callable[[str], None] | None = None
 
 
 class _Report(NamedTuple):
@@ -183,6 +189,7 @@ class Coordinator:
         self.best_validation: float | None = None
         self.url = ""
         self.endpoint: Endpoint | None = None  # decided in run()
+        self.dashboard: Site | None = None  # the web dashboard, while it serves
         self._finished = asyncio.Event()
         self._signals: dict[int, _Signal] = {}
         self.writer = MetricWriter(self.store)
@@ -249,6 +256,7 @@ class Coordinator:
             self.port = sockets[0].getsockname()[1]
             assert self.endpoint is not None
             self.url = self.endpoint.url(self.port)
+            await self._start_dashboard()
             self._publish_address()
             self._keep_lease()
             self.engine.event("coordinator_started", url=self.url, pid=os.getpid(), resume=resume)
@@ -292,6 +300,8 @@ class Coordinator:
             self._wake()
             background.uninstall()
             suggester.shutdown(wait=False, cancel_futures=True)
+            if self.dashboard is not None:
+                await self.dashboard.close()
             await runner.cleanup()
 
     def _choose_endpoint(self) -> ssl.SSLContext | None:
@@ -338,8 +348,34 @@ class Coordinator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _start_dashboard(self) -> None:
+        """Serve the experiment's dashboard beside the trial API (``ridgeline.dashboard``);
+        a dashboard that cannot start is reported and the search goes on without it."""
+        if not self.settings.dashboard:
+            return
+        from ridgeline.dashboard.hosting import start
+
+        try:
+            self.dashboard = await start(
+                self.store,
+                port=self.settings.dashboard_port,
+                experiment_id=self.engine.experiment_id,
+            )
+        except Exception as exc:  # noqa: BLE001 - the search does not depend on it
+            log.warning("The dashboard did not start: %s", exc)
+            return
+        log.info("Dashboard: %s (log in with the link printed when it started)", self.dashboard.url)
+        if self.settings.announce is not None:
+            self.settings.announce(self.dashboard.login_url)
+
     def _publish_address(self) -> None:
         address: dict[str, Any] = {"url": self.url, "pid": os.getpid()}
+        record: dict[str, Any] = {}
+        if self.dashboard is not None:  # in the store beside the control token, for the CLI
+            record["dashboard"] = {
+                "url": self.dashboard.url,
+                "token": self.dashboard.access.token,
+            }
         if self.certificate is not None:  # what trials and the CLI pin
             address[trial_env.CERT_KEY] = self.certificate.sha256
         path = self.output_dir / "coordinator.json"
@@ -347,7 +383,7 @@ class Coordinator:
         tmp.write_text(json.dumps(address))
         os.replace(tmp, path)
         self.store.update_experiment(
-            self.engine.experiment_id, coordinator={**address, "port": self.port}
+            self.engine.experiment_id, coordinator={**address, "port": self.port, **record}
         )
 
     # -- actions -----------------------------------------------------------------------------
