@@ -24,7 +24,7 @@ from aiohttp import web
 
 from ridgeline.dashboard import data
 from ridgeline.dashboard.auth import COOKIE, CSRF_HEADER, Access
-from ridgeline.errors import UnsafePathError
+from ridgeline.errors import StoreError, UnsafePathError
 from ridgeline.store.base import Store
 from ridgeline.store.records import EXPERIMENT_DONE_STATES
 
@@ -123,10 +123,20 @@ def build_app(dashboard: Dashboard) -> web.Application:
             response = await handler(request)
         except LookupError as exc:
             return _error(str(exc).strip("'\""), 404)
+        except StoreError as exc:  # the store's "no experiment/trial with id N"
+            unknown = str(exc).startswith("no ")
+            if not unknown:
+                log.error("Dashboard %s %s: %s", request.method, request.path, exc)
+            return _error(str(exc) if unknown else "the store failed; see the log", 404 if unknown else 503)
         except web.HTTPException as exc:
             if exc.status >= 400 and request.path.startswith("/api/"):
                 return _error(exc.text or exc.reason, exc.status)
             raise
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Dashboard %s %s failed", request.method, request.path)
+            return _error("internal error in the dashboard; see its log", 500)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
