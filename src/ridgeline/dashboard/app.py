@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ridgeline.dashboard import data
 from ridgeline.dashboard.auth import COOKIE, CSRF_HEADER, Access
+from ridgeline.dashboard.cache import Views
 from ridgeline.errors import StoreError, UnsafePathError
 from ridgeline.store.base import Store
 from ridgeline.store.records import EXPERIMENT_DONE_STATES
@@ -66,6 +67,7 @@ class Dashboard:
         self.read = Reader(store)
         self.access = access or Access()
         self.experiment_id = experiment_id  # set: this dashboard shows that experiment only
+        self.views = Views()
         self.closing = asyncio.Event()
 
 
@@ -194,14 +196,14 @@ def build_app(dashboard: Dashboard) -> web.Application:
         return _json({"csrf": csrf, "scope": dashboard.experiment_id})
 
     async def experiments(request: web.Request) -> web.Response:
-        rows = await dashboard.read(data.experiments_list)
-        if dashboard.experiment_id is not None:
-            rows = [r for r in rows if r["id"] == dashboard.experiment_id]
-        return _json(rows)
+        return _json(await dashboard.read(dashboard.views.rows, dashboard.experiment_id))
 
     async def experiment(request: web.Request) -> web.Response:
         experiment_id = scoped(_int(request, "experiment"))
-        return _json(await dashboard.read(_overview, experiment_id))
+        page = await dashboard.read(dashboard.views.get(experiment_id).page)
+        return web.Response(
+            text=page, content_type="application/json", headers={"Cache-Control": "no-store"}
+        )
 
     async def trial(request: web.Request) -> web.Response:
         experiment_id = scoped(_int(request, "experiment"))
@@ -316,10 +318,6 @@ def _offset(raw: str | None) -> int:
     return int(raw)
 
 
-def _overview(store: Store, experiment_id: int) -> dict[str, Any]:
-    return data.experiment_overview(store, experiment_id)
-
-
 def _send(store: Store, experiment_id: int, path: str) -> dict[str, Any] | None:
     from ridgeline.cli import control
 
@@ -390,25 +388,34 @@ class Feed:
 
 
 class ExperimentFeed(Feed):
-    """News of an experiment since the last poll: new reports, trials that changed state."""
+    """News of an experiment since the last poll: new reports, trials that changed state
+    (looked up only when the store recorded an event: starts, exits, pauses, restarts)."""
 
     def __init__(self, experiment_id: int, cursor: int) -> None:
         self.experiment_id = experiment_id
         self.cursor = cursor
-        self.states: dict[int, str] | None = None
+        self.event_cursor: int | None = None
+        self.states: dict[int, str] = {}
+        self.numbers: dict[int, int] = {}  # trial id -> number
         self.experiment_state: str | None = None
 
     def poll(self, store: Store) -> dict[str, Any] | None:
-        metrics = store.read_metrics(self.experiment_id, after=self.cursor)
-        trials = store.list_trials(self.experiment_id)
         experiment = store.get_experiment(self.experiment_id)
-        numbers = {t.id: t.number for t in trials}
-        states = {t.number: str(t.state) for t in trials}
-        changed = {
-            n: s for n, s in states.items() if self.states is None or self.states.get(n) != s
-        }
-        first = self.states is None
-        self.states = states
+        metrics = store.read_metrics(self.experiment_id, after=self.cursor)
+        events = store.read_events(self.experiment_id, after=self.event_cursor or 0)
+        first = self.event_cursor is None
+        if events:
+            self.event_cursor = events[-1].seq
+        elif first:
+            self.event_cursor = 0
+        changed: dict[int, str] = {}
+        unknown = any(m.trial_id not in self.numbers for m in metrics)
+        if events or first or unknown:
+            trials = store.list_trials(self.experiment_id)
+            self.numbers = {t.id: t.number for t in trials}
+            states = {t.number: str(t.state) for t in trials}
+            changed = {n: s for n, s in states.items() if self.states.get(n) != s}
+            self.states = states
         state_changed = experiment.state != self.experiment_state
         self.experiment_state = str(experiment.state)
         if metrics:
@@ -417,7 +424,7 @@ class ExperimentFeed(Feed):
             return None
         reports = [
             {
-                "trial": numbers.get(m.trial_id),
+                "trial": self.numbers.get(m.trial_id),
                 "group": m.group,
                 "step": m.step,
                 "values": {k: v for k, v in m.values.items() if _finite(v)},

@@ -64,38 +64,33 @@ def coordinator_alive(experiment: ExperimentRecord) -> bool:
 
 
 # -- the experiments list ------------------------------------------------------------------------
-def experiments_list(store: Store) -> list[dict[str, Any]]:
-    """One row per experiment: state, trials by state, progress, best, failures."""
-    rows = []
-    for experiment in sorted(store.list_experiments(), key=lambda e: e.id):
-        analysis = Analysis(store, experiment.id)
-        counts: dict[str, int] = {}
-        for trial in analysis.trials:
-            counts[str(trial.state)] = counts.get(str(trial.state), 0) + 1
-        total = len(analysis.trials)
-        done = sum(n for state, n in counts.items() if state in TRIAL_DONE_STATES)
-        best = analysis.best_trial()
-        limit = _trial_limit(experiment)
-        rows.append(
-            {
-                "id": experiment.id,
-                "name": experiment.name,
-                "state": str(experiment.state),
-                "trials": total,
-                "done": done,
-                "running": counts.get(RUNNING, 0),
-                "failed": counts.get(FAILED, 0),
-                "states": counts,
-                "progress": _clean(done / limit) if limit else None,
-                "max_trials": limit,
-                "best": _clean(best.best) if best else None,
-                "best_trial": best.record.number if best else None,
-                "metric": analysis.metric_name,
-                "created_at": experiment.created_at,
-                "live": coordinator_alive(experiment),
-            }
-        )
-    return rows
+def experiment_row(analysis: Analysis) -> dict[str, Any]:
+    """One experiment in the list: state, trials by state, progress, best, failures."""
+    experiment = analysis.experiment
+    counts: dict[str, int] = {}
+    for trial in analysis.trials:
+        counts[str(trial.state)] = counts.get(str(trial.state), 0) + 1
+    total = len(analysis.trials)
+    done = sum(n for state, n in counts.items() if state in TRIAL_DONE_STATES)
+    best = analysis.best_trial()
+    limit = _trial_limit(experiment)
+    return {
+        "id": experiment.id,
+        "name": experiment.name,
+        "state": str(experiment.state),
+        "trials": total,
+        "done": done,
+        "running": counts.get(RUNNING, 0),
+        "failed": counts.get(FAILED, 0),
+        "states": counts,
+        "progress": _clean(done / limit) if limit else None,
+        "max_trials": limit,
+        "best": _clean(best.best) if best else None,
+        "best_trial": best.record.number if best else None,
+        "metric": analysis.metric_name,
+        "created_at": experiment.created_at,
+        "live": coordinator_alive(experiment),
+    }
 
 
 def _trial_limit(experiment: ExperimentRecord) -> int | None:
@@ -123,9 +118,8 @@ def _param_kind(values: list[Any]) -> str:
     return "category"
 
 
-def experiment_overview(store: Store, experiment_id: int) -> dict[str, Any]:
+def experiment_overview(analysis: Analysis) -> dict[str, Any]:
     """Everything the experiment page draws, downsampled for size."""
-    analysis = Analysis(store, experiment_id)
     experiment = analysis.experiment
     summaries = analysis.summaries
     names = analysis.param_names

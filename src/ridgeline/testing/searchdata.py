@@ -20,9 +20,15 @@ RUNGS = (1, 3, 9, 27, 81)
 
 
 def record_search(
-    store: Store, trials: int = 30, steps: int = 20, seed: int = 0, name: str = "recorded"
+    store: Store,
+    trials: int = 30,
+    steps: int = 20,
+    seed: int = 0,
+    name: str = "recorded",
+    rungs: bool = True,
 ) -> int:
-    """Write a finished search of ``trials`` trials and up to ``steps`` steps; its id."""
+    """Write a finished search of ``trials`` trials and up to ``steps`` steps; its id.
+    ``rungs=False``: every trial reports all ``steps`` steps (none is stopped at a rung)."""
     rng = random.Random(seed)
     config = {"lower_is_better": True, "output_dir": "", "token": uuid.uuid4().hex}
     experiment = store.create_experiment(name, config, state=COMPLETED)
@@ -43,7 +49,9 @@ def record_search(
         made.append(trial.id)
         level = abs(math.log10(lr) + 2.5) + 0.1 * abs(layers - 3)
         level += {"adam": 0.0, "sgd": 0.3, "rmsprop": 0.15}[optimizer]
-        length = next((r for r in RUNGS if r < steps and rng.random() < 0.5), steps)
+        length = steps
+        if rungs:
+            length = next((r for r in RUNGS if r < steps and rng.random() < 0.5), steps)
         entries = [
             (step, {"objective": level + 1.0 / step + rng.gauss(0, 0.01), "loss": 2.0 / step})
             for step in range(1, length + 1)
