@@ -56,6 +56,7 @@ _SUBMODULES = {
     "sherpa",
     "space",
     "store",
+    "visualization",
 }
 
 __all__ = [
@@ -94,6 +95,7 @@ __all__ = [
     "sherpa",
     "space",
     "store",
+    "visualization",
 ]
 
 if TYPE_CHECKING:

@@ -33,6 +33,7 @@ from ridgeline.store.records import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ridgeline.space import SearchSpace
     from ridgeline.store.base import Store
 
 OBJECTIVE = "objective"
@@ -74,10 +75,17 @@ class Analysis:
     """Read-only view of one experiment in a store. Cheap to build; reads on first use and
     again after ``refresh()`` (a running search keeps adding rows)."""
 
-    def __init__(self, store: Store, experiment_id: int, owns_store: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        experiment_id: int,
+        owns_store: bool = False,
+        space: SearchSpace | None = None,
+    ) -> None:
         self.store = store
         self.experiment_id = experiment_id
         self._owns_store = owns_store
+        self._space = space  # a Study's own space: scales and choices the store does not keep
 
     # -- what the experiment is --------------------------------------------------------------
     @cached_property
@@ -100,6 +108,43 @@ class Analysis:
             return bool(searcher["smaller_is_better"])
         return bool(self.experiment.config.get("lower_is_better", True))
 
+    @property
+    def searcher_config(self) -> dict[str, Any]:
+        """The Core-API ``searcher:`` mapping with its defaults; ``{}`` for SHERPA searches."""
+        return dict(self.raw_config.get("searcher") or {})
+
+    @property
+    def length_unit(self) -> str:
+        """What a step counts: the searcher's length unit (``batches``, ``epochs``,
+        ``records``) when the config names one, ``steps`` (the script's own) for a Core-API
+        length without a unit, ``iterations`` (SHERPA's word) for SHERPA searches."""
+        for key in ("max_length", "length_per_round", "max_time"):
+            value = self.searcher_config.get(key)
+            if isinstance(value, dict) and value:
+                return str(next(iter(value)))
+        return "steps" if self.searcher_config else "iterations"
+
+    def searcher_state(self) -> dict[str, Any]:
+        """The searcher's last saved state (rungs, promotions, brackets); ``{}`` when the
+        store keeps none (an in-memory Study)."""
+        state = self.store.load_searcher_state(self.experiment_id) or {}
+        return dict(state.get("searcher") or {})
+
+    @cached_property
+    def param_specs(self) -> list[ParamSpec]:
+        """Each hyperparameter's kind and scale: from the Study's space or the experiment's
+        ``hyperparameters:`` when known, else inferred from the values trials had."""
+        declared: dict[str, ParamSpec] = {}
+        if self._space is not None:
+            declared = {p.name: _spec_of_parameter(p) for p in self._space.parameters}
+        else:
+            _specs_of_config(self.raw_config.get("hyperparameters") or {}, "", declared)
+        out = []
+        for name in self.param_names:
+            spec = declared.get(name)
+            out.append(spec if spec is not None else _inferred_spec(name, self.trials))
+        return out
+
     def better(self, a: float, b: float) -> bool:
         return a < b if self.smaller_is_better else a > b
 
@@ -121,7 +166,16 @@ class Analysis:
 
     def refresh(self) -> Analysis:
         """Forget what was read, so the next question sees the store as it is now."""
-        for name in ("experiment", "trials", "metrics", "events", "summaries", "searcher_reports"):
+        for name in (
+            "experiment",
+            "trials",
+            "metrics",
+            "events",
+            "summaries",
+            "searcher_reports",
+            "curves",
+            "param_specs",
+        ):
             self.__dict__.pop(name, None)
         return self
 
@@ -141,11 +195,30 @@ class Analysis:
         trial has the former, only those count."""
         metric = self.metric_name
         found: dict[int, dict[str, list[tuple[int, int, float]]]] = {}
+        # One pass over every report, inlined (``searcher_value`` per report costs a
+        # second on a million reports).
         for record in self.metrics:
-            value = searcher_value(record, metric)
-            if value is not None:
-                groups = found.setdefault(record.trial_id, {})
-                groups.setdefault(record.group, []).append((record.seq, record.step, value))
+            group = record.group
+            if group not in SEARCHER_GROUPS:
+                continue
+            values = record.values
+            if OBJECTIVE in values:
+                value = values[OBJECTIVE]
+            elif group == "validation" and metric in values:
+                value = values[metric]
+            else:
+                continue
+            kind = type(value)
+            if kind is not float and kind is not int:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+            groups = found.get(record.trial_id)
+            if groups is None:
+                groups = found[record.trial_id] = {}
+            reports = groups.get(group)
+            if reports is None:
+                reports = groups[group] = []
+            reports.append((record.seq, record.step, float(value)))
         return {
             trial: groups.get("searcher") or groups.get("validation") or []
             for trial, groups in found.items()
@@ -158,24 +231,40 @@ class Analysis:
             if event.kind == "stop_requested" and "trial" in event.data:
                 reasons[int(event.data["trial"])] = str(event.data.get("reason") or "stopped")
         out = []
+        pick = min if self.smaller_is_better else max
+        curves = self.curves
         for trial in self.trials:
-            per_step = {step: value for _, step, value in self.searcher_reports.get(trial.id, [])}
-            values = [v for v in per_step.values() if finite(v)]
-            best = None
-            for value in values:
-                if best is None or self.better(value, best):
-                    best = value
-            steps = max(per_step, default=0)
+            steps, values = curves.get(trial.id, ((), ()))
+            good = list(values)
+            if not math.isfinite(math.fsum(good)):  # a finite sum: every value is finite
+                good = [v for v in good if finite(v)]
             out.append(
                 TrialSummary(
                     record=trial,
-                    best=best,
-                    last=per_step.get(steps) if per_step else None,
-                    steps=steps,
-                    reports=len(per_step),
+                    best=pick(good) if good else None,
+                    last=values[-1] if values else None,
+                    steps=steps[-1] if steps else 0,
+                    reports=len(steps),
                     stop_reason=reasons.get(trial.number),
                 )
             )
+        return out
+
+    @cached_property
+    def curves(self) -> dict[int, tuple[list[int], list[float]]]:
+        """Per trial id, its searcher metric as ``(steps, values)`` by increasing step; when
+        a step was reported twice (a restarted trial), the later report counts."""
+        out = {}
+        for trial, reports in self.searcher_reports.items():
+            if not reports:
+                continue
+            _, step_tuple, value_tuple = zip(*reports, strict=True)
+            steps, values = list(step_tuple), list(value_tuple)
+            if steps != sorted(set(steps)):
+                per_step = {r[1]: r[2] for r in reports}
+                steps = sorted(per_step)
+                values = [per_step[s] for s in steps]
+            out[trial] = (steps, values)
         return out
 
     def best_trial(self) -> TrialSummary | None:
@@ -271,6 +360,76 @@ class Analysis:
 _MAY_WIN = frozenset({COMPLETED, STOPPED, RUNNING, PAUSED})
 
 
+def may_win(state: str) -> bool:
+    """Whether a trial in ``state`` may be called the best (a failed one never is)."""
+    return state in _MAY_WIN
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How to show one hyperparameter: ``kind`` is ``float``, ``int``, ``categorical`` or
+    ``constant``; ``log`` for log-scaled ranges; ``choices`` for categorical ones;
+    ``declared`` is False when the kind was inferred from values (SHERPA output folders keep
+    no scales)."""
+
+    name: str
+    kind: str
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+    declared: bool = True
+
+
+def _spec_of_parameter(parameter: Any) -> ParamSpec:
+    from ridgeline.space import Constant, Continuous, Discrete
+
+    log = getattr(parameter, "scale", "linear") == "log"
+    if isinstance(parameter, Continuous):
+        return ParamSpec(parameter.name, "float", log)
+    if isinstance(parameter, Discrete):
+        return ParamSpec(parameter.name, "int", log)
+    if isinstance(parameter, Constant):
+        return ParamSpec(parameter.name, "constant", choices=(parameter.range[0],))
+    return ParamSpec(parameter.name, "categorical", choices=tuple(parameter.range))
+
+
+_CONFIG_KINDS = {"double": "float", "log": "float", "int": "int", "categorical": "categorical"}
+
+
+def _specs_of_config(group: dict[str, Any], prefix: str, out: dict[str, ParamSpec]) -> None:
+    """Determined's ``hyperparameters:`` (nested groups are dotted names in trials)."""
+    for key, value in group.items():
+        name = prefix + str(key)
+        if isinstance(value, dict) and "type" in value:
+            kind = _CONFIG_KINDS.get(str(value["type"]), "constant")
+            choices = tuple(value.get("vals") or ()) if kind == "categorical" else ()
+            out[name] = ParamSpec(name, kind, value["type"] == "log", choices)
+        elif isinstance(value, dict) and value:
+            _specs_of_config(value, name + ".", out)
+        else:
+            out[name] = ParamSpec(name, "constant", choices=(value,))
+
+
+def _inferred_spec(name: str, trials: list[TrialRecord]) -> ParamSpec:
+    """A kind from the values seen: numbers that span three decades or more, all positive,
+    are shown on a log axis (how log-uniform draws look); anything else non-numeric is a
+    category."""
+    values = [t.params[name] for t in trials if name in t.params]
+    numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if not values or len(numeric) < len(values):
+        choices = tuple(dict.fromkeys(_hashable(v) for v in values))
+        return ParamSpec(name, "categorical", choices=choices, declared=False)
+    kind = "int" if all(isinstance(v, int) for v in numeric) else "float"
+    low, high = min(numeric), max(numeric)
+    log = low > 0 and high / low >= 1000
+    if low == high:
+        return ParamSpec(name, "constant", choices=(low,), declared=False)
+    return ParamSpec(name, kind, log, declared=False)
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
+
+
 def load(
     source: int | str | os.PathLike[str] | Any, storage: str | os.PathLike[str] | None = None
 ) -> Analysis:
@@ -279,13 +438,16 @@ def load(
     * an experiment id (``int``): that experiment in ``storage`` (default: the user's store,
       as the CLI's ``--storage`` / ``$RIDGELINE_STORAGE``);
     * an output folder (SHERPA's ``output_dir``) or an SQLite file: its newest experiment;
-    * a ``ridgeline.Study``: the study's own store and experiment, live.
+    * a ``ridgeline.Study``: the study's own store and experiment, live;
+    * an ``Analysis``: itself.
     """
     from ridgeline.store import open_store
 
+    if isinstance(source, Analysis):
+        return source
     engine = getattr(source, "_engine", None)
     if engine is not None and hasattr(engine, "store"):
-        return Analysis(engine.store, engine.experiment_id)
+        return Analysis(engine.store, engine.experiment_id, space=getattr(engine, "space", None))
     if isinstance(source, bool):
         raise TypeError("load() takes an experiment id, an output folder or a Study, not a bool")
     if isinstance(source, int):

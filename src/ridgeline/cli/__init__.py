@@ -88,12 +88,10 @@ def emit(rows: list[dict[str, Any]], as_json: bool, as_csv: bool) -> None:
         click.echo(buffer.getvalue(), nl=False)
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-    Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
+    from ridgeline.cli.tables import table
+
+    Console(width=max(120, shutil.get_terminal_size().columns)).print(table(rows))
 
 
 def _cell(value: Any) -> str:
@@ -141,37 +139,10 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
 
 
 def trial_rows(store: Store, experiment_id: int) -> list[dict[str, Any]]:
-    rows = []
-    experiment = store.get_experiment(experiment_id)
-    searcher = (experiment.config.get("raw") or {}).get("searcher", {})
-    smaller = searcher.get("smaller_is_better", experiment.config.get("lower_is_better", True))
-    metric = searcher.get("metric")
-    records = store.list_trials(experiment_id)
-    numbers = {t.id: t.number for t in records}
-    for trial in records:
-        values = []
-        for m in store.trial_metrics(trial.id):
-            if m.group in ("searcher", "validation") and "objective" in m.values:
-                values.append(m.values["objective"])
-            elif m.group == "validation" and metric in m.values:
-                values.append(m.values[metric])
-        finite = [v for v in values if isinstance(v, int | float) and v == v]
-        best = (min(finite) if smaller else max(finite)) if finite else None
-        checkpoints = [c for c in store.list_checkpoints(trial.id) if c.state == COMPLETED]
-        rows.append(
-            {
-                "trial_id": trial.id,
-                "number": trial.number,
-                "state": trial.state,
-                "hparams": trial.params,
-                "best_metric": best,
-                "restarts": trial.restarts,
-                "checkpoints": len(checkpoints),
-                "exit_code": trial.exit_code,
-                "parent": numbers.get(trial.parent_id) if trial.parent_id else None,
-            }
-        )
-    return rows
+    """One dict per trial (``ridgeline.cli.tables``: read through ``ridgeline.analysis``)."""
+    from ridgeline.cli.tables import trial_rows as rows
+
+    return rows(store, experiment_id)
 
 
 def fail(message: str) -> None:
@@ -395,9 +366,30 @@ def _experiment(store: Store, experiment_id: int) -> Any:
 @click.argument("experiment_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True)
+@click.option("--watch", is_flag=True, help="Redraw until the experiment ends (Ctrl-C stops).")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+    help="With --watch: seconds between redraws.",
+)
 @click.pass_context
-def describe(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool) -> None:
+def describe(
+    ctx: click.Context,
+    experiment_id: int,
+    as_json: bool,
+    as_csv: bool,
+    watch: bool,
+    interval: float,
+) -> None:
     """Show an experiment with its trials."""
+    if watch:
+        if as_json or as_csv:
+            fail("--watch draws a live table; it does not combine with --json or --csv")
+        from ridgeline.cli.watch import watch_experiment
+
+        with opened(ctx) as store:
+            _experiment(store, experiment_id)
+            watch_experiment(store, experiment_id, interval)
+        return
     with opened(ctx) as store:
         record = _experiment(store, experiment_id)
         summary = experiment_row(store, record)
@@ -411,24 +403,61 @@ def describe(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool
             summary["trials"] = trials
             click.echo(json.dumps(summary, indent=2, default=str))
         elif as_csv:
-            emit(trials, False, True)
+            from ridgeline.cli.tables import flat
+
+            emit(flat(trials), False, True)
         else:
+            from ridgeline.cli.tables import flat
+
             emit([summary], False, False)
             if where:
                 click.echo(f"Trials run as {where}")
-            emit(trials, False, False)
+            emit(flat(trials), False, False)
 
 
 @experiment.command("list-trials")
 @click.argument("experiment_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True)
+@click.option(
+    "--sort-by", "sort_by", default=None, metavar="COLUMN",
+    help="Order by this column (any column shown, e.g. best_metric or a hyperparameter).",
+)
+@click.option("--reverse", is_flag=True, help="With --sort-by: largest first.")
+@click.option(
+    "--top", "top", type=click.IntRange(min=1), default=None, metavar="K",
+    help="Only the K best trials by the searcher metric, best first (failed trials never).",
+)
 @click.pass_context
-def list_trials(ctx: click.Context, experiment_id: int, as_json: bool, as_csv: bool) -> None:
-    """List an experiment's trials (alias: lt)."""
+def list_trials(
+    ctx: click.Context,
+    experiment_id: int,
+    as_json: bool,
+    as_csv: bool,
+    sort_by: str | None,
+    reverse: bool,
+    top: int | None,
+) -> None:
+    """List an experiment's trials (alias: lt): one column per hyperparameter; JSON keeps
+    them as ``hparams``. Tables round numbers; --json and --csv keep every digit."""
+    from ridgeline.analysis import Analysis
+    from ridgeline.cli.tables import best_k, flat, sort_rows
+
     with opened(ctx) as store:
         _experiment(store, experiment_id)
-        emit(trial_rows(store, experiment_id), as_json, as_csv)
+        rows = trial_rows(store, experiment_id)
+        if top is not None:
+            rows = best_k(rows, top, Analysis(store, experiment_id).smaller_is_better)
+        shown = rows if as_json else flat(rows)
+        if sort_by is not None:
+            try:
+                order = sort_rows(flat(rows), sort_by, reverse)
+            except KeyError:
+                columns = ", ".join(flat(rows)[0]) if rows else "none"
+                fail(f"--sort-by {sort_by!r}: no such column; the columns are {columns}")
+            rank = [r["trial_id"] for r in order]
+            shown = sorted(shown, key=lambda r: rank.index(r["trial_id"]))
+        emit(shown, as_json, as_csv)
 
 
 @experiment.command("list-checkpoints")
@@ -921,6 +950,7 @@ def runs_on(stored: dict[str, Any]) -> str:
 from ridgeline.cli import dashboard as _dashboard  # noqa: E402,F401
 from ridgeline.cli import download as _download  # noqa: E402,F401
 from ridgeline.cli import housekeeping as _housekeeping  # noqa: E402,F401
+from ridgeline.cli import plot as _plot  # noqa: E402,F401
 
 
 def _set_storage(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
