@@ -1,5 +1,7 @@
 """What the pages draw, as plain JSON-able dicts computed from the store.
 
+The plots' data come from ``ridgeline.visualization.data`` (the same numbers as the plotly
+figures of ``ridgeline plot``); this module adds the tables and trims each plot for a page.
 Large searches are downsampled here, not in the browser: a page gets at most a few tens of
 thousands of points whatever the search's size, so it paints in well under a second.
 """
@@ -11,7 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ridgeline.analysis import Analysis, TrialSummary, finite, searcher_value
+from ridgeline.analysis import Analysis, TrialSummary, searcher_value
+from ridgeline.visualization import data as plots
 from ridgeline.store.base import Store
 from ridgeline.store.records import (
     COMPLETED,
@@ -30,11 +33,7 @@ MAX_BACKGROUND_POINTS = 12  # per faint curve
 MAX_PARCOORDS = 2000  # lines in the parallel-coordinates plot
 MAX_SCATTER = 4000  # points per slice plot
 MAX_HISTORY = 2000  # points of the best-so-far curve
-IMPORTANCE_BINS = 8
-IMPORTANCE_METHOD = (
-    "first-order fANOVA estimate: the share of the objective's variance explained by each "
-    f"hyperparameter's marginal means over {IMPORTANCE_BINS} quantile bins (η²)"
-)
+MAX_LINEAGE = 2000  # trials in the PBT lineage plot
 
 
 def downsample(points: Sequence[Any], limit: int) -> list[Any]:
@@ -111,19 +110,11 @@ def _trial_limit(experiment: ExperimentRecord) -> int | None:
 
 
 # -- one experiment ------------------------------------------------------------------------------
-def _param_kind(values: list[Any]) -> str:
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        return "number"
-    return "category"
-
-
 def experiment_overview(analysis: Analysis) -> dict[str, Any]:
     """Everything the experiment page draws, downsampled for size."""
     experiment = analysis.experiment
     summaries = analysis.summaries
     names = analysis.param_names
-    kinds = {n: _param_kind([t.params.get(n) for t in analysis.trials]) for n in names}
     last_values = _last_values(analysis.metrics)
     metric_names = sorted({k for values in last_values.values() for k in values})
     best = analysis.best_trial()
@@ -140,16 +131,16 @@ def experiment_overview(analysis: Analysis) -> dict[str, Any]:
             "trials": len(summaries),
             "max_trials": _trial_limit(experiment),
         },
-        "params": [{"name": n, "kind": kinds[n]} for n in names],
+        "params": [{"name": p.name, "kind": p.kind, "log": p.log} for p in analysis.param_specs],
         "metrics": metric_names,
         "trials": [_trial_row(s, names, last_values.get(s.record.id, {})) for s in summaries],
-        "history": best_so_far(analysis),
-        "curves": learning_curves(analysis),
-        "parcoords": parallel_coordinates(analysis, summaries, names, kinds),
-        "slices": slices(summaries, names, kinds),
-        "importance": importance(summaries, names, kinds),
-        "rungs": rungs(analysis, summaries),
-        "lineage": lineage(summaries),
+        "history": _history(analysis),
+        "curves": _curves(analysis),
+        "parcoords": _parcoords(analysis),
+        "slices": _slices(analysis),
+        "importance": _importance(analysis),
+        "rungs": _rungs(analysis),
+        "lineage": _lineage(analysis),
         "cursor": _cursor(analysis.metrics),
     }
 
@@ -186,191 +177,128 @@ def _trial_row(summary: TrialSummary, names: list[str], metrics: dict[str, Any])
     }
 
 
-def best_so_far(analysis: Analysis) -> dict[str, Any]:
-    """The best searcher value after each report, by report count (with its time)."""
-    times = {m.seq: m.time for m in analysis.metrics}
-    points: list[tuple[float, float, int, int]] = []
-    best: float | None = None
-    for index, (seq, number, value) in enumerate(analysis.history(), 1):
-        if best is None or analysis.better(value, best):
-            best = value
-            points.append((times.get(seq, 0.0), best, number, index))
-        elif points:
-            points.append((times.get(seq, 0.0), best, points[-1][2], index))
-    # Keep every improvement, thin the flat stretches in between.
-    improvements = [i for i, p in enumerate(points) if i == 0 or p[1] != points[i - 1][1]]
-    keep = set(improvements[-MAX_HISTORY // 2 :])
-    keep.update(downsample(range(len(points)), MAX_HISTORY // 2))
-    kept = [points[i] for i in sorted(keep)]
+def _history(analysis: Analysis) -> dict[str, Any]:
+    """Best so far by trial number (every improvement kept), and each trial's best."""
+    history = plots.optimization_history(analysis)
+    line = history["best"]
+    improvements = [i for i, p in enumerate(line) if i == 0 or p["value"] != line[i - 1]["value"]]
+    keep = sorted(set(improvements[-MAX_HISTORY // 2 :]) | set(downsample(range(len(line)), MAX_HISTORY // 2)))
+    points = downsample(history["trials"], MAX_SCATTER)
     return {
-        "time": [p[0] for p in kept],
-        "best": [p[1] for p in kept],
-        "trial": [p[2] for p in kept],
-        "report": [p[3] for p in kept],
+        "number": [line[i]["number"] for i in keep],
+        "best": [line[i]["value"] for i in keep],
+        "trials": {
+            "number": [p["number"] for p in points],
+            "value": [p["value"] for p in points],
+            "counted": [p["counted"] for p in points],
+        },
     }
 
 
-def learning_curves(analysis: Analysis) -> dict[str, Any]:
-    """Searcher value vs step: the top ``TOP_N`` trials each as their own curve, a sample of
-    the others together as one faint trace (gaps between trials are nulls)."""
-    numbers = {t.id: t.number for t in analysis.trials}
-    reports = analysis.searcher_reports
-    ranked = sorted(
-        (s for s in analysis.summaries if s.best is not None),
-        key=lambda s: s.best if analysis.smaller_is_better else -s.best,  # type: ignore[operator]
-    )
-    top_ids = [s.record.id for s in ranked[:TOP_N]]
-    top = []
-    for trial_id in top_ids:
-        points = downsample(sorted((step, v) for _, step, v in reports.get(trial_id, [])), 60)
-        top.append(
-            {
-                "trial": numbers[trial_id],
-                "step": [p[0] for p in points],
-                "value": [_clean(p[1]) for p in points],
-            }
-        )
-    others = [i for i in reports if i not in set(top_ids)]
+def _curves(analysis: Analysis) -> dict[str, Any]:
+    """The ``TOP_N`` best trials' curves as they are, a sample of the others thinned."""
+    curves = plots.learning_curves(analysis, top=TOP_N, max_points=MAX_CURVE_POINTS)["curves"]
+    top = sorted((c for c in curves if c["rank"]), key=lambda c: c["rank"])
+    others = downsample([c for c in curves if not c["rank"]], MAX_BACKGROUND_TRIALS)
     xs: list[int | None] = []
     ys: list[float | None] = []
-    for trial_id in downsample(sorted(others), MAX_BACKGROUND_TRIALS):
-        points = sorted((step, v) for _, step, v in reports[trial_id])
-        for step, value in downsample(points, MAX_BACKGROUND_POINTS):
+    for curve in others:
+        for step, value in downsample(list(zip(curve["steps"], curve["values"], strict=True)), MAX_BACKGROUND_POINTS):
             xs.append(step)
-            ys.append(_clean(value))
+            ys.append(value)
         xs.append(None)
         ys.append(None)
     return {
-        "top": top,
-        "others": {"step": xs, "value": ys, "trials": len(others)},
-        "metric": analysis.metric_name,
+        "top": [{"trial": c["number"], "step": c["steps"], "value": c["values"]} for c in top],
+        "others": {"step": xs, "value": ys, "trials": len(curves) - len(top)},
+        "unit": analysis.length_unit,
     }
 
 
-def _ranked_sample(summaries: list[TrialSummary], limit: int) -> list[TrialSummary]:
-    scored = [s for s in summaries if finite(s.best)]
-    return downsample(sorted(scored, key=lambda s: s.record.number), limit)
+def _parcoords(analysis: Analysis) -> dict[str, Any]:
+    """An axis per varied hyperparameter plus the metric, a line per counted trial (an
+    even sample of ``MAX_PARCOORDS`` when there are more)."""
+    result = plots.parallel_coordinates(analysis)
+    rows = downsample(range(len(result["numbers"])), MAX_PARCOORDS)
+    for dimension in result["dimensions"]:
+        dimension["values"] = [dimension["values"][i] for i in rows]
+        dimension.pop("log", None)
+    return {
+        "dimensions": result["dimensions"],
+        "color": [result["objective"][i] for i in rows],
+        "trials": [result["numbers"][i] for i in rows],
+    }
 
 
-def parallel_coordinates(
-    analysis: Analysis, summaries: list[TrialSummary], names: list[str], kinds: dict[str, str]
-) -> dict[str, Any]:
-    """An axis per hyperparameter (categories as indices with their labels) plus the
-    objective, one line per scored trial (a sample of ``MAX_PARCOORDS`` when more)."""
-    sample = _ranked_sample(summaries, MAX_PARCOORDS)
-    dimensions = []
-    for name in names:
-        values = [s.record.params.get(name) for s in sample]
-        if kinds[name] == "number":
-            dimensions.append({"label": name, "values": [_clean(v) for v in values]})
-        else:
-            labels = sorted({str(v) for v in values})
-            index = {label: i for i, label in enumerate(labels)}
-            dimensions.append(
-                {
-                    "label": name,
-                    "values": [index[str(v)] for v in values],
-                    "tickvals": list(range(len(labels))),
-                    "ticktext": labels,
-                }
-            )
-    objective = [s.best for s in sample]
-    dimensions.append({"label": analysis.metric_name, "values": objective})
-    return {"dimensions": dimensions, "color": objective, "trials": [s.record.number for s in sample]}
-
-
-def slices(
-    summaries: list[TrialSummary], names: list[str], kinds: dict[str, str]
-) -> list[dict[str, Any]]:
-    """Per hyperparameter: its value against each trial's best objective."""
-    sample = _ranked_sample(summaries, MAX_SCATTER)
+def _slices(analysis: Analysis) -> list[dict[str, Any]]:
     out = []
-    for name in names:
-        xs = [s.record.params.get(name) for s in sample]
+    for param in plots.slices(analysis)["params"]:
+        rows = downsample(range(len(param["x"])), MAX_SCATTER)
         out.append(
             {
-                "param": name,
-                "kind": kinds[name],
-                "x": [_clean(x) if kinds[name] == "number" else str(x) for x in xs],
-                "y": [s.best for s in sample],
-                "trial": [s.record.number for s in sample],
+                "param": param["name"],
+                "kind": param["kind"],
+                "log": param["log"],
+                "x": [param["x"][i] for i in rows],
+                "y": [param["y"][i] for i in rows],
+                "trial": [param["numbers"][i] for i in rows],
             }
         )
     return out
 
 
-def importance(
-    summaries: list[TrialSummary], names: list[str], kinds: dict[str, str]
-) -> dict[str, Any]:
-    """How much of the objective's variance each hyperparameter's marginal explains."""
-    scored = [s for s in summaries if finite(s.best)]
-    ys = [float(s.best) for s in scored]  # type: ignore[arg-type]
-    result: dict[str, float] = {}
-    if len(ys) >= 3:
-        mean = sum(ys) / len(ys)
-        total = sum((y - mean) ** 2 for y in ys)
-        for name in names:
-            groups = _bins([s.record.params.get(name) for s in scored], kinds[name])
-            between = 0.0
-            for members in groups.values():
-                group_mean = sum(ys[i] for i in members) / len(members)
-                between += len(members) * (group_mean - mean) ** 2
-            result[name] = between / total if total > 0 else 0.0
-    ordered = sorted(result.items(), key=lambda kv: kv[1])
+def _importance(analysis: Analysis) -> dict[str, Any]:
+    result = plots.importances(analysis)
+    ordered = sorted(result["importances"], key=lambda item: item["importance"])
     return {
-        "param": [k for k, _ in ordered],
-        "importance": [round(v, 4) for _, v in ordered],
-        "method": IMPORTANCE_METHOD,
-        "trials": len(ys),
+        "param": [item["name"] for item in ordered],
+        "importance": [_clean(round(item["importance"], 4)) for item in ordered],
+        "method": result["method"],
+        "method_short": result["method_short"],
+        "trials": result["trials"],
     }
 
 
-def _bins(values: list[Any], kind: str) -> dict[Any, list[int]]:
-    groups: dict[Any, list[int]] = {}
-    if kind == "number":
-        order = sorted(range(len(values)), key=lambda i: float(values[i] or 0.0))
-        for rank, i in enumerate(order):
-            groups.setdefault(rank * IMPORTANCE_BINS // len(values), []).append(i)
-    else:
-        for i, value in enumerate(values):
-            groups.setdefault(str(value), []).append(i)
-    return groups
-
-
-def rungs(analysis: Analysis, summaries: list[TrialSummary]) -> dict[str, Any]:
-    """ASHA/Hyperband view: the budgets trials stopped at (rungs), how many reached each,
-    and how many went on past it (promotions)."""
-    levels = sorted({s.steps for s in summaries if s.steps > 0 and s.record.state != RUNNING})
-    if len(levels) > 12:  # not a rung structure: every trial ends at its own step
-        levels = downsample(levels, 12)
-    reached = [sum(1 for s in summaries if s.steps >= level) for level in levels]
-    promoted = [sum(1 for s in summaries if s.steps > level) for level in levels]
-    return {"step": levels, "reached": reached, "promoted": promoted}
-
-
-def lineage(summaries: list[TrialSummary]) -> dict[str, Any]:
-    """PBT: each trial with the trial it was cloned from (edges), at its creation time."""
-    by_id = {s.record.id: s for s in summaries}
-    nodes = []
-    edges = []
-    for s in summaries:
-        t = s.record
-        nodes.append(
-            {"trial": t.number, "time": t.created_at, "best": _clean(s.best), "state": t.state}
+def _rungs(analysis: Analysis) -> dict[str, Any]:
+    """Per bracket and rung: how many trials reached it and how many were promoted."""
+    try:
+        result = plots.rungs(analysis)
+    except ValueError as exc:  # not a search with rungs
+        return {"brackets": [], "why": str(exc)}
+    brackets = []
+    for bracket in result["brackets"]:
+        rungs = bracket["rungs"]
+        brackets.append(
+            {
+                "index": bracket["index"],
+                "length": [r["length"] for r in rungs],
+                "reached": [len(r["trials"]) for r in rungs],
+                "promoted": [sum(1 for t in r["trials"] if t["promoted"]) for r in rungs],
+            }
         )
-        parent = by_id.get(t.parent_id) if t.parent_id else None
-        if parent is not None:
-            edges.append(
-                {
-                    "from": parent.record.number,
-                    "to": t.number,
-                    "x": [parent.record.created_at, t.created_at],
-                    "y": [_clean(parent.best), _clean(s.best)],
-                }
-            )
-    if not edges:
-        nodes = []
-    return {"nodes": nodes[:MAX_SCATTER], "edges": edges[:MAX_SCATTER]}
+    return {"brackets": brackets, "unit": analysis.length_unit}
+
+
+def _lineage(analysis: Analysis) -> dict[str, Any]:
+    """PBT: each clone's curve joined to the point of its parent it continued from."""
+    try:
+        result = plots.lineage(analysis)
+    except ValueError as exc:  # no trial was cloned from another
+        return {"trials": [], "why": str(exc)}
+    nodes = []
+    for node in downsample(result["trials"], MAX_LINEAGE):
+        pairs = downsample(list(zip(node["steps"], node["values"], strict=True)), MAX_BACKGROUND_POINTS)
+        nodes.append(
+            {
+                "trial": node["number"],
+                "parent": node["parent"],
+                "generation": node["generation"],
+                "from": node["from"],
+                "step": [p[0] for p in pairs],
+                "value": [p[1] for p in pairs],
+            }
+        )
+    return {"trials": nodes, "unit": analysis.length_unit}
 
 
 # -- one trial -----------------------------------------------------------------------------------

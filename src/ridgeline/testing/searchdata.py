@@ -1,10 +1,10 @@
 """A recorded search of any size, written through the store's API: for the dashboard's
 tests and its first-paint benchmark (10,000 trials x 100 steps).
 
-The search looks as ASHA with PBT-style clones would leave it: three hyperparameters (a log
-float, an int, a category), validation reports on a smooth curve whose level depends on
-them, trials stopped at rungs 1/3/9/27/81/100 of the steps, every fifth trial cloned from an
-earlier one, and a checkpoint at each trial's end.
+The search looks as asynchronous successive halving (4 rungs, divisor 3) with PBT-style clones
+would leave it: three hyperparameters (a log float, an int, a category), validation reports
+on a smooth curve whose level depends on them, trials stopped at a rung (about half go on at
+each), every fifth trial cloned from an earlier one, and a checkpoint at each trial's end.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import math
 import random
 import uuid
 
+from ridgeline.searchers.asha import rung_lengths
 from ridgeline.store.base import Store
 from ridgeline.store.records import COMPLETED, STOPPED
 
-RUNGS = (1, 3, 9, 27, 81)
+DIVISOR, NUM_RUNGS = 3, 4
 
 
 def record_search(
@@ -30,7 +31,17 @@ def record_search(
     """Write a finished search of ``trials`` trials and up to ``steps`` steps; its id.
     ``rungs=False``: every trial reports all ``steps`` steps (none is stopped at a rung)."""
     rng = random.Random(seed)
-    config = {"lower_is_better": True, "output_dir": "", "token": uuid.uuid4().hex}
+    searcher = {
+        "name": "async_halving",
+        "metric": "objective",
+        "smaller_is_better": True,
+        "max_length": {"batches": steps},
+        "num_rungs": NUM_RUNGS,
+        "divisor": DIVISOR,
+        "max_trials": trials,
+    }
+    rungs_at = rung_lengths(steps, DIVISOR, NUM_RUNGS)
+    config = {"raw": {"searcher": searcher}, "output_dir": "", "token": uuid.uuid4().hex}
     experiment = store.create_experiment(name, config, state=COMPLETED)
     made: list[int] = []
     batch: list[tuple[int, str, list[tuple[int, dict[str, float]]]]] = []
@@ -51,7 +62,7 @@ def record_search(
         level += {"adam": 0.0, "sgd": 0.3, "rmsprop": 0.15}[optimizer]
         length = steps
         if rungs:
-            length = next((r for r in RUNGS if r < steps and rng.random() < 0.5), steps)
+            length = next((r for r in rungs_at if r < steps and rng.random() < 0.5), steps)
         entries = [
             (step, {"objective": level + 1.0 / step + rng.gauss(0, 0.01), "loss": 2.0 / step})
             for step in range(1, length + 1)

@@ -224,44 +224,54 @@ function renderPlots() {
   const d = E.data;
   const metric = d.experiment.metric;
   const jobs = [];
-  if (d.history.best.length) {
-    const h = d.history;
-    jobs.push(plot("plot-history", [{ x: h.report, y: h.best, text: h.time.map((t, i) => `trial ${h.trial[i]}, ${new Date(t * 1000).toLocaleTimeString()}`), mode: "lines", line: { shape: "hv" }, type: "scatter" }],
-      { xaxis: { title: { text: "searcher reports received" } }, yaxis: { title: { text: "best " + metric } } }));
+  const h = d.history;
+  if (h.best.length) {
+    jobs.push(plot("plot-history", [
+      { type: "scatter", mode: "markers", x: h.trials.number, y: h.trials.value, marker: { size: 4, color: h.trials.counted.map((c) => c ? "rgba(59,125,216,0.35)" : "rgba(192,57,43,0.5)") }, name: "trials", hovertemplate: "trial %{x}: %{y}<extra></extra>" },
+      { type: "scatter", mode: "lines", x: h.number, y: h.best, line: { shape: "hv", width: 2, color: "#1d2430" }, name: "best so far" },
+    ], { xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } } }));
   } else empty("plot-history", "No results yet.");
   const c = d.curves;
   document.getElementById("topn").textContent = String(c.top.length);
   if (c.top.length) {
     const traces = [{ x: c.others.step, y: c.others.value, mode: "lines", type: "scatter", line: { color: "rgba(120,120,120,0.25)", width: 1 }, hoverinfo: "skip", name: "others" }];
     for (const t of c.top) traces.push({ x: t.step, y: t.value, mode: "lines+markers", type: "scatter", name: "trial " + t.trial });
-    jobs.push(plot("plot-curves", traces, { showlegend: true, legend: { font: { size: 9 } }, xaxis: { title: { text: "step" } }, yaxis: { title: { text: metric } } }));
+    jobs.push(plot("plot-curves", traces, { showlegend: true, legend: { font: { size: 9 } }, xaxis: { title: { text: c.unit } }, yaxis: { title: { text: metric } } }));
   } else empty("plot-curves", "No reports yet.");
   const pc = d.parcoords;
-  if (pc.color.length) {
-    jobs.push(plot("plot-parcoords", [{ type: "parcoords", line: { color: pc.color, colorscale: "Viridis", reversescale: d.experiment.smaller_is_better, showscale: true }, dimensions: pc.dimensions }], { margin: { l: 60, r: 60, t: 30, b: 20 } }));
+  if (pc.color.length && pc.dimensions.length > 1) {
+    jobs.push(plot("plot-parcoords", [{ type: "parcoords", line: { color: pc.color, colorscale: "Viridis", reversescale: d.experiment.smaller_is_better, showscale: true }, dimensions: pc.dimensions }], { margin: { l: 60, r: 60, t: 40, b: 20 } }));
   } else empty("plot-parcoords", "No scored trials yet.");
   const imp = d.importance;
   document.getElementById("importance-method").textContent = "Method: " + imp.method + ` (${imp.trials} trials)`;
   if (imp.param.length) {
-    jobs.push(plot("plot-importance", [{ type: "bar", orientation: "h", x: imp.importance, y: imp.param }], { margin: { l: 110, r: 10, t: 10, b: 40 }, xaxis: { title: { text: "importance" }, range: [0, 1] } }));
-  } else empty("plot-importance", "Needs at least 3 scored trials.");
+    jobs.push(plot("plot-importance", [{ type: "bar", orientation: "h", x: imp.importance, y: imp.param }], { margin: { l: 110, r: 10, t: 10, b: 40 }, xaxis: { title: { text: imp.method_short } } }));
+  } else empty("plot-importance", "Needs at least 4 scored trials.");
   renderSlice();
   const r = d.rungs;
-  if (r.step.length) {
-    jobs.push(plot("plot-rungs", [
-      { type: "bar", x: r.step.map(String), y: r.reached, name: "reached" },
-      { type: "bar", x: r.step.map(String), y: r.promoted, name: "went on (promoted)" },
-    ], { barmode: "group", showlegend: true, xaxis: { title: { text: "rung (steps)" }, type: "category" }, yaxis: { title: { text: "trials" } } }));
-  } else empty("plot-rungs", "No finished trial reported steps yet.");
+  if (r.brackets.length && r.brackets.some((b) => b.reached.some((n) => n > 0))) {
+    const traces = [];
+    const many = r.brackets.length > 1;
+    for (const b of r.brackets) {
+      const x = b.length.map((n) => (many ? `b${b.index} ` : "") + n);
+      traces.push({ type: "bar", x, y: b.reached, name: (many ? `bracket ${b.index}: ` : "") + "reached", marker: { color: "#3b7dd8" } });
+      traces.push({ type: "bar", x, y: b.promoted, name: (many ? `bracket ${b.index}: ` : "") + "promoted", marker: { color: "#f39c12" } });
+    }
+    jobs.push(plot("plot-rungs", traces, { barmode: "group", showlegend: !many, xaxis: { title: { text: "rung (" + r.unit + ")" }, type: "category" }, yaxis: { title: { text: "trials" } } }));
+  } else empty("plot-rungs", r.why || "No trial reached a rung yet.");
   const l = d.lineage;
-  if (l.edges.length) {
+  if (l.trials.length) {
+    const traces = [];
     const ex = [], ey = [];
-    for (const e of l.edges) { ex.push(e.from, e.to, null); ey.push(e.y[0], e.y[1], null); }
-    jobs.push(plot("plot-lineage", [
-      { type: "scatter", mode: "lines", x: ex, y: ey, line: { color: "#999", width: 1 }, hoverinfo: "skip" },
-      { type: "scatter", mode: "markers", x: l.nodes.map((n) => n.trial), y: l.nodes.map((n) => n.best), text: l.nodes.map((n) => "trial " + n.trial + " " + n.state), marker: { size: 7 } },
-    ], { xaxis: { title: { text: "trial (parent → clone)" } }, yaxis: { title: { text: "best " + metric } } }));
-  } else empty("plot-lineage", "No trial was cloned from another (PBT) in this search.");
+    for (const n of l.trials) {
+      if (n.from && n.step.length) { ex.push(n.from.step, n.step[0], null); ey.push(n.from.value, n.value[0], null); }
+    }
+    traces.push({ type: "scatter", mode: "lines", x: ex, y: ey, line: { color: "#c0392b", width: 1, dash: "dot" }, hoverinfo: "skip", name: "cloned from" });
+    for (const n of l.trials) {
+      traces.push({ type: "scatter", mode: "lines", x: n.step, y: n.value, line: { width: 1, color: `hsl(${(n.generation * 67) % 360},60%,45%)` }, name: `trial ${n.trial} (gen ${n.generation})` });
+    }
+    jobs.push(plot("plot-lineage", traces, { xaxis: { title: { text: l.unit } }, yaxis: { title: { text: metric } } }));
+  } else empty("plot-lineage", l.why || "No trial was cloned from another.");
   return Promise.all(jobs);
 }
 
@@ -274,7 +284,7 @@ function renderSlice() {
   const s = d.slices.find((x) => x.param === select.value) || d.slices[0];
   if (!s || !s.y.length) { empty("plot-slice", "No scored trials yet."); return Promise.resolve(); }
   return plot("plot-slice", [{ type: "scatter", mode: "markers", x: s.x, y: s.y, text: s.trial.map((n) => "trial " + n), marker: { size: 6, color: s.trial, colorscale: "Blues" } }],
-    { xaxis: { title: { text: s.param }, type: s.kind === "number" ? "-" : "category" }, yaxis: { title: { text: d.experiment.metric } } });
+    { xaxis: { title: { text: s.param }, type: s.kind === "categorical" ? "category" : (s.log ? "log" : "linear") }, yaxis: { title: { text: d.experiment.metric } } });
 }
 
 async function loadExperiment() {
