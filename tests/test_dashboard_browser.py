@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.test_dashboard_http import start_dashboard
 
 from ridgeline.engine.run import process_alive
 from ridgeline.store import open_store
 from ridgeline.store.records import RUNNING, TRIAL_DONE_STATES
 from ridgeline.testing.searchdata import record_search
-from tests.test_dashboard_http import start_dashboard
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -162,7 +162,7 @@ def test_pages_need_a_login(browser: Any, recorded: str) -> None:
     context.close()
 
 
-# -- a live search with its coordinator's dashboard -------------------------------------------------
+# -- a live search with its coordinator's dashboard ---------------------------------------------
 TRIAL = """
 import time
 import ridgeline as sherpa

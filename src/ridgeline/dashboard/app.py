@@ -55,9 +55,6 @@ class Reader:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-STATE = web.AppKey("ridgeline.dashboard", "Dashboard")
-
-
 class Dashboard:
     """What the routes share: the store reader, who may enter, which experiments show."""
 
@@ -69,6 +66,9 @@ class Dashboard:
         self.experiment_id = experiment_id  # set: this dashboard shows that experiment only
         self.views = Views()
         self.closing = asyncio.Event()
+
+
+STATE = web.AppKey("ridgeline.dashboard", Dashboard)
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -129,7 +129,9 @@ def build_app(dashboard: Dashboard) -> web.Application:
             unknown = str(exc).startswith("no ")
             if not unknown:
                 log.error("Dashboard %s %s: %s", request.method, request.path, exc)
-            return _error(str(exc) if unknown else "the store failed; see the log", 404 if unknown else 503)
+            return _error(
+                str(exc) if unknown else "the store failed; see the log", 404 if unknown else 503
+            )
         except web.HTTPException as exc:
             if exc.status >= 400 and request.path.startswith("/api/"):
                 return _error(exc.text or exc.reason, exc.status)

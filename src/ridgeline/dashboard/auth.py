@@ -45,7 +45,6 @@ class Access:
 
     def csrf_ok(self, session: str | None, offered: str | None) -> bool:
         expected = self.csrf_for(session)
-        return bool(expected and offered) and hmac.compare_digest(
-            expected.encode(),
-            (offered or "").encode(),  # type: ignore[union-attr]
-        )
+        if expected is None or not offered:
+            return False
+        return hmac.compare_digest(expected.encode(), offered.encode())

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from ridgeline.analysis import Analysis, TrialSummary, searcher_value
-from ridgeline.visualization import data as plots
 from ridgeline.store.base import Store
 from ridgeline.store.records import (
     COMPLETED,
@@ -25,6 +24,7 @@ from ridgeline.store.records import (
     MetricRecord,
     TrialRecord,
 )
+from ridgeline.visualization import data as plots
 
 TOP_N = 10  # learning curves drawn highlighted
 MAX_CURVE_POINTS = 60  # per highlighted curve
@@ -57,9 +57,7 @@ def _clean(value: Any) -> Any:
 def coordinator_alive(experiment: ExperimentRecord) -> bool:
     from ridgeline.cli.control import coordinator_alive as alive
 
-    return bool(experiment.coordinator and experiment.coordinator.get("url")) and alive(
-        experiment
-    )
+    return bool(experiment.coordinator and experiment.coordinator.get("url")) and alive(experiment)
 
 
 # -- the experiments list ------------------------------------------------------------------------
@@ -182,7 +180,9 @@ def _history(analysis: Analysis) -> dict[str, Any]:
     history = plots.optimization_history(analysis)
     line = history["best"]
     improvements = [i for i, p in enumerate(line) if i == 0 or p["value"] != line[i - 1]["value"]]
-    keep = sorted(set(improvements[-MAX_HISTORY // 2 :]) | set(downsample(range(len(line)), MAX_HISTORY // 2)))
+    keep = sorted(
+        set(improvements[-MAX_HISTORY // 2 :]) | set(downsample(range(len(line)), MAX_HISTORY // 2))
+    )
     points = downsample(history["trials"], MAX_SCATTER)
     return {
         "number": [line[i]["number"] for i in keep],
@@ -203,7 +203,9 @@ def _curves(analysis: Analysis) -> dict[str, Any]:
     xs: list[int | None] = []
     ys: list[float | None] = []
     for curve in others:
-        for step, value in downsample(list(zip(curve["steps"], curve["values"], strict=True)), MAX_BACKGROUND_POINTS):
+        for step, value in downsample(
+            list(zip(curve["steps"], curve["values"], strict=True)), MAX_BACKGROUND_POINTS
+        ):
             xs.append(step)
             ys.append(value)
         xs.append(None)
@@ -287,7 +289,9 @@ def _lineage(analysis: Analysis) -> dict[str, Any]:
         return {"trials": [], "why": str(exc)}
     nodes = []
     for node in downsample(result["trials"], MAX_LINEAGE):
-        pairs = downsample(list(zip(node["steps"], node["values"], strict=True)), MAX_BACKGROUND_POINTS)
+        pairs = downsample(
+            list(zip(node["steps"], node["values"], strict=True)), MAX_BACKGROUND_POINTS
+        )
         nodes.append(
             {
                 "trial": node["number"],
@@ -362,9 +366,7 @@ def trial_detail(store: Store, experiment_id: int, number: int) -> dict[str, Any
             "created_at": trial.created_at,
             "ended_at": trial.ended_at,
             "parent": parent,
-            "best": _clean(
-                min(searcher) if analysis.smaller_is_better else max(searcher)
-            )
+            "best": _clean(min(searcher) if analysis.smaller_is_better else max(searcher))
             if searcher
             else None,
             "running": trial.state == RUNNING,

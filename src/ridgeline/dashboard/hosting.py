@@ -83,9 +83,7 @@ async def start(
 ) -> Site:
     """Serve the dashboard from the running loop; ``experiment_id`` limits it to one."""
     dashboard = Dashboard(store, access, experiment_id)
-    runner = web.AppRunner(
-        build_app(dashboard), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
-    )
+    runner = web.AppRunner(build_app(dashboard), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -105,7 +105,9 @@ def optimize(
     if dashboard_port is not None and (
         type(dashboard_port) is not int or not 0 <= dashboard_port <= 65535
     ):
-        raise ConfigError(f"dashboard_port must be a port number 0 to 65535, got {dashboard_port!r}")
+        raise ConfigError(
+            f"dashboard_port must be a port number 0 to 65535, got {dashboard_port!r}"
+        )
     resume = resume or load
     argv = _trial_command(command, filename)
     scheduler = as_scheduler(scheduler)
