@@ -124,6 +124,10 @@ def test_pages_load_and_every_plot_draws(browser: Any, recorded: str, shots: Pat
     assert "fANOVA" in page.inner_text("#importance-method")
     page.screenshot(path=str(shots / "experiment.png"), full_page=True)
     page.screenshot(path=str(shots / "experiment-top.png"))
+    page.evaluate("document.getElementById('plot-importance').parentElement.scrollIntoView()")
+    page.evaluate("window.scrollBy(0, -12)")
+    page.screenshot(path=str(shots / "experiment-plots.png"))
+    page.evaluate("window.scrollTo(0, 0)")
 
     # The table: one column per hyperparameter and metric; sort, filter, pick columns.
     headers = page.locator("#trials thead th").all_inner_texts()

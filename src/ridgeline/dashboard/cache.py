@@ -29,6 +29,7 @@ class ExperimentView:
         self.trials: list[TrialRecord] = []
         self.metrics: list[MetricRecord] = []
         self.events: list[EventRecord] = []
+        self._analysis: Analysis | None = None
         self._page: str | None = None
         self._row: dict[str, Any] | None = None
 
@@ -51,16 +52,23 @@ class ExperimentView:
             self.events.extend(events)
             self.trials = store.list_trials(self.experiment_id)
             self.experiment = experiment
+            self._analysis = None
             self._page = self._row = None
         return changed
 
     def analysis(self, store: Store) -> Analysis:
-        """An ``Analysis`` over the records held here (it reads nothing more)."""
-        analysis = Analysis(store, self.experiment_id)
-        analysis.__dict__.update(
-            experiment=self.experiment, trials=self.trials, metrics=self.metrics, events=self.events
-        )
-        return analysis
+        """An ``Analysis`` over the records held here (it reads nothing more), shared by the
+        list row and the page until something changes."""
+        if self._analysis is None:
+            analysis = Analysis(store, self.experiment_id)
+            analysis.__dict__.update(
+                experiment=self.experiment,
+                trials=self.trials,
+                metrics=self.metrics,
+                events=self.events,
+            )
+            self._analysis = analysis
+        return self._analysis
 
     def page(self, store: Store) -> str:
         """The experiment page's data as JSON text."""
