@@ -197,3 +197,34 @@ def test_the_coordinator_serves_a_dashboard_unless_disabled(
         assert link is not None
         # The log names the address, never the token.
         assert f"Dashboard: {link.group(1)}" in log and link.group(2) not in log
+
+
+def test_experiment_create_prints_the_dashboard_link(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Core-API experiment's coordinator serves the dashboard; `experiment create` prints
+    its login link (the coordinator's log names only the address)."""
+    import shutil
+
+    monkeypatch.setenv("RIDGELINE_DATA_DIR", str(workdir / "data"))
+    monkeypatch.setenv("RIDGELINE_STORAGE", str(workdir / "data" / "store.db"))
+    shutil.copytree(REPO / "examples" / "core_api", workdir / "stage3")
+    ridgeline_cli = [sys.executable, "-m", "ridgeline.cli"]
+    created = subprocess.run(
+        [*ridgeline_cli, "e", "create", "stage3/3_hpsearch.yaml", "stage3"]
+        + ["--config", "searcher.name=random", "--config", "searcher.max_trials=1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    link = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+/)login\?token=(\S+)", created.stdout)
+    assert link is not None, created.stdout
+    subprocess.run([*ridgeline_cli, "e", "wait", "1"], capture_output=True, timeout=120)
+    log = subprocess.run(
+        [*ridgeline_cli, "e", "logs", "--coordinator", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert f"Dashboard: {link.group(1)}" in log and link.group(2) not in log
