@@ -23,7 +23,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ridgeline.dashboard import data
-from ridgeline.dashboard.auth import COOKIE, CSRF_HEADER, Access
+from ridgeline.dashboard.auth import CSRF_HEADER, Access
 from ridgeline.dashboard.cache import Views
 from ridgeline.errors import StoreError, UnsafePathError
 from ridgeline.store.base import Store
@@ -106,7 +106,7 @@ def build_app(dashboard: Dashboard) -> web.Application:
     """The routes; ``dashboard`` holds the store, the access rules and the scope."""
 
     def session_of(request: web.Request) -> str | None:
-        return request.cookies.get(COOKIE)
+        return request.cookies.get(dashboard.access.cookie)
 
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -164,7 +164,9 @@ def build_app(dashboard: Dashboard) -> web.Application:
         if not target.startswith("/") or target.startswith("//"):
             target = "/"
         response = web.Response(status=303, headers={"Location": target})
-        response.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/")
+        response.set_cookie(
+            dashboard.access.cookie, session, httponly=True, samesite="Strict", path="/"
+        )
         return response
 
     def page(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-COOKIE = "ridgeline_session"
+COOKIE = "ridgeline_session"  # the session cookie's name starts so (see ``Access.cookie``)
 CSRF_HEADER = "X-CSRF-Token"
 MAX_SESSIONS = 256  # the oldest session is dropped beyond this many
 
@@ -23,6 +23,9 @@ class Access:
 
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     sessions: dict[str, str] = field(default_factory=dict)
+    # Browsers share cookies between the ports of a host: each dashboard names its own, so
+    # logging in to one (a second coordinator's) does not log out of another.
+    cookie: str = field(default_factory=lambda: f"{COOKIE}_{secrets.token_hex(4)}")
 
     def login(self, offered: str) -> str | None:
         """A new session id when ``offered`` is the login token, else None."""
