@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -92,7 +93,16 @@ async def start(
         await runner.cleanup()
         raise ConfigError(f"the dashboard cannot listen on {host}:{port}: {exc}") from None
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    if experiment_id is None:  # a dashboard of its own: read the newest searches ahead
+        threading.Thread(target=_warm, args=(dashboard, store), daemon=True).start()
     return Site(runner, host, int(bound), dashboard.access)
+
+
+def _warm(dashboard: Dashboard, store: Store) -> None:
+    try:
+        dashboard.views.warm(store)
+    except Exception as exc:  # noqa: BLE001 - a page asked for later says what is wrong
+        log.warning("The dashboard could not read the store ahead: %s", exc)
 
 
 def serve(store: Store, host: str, port: int) -> None:

@@ -97,6 +97,11 @@ function empty(id, text) {
   div.dataset.traces = "0";
 }
 
+function setControls(state, live) {
+  const allowed = { pause: state === "ACTIVE", activate: state === "PAUSED", kill: state === "ACTIVE" || state === "PAUSED" };
+  for (const b of document.querySelectorAll(".controls button[data-action]")) b.disabled = !live || !allowed[b.dataset.action];
+}
+
 function setState(state, live) {
   const s = document.getElementById("state");
   if (s) s.textContent = state;
@@ -126,7 +131,7 @@ async function indexPage() {
 }
 
 // -- one experiment ----------------------------------------------------------------------------
-const E = { id: null, data: null, sort: { key: "number", desc: false }, hidden: new Set(), refreshTimer: null, fetching: false };
+const E = { id: null, data: null, latest: { cursor: 0, state: null }, sort: { key: "number", desc: false }, hidden: new Set(), refreshTimer: null, fetching: false };
 
 function experimentId() { return location.pathname.split("/")[2]; }
 
@@ -216,7 +221,7 @@ function renderHeader() {
   document.getElementById("progress-text").textContent = `${done}/${x.max_trials || E.data.trials.length} trials done`;
   document.getElementById("best").textContent = x.best_trial
     ? `best ${x.metric} ${fmt(x.best)} (trial ${x.best_trial})` : "no result yet";
-  for (const b of document.querySelectorAll(".controls button")) b.disabled = !x.live;
+  setControls(x.state, x.live);
   notice(x.live ? "" : "No coordinator is running this experiment: the controls are off (`ridgeline experiment resume` starts one).");
 }
 
@@ -305,7 +310,10 @@ function scheduleRefresh() {
   if (E.refreshTimer || E.fetching) return;
   E.refreshTimer = setTimeout(async () => {
     E.refreshTimer = null;
-    try { await loadExperiment(); } catch (e) { notice(String(e.message || e)); }
+    try { await loadExperiment(); } catch (e) { notice(String(e.message || e)); return; }
+    // The server recomputes a large search's page only every few seconds: ask again until
+    // it shows what the live stream announced.
+    if (E.data.cursor < E.latest.cursor || (E.latest.state && E.data.experiment.state !== E.latest.state)) scheduleRefresh();
   }, 1500);
 }
 
@@ -320,6 +328,7 @@ async function experimentPage() {
       try {
         const reply = await post(`/api/experiments/${E.id}/${action}`);
         setState(reply.state, true);
+        setControls(reply.state, true);
       } catch (e) { notice(String(e.message || e)); }
     });
   }
@@ -328,7 +337,9 @@ async function experimentPage() {
   const source = new EventSource(`/api/experiments/${E.id}/stream?cursor=${E.data.cursor}`);
   source.addEventListener("delta", (event) => {
     const news = JSON.parse(event.data);
+    E.latest = { cursor: news.cursor, state: news.state };
     setState(news.state, news.live);
+    setControls(news.state, news.live);
     for (const [number, state] of Object.entries(news.states)) {
       const row = document.querySelector(`#trials tr[data-trial="${number}"]`);
       if (row) { row.dataset.state = state; row.querySelector('td[data-key="state"]').textContent = state; }
