@@ -271,14 +271,33 @@ def test_live_updates_and_stopping_a_running_trial(
     finally:
         store.close()
 
-    # The experiment's Kill ends the search (the second trial runs by now or soon).
+    # A configuration queued by hand becomes a trial of its own.
     page.goto(link.split("login")[0] + "experiments/1")
     page.wait_for_selector("body[data-live='1']")
+    page.click("#queue summary")
+    page.fill("#queue-params", '{"lr": 0.0123}')
+    page.click("#queue-button")
+    page.wait_for_selector("#queue-result[data-trial]")
+    queued = int(page.get_attribute("#queue-result", "data-trial") or 0)
+    store = open_store(db)
+    try:
+        by_number = {t.number: t for t in store.list_trials(1)}
+        assert by_number[queued].params == {"lr": 0.0123}
+    finally:
+        store.close()
+    page.fill("#queue-params", '{"learning_rate": 1}')
+    page.click("#queue-button")
+    page.wait_for_function(
+        "document.getElementById('queue-result').textContent.includes('unknown parameter')"
+    )
+
+    # The experiment's Kill ends the search.
     page.click("#kill")
     assert process.wait(30) == 0
     store = open_store(db)
     try:
         assert store.get_experiment(1).state == "CANCELED"
+        assert store.get_trial(by_number[queued].id).state == "CANCELED"  # it never started
     finally:
         store.close()
     page.close()

@@ -73,8 +73,9 @@ def call(
     url: str,
     method: str = "GET",
     headers: dict[str, str] | None = None,
+    data: bytes | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, method=method, headers=headers or {})
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with open_.open(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
@@ -141,6 +142,11 @@ def test_state_changes_need_post_and_the_csrf_token(served: tuple[str, Path]) ->
     # The right token passes the guard; with no coordinator running, the page is told so.
     status, _, body = call(browser, kill, "POST", {"X-CSRF-Token": csrf})
     assert status == 409 and b"no coordinator is running experiment 1" in body
+    queue = base + "api/experiments/1/trials"
+    status, _, body = call(browser, queue, "POST", {"X-CSRF-Token": csrf}, b'{"params": 3}')
+    assert status == 400 and b"'params' must be an object" in body
+    status, _, body = call(browser, queue, "POST", {"X-CSRF-Token": csrf}, b'{"params": {"lr": 1}}')
+    assert status == 409 and b"no coordinator" in body
     store = open_store(db)
     try:
         assert store.get_experiment(1).state == COMPLETED

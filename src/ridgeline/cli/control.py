@@ -30,10 +30,14 @@ def coordinator_alive(experiment: ExperimentRecord) -> bool:
 
 
 def request(
-    experiment: ExperimentRecord, method: str, path: str, timeout: float = 30
+    experiment: ExperimentRecord,
+    method: str,
+    path: str,
+    timeout: float = 30,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Send a control request to the live coordinator; None when none is reachable or it does
-    not answer within ``timeout`` seconds."""
+    """Send a control request (with a JSON ``body``) to the live coordinator; None when none
+    is reachable or it does not answer within ``timeout`` seconds."""
     info = experiment.coordinator or {}
     if not info.get("url") or not coordinator_alive(experiment):
         return None
@@ -45,7 +49,7 @@ def request(
         status, body = conn.request(
             method,
             path,
-            b"{}",
+            json.dumps(body or {}).encode(),
             {"Authorization": f"Bearer {experiment.config['token']}"},
         )
     except OSError:

@@ -233,10 +233,23 @@ def build_app(dashboard: Dashboard) -> web.Application:
         await dashboard.read(data.find_trial, experiment_id, number)
         return await forward(experiment_id, f"/api/v1/trials/{number}/kill")
 
-    async def forward(experiment_id: int, path: str) -> web.Response:
+    async def queue_trial(request: web.Request) -> web.Response:
+        experiment_id = scoped(_int(request, "experiment"))
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error('the body must be JSON: {"params": {name: value, ...}}', 400)
+        params = body.get("params") if isinstance(body, dict) else None
+        if not isinstance(params, dict) or not params:
+            return _error("'params' must be an object of hyperparameter name -> value", 400)
+        return await forward(experiment_id, "/api/v1/experiment/trials", {"params": params})
+
+    async def forward(
+        experiment_id: int, path: str, body: dict[str, Any] | None = None
+    ) -> web.Response:
         """Send a control request to the experiment's live coordinator."""
         try:
-            reply = await dashboard.read(_send, experiment_id, path)
+            reply = await dashboard.read(_send, experiment_id, path, body)
         except RuntimeError as exc:
             return _error(f"the coordinator refused: {exc}", 409)
         if reply is None:
@@ -310,6 +323,7 @@ def build_app(dashboard: Dashboard) -> web.Application:
     add.add_get("/api/experiments/{experiment}/trials/{trial}/log", trial_log)
     add.add_get("/api/experiments/{experiment}/trials/{trial}/stream", trial_stream)
     add.add_post("/api/experiments/{experiment}/trials/{trial}/stop", stop_trial)
+    add.add_post("/api/experiments/{experiment}/trials", queue_trial)
     add.add_post("/api/experiments/{experiment}/{action}", control_experiment)
     return app
 
@@ -322,10 +336,13 @@ def _offset(raw: str | None) -> int:
     return int(raw)
 
 
-def _send(store: Store, experiment_id: int, path: str) -> dict[str, Any] | None:
+def _send(
+    store: Store, experiment_id: int, path: str, body: dict[str, Any] | None
+) -> dict[str, Any] | None:
     from ridgeline.cli import control
 
-    return control.request(store.get_experiment(experiment_id), "POST", path, timeout=10)
+    experiment = store.get_experiment(experiment_id)
+    return control.request(experiment, "POST", path, timeout=10, body=body)
 
 
 _PLOTLY: bytes | None = None

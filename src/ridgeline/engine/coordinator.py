@@ -820,6 +820,7 @@ class Coordinator:
         self._wake()
         for job in list(self.running.values()):
             self.scheduler.kill(job, force=True)
+        self.waiting.clear()  # none of them will start: they end CANCELED below
         for number, record in self.engine.records.items():
             if record.state in (PENDING, PAUSED) and number not in self.running:
                 self.engine.trial_exited(number, CANCELED, None)
@@ -836,6 +837,19 @@ class Coordinator:
         elif self.engine.records[number].state in (PENDING, PAUSED):
             self._handle(self.engine.trial_exited(number, STOPPED, None))
             self._fill()
+
+    def queue_trial(self, params: dict[str, Any]) -> int:
+        """A configuration given by hand (the dashboard's "queue"): checked against the
+        space's names, run as a trial of its own when a slot is free; it does not spend the
+        searcher's budget. Returns its trial number."""
+        if self.state == CANCELED or self._finished.is_set():
+            raise ObservationError("the experiment has ended: it takes no new trial")
+        self.engine.space.check_params(params)
+        record, actions = self.engine.add_trial(dict(params))
+        log.info("Trial %d queued by hand with %s", record.number, params)
+        self._handle(actions)
+        self._fill()
+        return record.number
 
     # -- requests from trials ----------------------------------------------------------------
     def trial_view(self, number: int) -> dict[str, Any]:

@@ -43,8 +43,10 @@ async function api(path, options) {
   return body;
 }
 
-async function post(path) {
-  return api(path, { method: "POST", headers: { "X-CSRF-Token": R.csrf } });
+async function post(path, body) {
+  const headers = { "X-CSRF-Token": R.csrf };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  return api(path, { method: "POST", headers, body: body === undefined ? undefined : JSON.stringify(body) });
 }
 
 function drawn(div) {
@@ -100,6 +102,8 @@ function empty(id, text) {
 function setControls(state, live) {
   const allowed = { pause: state === "ACTIVE", activate: state === "PAUSED", kill: state === "ACTIVE" || state === "PAUSED" };
   for (const b of document.querySelectorAll(".controls button[data-action]")) b.disabled = !live || !allowed[b.dataset.action];
+  const queue = document.getElementById("queue-button");
+  if (queue) queue.disabled = !live || !allowed.kill;
 }
 
 function setState(state, live) {
@@ -333,6 +337,19 @@ async function experimentPage() {
     });
   }
   await loadExperiment();
+  const queued = document.getElementById("queue-params");
+  const best = E.data.trials.find((t) => t.number === E.data.experiment.best_trial) || E.data.trials[0];
+  queued.value = JSON.stringify(best ? best.params : {}, null, 1);
+  document.getElementById("queue-button").addEventListener("click", async () => {
+    const out = document.getElementById("queue-result");
+    let params;
+    try { params = JSON.parse(queued.value); } catch (e) { out.textContent = "not JSON: " + e.message; return; }
+    try {
+      const reply = await post(`/api/experiments/${E.id}/trials`, { params });
+      out.textContent = `queued as trial ${reply.trial}`;
+      out.dataset.trial = String(reply.trial);
+    } catch (e) { out.textContent = String(e.message || e); }
+  });
   document.body.dataset.loaded = "1";
   const source = new EventSource(`/api/experiments/${E.id}/stream?cursor=${E.data.cursor}`);
   source.addEventListener("delta", (event) => {
