@@ -46,7 +46,7 @@ def request(
     except TrialError as exc:
         raise RuntimeError(str(exc)) from None
     try:
-        status, body = conn.request(
+        status, answer = conn.request(
             method,
             path,
             json.dumps(body or {}).encode(),
@@ -58,7 +58,7 @@ def request(
         raise RuntimeError(str(exc)) from None
     finally:
         conn.close()
-    reply: dict[str, Any] = json.loads(body or b"{}")
+    reply: dict[str, Any] = json.loads(answer or b"{}")
     if status != 200:
         raise RuntimeError(reply.get("error", f"HTTP {status}"))
     return reply
