@@ -116,6 +116,9 @@ def test_a_session_reads_and_plotly_is_served_offline(served: tuple[str, Path]) 
     base = link.split("login")[0]
     browser, csrf = logged_in(link)
     assert csrf
+    for elsewhere in ("//evil.example/x", "/\\evil.example", "https://evil.example"):
+        status, headers, _ = call(opener(), f"{link}&next={elsewhere}")
+        assert status == 303 and headers["Location"] == "/"  # never to another site
     status, headers, body = call(browser, base + "api/experiments")
     assert status == 200 and headers["X-Frame-Options"] == "DENY"
     (row,) = json.loads(body)

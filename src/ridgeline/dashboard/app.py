@@ -37,6 +37,7 @@ PAGES = {"index": "index.html", "experiment": "experiment.html", "trial": "trial
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 LOG_CHUNK = 64 * 1024  # bytes of a trial's log sent at once
 POLL_SECONDS = 1.0  # how often a live stream looks for news in the store
+KEEPALIVE_POLLS = 10  # a comment goes out after this many quiet polls
 EXPERIMENT_ACTIONS = ("pause", "activate", "kill")
 
 
@@ -161,7 +162,7 @@ def build_app(dashboard: Dashboard) -> web.Application:
             )
             return web.Response(text=page, status=401, content_type="text/html")
         target = request.query.get("next", "/")
-        if not target.startswith("/") or target.startswith("//"):
+        if not target.startswith("/") or target[1:2] in ("/", "\\"):  # no other site
             target = "/"
         response = web.Response(status=303, headers={"Location": target})
         response.set_cookie(
@@ -286,11 +287,17 @@ def build_app(dashboard: Dashboard) -> web.Application:
         await response.prepare(request)
         try:
             await response.write(b": live\n\n")
+            quiet = 0
             while not dashboard.closing.is_set():
                 news = await dashboard.read(feed.poll)
                 if news is not None:
                     body = json.dumps(news, default=str, allow_nan=False)
                     await response.write(f"event: delta\ndata: {body}\n\n".encode())
+                    quiet = 0
+                else:
+                    quiet += 1
+                    if quiet % KEEPALIVE_POLLS == 0:  # a page that left is noticed here
+                        await response.write(b": still here\n\n")
                 try:
                     await asyncio.wait_for(dashboard.closing.wait(), POLL_SECONDS)
                 except TimeoutError:
