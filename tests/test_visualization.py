@@ -48,7 +48,9 @@ def study() -> ridgeline.Study:
             continue
         status = "COMPLETED"
         for step in range(1, 11):
-            study.add_observation(trial, iteration=step, objective=objective(trial.parameters, step))
+            study.add_observation(
+                trial, iteration=step, objective=objective(trial.parameters, step)
+            )
             if study.should_trial_stop(trial):
                 status = "STOPPED"
                 break
@@ -84,7 +86,9 @@ def test_failed_trials_are_never_the_best(study: ridgeline.Study) -> None:
     analysis = ridgeline.load(study)
     history = data.optimization_history(analysis)
     failed = [p for p in history["trials"] if p["number"] == FAILED_TRIAL]
-    assert failed == [{"number": FAILED_TRIAL, "value": -100.0, "state": "FAILED", "counted": False}]
+    assert failed == [
+        {"number": FAILED_TRIAL, "value": -100.0, "state": "FAILED", "counted": False}
+    ]
     assert all(p["value"] > -100 for p in history["best"])
     assert history["best"][-1]["value"] == analysis.best_trial().best  # type: ignore[union-attr]
     assert all(p["value"] > -100 for p in history["best_over_time"])
@@ -194,3 +198,28 @@ def test_learning_curves_downsample_large_searches() -> None:
     json.dumps(nan_curve, allow_nan=False)  # NaN became None
     figure = viz.plot_learning_curves(analysis, top=5)
     assert len(figure.data) == 6 and figure.data[0].type == "scattergl"
+
+
+def test_rungs_of_sherpa_successive_halving() -> None:
+    """SHERPA's SuccessiveHalving: each rung a trial, promotions by load_from/save_to."""
+    from ridgeline.algorithms import SuccessiveHalving
+
+    study = ridgeline.Study(
+        [ridgeline.Continuous("x", [0, 1])],
+        SuccessiveHalving(r=1, R=9, eta=3, max_finished_configs=2),
+        lower_is_better=True,
+        seed=1,
+    )
+    for trial in study:
+        for i in range(1, int(trial.parameters["resource"]) + 1):
+            study.add_observation(trial, iteration=i, objective=trial.parameters["x"] + 1 / i)
+        study.finalize(trial)
+    rungs = data.rungs(ridgeline.load(study))
+    [bracket] = rungs["brackets"]
+    assert bracket["rung_lengths"] == [1.0, 3.0, 9.0]
+    first, second, top = (r["trials"] for r in bracket["rungs"])
+    configs = {t["config"] for t in second}
+    assert configs <= {t["number"] for t in first if t["promoted"]}
+    assert any(not t["promoted"] for t in first) and all(t["top"] for t in top)
+    figure = viz.plot_rungs(study)
+    assert any("top rung" in (t.name or "") for t in figure.data)

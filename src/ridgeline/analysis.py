@@ -118,11 +118,9 @@ class Analysis:
         """What a step counts: the searcher's length unit (``batches``, ``epochs``,
         ``records``) when the config names one, ``steps`` (the script's own) for a Core-API
         length without a unit, ``iterations`` (SHERPA's word) for SHERPA searches."""
-        for key in ("max_length", "length_per_round", "max_time"):
-            value = self.searcher_config.get(key)
-            if isinstance(value, dict) and value:
-                return str(next(iter(value)))
-        return "steps" if self.searcher_config else "iterations"
+        from ridgeline.engine.progress import length_unit
+
+        return length_unit(self.searcher_config)
 
     def searcher_state(self) -> dict[str, Any]:
         """The searcher's last saved state (rungs, promotions, brackets); ``{}`` when the

@@ -512,8 +512,10 @@ def run_experiment(
         progress = None
         if verbose and sys.stderr.isatty():
             from ridgeline.config.searcher import budget
+            from ridgeline.engine.progress import length_unit
 
-            progress = Progress(*budget(experiment.config.get("raw", {}).get("searcher", {})))
+            searcher = experiment.config.get("raw", {}).get("searcher", {})
+            progress = Progress(*budget(searcher), unit=length_unit(searcher))
             coordinator.on_progress = progress.update
             progress.start(coordinator)
         try:

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ class Searches:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RIDGELINE_")}
         self.env |= {"RIDGELINE_DATA_DIR": str(root / "data"), "COLUMNS": "250"}
         self.watch: subprocess.CompletedProcess[str] | None = None
-        self.watch_seconds = 0.0
+        self.interrupted: tuple[int, str] = (-1, "")
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -90,9 +91,22 @@ def searches(tmp_path_factory: pytest.TempPathFactory) -> Searches:
     pbt.write_text(text)
     assert "Created experiment 1" in s.cli("e", "create", str(asha), str(asha_dir)).stdout
     assert "Created experiment 2" in s.cli("e", "create", str(pbt), str(pbt_dir)).stdout
-    start = time.monotonic()
+    # Ctrl-C on a watch of a running experiment: a clean exit, the experiment runs on.
+    watching = subprocess.Popen(
+        [sys.executable, "-m", "ridgeline.cli", "--storage", str(s.storage)]
+        + ["e", "describe", "2", "--watch", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=s.env,
+    )
+    assert watching.stdout is not None
+    first = watching.stdout.readline()  # the watch is up
+    time.sleep(0.5)
+    watching.send_signal(signal.SIGINT)
+    out, _ = watching.communicate(timeout=30)
+    s.interrupted = (watching.returncode, first + out)
     s.watch = s.cli("e", "describe", "1", "--watch", "--interval", "0.3", check=False)
-    s.watch_seconds = time.monotonic() - start
     s.cli("e", "wait", "2", "--timeout", "90")
     return s
 
@@ -102,10 +116,13 @@ def test_describe_watch_ends_when_the_experiment_ends(searches: Searches) -> Non
     assert watch is not None and watch.returncode == 0, watch
     assert "Experiment 1 ended: COMPLETED" in watch.stdout
     assert "adaptive_asha" in watch.stdout and "best_metric" in watch.stdout
-    assert searches.watch_seconds < 60
     # A finished experiment: the watch draws once and returns at once.
     again = searches.cli("e", "describe", "2", "--watch", "--interval", "0.2")
     assert "Experiment 2 ended: COMPLETED" in again.stdout
+    code, out = searches.interrupted
+    assert out.startswith("Watching experiment 2 every 0.2 s; Ctrl-C stops.")
+    assert code == 0 and "Stopped watching; experiment 2 is ACTIVE" in out, out
+    assert "Traceback" not in out
     refused = searches.cli("e", "describe", "2", "--watch", "--json", check=False)
     assert refused.returncode == 1 and "--watch" in refused.stderr
 
@@ -146,6 +163,8 @@ def test_lineage_of_a_pbt_search(searches: Searches) -> None:
         for kind in viz.KINDS:
             if kind != "rungs":
                 assert viz.plot(kind, analysis).data, kind
+    # A path works as well (the store file names its newest experiment, the PBT search).
+    assert viz.plot_lineage(str(searches.storage)).data
 
 
 def test_plot_command_writes_a_standalone_page(searches: Searches) -> None:
@@ -160,7 +179,7 @@ def test_plot_command_writes_a_standalone_page(searches: Searches) -> None:
     # An SQLite file names its newest experiment (here the PBT search, 2).
     searches.cli("plot", "learning-curves", str(searches.storage), "-o", str(curves), "--top", "2")
     html = curves.read_text()
-    assert "Learning Curves (top 2 highlighted): experiment 2" in html
+    assert "Learning Curves (top 2 highlighted)" in html and "experiment 2:" in html
     bad = searches.cli("plot", "pie", "1", "-o", "x.html", check=False)
     assert bad.returncode == 1 and "unknown plot 'pie'" in bad.stderr
     missing = searches.cli("plot", "slice", "9", "-o", "x.html", check=False)

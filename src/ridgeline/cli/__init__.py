@@ -368,7 +368,10 @@ def _experiment(store: Store, experiment_id: int) -> Any:
 @click.option("--csv", "as_csv", is_flag=True)
 @click.option("--watch", is_flag=True, help="Redraw until the experiment ends (Ctrl-C stops).")
 @click.option(
-    "--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
     help="With --watch: seconds between redraws.",
 )
 @click.pass_context
@@ -420,12 +423,19 @@ def describe(
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True)
 @click.option(
-    "--sort-by", "sort_by", default=None, metavar="COLUMN",
+    "--sort-by",
+    "sort_by",
+    default=None,
+    metavar="COLUMN",
     help="Order by this column (any column shown, e.g. best_metric or a hyperparameter).",
 )
 @click.option("--reverse", is_flag=True, help="With --sort-by: largest first.")
 @click.option(
-    "--top", "top", type=click.IntRange(min=1), default=None, metavar="K",
+    "--top",
+    "top",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
     help="Only the K best trials by the searcher metric, best first (failed trials never).",
 )
 @click.pass_context
@@ -455,8 +465,8 @@ def list_trials(
             except KeyError:
                 columns = ", ".join(flat(rows)[0]) if rows else "none"
                 fail(f"--sort-by {sort_by!r}: no such column; the columns are {columns}")
-            rank = [r["trial_id"] for r in order]
-            shown = sorted(shown, key=lambda r: rank.index(r["trial_id"]))
+            rank = {r["trial_id"]: i for i, r in enumerate(order)}
+            shown = sorted(shown, key=lambda r: rank[r["trial_id"]])
         emit(shown, as_json, as_csv)
 
 

@@ -21,10 +21,21 @@ from ridgeline.cli import cli, fail
     type=click.Path(dir_okay=False),
     help="Where to write: .html (standalone, works offline) or .png/.svg/.pdf (needs kaleido).",
 )
-@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
-              help="learning-curves: how many of the best trials to highlight.")
-@click.option("--params", "params", nargs=2, default=None, metavar="X Y",
-              help="contour: the two hyperparameters (default: the two most important).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="learning-curves: how many of the best trials to highlight.",
+)
+@click.option(
+    "--params",
+    "params",
+    nargs=2,
+    default=None,
+    metavar="X Y",
+    help="contour: the two hyperparameters (default: the two most important).",
+)
 @click.pass_context
 def plot(
     ctx: click.Context,
@@ -40,7 +51,8 @@ def plot(
     KIND: optimization-history, parallel-coordinate, slice, contour, param-importances,
     intermediate-values, learning-curves, rungs (ASHA/Hyperband), lineage (PBT)."""
     from ridgeline.analysis import load
-    from ridgeline.visualization import KINDS, plot as make
+    from ridgeline.visualization import KINDS
+    from ridgeline.visualization import plot as make
     from ridgeline.visualization.export import ExportError, write_figure
 
     name = kind.replace("_", "-")
@@ -52,7 +64,9 @@ def plot(
     if name == "contour" and params:
         options["params"] = list(params)
     try:
-        analysis = load(int(source), storage=ctx.obj["storage"]) if source.isdigit() else load(source)
+        analysis = (
+            load(int(source), storage=ctx.obj["storage"]) if source.isdigit() else load(source)
+        )
     except (FileNotFoundError, LookupError, TypeError) as exc:
         fail(str(exc))
     except Exception as exc:  # an unknown id: the store's own message

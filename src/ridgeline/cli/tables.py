@@ -74,7 +74,9 @@ def best_k(rows: list[dict[str, Any]], k: int, smaller_is_better: bool) -> list[
     return ranked[:k]
 
 
-def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool = False) -> list[dict[str, Any]]:
+def sort_rows(
+    rows: list[dict[str, Any]], column: str, reverse: bool = False
+) -> list[dict[str, Any]]:
     """Rows ordered by ``column`` (numbers before text; empty cells last either way)."""
     if rows and column not in rows[0]:
         raise KeyError(column)

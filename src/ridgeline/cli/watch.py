@@ -26,7 +26,7 @@ def _view(store: Store, experiment_id: int) -> tuple[Any, Any]:
     record = store.get_experiment(experiment_id)
     summary = experiment_row(store, record)
     trials = flat(trial_rows(store, experiment_id))
-    stamp = Text(f"updated {time.strftime('%H:%M:%S')}; Ctrl-C stops watching", style="dim")
+    stamp = Text(f"updated {time.strftime('%H:%M:%S')}", style="dim")
     parts = [table([summary]), table(trials) if trials else Text("(no trials yet)"), stamp]
     return Group(*parts), record
 
@@ -39,9 +39,12 @@ def watch_experiment(store: Store, experiment_id: int, interval: float) -> str:
     from rich.live import Live
 
     console = Console(width=max(120, shutil.get_terminal_size().columns))
-    view, record = _view(store, experiment_id)
+    record = store.get_experiment(experiment_id)
+    console.print(f"Watching experiment {experiment_id} every {interval:g} s; Ctrl-C stops.")
+    console.file.flush()
     dead_since: float | None = None
     try:
+        view, record = _view(store, experiment_id)
         with Live(view, console=console, auto_refresh=False) as live:
             while record.state not in control.TERMINAL:
                 time.sleep(interval)

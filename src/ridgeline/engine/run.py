@@ -8,15 +8,15 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ridgeline.engine.engine import OBJECTIVE_KEY, Engine
+from ridgeline.engine.progress import Progress
 from ridgeline.errors import StoreError
 from ridgeline.store.base import Store
-from ridgeline.store.records import FAILED, STOPPED, TRIAL_DONE_STATES
+from ridgeline.store.records import TRIAL_DONE_STATES
 
-if TYPE_CHECKING:
-    from ridgeline.engine.coordinator import Coordinator
+__all__ = ["Progress", "process_alive", "rebuild_results", "release_quietly", "setup_logging"]
 
 log = logging.getLogger("ridgeline")
 
@@ -88,48 +88,3 @@ def setup_logging(out: Path, verbose: int) -> None:
         handler._ridgeline = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.propagate = False
-
-
-class Progress:
-    """A live progress line: trials done of the trial budget, how many of them failed or were
-    stopped (when any were), training length spent of the length budget (when the search has
-    one), and the best objective so far."""
-
-    def __init__(self, total: int | None, length_budget: int | None = None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-        from rich.progress import Progress as Bar
-
-        self.length_budget = length_budget
-        self.progress = Bar(
-            TextColumn("trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[ended]}"),
-            TextColumn("{task.fields[trained]}"),
-            TextColumn("{task.fields[best]}"),
-            transient=False,
-        )
-        self.task = self.progress.add_task("trials", total=total, best="", trained="", ended="")
-
-    def start(self, coordinator: Coordinator) -> None:
-        self.progress.start()
-        self.update(coordinator)
-
-    def update(self, coordinator: Coordinator) -> None:
-        states = [r.state for r in coordinator.engine.records.values()]
-        done = sum(1 for state in states if state in TRIAL_DONE_STATES)
-        ended = [f"{states.count(s)} {s.lower()}" for s in (FAILED, STOPPED) if s in states]
-        best = coordinator.results.best().get("Objective")
-        trained = f"trained {coordinator.engine.length_trained()}"
-        if self.length_budget:
-            trained += f" of {self.length_budget}"
-        self.progress.update(
-            self.task,
-            completed=done,
-            ended=", ".join(ended),
-            trained=trained,
-            best="" if best is None else f"best {best:.6g}",
-        )
-
-    def stop(self) -> None:
-        self.progress.stop()

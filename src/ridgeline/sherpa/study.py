@@ -45,6 +45,7 @@ class Study:
         output_dir: str | os.PathLike[str] | None = None,
         seed: int | None = None,
         storage: str | os.PathLike[str] | None = None,
+        progress: bool = False,
     ) -> None:
         self.space = build_space(parameters)
         self.parameters = list(self.space.parameters)
@@ -67,6 +68,18 @@ class Study:
         self._queue: deque[Trial] = deque()
         self._finalized: set[int] = set()
         self._engine.start()
+        self._progress = self._show_progress() if progress else None
+
+    def _show_progress(self) -> Any:
+        """A live progress line on stderr (``progress=True``), redrawn as results arrive;
+        it ends when the study has no more trials to suggest."""
+        from ridgeline.engine.progress import Progress, StudyProgress
+        from ridgeline.sherpa.algorithms.core import trial_cap
+
+        bar = Progress(trial_cap(self.algorithm), trial_cap(self.algorithm, "length_budget"))
+        follower = StudyProgress(self._engine, bar, lambda: self._table.best().get("Objective"))
+        self._engine.observers.add(follower)
+        return follower
 
     # -- suggestions -------------------------------------------------------------------------
     @property
@@ -75,6 +88,14 @@ class Study:
 
     def get_suggestion(self) -> Trial | str:
         """The next trial, ``AlgorithmState.WAIT`` to try again later, or ``DONE``."""
+        suggestion = self._suggest()
+        if self._progress is not None:
+            self._progress.redraw()
+            if suggestion == AlgorithmState.DONE:
+                self._progress.progress.stop()
+        return suggestion
+
+    def _suggest(self) -> Trial | str:
         if self._queue:
             queued = self._queue.popleft()
             record, _ = self._engine.add_trial(dict(queued.parameters))

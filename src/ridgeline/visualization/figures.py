@@ -4,9 +4,10 @@ and lineage. Each function takes what ``ridgeline.load`` returns, or anything ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.analysis import Analysis, load
+from ridgeline.analysis import load
 from ridgeline.visualization import data
 
 if TYPE_CHECKING:
@@ -39,13 +40,22 @@ def _go() -> Any:
     return go
 
 
-def _analysis(source: Any) -> Analysis:
-    return load(source)
+def _prepared(source: Any, prepare: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """``prepare(analysis, *args)`` for ``source``; a store opened for an id or a path is
+    closed again (an Analysis or a Study passed in stays open)."""
+    analysis = load(source)
+    try:
+        return prepare(analysis, *args)
+    finally:
+        if analysis is not source and not hasattr(source, "_engine"):
+            analysis.close()
 
 
 def _title(a: dict[str, Any], what: str) -> str:
     better = "smaller" if a["smaller_is_better"] else "larger"
-    return f"{what}: experiment {a['experiment_id']}, {a['metric']} ({better} is better)"
+    return (
+        f"{what}<br><sup>experiment {a['experiment_id']}: {a['metric']} ({better} is better)</sup>"
+    )
 
 
 def _colorscale(d: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +68,7 @@ def plot_optimization_history(source: Any) -> go.Figure:
     """Each trial's best value by trial number, with the best value so far (failed trials are
     drawn grey and never set the best)."""
     go = _go()
-    d = data.optimization_history(_analysis(source))
+    d = _prepared(source, data.optimization_history)
     counted = [p for p in d["trials"] if p["counted"]]
     failed = [p for p in d["trials"] if not p["counted"]]
     fig = go.Figure()
@@ -138,7 +148,7 @@ def _curve_traces(fig: Any, d: dict[str, Any], highlight: bool) -> None:
 def plot_intermediate_values(source: Any) -> go.Figure:
     """Every trial's reported metric against its step (Optuna's intermediate values)."""
     go = _go()
-    d = data.learning_curves(_analysis(source), top=0)
+    d = _prepared(source, data.learning_curves, 0)
     fig = go.Figure()
     _curve_traces(fig, d, highlight=False)
     fig.update_layout(
@@ -153,7 +163,7 @@ def plot_intermediate_values(source: Any) -> go.Figure:
 def plot_learning_curves(source: Any, top: int = 10) -> go.Figure:
     """Metric against step for every trial, the ``top`` best trials highlighted and named."""
     go = _go()
-    d = data.learning_curves(_analysis(source), top=top)
+    d = _prepared(source, data.learning_curves, top)
     fig = go.Figure()
     _curve_traces(fig, d, highlight=True)
     fig.update_layout(
@@ -168,7 +178,7 @@ def plot_parallel_coordinate(source: Any) -> go.Figure:
     """One axis per hyperparameter and one for the metric; lines coloured by the metric.
     Log-scaled hyperparameters are on log10 axes labelled 1eN; categories by name."""
     go = _go()
-    d = data.parallel_coordinates(_analysis(source))
+    d = _prepared(source, data.parallel_coordinates)
     dimensions = []
     for dim in d["dimensions"]:
         present = [v for v in dim["values"] if v is not None]
@@ -185,7 +195,7 @@ def plot_parallel_coordinate(source: Any) -> go.Figure:
             line={"color": d["objective"], "showscale": True, **_colorscale(d)},
         )
     )
-    fig.update_layout(title=_title(d, "Parallel Coordinate"))
+    fig.update_layout(title=_title(d, "Parallel Coordinate"), margin={"t": 130})
     return fig
 
 
@@ -201,7 +211,7 @@ def plot_slice(source: Any) -> go.Figure:
     go = _go()
     from plotly.subplots import make_subplots
 
-    d = data.slices(_analysis(source))
+    d = _prepared(source, data.slices)
     params = d["params"] or [{"name": "(no varied hyperparameter)", "x": [], "y": []}]
     fig = make_subplots(rows=1, cols=len(params), shared_yaxes=True)
     for i, p in enumerate(params, start=1):
@@ -246,7 +256,7 @@ def plot_contour(source: Any, params: list[str] | None = None) -> go.Figure:
     """The metric over two hyperparameters (default: the two most important), interpolated
     between the trials, with the trials as points."""
     go = _go()
-    d = data.contour(_analysis(source), params)
+    d = _prepared(source, data.contour, params)
     fig = go.Figure()
     px, xaxis = _contour_axis(d["x"], d["points"]["x"])
     py, yaxis = _contour_axis(d["y"], d["points"]["y"])
@@ -269,7 +279,10 @@ def plot_contour(source: Any, params: list[str] | None = None) -> go.Figure:
             y=py,
             mode="markers",
             marker={"color": "black", "size": 6},
-            text=[f"trial {n}: {v:.6g}" for n, v in zip(d["points"]["numbers"], d["points"]["value"], strict=True)],
+            text=[
+                f"trial {n}: {v:.6g}"
+                for n, v in zip(d["points"]["numbers"], d["points"]["value"], strict=True)
+            ],
             name="trials",
             showlegend=False,
         )
@@ -283,7 +296,7 @@ def plot_contour(source: Any, params: list[str] | None = None) -> go.Figure:
 def plot_param_importances(source: Any) -> go.Figure:
     """Hyperparameter importances, the method named in the title and spelled out below."""
     go = _go()
-    d = data.importances(_analysis(source))
+    d = _prepared(source, data.importances)
     items = list(reversed(d["importances"]))  # plotly draws bars bottom-up
     fig = go.Figure(
         go.Bar(
@@ -296,7 +309,7 @@ def plot_param_importances(source: Any) -> go.Figure:
     )
     note = d["method"] if items else f"needs 4 finished trials or more; {d['trials']} so far"
     fig.update_layout(
-        title=_title(d, f"Hyperparameter Importances ({d['method_short']})"),
+        title=_title(d, f"Hyperparameter Importances: {d['method_short']}"),
         xaxis_title="Importance (share of the metric's variance)",
         yaxis_title="Hyperparameter",
         xaxis_range=[0, 1],
@@ -324,16 +337,21 @@ def _wrap(text: str, width: int) -> str:
 # -- ridgeline's own ---------------------------------------------------------------------------
 def plot_rungs(source: Any) -> go.Figure:
     """ASHA / Hyperband: the metric each trial reported at each rung, a line per trial
-    through the rungs it reached; filled markers were promoted, hollow ones stopped there."""
+    through the rungs it reached; filled markers were promoted, hollow ones were not, stars
+    reached the top rung."""
     go = _go()
-    d = data.rungs(_analysis(source))
+    d = _prepared(source, data.rungs)
     fig = go.Figure()
     for bracket in d["brackets"]:
-        name = f"bracket {bracket['index'] + 1} (rungs {', '.join(map(str, bracket['rung_lengths']))})"
+        name = (
+            f"bracket {bracket['index'] + 1} (rungs {', '.join(map(str, bracket['rung_lengths']))})"
+        )
         paths: dict[int, list[tuple[int, Any]]] = {}
         for rung in bracket["rungs"]:
             for t in rung["trials"]:
-                paths.setdefault(t["number"], []).append((rung["length"], t["value"]))
+                paths.setdefault(t.get("config", t["number"]), []).append(
+                    (rung["length"], t["value"])
+                )
         xs: list[Any] = []
         ys: list[Any] = []
         for path in paths.values():
@@ -353,12 +371,17 @@ def plot_rungs(source: Any) -> go.Figure:
                     hoverinfo="skip",
                 )
             )
-        for promoted in (True, False):
+        kinds = (
+            ("promoted", "circle", lambda t: t["promoted"] and not t["top"]),
+            ("not promoted", "circle-open", lambda t: not t["promoted"] and not t["top"]),
+            ("top rung (full length)", "star", lambda t: t["top"]),
+        )
+        for label, symbol, belongs in kinds:
             points = [
                 (rung["length"], t)
                 for rung in bracket["rungs"]
                 for t in rung["trials"]
-                if t["promoted"] is promoted
+                if belongs(t)
             ]
             if not points:
                 continue
@@ -367,13 +390,9 @@ def plot_rungs(source: Any) -> go.Figure:
                     x=[p[0] for p in points],
                     y=[p[1]["value"] for p in points],
                     mode="markers",
-                    marker={
-                        "symbol": "circle" if promoted else "circle-open",
-                        "size": 9,
-                        "color": _palette(bracket["index"]),
-                    },
+                    marker={"symbol": symbol, "size": 10, "color": _palette(bracket["index"])},
                     text=[f"trial {p[1]['number']} ({p[1]['state']})" for p in points],
-                    name=f"{name}: {'promoted' if promoted else 'not promoted'}",
+                    name=f"{name}: {label}",
                     legendgroup=group,
                 )
             )
@@ -396,7 +415,7 @@ def plot_lineage(source: Any) -> go.Figure:
     """Population-based training: each trial's curve coloured by generation, and a dotted
     link from the parent's point a clone continued from to the clone's first report."""
     go = _go()
-    d = data.lineage(_analysis(source))
+    d = _prepared(source, data.lineage)
     fig = go.Figure()
     top = max((n["generation"] for n in d["trials"]), default=0)
     for node in d["trials"]:

@@ -40,9 +40,7 @@ def groups(keys: Sequence[Hashable], categorical: bool, bins: int | None = None)
     return out
 
 
-def epsilon_squared(
-    keys: Sequence[Hashable], y: Sequence[float], categorical: bool
-) -> float:
+def epsilon_squared(keys: Sequence[Hashable], y: Sequence[float], categorical: bool) -> float:
     """``(SS_between - (k-1) MS_within) / (SS_total + MS_within)``, clipped to [0, 1]: 0 when
     the groups explain no more than chance, 1 when they explain all of the variance."""
     labels = groups(keys, categorical)
