@@ -158,6 +158,7 @@ def test_state_changes_need_post_and_the_csrf_token(served: tuple[str, Path]) ->
 
 
 def test_a_remote_host_needs_an_explicit_flag(tmp_path: Path) -> None:
+    open_store(tmp_path / "s.db").close()
     result = subprocess.run(
         [sys.executable, "-m", "ridgeline.cli", "--storage", str(tmp_path / "s.db")]
         + ["dashboard", "--host", "0.0.0.0", "--port", "0"],
@@ -166,6 +167,14 @@ def test_a_remote_host_needs_an_explicit_flag(tmp_path: Path) -> None:
         timeout=30,
     )
     assert result.returncode == 1 and "--allow-remote" in result.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "ridgeline.cli", "dashboard", "--storage", str(tmp_path / "no.db")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert missing.returncode == 2 and "no ridgeline store at" in missing.stderr
+    assert not (tmp_path / "no.db").exists()
 
 
 TRIAL = """

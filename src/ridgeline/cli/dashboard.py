@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
@@ -31,7 +32,10 @@ def dashboard(ctx: click.Context, host: str, port: int, allow_remote: bool) -> N
     if not 0 <= port <= 65535:
         raise click.BadParameter(f"{port} is not a port number (0 to 65535)", param_hint="--port")
     check_host(host, allow_remote)
-    store = open_store(default_storage(ctx.obj["storage"]))
+    target = default_storage(ctx.obj["storage"])
+    if "://" not in str(target) and not Path(target).is_file():
+        raise click.UsageError(f"no ridgeline store at {target} (give one with --storage)")
+    store = open_store(target)
     try:
         serve(store, host, port)
     finally:
