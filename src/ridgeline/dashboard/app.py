@@ -92,6 +92,8 @@ def _int(request: web.Request, name: str) -> int:
     return int(raw)
 
 
+# Scripts come from this server only; 'unsafe-eval' because plotly's WebGL plots (regl, the
+# parallel coordinates) compile their drawing code at run time; inline styles are plotly's.
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
