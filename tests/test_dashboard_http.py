@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -246,3 +247,70 @@ def test_experiment_create_prints_the_dashboard_link(
         timeout=30,
     ).stdout
     assert f"Dashboard: {link.group(1)}" in log and link.group(2) not in log
+
+
+def _wait(what: str, check: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def test_pause_and_resume_one_core_api_trial(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the dashboard: a running Core-API trial checkpoints and pauses while the
+    experiment stays active, then resumes from its checkpoint in a new process."""
+    from tests.e2e.test_core_api import config
+
+    from ridgeline.engine.run import process_alive
+
+    db = workdir / "data" / "store.db"
+    monkeypatch.setenv("RIDGELINE_DATA_DIR", str(workdir / "data"))
+    monkeypatch.setenv("RIDGELINE_STORAGE", str(db))
+    hyperparameters = {"increment_by": 1, "sleep": 0.02}
+    cfg = config(workdir, hyperparameters=hyperparameters, max_length=100_000, max_trials=1)
+    created = subprocess.run(
+        [sys.executable, "-m", "ridgeline.cli", "e", "create", str(cfg), str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = re.search(r"Dashboard: (\S+)", created.stdout)
+    assert found is not None, created.stdout
+    browser, csrf = logged_in(found.group(1))
+    base = found.group(1).split("login")[0] + "api/experiments/1/"
+    post = {"X-CSRF-Token": csrf}
+    store = open_store(db)
+    try:
+
+        def trial() -> Any:
+            trials = store.list_trials(1)
+            return trials[0] if trials else None
+
+        first = _wait("a running trial", lambda: (t := trial()) and t.state == "RUNNING" and t)
+        _wait("a checkpoint", lambda: store.list_checkpoints(first.id))
+        assert call(browser, base + "trials/1/pause", "POST", post)[0] == 200
+        _wait("the trial paused", lambda: trial().state == "PAUSED")
+        _wait("its process gone", lambda: not process_alive(int(first.job["pid"])))
+        time.sleep(1.0)
+        assert trial().state == "PAUSED" and store.get_experiment(1).state == "ACTIVE"
+        status, _, body = call(browser, base + "trials/1/pause", "POST", post)
+        assert status == 409 and b"not running" in body
+        assert call(browser, base + "trials/1/resume", "POST", post)[0] == 200
+        again = _wait(
+            "the trial running again",
+            lambda: (
+                (t := trial()) and t.state == "RUNNING" and t.job["pid"] != first.job["pid"] and t
+            ),
+        )
+        assert process_alive(int(again.job["pid"]))
+        assert call(browser, base + "kill", "POST", post)[0] == 200
+        _wait("the experiment killed", lambda: store.get_experiment(1).state == "CANCELED")
+    finally:
+        store.close()
+        subprocess.run(
+            [sys.executable, "-m", "ridgeline.cli", "e", "kill", "1"], capture_output=True
+        )

@@ -39,6 +39,7 @@ LOG_CHUNK = 64 * 1024  # bytes of a trial's log sent at once
 POLL_SECONDS = 1.0  # how often a live stream looks for news in the store
 KEEPALIVE_POLLS = 10  # a comment goes out after this many quiet polls
 EXPERIMENT_ACTIONS = ("pause", "activate", "kill")
+TRIAL_ACTIONS = {"stop": "kill", "pause": "pause", "resume": "resume"}  # -> coordinator route
 
 
 class Reader:
@@ -230,11 +231,15 @@ def build_app(dashboard: Dashboard) -> web.Application:
             return _error(f"unknown action {action[:40]!r}: use pause, activate or kill", 404)
         return await forward(experiment_id, f"/api/v1/experiment/{action}")
 
-    async def stop_trial(request: web.Request) -> web.Response:
+    async def trial_action(request: web.Request) -> web.Response:
+        """Stop (kill), pause or resume one trial."""
         experiment_id = scoped(_int(request, "experiment"))
         number = _int(request, "trial")
+        action = request.match_info["action"]
+        if action not in TRIAL_ACTIONS:
+            return _error(f"unknown action {action[:40]!r}: use stop, pause or resume", 404)
         await dashboard.read(data.find_trial, experiment_id, number)
-        return await forward(experiment_id, f"/api/v1/trials/{number}/kill")
+        return await forward(experiment_id, f"/api/v1/trials/{number}/{TRIAL_ACTIONS[action]}")
 
     async def queue_trial(request: web.Request) -> web.Response:
         experiment_id = scoped(_int(request, "experiment"))
@@ -331,7 +336,7 @@ def build_app(dashboard: Dashboard) -> web.Application:
     add.add_get("/api/experiments/{experiment}/trials/{trial}", trial)
     add.add_get("/api/experiments/{experiment}/trials/{trial}/log", trial_log)
     add.add_get("/api/experiments/{experiment}/trials/{trial}/stream", trial_stream)
-    add.add_post("/api/experiments/{experiment}/trials/{trial}/stop", stop_trial)
+    add.add_post("/api/experiments/{experiment}/trials/{trial}/{action}", trial_action)
     add.add_post("/api/experiments/{experiment}/trials", queue_trial)
     add.add_post("/api/experiments/{experiment}/{action}", control_experiment)
     return app

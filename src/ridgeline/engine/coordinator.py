@@ -184,6 +184,7 @@ class Coordinator:
         self.settings = settings or RunSettings()
         self.running: dict[int, Job] = {}
         self.waiting: list[int] = []  # trials with work to do, waiting for a free slot
+        self.held: set[int] = set()  # trials a user paused: they wait for resume_trial
         self.trials: dict[int, TrialRuntime] = {}  # what this coordinator knows of each trial
         self.state: str = ACTIVE  # ACTIVE, PAUSED or CANCELED (killed)
         self.best_validation: float | None = None
@@ -231,7 +232,7 @@ class Coordinator:
         return self._signals[number]
 
     def preempt_wanted(self, number: int) -> bool:
-        return self.state != ACTIVE or number in self.engine.stop_requested
+        return self.state != ACTIVE or number in self.engine.stop_requested or number in self.held
 
     def _wake(self, number: int | None = None) -> None:
         targets = [number] if number is not None else list(self._signals)
@@ -410,7 +411,7 @@ class Coordinator:
             return
         while self.waiting and len(self.running) < self.capacity() and self.state == ACTIVE:
             number = self.waiting.pop(0)
-            if number not in self.running:
+            if number not in self.running and number not in self.held:
                 self._launch(number)
 
     def _fill(self) -> None:
@@ -837,6 +838,38 @@ class Coordinator:
         elif self.engine.records[number].state in (PENDING, PAUSED):
             self._handle(self.engine.trial_exited(number, STOPPED, None))
             self._fill()
+
+    def pause_trial(self, number: int) -> None:
+        """Ask one running Core-API trial to checkpoint and exit (PAUSED); it stays paused
+        until ``resume_trial``, while the others run on."""
+        if self.settings.front_door != CORE:
+            raise ObservationError(
+                "SHERPA-style trials cannot checkpoint on request, so they cannot be paused "
+                "one by one: stop the trial, or pause the whole experiment"
+            )
+        job = self.running.get(number)
+        if job is None:
+            raise ObservationError(f"trial {number} is not running: only a running trial pauses")
+        self.held.add(number)
+        self.engine.event("trial_pause_requested", trial=number)
+        log.info("Trial %d asked to checkpoint and pause", number)
+        self._wake(number)
+        asyncio.get_running_loop().call_later(self.grace_period * 6, self._terminate, number, job)
+
+    def resume_trial(self, number: int) -> None:
+        """Let a trial paused by ``pause_trial`` run again, from its latest checkpoint."""
+        if number not in self.held:
+            raise ObservationError(f"trial {number} was not paused by hand: nothing to resume")
+        self.held.discard(number)
+        self.engine.event("trial_resume_requested", trial=number)
+        record = self.engine.records[number]
+        if (
+            record.state == PAUSED
+            and number not in self.engine.closed
+            and number not in self.waiting
+        ):
+            self.waiting.append(number)
+        self._fill()
 
     def queue_trial(self, params: dict[str, Any]) -> int:
         """A configuration given by hand (the dashboard's "queue"): checked against the

@@ -411,8 +411,23 @@ async function trialPage() {
     el("td", {}, c.uuid), el("td", {}, String(c.steps_completed)), el("td", {}, c.state), el("td", {}, new Date(c.created_at * 1000).toLocaleString()))));
   renderReports(d.reports, false);
   const stop = document.getElementById("stop");
-  stop.disabled = !(d.experiment.live && t.state === "RUNNING");
+  const pause = document.getElementById("pause-trial");
+  const resume = document.getElementById("resume-trial");
+  const trialControls = (state, live) => {
+    stop.disabled = !(live && ["RUNNING", "PENDING", "PAUSED"].includes(state));
+    pause.disabled = !(live && state === "RUNNING");
+    resume.disabled = !(live && state === "PAUSED");
+  };
+  trialControls(t.state, d.experiment.live);
   stop.addEventListener("click", () => stopTrial(experiment, number));
+  for (const [button, action] of [[pause, "pause"], [resume, "resume"]]) {
+    button.addEventListener("click", async () => {
+      try {
+        await post(`/api/experiments/${experiment}/trials/${number}/${action}`);
+        notice(`Trial ${number}: ${action} requested.`);
+      } catch (e) { notice(String(e.message || e)); }
+    });
+  }
   if (!d.experiment.live) notice("No coordinator is running this experiment: the controls are off.");
   await renderSeries();
   const logbox = document.getElementById("log");
@@ -425,7 +440,7 @@ async function trialPage() {
   source.addEventListener("delta", (event) => {
     const news = JSON.parse(event.data);
     setState(news.state, news.live);
-    stop.disabled = !(news.live && news.state === "RUNNING");
+    trialControls(news.state, news.live);
     if (news.reports.length) {
       renderReports(news.reports, true);
       for (const r of news.reports) {
