@@ -9,7 +9,8 @@ if [ -x /usr/bin/chromium ]; then
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-  echo "ensure-chromium: not root, so chromium is not installed here; the dashboard's browser tests will be skipped."
+  echo "ensure-chromium: not root, so chromium is not installed here;" \
+    "the dashboard's browser tests will be skipped."
   exit 0
 fi
 echo "ensure-chromium: installing chromium"
