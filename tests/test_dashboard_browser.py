@@ -249,6 +249,7 @@ def test_live_updates_and_stopping_a_running_trial(
         f"+document.querySelector('#reports tbody tr').dataset.seq > {first}", timeout=15000
     )
     page.screenshot(path=str(shots / "trial.png"))
+    assert page.is_disabled("#pause-trial")  # a SHERPA-style script cannot checkpoint on request
 
     store = open_store(db)
     try:

@@ -356,6 +356,8 @@ def trial_detail(store: Store, experiment_id: int, number: int) -> dict[str, Any
             "state": str(experiment.state),
             "live": coordinator_alive(experiment),
             "metric": analysis.metric_name,
+            # Core-API trials checkpoint on request, so one can be paused and resumed
+            "pausable": experiment.config.get("front_door") == "core",
         },
         "trial": {
             "number": trial.number,

@@ -415,9 +415,10 @@ async function trialPage() {
   const resume = document.getElementById("resume-trial");
   const trialControls = (state, live) => {
     stop.disabled = !(live && ["RUNNING", "PENDING", "PAUSED"].includes(state));
-    pause.disabled = !(live && state === "RUNNING");
-    resume.disabled = !(live && state === "PAUSED");
+    pause.disabled = !(live && state === "RUNNING" && d.experiment.pausable);
+    resume.disabled = !(live && state === "PAUSED" && d.experiment.pausable);
   };
+  if (!d.experiment.pausable) pause.title = resume.title = "SHERPA-style trials cannot checkpoint on request: stop the trial or pause the experiment";
   trialControls(t.state, d.experiment.live);
   stop.addEventListener("click", () => stopTrial(experiment, number));
   for (const [button, action] of [[pause, "pause"], [resume, "resume"]]) {
