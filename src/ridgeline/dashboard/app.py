@@ -9,7 +9,6 @@ experiment's control token, as the CLI does. No GET changes anything.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
@@ -75,7 +74,7 @@ STATE = web.AppKey("ridgeline.dashboard", Dashboard)
 
 def _json(payload: Any, status: int = 200) -> web.Response:
     return web.Response(
-        text=json.dumps(payload, default=str, allow_nan=False),
+        text=data.to_json(payload),
         status=status,
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
@@ -298,7 +297,7 @@ def build_app(dashboard: Dashboard) -> web.Application:
             while not dashboard.closing.is_set():
                 news = await dashboard.read(feed.poll)
                 if news is not None:
-                    body = json.dumps(news, default=str, allow_nan=False)
+                    body = data.to_json(news)
                     await response.write(f"event: delta\ndata: {body}\n\n".encode())
                     quiet = 0
                 else:

@@ -8,7 +8,6 @@ computed while nothing changed, so a page of a 10,000-trial search is served at 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -89,7 +88,7 @@ class ExperimentView:
             self.update(store)
             if self._page is None:
                 overview = data.experiment_overview(self.analysis(store))
-                self._page = json.dumps(overview, default=str, allow_nan=False)
+                self._page = data.to_json(overview)
             self._computed_at = time.monotonic()
             self._cost = self._computed_at - start
             return self._page

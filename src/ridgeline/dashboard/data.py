@@ -8,6 +8,7 @@ thousands of points whatever the search's size, so it paints in well under a sec
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -52,6 +53,23 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def to_json(payload: Any) -> str:
+    """JSON text a browser parses: a NaN or infinity anywhere (a user's metadata, a metric
+    name's value) becomes null instead of failing the page."""
+    try:
+        return json.dumps(payload, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_nulled(payload), default=str, allow_nan=False)
+
+
+def _nulled(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nulled(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nulled(v) for v in value]
+    return _clean(value)
 
 
 def coordinator_alive(experiment: ExperimentRecord) -> bool:
