@@ -298,6 +298,10 @@ def create(
         click.echo(json.dumps({"id": experiment_id, "coordinator_pid": pid}))
     else:
         click.echo(f"Created experiment {experiment_id}")
+        from ridgeline.cli.dashboard import echo_login_link
+
+        with opened(ctx) as store:
+            echo_login_link(store, experiment_id, pid)
     if follow and paused:  # nothing runs until `activate`: there is nothing to follow yet
         click.echo(
             f"Paused: no trial runs yet; follow it after `activate` with "
@@ -953,6 +957,7 @@ def runs_on(stored: dict[str, Any]) -> str:
 
 
 # Commands kept in their own modules register themselves on the groups above.
+from ridgeline.cli import dashboard as _dashboard  # noqa: E402,F401
 from ridgeline.cli import download as _download  # noqa: E402,F401
 from ridgeline.cli import housekeeping as _housekeeping  # noqa: E402,F401
 from ridgeline.cli import plot as _plot  # noqa: E402,F401

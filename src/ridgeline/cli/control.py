@@ -30,10 +30,14 @@ def coordinator_alive(experiment: ExperimentRecord) -> bool:
 
 
 def request(
-    experiment: ExperimentRecord, method: str, path: str, timeout: float = 30
+    experiment: ExperimentRecord,
+    method: str,
+    path: str,
+    timeout: float = 30,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Send a control request to the live coordinator; None when none is reachable or it does
-    not answer within ``timeout`` seconds."""
+    """Send a control request (with a JSON ``body``) to the live coordinator; None when none
+    is reachable or it does not answer within ``timeout`` seconds."""
     info = experiment.coordinator or {}
     if not info.get("url") or not coordinator_alive(experiment):
         return None
@@ -42,10 +46,10 @@ def request(
     except TrialError as exc:
         raise RuntimeError(str(exc)) from None
     try:
-        status, body = conn.request(
+        status, answer = conn.request(
             method,
             path,
-            b"{}",
+            json.dumps(body or {}).encode(),
             {"Authorization": f"Bearer {experiment.config['token']}"},
         )
     except OSError:
@@ -54,7 +58,7 @@ def request(
         raise RuntimeError(str(exc)) from None
     finally:
         conn.close()
-    reply: dict[str, Any] = json.loads(body or b"{}")
+    reply: dict[str, Any] = json.loads(answer or b"{}")
     if status != 200:
         raise RuntimeError(reply.get("error", f"HTTP {status}"))
     return reply

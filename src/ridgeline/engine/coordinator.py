@@ -65,6 +65,7 @@ from ridgeline.values import check_iteration, check_objective
 
 if TYPE_CHECKING:
     from ridgeline.config.network import Endpoint, NetworkChoice
+    from ridgeline.dashboard.hosting import Site
     from ridgeline.engine.tls import Certificate
 
 log = logging.getLogger("ridgeline")
@@ -117,6 +118,11 @@ class RunSettings:
     tensorboard: bool = False
     # MLflow runs per trial at this tracking URI (integrations.mlflow); None: none
     mlflow_tracking_uri: str | None = None
+    # The experiment's web dashboard, served on a second loopback port of this loop (0: any
+    # free port); ``announce`` receives its login link (for a terminal, never the log).
+    dashboard: bool = True
+    dashboard_port: int = 0
+    announce: Callable[[str], None] | None = None
 
 
 class _Report(NamedTuple):
@@ -186,11 +192,13 @@ class Coordinator:
         self.settings = settings or RunSettings()
         self.running: dict[int, Job] = {}
         self.waiting: list[int] = []  # trials with work to do, waiting for a free slot
+        self.held: set[int] = set()  # trials a user paused: they wait for resume_trial
         self.trials: dict[int, TrialRuntime] = {}  # what this coordinator knows of each trial
         self.state: str = ACTIVE  # ACTIVE, PAUSED or CANCELED (killed)
         self.best_validation: float | None = None
         self.url = ""
         self.endpoint: Endpoint | None = None  # decided in run()
+        self.dashboard: Site | None = None  # the web dashboard, while it serves
         self._finished = asyncio.Event()
         self._signals: dict[int, _Signal] = {}
         self.writer = MetricWriter(self.store)
@@ -253,7 +261,7 @@ class Coordinator:
         return self._signals[number]
 
     def preempt_wanted(self, number: int) -> bool:
-        return self.state != ACTIVE or number in self.engine.stop_requested
+        return self.state != ACTIVE or number in self.engine.stop_requested or number in self.held
 
     def _wake(self, number: int | None = None) -> None:
         targets = [number] if number is not None else list(self._signals)
@@ -278,6 +286,7 @@ class Coordinator:
             self.port = sockets[0].getsockname()[1]
             assert self.endpoint is not None
             self.url = self.endpoint.url(self.port)
+            await self._start_dashboard()
             self._publish_address()
             self._keep_lease()
             for follower in self._followers():
@@ -328,6 +337,8 @@ class Coordinator:
             self._wake()
             background.uninstall()
             suggester.shutdown(wait=False, cancel_futures=True)
+            if self.dashboard is not None:
+                await self.dashboard.close()
             await runner.cleanup()
 
     def _followers(self) -> list[StoreFollower]:
@@ -378,8 +389,34 @@ class Coordinator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _start_dashboard(self) -> None:
+        """Serve the experiment's dashboard beside the trial API (``ridgeline.dashboard``);
+        a dashboard that cannot start is reported and the search goes on without it."""
+        if not self.settings.dashboard:
+            return
+        from ridgeline.dashboard.hosting import start
+
+        try:
+            self.dashboard = await start(
+                self.store,
+                port=self.settings.dashboard_port,
+                experiment_id=self.engine.experiment_id,
+            )
+        except Exception as exc:  # noqa: BLE001 - the search does not depend on it
+            log.warning("The dashboard did not start: %s", exc)
+            return
+        log.info("Dashboard: %s (log in with the link printed when it started)", self.dashboard.url)
+        if self.settings.announce is not None:
+            self.settings.announce(self.dashboard.login_url)
+
     def _publish_address(self) -> None:
         address: dict[str, Any] = {"url": self.url, "pid": os.getpid()}
+        record: dict[str, Any] = {}
+        if self.dashboard is not None:  # in the store beside the control token, for the CLI
+            record["dashboard"] = {
+                "url": self.dashboard.url,
+                "token": self.dashboard.access.token,
+            }
         if self.certificate is not None:  # what trials and the CLI pin
             address[trial_env.CERT_KEY] = self.certificate.sha256
         path = self.output_dir / "coordinator.json"
@@ -387,7 +424,7 @@ class Coordinator:
         tmp.write_text(json.dumps(address))
         os.replace(tmp, path)
         self.store.update_experiment(
-            self.engine.experiment_id, coordinator={**address, "port": self.port}
+            self.engine.experiment_id, coordinator={**address, "port": self.port, **record}
         )
 
     # -- actions -----------------------------------------------------------------------------
@@ -414,7 +451,7 @@ class Coordinator:
             return
         while self.waiting and len(self.running) < self.capacity() and self.state == ACTIVE:
             number = self.waiting.pop(0)
-            if number not in self.running:
+            if number not in self.running and number not in self.held:
                 self._launch(number)
 
     def _fill(self) -> None:
@@ -825,6 +862,7 @@ class Coordinator:
         self._wake()
         for job in list(self.running.values()):
             self.scheduler.kill(job, force=True)
+        self.waiting.clear()  # none of them will start: they end CANCELED below
         for number, record in self.engine.records.items():
             if record.state in (PENDING, PAUSED) and number not in self.running:
                 self.engine.trial_exited(number, CANCELED, None)
@@ -841,6 +879,51 @@ class Coordinator:
         elif self.engine.records[number].state in (PENDING, PAUSED):
             self._handle(self.engine.trial_exited(number, STOPPED, None))
             self._fill()
+
+    def pause_trial(self, number: int) -> None:
+        """Ask one running Core-API trial to checkpoint and exit (PAUSED); it stays paused
+        until ``resume_trial``, while the others run on."""
+        if self.settings.front_door != CORE:
+            raise ObservationError(
+                "SHERPA-style trials cannot checkpoint on request, so they cannot be paused "
+                "one by one: stop the trial, or pause the whole experiment"
+            )
+        job = self.running.get(number)
+        if job is None:
+            raise ObservationError(f"trial {number} is not running: only a running trial pauses")
+        self.held.add(number)
+        self.engine.event("trial_pause_requested", trial=number)
+        log.info("Trial %d asked to checkpoint and pause", number)
+        self._wake(number)
+        asyncio.get_running_loop().call_later(self.grace_period * 6, self._terminate, number, job)
+
+    def resume_trial(self, number: int) -> None:
+        """Let a trial paused by ``pause_trial`` run again, from its latest checkpoint."""
+        if number not in self.held:
+            raise ObservationError(f"trial {number} was not paused by hand: nothing to resume")
+        self.held.discard(number)
+        self.engine.event("trial_resume_requested", trial=number)
+        record = self.engine.records[number]
+        if (
+            record.state == PAUSED
+            and number not in self.engine.closed
+            and number not in self.waiting
+        ):
+            self.waiting.append(number)
+        self._fill()
+
+    def queue_trial(self, params: dict[str, Any]) -> int:
+        """A configuration given by hand (the dashboard's "queue"): checked against the
+        space's names, run as a trial of its own when a slot is free; it does not spend the
+        searcher's budget. Returns its trial number."""
+        if self.state == CANCELED or self._finished.is_set():
+            raise ObservationError("the experiment has ended: it takes no new trial")
+        self.engine.space.check_params(params)
+        record, actions = self.engine.add_trial(dict(params))
+        log.info("Trial %d queued by hand with %s", record.number, params)
+        self._handle(actions)
+        self._fill()
+        return record.number
 
     # -- requests from trials ----------------------------------------------------------------
     def trial_view(self, number: int) -> dict[str, Any]:

@@ -372,11 +372,34 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
         return _json({"state": coordinator.state})
 
     @for_control
+    async def queue_trial(request: web.Request) -> web.Response:
+        params = (await read_json(request)).get("params")
+        if not isinstance(params, dict):
+            raise Refused(f"'params' must be an object of name -> value, got {params!r:.60}")
+        return _json({"trial": coordinator.queue_trial(params)})
+
+    @for_control
     async def kill_trial(request: web.Request) -> web.Response:
         number = trial_number(request)
         if number not in coordinator.engine.records:
             return _error(f"no trial {number} in this experiment", 404)
         coordinator.kill_trial(number)
+        return _json({"ok": True})
+
+    @for_control
+    async def pause_trial(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if number not in coordinator.engine.records:
+            return _error(f"no trial {number} in this experiment", 404)
+        coordinator.pause_trial(number)
+        return _json({"ok": True})
+
+    @for_control
+    async def resume_trial(request: web.Request) -> web.Response:
+        number = trial_number(request)
+        if number not in coordinator.engine.records:
+            return _error(f"no trial {number} in this experiment", 404)
+        coordinator.resume_trial(number)
         return _json({"ok": True})
 
     middlewares = [guard] if limit is None else [limit.middleware, guard]
@@ -398,7 +421,10 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
     app.router.add_post("/api/v1/trials/{trial}/early_exit", early_exit)
     app.router.add_get("/api/v1/trials/{trial}/best_validation", best_validation)
     app.router.add_post("/api/v1/trials/{trial}/kill", kill_trial)
+    app.router.add_post("/api/v1/trials/{trial}/pause", pause_trial)
+    app.router.add_post("/api/v1/trials/{trial}/resume", resume_trial)
     app.router.add_get("/api/v1/checkpoints/{uuid}", get_checkpoint)
     app.router.add_delete("/api/v1/checkpoints/{uuid}", delete_checkpoint)
+    app.router.add_post("/api/v1/experiment/trials", queue_trial)
     app.router.add_post("/api/v1/experiment/{action}", control)
     return app

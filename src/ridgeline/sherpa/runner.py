@@ -82,8 +82,10 @@ def optimize(
 
     ``output_dir`` receives ``results.csv`` (kept current), ``jobs/trial_<id>.out``,
     ``log.txt`` and the store ``ridgeline.db``. ``resume=True`` (or SHERPA's ``load=True``)
-    carries on a search whose coordinator stopped or was killed. ``db_port``,
-    ``mongodb_args`` and the dashboard arguments are accepted for SHERPA compatibility.
+    carries on a search whose coordinator stopped or was killed. ``db_port`` and
+    ``mongodb_args`` are accepted for SHERPA compatibility. The coordinator serves a web
+    dashboard on loopback (``dashboard_port``, default any free port) and prints its login
+    link on stderr, unless ``disable_dashboard``.
     ``port`` (default ``db_port``) is where the coordinator listens; any free port if None.
     ``warm_start``: an earlier search's results (DataFrame, ``results.csv`` or its folder)
     recorded first as finished trials, for model-based algorithms to learn from.
@@ -106,7 +108,13 @@ def optimize(
     Raises ``SearchFailed`` when the search ended ERROR (trials kept failing, none
     succeeded); the returned best never comes from a FAILED trial.
     """
-    del dashboard_port, disable_dashboard, mongodb_args
+    del mongodb_args
+    if dashboard_port is not None and (
+        type(dashboard_port) is not int or not 0 <= dashboard_port <= 65535
+    ):
+        raise ConfigError(
+            f"dashboard_port must be a port number 0 to 65535, got {dashboard_port!r}"
+        )
     resume = resume or load
     argv = _trial_command(command, filename)
     scheduler = as_scheduler(scheduler)
@@ -186,6 +194,9 @@ def optimize(
                 heartbeat_seconds=heartbeat,
                 tensorboard=bool(tensorboard),
                 mlflow_tracking_uri=mlflow_uri(mlflow_tracking_uri),
+                dashboard=not disable_dashboard,
+                dashboard_port=dashboard_port or 0,
+                announce=_announce_dashboard,
             ),
         )
         # The coordinator's results table follows the engine from here on: replays too.
@@ -211,6 +222,11 @@ def optimize(
         if token is not None and experiment is not None:
             release_quietly(store, experiment.id, token)
         store.close()
+
+
+def _announce_dashboard(link: str) -> None:
+    """The login link goes to the terminal only (the log file never holds it)."""
+    print(f"Dashboard: {link}", file=sys.stderr, flush=True)
 
 
 def _trial_command(
