@@ -1,4 +1,4 @@
-"""Search quality of ridgeline's samplers beside Optuna's and Hyperopt's, in Bayesmark's style.
+"""Search quality of ridgeline's samplers beside those of other libraries, in Bayesmark's style.
 
     python benchmarks/search_quality.py                  # every problem and optimizer, 10 seeds
     python benchmarks/search_quality.py --quick          # 2 seeds, small budgets: a smoke check
@@ -9,7 +9,10 @@ Why: a sampler is worth its cost only if it finds better configurations than ran
 for the same number of trials; and a suggestion must stay cheap next to a trial. So this
 measures, for each optimizer (ridgeline's ``BayesianOptimization``, ``TPE``, ``Auto`` and
 ``RandomSearch`` through the public ``Study`` loop; Optuna's multivariate and univariate
-``TPESampler`` and its ``GPSampler`` through ask/tell; Hyperopt's TPE through ``fmin``):
+``TPESampler`` and its ``GPSampler`` through ask/tell; Hyperopt's TPE through ``fmin``;
+scikit-optimize's ``Optimizer(base_estimator="GP")`` and SMAC3's
+``HyperparameterOptimizationFacade`` (random forest) and ``BlackBoxFacade`` (GP) through
+ask/tell, each with its library's defaults):
 
 1. **Quality**: the best objective found within a fixed budget of sequential trials on
    synthetic functions (Branin, Hartmann-6, Rosenbrock-4; budget 60) and on small
@@ -32,7 +35,12 @@ measures, for each optimizer (ridgeline's ``BayesianOptimization``, ``TPE``, ``A
    ``study.add_trials`` (Optuna's storage work is part of its ask). Hyperopt: what
    ``fmin`` does before each evaluation, ``trials.refresh()`` plus ``tpe.suggest``, on
    ``Trials`` holding finished documents of the same points (the warm-up is one ``fmin``
-   step). Timings run after the quality runs, one at a time, each in a fresh process.
+   step). scikit-optimize: ``tell`` of the last result plus ``ask`` (it fits its GP and
+   searches the acquisition in ``tell``). SMAC: the first ``ask`` of a facade told all the
+   observations, without an initial design, so that it fits its model and searches the
+   acquisition (its HPO facade then serves 7 more suggestions from that search, so its mean
+   cost per suggestion is lower). Timings run after the quality runs, one at a time, each in
+   a fresh process.
 
 Every BLAS/OpenMP/torch pool is pinned to one thread (set before NumPy loads) so that the
 ``--jobs`` worker processes do not oversubscribe the cores and the libraries are timed alike.
@@ -42,10 +50,11 @@ the timings say which way it ran (see the JSON's ``meta``).
 Results (best per run, raw values and best-so-far trace) go to ``--out`` as JSON, written
 after every finished run; a later call skips the runs and timings already there, so the
 benchmark can run in pieces (``--fresh`` redoes the selected ones). Run one instance per JSON
-file at a time. Optional libraries (Optuna, Hyperopt, scikit-learn) and ridgeline samplers
-that do not exist yet are skipped with a message. Add an optimizer by adding an entry to
-``OPTIMIZERS`` (name -> ``OptimizerSpec``), e.g. ``ridgeline_optimizer("ridgeline-auto",
-"Auto")`` for ``ridgeline.algorithms.Auto(max_num_trials=budget)``.
+file at a time. Optional libraries (Optuna, Hyperopt, scikit-optimize, SMAC3, scikit-learn;
+``pip install -e .[bench]``) and ridgeline samplers that do not exist yet are skipped with a
+message. Add an optimizer by adding an entry to ``OPTIMIZERS`` (name -> ``OptimizerSpec``),
+e.g. ``ridgeline_optimizer("ridgeline-auto", "Auto")`` for
+``ridgeline.algorithms.Auto(max_num_trials=budget)``.
 """
 
 from __future__ import annotations
