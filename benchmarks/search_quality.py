@@ -1023,11 +1023,10 @@ def smac_optimizer(name: str, facade: str) -> OptimizerSpec:
 
         opt = new_facade(parameters, len(points) + 10, seed, folder, initial_design=False)
         space = opt.scenario.configspace
-        # a deterministic objective: SMAC runs every configuration with one seed
-        key = opt.intensifier.get_instance_seed_keys_of_interest()[0]
         for x, y in zip(points, values, strict=True):
             config = Configuration(space, values=_indexed_point(parameters, x))
-            info = TrialInfo(config, instance=key.instance, seed=key.seed)
+            # a deterministic objective: one seed for all (the intensifier adopts it)
+            info = TrialInfo(config, seed=seed)
             opt.tell(info, TrialValue(cost=y), save=False)
         return opt
 
@@ -1047,8 +1046,9 @@ def smac_optimizer(name: str, facade: str) -> OptimizerSpec:
             start = time.perf_counter()
             info = opt.ask()
             seconds = time.perf_counter() - start
-        if info.config.origin and "Initial" in info.config.origin:
-            raise RuntimeError(f"{facade} proposed an initial-design point: timing meaningless")
+        origin = info.config.origin or "Custom"  # "Custom": a told configuration again
+        if origin == "Custom" or "Initial" in origin:
+            raise RuntimeError(f"{facade} proposed {origin!r}, not a model-based suggestion")
         return seconds
 
     return OptimizerSpec(name, check, run, time_ask, lambda: _package_version("smac"))
@@ -1063,7 +1063,7 @@ def _import_beside_benchmarks(*modules: str) -> str | None:
     if shadow is not None and Path(getattr(shadow, "__file__", None) or "/").parent == here:
         del sys.modules["distributed"]  # left by an earlier failed import
     saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != here]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     try:
         return _import_check(*modules)
     finally:
