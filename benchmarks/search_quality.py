@@ -973,7 +973,7 @@ def smac_optimizer(name: str, facade: str) -> OptimizerSpec:
         import smac
 
         if not hasattr(smac, facade):
-            return f"smac {smac.version} has no {facade}"
+            return f"{_package_version('smac')} has no {facade}"
         return None
 
     def new_facade(
