@@ -1,4 +1,4 @@
-"""Search quality of ridgeline's samplers beside Optuna's and Hyperopt's, in Bayesmark's style.
+"""Search quality of ridgeline's samplers beside those of other libraries, in Bayesmark's style.
 
     python benchmarks/search_quality.py                  # every problem and optimizer, 10 seeds
     python benchmarks/search_quality.py --quick          # 2 seeds, small budgets: a smoke check
@@ -9,7 +9,10 @@ Why: a sampler is worth its cost only if it finds better configurations than ran
 for the same number of trials; and a suggestion must stay cheap next to a trial. So this
 measures, for each optimizer (ridgeline's ``BayesianOptimization``, ``TPE``, ``Auto`` and
 ``RandomSearch`` through the public ``Study`` loop; Optuna's multivariate and univariate
-``TPESampler`` and its ``GPSampler`` through ask/tell; Hyperopt's TPE through ``fmin``):
+``TPESampler`` and its ``GPSampler`` through ask/tell; Hyperopt's TPE through ``fmin``;
+scikit-optimize's ``Optimizer(base_estimator="GP")`` and SMAC3's
+``HyperparameterOptimizationFacade`` (random forest) and ``BlackBoxFacade`` (GP) through
+ask/tell, each with its library's defaults):
 
 1. **Quality**: the best objective found within a fixed budget of sequential trials on
    synthetic functions (Branin, Hartmann-6, Rosenbrock-4; budget 60) and on small
@@ -32,7 +35,12 @@ measures, for each optimizer (ridgeline's ``BayesianOptimization``, ``TPE``, ``A
    ``study.add_trials`` (Optuna's storage work is part of its ask). Hyperopt: what
    ``fmin`` does before each evaluation, ``trials.refresh()`` plus ``tpe.suggest``, on
    ``Trials`` holding finished documents of the same points (the warm-up is one ``fmin``
-   step). Timings run after the quality runs, one at a time, each in a fresh process.
+   step). scikit-optimize: ``tell`` of the last result plus ``ask`` (it fits its GP and
+   searches the acquisition in ``tell``). SMAC: the first ``ask`` of a facade told all the
+   observations, without an initial design, so that it fits its model and searches the
+   acquisition (its HPO facade then serves 7 more suggestions from that search, so its mean
+   cost per suggestion is lower). Timings run after the quality runs, one at a time, each in
+   a fresh process.
 
 Every BLAS/OpenMP/torch pool is pinned to one thread (set before NumPy loads) so that the
 ``--jobs`` worker processes do not oversubscribe the cores and the libraries are timed alike.
@@ -42,10 +50,11 @@ the timings say which way it ran (see the JSON's ``meta``).
 Results (best per run, raw values and best-so-far trace) go to ``--out`` as JSON, written
 after every finished run; a later call skips the runs and timings already there, so the
 benchmark can run in pieces (``--fresh`` redoes the selected ones). Run one instance per JSON
-file at a time. Optional libraries (Optuna, Hyperopt, scikit-learn) and ridgeline samplers
-that do not exist yet are skipped with a message. Add an optimizer by adding an entry to
-``OPTIMIZERS`` (name -> ``OptimizerSpec``), e.g. ``ridgeline_optimizer("ridgeline-auto",
-"Auto")`` for ``ridgeline.algorithms.Auto(max_num_trials=budget)``.
+file at a time. Optional libraries (Optuna, Hyperopt, scikit-optimize, SMAC3, scikit-learn;
+``pip install -e .[bench]``) and ridgeline samplers that do not exist yet are skipped with a
+message. Add an optimizer by adding an entry to ``OPTIMIZERS`` (name -> ``OptimizerSpec``),
+e.g. ``ridgeline_optimizer("ridgeline-auto", "Auto")`` for
+``ridgeline.algorithms.Auto(max_num_trials=budget)``.
 """
 
 from __future__ import annotations
@@ -732,8 +741,9 @@ def _from_hyperopt(parameters: list[Any], sample: Mapping[str, Any]) -> Params:
     return out
 
 
-def _to_hyperopt(parameters: list[Any], params: Mapping[str, Any]) -> Params:
-    """A point as Hyperopt's trial documents hold it (choice and ordinal as indices)."""
+def _indexed_point(parameters: list[Any], params: Mapping[str, Any]) -> Params:
+    """A point as Hyperopt's trial documents, scikit-optimize and SMAC hold it: Choice and
+    Ordinal as indices into their values, constants left out."""
     from ridgeline.space import Choice, Constant, Ordinal
 
     out: Params = {}
@@ -792,7 +802,7 @@ def hyperopt_optimizer(name: str) -> OptimizerSpec:
         space = _hyperopt_space(parameters)
         docs = []
         for tid, (x, y) in enumerate(zip(points, values, strict=True)):
-            doc = fmin_module.generate_trial(tid, _to_hyperopt(parameters, x))
+            doc = fmin_module.generate_trial(tid, _indexed_point(parameters, x))
             doc["state"] = JOB_STATE_DONE
             doc["result"] = {"loss": y, "status": STATUS_OK}
             docs.append(doc)
@@ -812,6 +822,257 @@ def hyperopt_optimizer(name: str) -> OptimizerSpec:
         return time.perf_counter() - start
 
     return OptimizerSpec(name, check, run, time_ask, lambda: _package_version("hyperopt"))
+
+
+# -- scikit-optimize and SMAC: shared mapping -------------------------------------------------
+
+
+def _from_indexed_point(parameters: list[Any], sample: Mapping[str, Any]) -> Params:
+    """ridgeline parameters from a point in index form (see ``_indexed_point``), with plain
+    Python types (the libraries return NumPy scalars) and the constants added back."""
+    from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal
+
+    out: Params = {}
+    for p in parameters:
+        if isinstance(p, Constant):
+            out[p.name] = p.range[0]
+        elif isinstance(p, Continuous):
+            out[p.name] = float(sample[p.name])
+        elif isinstance(p, Discrete):
+            out[p.name] = int(sample[p.name])
+        elif isinstance(p, (Choice, Ordinal)):
+            out[p.name] = list(p.range)[int(sample[p.name])]
+        else:
+            raise TypeError(f"no index form for {type(p).__name__} {p.name!r}")
+    return out
+
+
+# -- scikit-optimize ---------------------------------------------------------------------------
+
+
+def _skopt_dimensions(parameters: list[Any]) -> list[Any]:
+    """scikit-optimize dimensions equivalent to ridgeline's parameters (constants left out).
+
+    Log scales are ``prior="log-uniform"``; Ordinal is an integer index (as for Optuna), so
+    its order is kept; Choice is a ``Categorical`` of indices (one-hot encoded in the GP, so
+    the labels do not matter, and values of any type work).
+    """
+    from skopt.space import Categorical, Integer, Real
+
+    from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal
+
+    dims: list[Any] = []
+    for p in parameters:
+        prior = "log-uniform" if getattr(p, "scale", None) == "log" else "uniform"
+        if isinstance(p, Continuous):
+            dims.append(Real(float(p.range[0]), float(p.range[1]), prior=prior, name=p.name))
+        elif isinstance(p, Discrete):
+            dims.append(Integer(int(p.range[0]), int(p.range[1]), prior=prior, name=p.name))
+        elif isinstance(p, Ordinal):
+            dims.append(Integer(0, len(p.range) - 1, name=p.name))
+        elif isinstance(p, Choice):
+            dims.append(Categorical(list(range(len(p.range))), name=p.name))
+        elif not isinstance(p, Constant):
+            raise TypeError(f"no scikit-optimize equivalent for {type(p).__name__} {p.name!r}")
+    return dims
+
+
+def skopt_optimizer(name: str) -> OptimizerSpec:
+    """scikit-optimize's ``Optimizer(base_estimator="GP")`` with its defaults (``gp_hedge``
+    acquisition, 10 random initial points) through ``ask``/``tell``.
+
+    scikit-optimize fits its GP and optimises the acquisition in ``tell``; ``ask`` returns
+    the point computed there. So a suggestion's cost is ``tell`` of the last result plus
+    ``ask``, and that is what ``time_ask`` times.
+    """
+
+    def check() -> str | None:
+        missing = _import_check("skopt")
+        return f"{missing}; pip install scikit-optimize" if missing else None
+
+    def new_optimizer(dims: list[Any], seed: int) -> Any:
+        from skopt import Optimizer
+
+        quiet_libraries()
+        # a repeated point (likely on small discrete spaces) is allowed; do not warn on each
+        warnings.filterwarnings("ignore", message=".*has been evaluated at point.*")
+        return Optimizer(dims, base_estimator="GP", random_state=seed)
+
+    def run(parameters: list[Any], evaluate: Evaluator, budget: int, seed: int) -> None:
+        dims = _skopt_dimensions(parameters)
+        names = [d.name for d in dims]
+        opt = new_optimizer(dims, seed)
+        for _ in range(budget):
+            x = opt.ask()
+            opt.tell(x, evaluate(_from_indexed_point(parameters, dict(zip(names, x, strict=True)))))
+
+    def time_ask(
+        parameters: list[Any],
+        points: list[Params],
+        values: list[float],
+        objective: Objective,
+        seed: int,
+    ) -> float:
+        dims = _skopt_dimensions(parameters)
+        names = [d.name for d in dims]
+        opt = new_optimizer(dims, seed)
+        xs = [[_indexed_point(parameters, p)[n] for n in names] for p in points]
+        opt.tell(xs, list(values))  # one fit and acquisition search (the warm-up)
+        warm = opt.ask()
+        y = objective(_from_indexed_point(parameters, dict(zip(names, warm, strict=True))))
+        start = time.perf_counter()
+        opt.tell(warm, y)  # the GP fit on all observations and the acquisition search
+        opt.ask()
+        return time.perf_counter() - start
+
+    return OptimizerSpec(name, check, run, time_ask, lambda: _package_version("scikit-optimize"))
+
+
+# -- SMAC3 -------------------------------------------------------------------------------------
+
+
+def _smac_space(parameters: list[Any], seed: int) -> Any:
+    """A ConfigSpace equivalent to ridgeline's parameters (constants left out); Ordinal is an
+    integer index and Choice a categorical of indices, as for scikit-optimize."""
+    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
+
+    from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal
+
+    space = ConfigurationSpace(seed=seed)
+    for p in parameters:
+        log = getattr(p, "scale", None) == "log"
+        if isinstance(p, Continuous):
+            space.add(Float(p.name, (float(p.range[0]), float(p.range[1])), log=log))
+        elif isinstance(p, Discrete):
+            space.add(Integer(p.name, (int(p.range[0]), int(p.range[1])), log=log))
+        elif isinstance(p, Ordinal):
+            space.add(Integer(p.name, (0, len(p.range) - 1)))
+        elif isinstance(p, Choice):
+            space.add(Categorical(p.name, list(range(len(p.range)))))
+        elif not isinstance(p, Constant):
+            raise TypeError(f"no ConfigSpace equivalent for {type(p).__name__} {p.name!r}")
+    return space
+
+
+def smac_optimizer(name: str, facade: str) -> OptimizerSpec:
+    """A SMAC3 facade by its name in ``smac`` (``HyperparameterOptimizationFacade``: random
+    forest, ``BlackBoxFacade``: GP), with its defaults for a deterministic objective and
+    ``n_trials`` = the budget, through ``ask``/``tell``.
+
+    SMAC writes its run history under a temporary ``output_directory``; ``tell`` is called
+    with ``save=False`` (that file is bookkeeping, not search). The HPO facade refits its
+    forest once per 8 suggestions (``retrain_after=8``) and serves the other 7 from the same
+    acquisition search; ``time_ask`` times a suggestion that refits (a fresh facade told all
+    observations, without an initial design, so its first ``ask`` is model-based).
+    """
+
+    def check() -> str | None:
+        missing = _import_beside_benchmarks("smac", "ConfigSpace")
+        if missing:
+            return f"{missing}; pip install smac"
+        import smac
+
+        if not hasattr(smac, facade):
+            return f"{_package_version('smac')} has no {facade}"
+        return None
+
+    def new_facade(
+        parameters: list[Any], n_trials: int, seed: int, folder: str, initial_design: bool
+    ) -> Any:
+        import smac
+
+        quiet_libraries()
+        cls = getattr(smac, facade)
+        scenario = smac.Scenario(
+            _smac_space(parameters, seed),
+            deterministic=True,
+            n_trials=n_trials,
+            seed=seed,
+            output_directory=Path(folder) / "smac",
+        )
+        extra = (
+            {}
+            if initial_design
+            else {"initial_design": cls.get_initial_design(scenario, n_configs=0)}
+        )
+        return cls(
+            scenario,
+            target_function=_smac_unused_target,
+            overwrite=True,
+            logging_level=logging.ERROR,
+            **extra,
+        )
+
+    def run(parameters: list[Any], evaluate: Evaluator, budget: int, seed: int) -> None:
+        import tempfile
+
+        from smac.runhistory.dataclasses import TrialValue
+
+        with tempfile.TemporaryDirectory() as folder:
+            opt = new_facade(parameters, budget, seed, folder, initial_design=True)
+            for _ in range(budget):
+                info = opt.ask()
+                value = evaluate(_from_indexed_point(parameters, dict(info.config)))
+                opt.tell(info, TrialValue(cost=value), save=False)
+
+    def told(
+        parameters: list[Any], points: list[Params], values: list[float], seed: int, folder: str
+    ) -> Any:
+        from ConfigSpace import Configuration
+        from smac.runhistory.dataclasses import TrialInfo, TrialValue
+
+        opt = new_facade(parameters, len(points) + 10, seed, folder, initial_design=False)
+        space = opt.scenario.configspace
+        for x, y in zip(points, values, strict=True):
+            config = Configuration(space, values=_indexed_point(parameters, x))
+            # a deterministic objective: one seed for all (the intensifier adopts it)
+            info = TrialInfo(config, seed=seed)
+            opt.tell(info, TrialValue(cost=y), save=False)
+        return opt
+
+    def time_ask(
+        parameters: list[Any],
+        points: list[Params],
+        values: list[float],
+        objective: Objective,
+        seed: int,
+    ) -> float:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            warm = told(parameters, points, values, seed, folder + "/warm").ask()
+            x = _from_indexed_point(parameters, dict(warm.config))
+            opt = told(parameters, [*points, x], [*values, objective(x)], seed, folder)
+            start = time.perf_counter()
+            info = opt.ask()
+            seconds = time.perf_counter() - start
+        origin = info.config.origin or "Custom"  # "Custom": a told configuration again
+        if origin == "Custom" or "Initial" in origin:
+            raise RuntimeError(f"{facade} proposed {origin!r}, not a model-based suggestion")
+        return seconds
+
+    return OptimizerSpec(name, check, run, time_ask, lambda: _package_version("smac"))
+
+
+def _import_beside_benchmarks(*modules: str) -> str | None:
+    """``_import_check`` with this script's folder off ``sys.path``: run as a script, its
+    sibling ``benchmarks/distributed.py`` would stand in for Dask's ``distributed`` package,
+    which SMAC imports."""
+    here = Path(__file__).resolve().parent
+    shadow = sys.modules.get("distributed")
+    if shadow is not None and Path(getattr(shadow, "__file__", None) or "/").parent == here:
+        del sys.modules["distributed"]  # left by an earlier failed import
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    try:
+        return _import_check(*modules)
+    finally:
+        sys.path[:] = saved
+
+
+def _smac_unused_target(config: Any, seed: int = 0) -> float:
+    """SMAC's facades require a target function; ask/tell never calls it."""
+    raise RuntimeError("SMAC called its target function in ask/tell mode")
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
@@ -837,6 +1098,9 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "optuna-gp", lambda optuna, seed: optuna.samplers.GPSampler(seed=seed), "GPSampler"
         ),
         hyperopt_optimizer("hyperopt-tpe"),
+        skopt_optimizer("skopt-gp"),
+        smac_optimizer("smac-hpo", "HyperparameterOptimizationFacade"),
+        smac_optimizer("smac-bb", "BlackBoxFacade"),
     )
 }
 
