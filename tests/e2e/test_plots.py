@@ -91,7 +91,9 @@ def searches(tmp_path_factory: pytest.TempPathFactory) -> Searches:
     pbt.write_text(text)
     assert "Created experiment 1" in s.cli("e", "create", str(asha), str(asha_dir)).stdout
     assert "Created experiment 2" in s.cli("e", "create", str(pbt), str(pbt_dir)).stdout
-    # Ctrl-C on a watch of a running experiment: a clean exit, the experiment runs on.
+    # Ctrl-C on a watch of an experiment that has not ended (paused, so that it cannot end
+    # first on a slow machine): a clean exit, the experiment carries on.
+    s.cli("e", "pause", "2")
     watching = subprocess.Popen(
         [sys.executable, "-m", "ridgeline.cli", "--storage", str(s.storage)]
         + ["e", "describe", "2", "--watch", "--interval", "0.2"],
@@ -106,6 +108,7 @@ def searches(tmp_path_factory: pytest.TempPathFactory) -> Searches:
     watching.send_signal(signal.SIGINT)
     out, _ = watching.communicate(timeout=30)
     s.interrupted = (watching.returncode, first + out)
+    s.cli("e", "activate", "2")
     s.watch = s.cli("e", "describe", "1", "--watch", "--interval", "0.3", check=False)
     s.cli("e", "wait", "2", "--timeout", "90")
     return s
@@ -121,7 +124,7 @@ def test_describe_watch_ends_when_the_experiment_ends(searches: Searches) -> Non
     assert "Experiment 2 ended: COMPLETED" in again.stdout
     code, out = searches.interrupted
     assert out.startswith("Watching experiment 2 every 0.2 s; Ctrl-C stops.")
-    assert code == 0 and "Stopped watching; experiment 2 is ACTIVE" in out, out
+    assert code == 0 and "Stopped watching; experiment 2 is PAUSED" in out, out
     assert "Traceback" not in out
     refused = searches.cli("e", "describe", "2", "--watch", "--json", check=False)
     assert refused.returncode == 1 and "--watch" in refused.stderr
