@@ -25,9 +25,7 @@ How a suggestion is made:
    observed or pending one wins; one that nearly repeats a point is asked again of a model
    with shorter lengthscales.
 5. **Stepping out.** When the best result has stopped improving for a while (max(4, half
-   the searched parameters) results without a real gain) and the model fits the results
-   almost exactly (a noisy objective's stall is its noise floor), every other suggestion
-   explores:
+   the searched parameters) results without a real gain), every other suggestion explores:
    the best point with one to three parameters drawn anew, outside its neighbourhood,
    chosen by the acquisition. A search that settled in the first good category (or basin)
    gets to try the others with what it learned about the remaining parameters.
@@ -73,10 +71,6 @@ _LIAR_SD = 1.0  # pending points are fantasised this many posterior sds above th
 _STALL_MIN = 4  # results without real progress before every other suggestion explores
 _STALL_TOL = 1e-3  # progress smaller than this share of (median - best) is no progress
 _EXPLORE_RADIUS = 1.0  # an exploring suggestion keeps this many lengthscales from the best
-# Step out only where the model fits the results almost exactly (noise below this share of
-# the signal variance): under noise, a stall is the noise floor, not a wrong basin, and the
-# suggestions are better spent averaging it out near the best.
-_EXPLORE_MAX_NOISE = 1e-3
 
 
 _THREADS: Any = None  # threadpoolctl's controller, created on first use when installed
@@ -354,8 +348,7 @@ class GPSampler(Sampler):
             xp = np.vstack(pend_x)
             mu_p, var_p = model.predict(xp)
             model = model.with_data(xp, mu_p + _LIAR_SD * np.sqrt(var_p))
-        quiet = model.noise < _EXPLORE_MAX_NOISE * model.signal
-        if quiet and _exploring(y, max(_STALL_MIN, (enc.free + 1) // 2)):
+        if _exploring(y, max(_STALL_MIN, (enc.free + 1) // 2)):
             incumbent = obs_x[int(np.argmin(y))]
             acquisition = _Acquisition(self.acquisition, model, xp, incumbent * model.w)
             x_next = self._explore(enc, acquisition, incumbent, seen, gen)
