@@ -378,29 +378,22 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
             raise Refused(f"'params' must be an object of name -> value, got {params!r:.60}")
         return _json({"trial": coordinator.queue_trial(params)})
 
-    @for_control
-    async def kill_trial(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if number not in coordinator.engine.records:
-            return _error(f"no trial {number} in this experiment", 404)
-        coordinator.kill_trial(number)
-        return _json({"ok": True})
+    def trial_control(act: Callable[[int], None]) -> Handler:
+        """A control route acting on one trial of this experiment (kill, pause, resume)."""
 
-    @for_control
-    async def pause_trial(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if number not in coordinator.engine.records:
-            return _error(f"no trial {number} in this experiment", 404)
-        coordinator.pause_trial(number)
-        return _json({"ok": True})
+        @for_control
+        async def handler(request: web.Request) -> web.Response:
+            number = trial_number(request)
+            if number not in coordinator.engine.records:
+                return _error(f"no trial {number} in this experiment", 404)
+            act(number)
+            return _json({"ok": True})
 
-    @for_control
-    async def resume_trial(request: web.Request) -> web.Response:
-        number = trial_number(request)
-        if number not in coordinator.engine.records:
-            return _error(f"no trial {number} in this experiment", 404)
-        coordinator.resume_trial(number)
-        return _json({"ok": True})
+        return handler
+
+    kill_trial = trial_control(coordinator.kill_trial)
+    pause_trial = trial_control(coordinator.pause_trial)
+    resume_trial = trial_control(coordinator.resume_trial)
 
     middlewares = [guard] if limit is None else [limit.middleware, guard]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
