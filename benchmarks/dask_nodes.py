@@ -4,7 +4,7 @@
 
 Makes two network namespaces on a bridge (``tests/cluster/netns.py``; needs root and ``ip``),
 a dask scheduler on this machine's bridge address, a worker with ``slots=2`` in the first
-namespace and one with ``slots=1`` in the second. The trial of ``benchmarks/distributed.py``
+namespace and one with ``slots=1`` in the second. The trial of ``benchmarks/rank_launch.py``
 (gloo, a small DDP model, Determined's launcher line, ``resources.slots_per_trial: 2``) runs
 on one node (the 2-slot worker holds it) and across both (``dask: {slots_per_node: 1}``).
 Everything made is removed at the end.
@@ -13,7 +13,6 @@ Everything made is removed at the end.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
@@ -24,26 +23,12 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-# benchmarks/distributed.py would shadow dask's package of that name: not this folder, the repo
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
-sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO))  # the tests' network-namespace helpers
 
+from rank_launch import one_run  # noqa: E402
 from tests.cluster.netns import Nodes, _wait_for  # noqa: E402
-
-
-def _one_run() -> Any:
-    """``one_run`` of benchmarks/distributed.py (loaded by path: its name is dask's)."""
-    spec = importlib.util.spec_from_file_location("latency", REPO / "benchmarks" / "distributed.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.one_run
-
-
-one_run = _one_run()
 
 LAUNCH = "python3 -m determined.launch.torch_distributed python3 train.py"
 

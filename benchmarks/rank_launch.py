@@ -1,7 +1,7 @@
 """Launch-to-first-operation latency of a distributed trial, printed as a table.
 
-    python benchmarks/distributed.py              # 1 and 2 ranks, 3 runs each
-    python benchmarks/distributed.py --runs 5 --markdown
+    python benchmarks/rank_launch.py              # 1 and 2 ranks, 3 runs each
+    python benchmarks/rank_launch.py --runs 5 --markdown
 
 Each run is one Core-API experiment (``single`` searcher, ``max_length: 1``) whose trial
 initialises torch.distributed (gloo, CPU), wraps a small model in DistributedDataParallel,
