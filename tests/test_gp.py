@@ -390,5 +390,5 @@ def seven(p: dict[str, Any]) -> float:
 def test_steps_out_of_a_category_that_stopped_improving() -> None:
     # Seeds on which the search first converges inside "sgd" (0.6 and no lower without the
     # step out).
-    found = [best(run(GPSampler(), SEVEN, seven, 60, seed)[0]) for seed in (8, 9)]
+    found = [best(run(GPSampler(), SEVEN, seven, 60, seed)[0]) for seed in (1, 9)]
     assert max(found) < 0.1, found

@@ -25,7 +25,9 @@ How a suggestion is made:
    observed or pending one wins; one that nearly repeats a point is asked again of a model
    with shorter lengthscales.
 5. **Stepping out.** When the best result has stopped improving for a while (max(4, half
-   the searched parameters) results without a real gain), every other suggestion explores:
+   the searched parameters) results without a real gain), every other suggestion explores
+   (every fourth when the fitted noise is more than 0.1% of the signal: there a stall is
+   partly the noise floor, better averaged out near the best):
    the best point with one to three parameters drawn anew, outside its neighbourhood,
    chosen by the acquisition. A search that settled in the first good category (or basin)
    gets to try the others with what it learned about the remaining parameters.
@@ -71,6 +73,7 @@ _LIAR_SD = 1.0  # pending points are fantasised this many posterior sds above th
 _STALL_MIN = 4  # results without real progress before every other suggestion explores
 _STALL_TOL = 1e-3  # progress smaller than this share of (median - best) is no progress
 _EXPLORE_RADIUS = 1.0  # an exploring suggestion keeps this many lengthscales from the best
+_QUIET_NOISE = 1e-3  # fitted noise below this share of the signal variance: a near-exact fit
 
 
 _THREADS: Any = None  # threadpoolctl's controller, created on first use when installed
@@ -348,7 +351,9 @@ class GPSampler(Sampler):
             xp = np.vstack(pend_x)
             mu_p, var_p = model.predict(xp)
             model = model.with_data(xp, mu_p + _LIAR_SD * np.sqrt(var_p))
-        if _exploring(y, max(_STALL_MIN, (enc.free + 1) // 2)):
+        # Under noise, a stall is partly the noise floor: explore less often there.
+        every = 2 if model.noise < _QUIET_NOISE * model.signal else 4
+        if _exploring(y, max(_STALL_MIN, (enc.free + 1) // 2), every):
             incumbent = obs_x[int(np.argmin(y))]
             acquisition = _Acquisition(self.acquisition, model, xp, incumbent * model.w)
             x_next = self._explore(enc, acquisition, incumbent, seen, gen)
@@ -762,7 +767,7 @@ class _Acquisition:
         return np.where(near, -np.inf, a), np.where(near[:, None], 0.0, g)
 
 
-def _exploring(y: np.ndarray, patience: int) -> bool:
+def _exploring(y: np.ndarray, patience: int, every: int = 2) -> bool:
     """Whether this suggestion should explore away from the best point: the results (in the
     order they came, lower is better) have made no real progress (a gain above
     ``_STALL_TOL`` of the distance from the median to the best) for ``patience`` results, and
@@ -775,7 +780,7 @@ def _exploring(y: np.ndarray, patience: int) -> bool:
     gains = np.flatnonzero(y[1:] < before - tol)
     last = int(gains[-1]) + 1 if len(gains) else 0
     stalled = n - 1 - last
-    return stalled >= patience and (stalled - patience) % 2 == 0
+    return stalled >= patience and (stalled - patience) % every == 0
 
 
 def _scaled_gap(model: gp_model.GP, x: np.ndarray) -> float:
