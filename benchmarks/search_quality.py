@@ -967,7 +967,7 @@ def smac_optimizer(name: str, facade: str) -> OptimizerSpec:
     """
 
     def check() -> str | None:
-        missing = _import_beside_benchmarks("smac", "ConfigSpace")
+        missing = _import_check("smac", "ConfigSpace")
         if missing:
             return f"{missing}; pip install smac"
         import smac
@@ -1052,22 +1052,6 @@ def smac_optimizer(name: str, facade: str) -> OptimizerSpec:
         return seconds
 
     return OptimizerSpec(name, check, run, time_ask, lambda: _package_version("smac"))
-
-
-def _import_beside_benchmarks(*modules: str) -> str | None:
-    """``_import_check`` with this script's folder off ``sys.path``: run as a script, its
-    sibling ``benchmarks/distributed.py`` would stand in for Dask's ``distributed`` package,
-    which SMAC imports."""
-    here = Path(__file__).resolve().parent
-    shadow = sys.modules.get("distributed")
-    if shadow is not None and Path(getattr(shadow, "__file__", None) or "/").parent == here:
-        del sys.modules["distributed"]  # left by an earlier failed import
-    saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    try:
-        return _import_check(*modules)
-    finally:
-        sys.path[:] = saved
 
 
 def _smac_unused_target(config: Any, seed: int = 0) -> float:
