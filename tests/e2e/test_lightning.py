@@ -292,6 +292,8 @@ def test_core_api_asha_stops_trials_gracefully(workdir: Path, monkeypatch) -> No
         last = max(checkpoints[trial.number], key=lambda c: c.steps_completed)
         assert last.steps_completed == epochs[trial.number][-1]  # saved before it ended
         if trial.number in stopped:
-            assert epochs[trial.number] == [1, 2]  # stopped at the rung, epoch 2 of 4
+            # Stopped at the rung (epoch 2 of 4); the stop reaches the trial asynchronously,
+            # so on a busy machine it may finish one more epoch before it sees it.
+            assert epochs[trial.number][:2] == [1, 2] and epochs[trial.number][-1] < 4
         else:
             assert trial.state == "COMPLETED" and epochs[trial.number] == [1, 2, 3, 4]
