@@ -107,3 +107,11 @@ def test_core_api_experiment(workdir: Path) -> None:
         assert {"searcher", "validation", "training"} <= groups
     with pytest.raises(Exception, match="7"):
         ridgeline.load(7, storage=storage)
+
+
+def test_loading_never_creates_a_store(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "store.db"
+    for storage in (missing, f"sqlite:///{missing}"):
+        with pytest.raises(FileNotFoundError, match="nothing was created"):
+            ridgeline.load(1, storage=storage)
+    assert not (tmp_path / "nowhere").exists()

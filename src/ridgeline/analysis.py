@@ -451,7 +451,9 @@ def load(
     if isinstance(source, int):
         from ridgeline.paths import default_storage
 
-        store = open_store(default_storage(None if storage is None else str(storage)))
+        url = default_storage(None if storage is None else str(storage))
+        _must_exist(url)
+        store = open_store(url)
         try:
             store.get_experiment(source)
         except Exception:
@@ -475,3 +477,13 @@ def load(
     raise TypeError(
         f"load() takes an experiment id, an output folder or a Study, not {type(source).__name__}"
     )
+
+
+def _must_exist(target: str) -> None:
+    """Reading never creates a store: an SQLite file that is not there is an error (opening
+    it would leave an empty database behind)."""
+    from ridgeline.store.files import sqlite_path
+
+    path = sqlite_path(target) if "://" in target else Path(target)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"{path}: no ridgeline store here (nothing was created)")
