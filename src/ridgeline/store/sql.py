@@ -1,6 +1,7 @@
 """The durable store: one SQLAlchemy Core implementation for SQLite files and PostgreSQL.
 
-Concurrency (measured, see COMPONENTS.md section 1):
+Concurrency (what tests/store/test_store.py::test_concurrent_trial_numbers and its neighbours
+race for real on both backends):
 
 * SQLite runs in WAL mode with a 30 s busy timeout. pysqlite's own transaction handling is off
   and every write transaction starts with ``BEGIN IMMEDIATE``: a deferred ``BEGIN`` fails at once
