@@ -8,7 +8,7 @@
 # stops them afterwards).
 # Needs root; without root it says so and leaves the tests to skip.
 #
-# The five fixes of the stock Debian cell, in the order they matter (shared/COMPONENTS.md 2b):
+# The five fixes of the stock Debian cell, in the order they matter (each is done below):
 # 1. common/act_qmaster is left empty: write the host name into it;
 # 2. 127.0.0.1 reverse-resolves to "localhost": common/host_aliases makes it the same host;
 # 3. min_uid/min_gid 1000 reject root's jobs: set both to 0 (qconf -Mconf, file "global"),
