@@ -81,7 +81,14 @@ ReturnToService=2
 KillWait=2
 SlurmdParameters=config_overrides
 NodeName=$H NodeAddr=127.0.0.1 CPUs=$SLOTS State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=$H Default=YES MaxTime=INFINITE State=UP
+# Room for nodes that register themselves (slurmd -Z, SLURM's dynamic nodes): the multi-node
+# tests start slurmds inside network namespaces, with the feature "netns", which puts them in
+# the partition "nodes" only; the default partition keeps to this machine.
+MaxNodeCount=64
+TreeWidth=65533
+Nodeset=netnodes Feature=netns
+PartitionName=nodes Nodes=netnodes MaxTime=INFINITE State=UP
 CONF
 if ! cmp -s "$NEW" "$CONF"; then
   install -m 0644 "$NEW" "$CONF"

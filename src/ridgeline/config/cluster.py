@@ -42,7 +42,8 @@ __all__ = [
 BACKENDS = ("local", "slurm", "sge", "dask")
 #: Experiment-YAML sections that pick a backend, and the fields each takes.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "slurm": ("sbatch_args", "gpu_type", "slots_per_node"),  # Determined's SlurmConfig
+    # Determined's SlurmConfig, and slot_type (its resource manager's): cpu on GPU-less nodes
+    "slurm": ("sbatch_args", "gpu_type", "slots_per_node", "slot_type"),
     "sge": ("qsub_args",),
     "dask": ("address", "slots_per_node"),  # slots_per_node: see schedulers/daskgang.py
 }
@@ -55,6 +56,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "environment": ("slurm", "sge"),
     "address": ("dask",),
     "slots_per_node": ("slurm", "dask"),
+    "slot_type": ("slurm",),
     "heartbeat_seconds": BACKENDS,  # silence before a trial is lost (ridgeline.engine.watchdog)
 }
 #: Where each cluster backend's scheduler class lives (module, class).
@@ -64,6 +66,7 @@ CLASSES = {
     "dask": ("ridgeline.schedulers.dask", "DaskScheduler"),
 }
 NAMES = {"local": "local processes", "slurm": "SLURM", "sge": "Grid Engine", "dask": "Dask"}
+SLOT_TYPES = ("gpu", "cpu")
 #: Folders that are private to one machine: a cluster's other nodes do not see them.
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
 
@@ -78,6 +81,7 @@ class ClusterChoice:
     sbatch_args: list[str] = field(default_factory=list)
     gpu_type: str | None = None
     slots_per_node: int | None = None
+    slot_type: str = "gpu"
     qsub_args: list[str] = field(default_factory=list)
     environment: str = ""
     address: str | None = None
@@ -92,13 +96,26 @@ class ClusterChoice:
         """The stored choice; experiments created before clusters run locally."""
         return cls(**dict(data)) if data else cls()
 
+    def nodes(self, slots_per_trial: int) -> tuple[int, int]:
+        """How many nodes a trial's job spans, and its slots on each: one node unless
+        ``slots_per_node`` is below ``slots_per_trial`` (SLURM; the check at create makes it
+        divide evenly). Dask places its gangs itself (schedulers/daskgang.py)."""
+        per_node = self.slots_per_node
+        if self.backend != "slurm" or not per_node or slots_per_trial <= per_node:
+            return 1, max(slots_per_trial, 1)
+        return slots_per_trial // per_node, per_node
+
     def submit_args(self, slots_per_trial: int) -> list[str]:
-        """The options handed to ``sbatch``/``qsub``: partition first, then GPUs, then the
-        user's own arguments (the later option wins on both tools' command lines)."""
+        """The options handed to ``sbatch``/``qsub``: partition first, then GPUs (per node,
+        as SLURM counts them) or CPUs, then the user's own arguments (the later option wins on
+        both tools' command lines)."""
         if self.backend == "slurm":
             args = [f"--partition={self.partition}"] if self.partition else []
-            if self.gpu_type and slots_per_trial > 0:
-                args.append(f"--gres=gpu:{self.gpu_type}:{slots_per_trial}")
+            _, per_node = self.nodes(slots_per_trial)
+            if self.slot_type == "cpu" and slots_per_trial > 0:
+                args.append(f"--cpus-per-task={per_node}")
+            elif self.gpu_type and slots_per_trial > 0:
+                args.append(f"--gres=gpu:{self.gpu_type}:{per_node}")
             return args + list(self.sbatch_args)
         if self.backend == "sge":
             return (["-q", self.partition] if self.partition else []) + list(self.qsub_args)
@@ -113,8 +130,12 @@ class ClusterChoice:
         else:
             tool = "sbatch" if self.backend == "slurm" else "qsub"
             args = self.submit_args(slots_per_trial)
-            if self.backend == "slurm" and slots_per_trial > 0 and not self.gpu_type:
-                args = [f"--gres=gpu:{slots_per_trial}", *args]
+            nodes, per_node = self.nodes(slots_per_trial)
+            gpus = slots_per_trial > 0 and self.slot_type == "gpu" and not self.gpu_type
+            if self.backend == "slurm" and gpus:
+                args = [f"--gres=gpu:{per_node}", *args]
+            if nodes > 1:
+                args = [f"--nodes={nodes}", "--ntasks-per-node=1", *args]
             shown = f" ({tool} {shlex.join(args)})" if args else f" ({tool})"
             text = f"{NAMES[self.backend]} jobs{shown}"
         beat = self.heartbeat_seconds
@@ -145,12 +166,12 @@ def check_cluster_sections(p: Problems, cfg: Mapping[str, Any], slots_per_trial:
             continue
         p.unknown_keys(name, section, SECTIONS[name], f"{name}:")
         per_node = _fields(p, name, section).get("slots_per_node")
-        if per_node is not None and slots_per_trial > per_node and name != "dask":
+        if per_node is not None and slots_per_trial > per_node and slots_per_trial % per_node:
             p.add(
                 join(name, "slots_per_node"),
-                f"is {per_node}, fewer than resources.slots_per_trial ({slots_per_trial}); "
-                f"a trial runs on one node: lower slots_per_trial or "
-                f"raise slots_per_node",
+                f"is {per_node}, which does not divide resources.slots_per_trial "
+                f"({slots_per_trial}); a trial across nodes takes the same slots on each: "
+                f"make slots_per_trial a multiple of slots_per_node",
             )
 
 
@@ -181,6 +202,11 @@ def _fields(p: Problems, where: str, section: Mapping[str, Any]) -> dict[str, An
             number = as_int(p, path, value, 1)
             if number is not None:
                 out[key] = number
+        elif key == "slot_type":
+            if value in SLOT_TYPES:
+                out[key] = value
+            else:
+                p.bad(path, " or ".join(SLOT_TYPES), value, "cpu: each slot is a CPU")
         elif key == "heartbeat_seconds":
             try:
                 out[key] = heartbeat_setting(value, path or key)
@@ -404,16 +430,20 @@ def scheduler_for(
             gpus=slots_per_trial,
             slots_per_node=choice.slots_per_node,
         )
-    gpus = 0 if choice.gpu_type else slots_per_trial  # the typed --gres is in the options
+    # the typed --gres, or --cpus-per-task, is in the options
+    gpus = 0 if choice.gpu_type or choice.slot_type == "cpu" else slots_per_trial
     args = choice.submit_args(slots_per_trial)
     if choice.backend == "sge" and gpus and not _gpu_parameter(cls):
         args, gpus = ["-l", f"gpu={gpus}", *args], 0  # Grid Engine's usual GPU resource
+    nodes, per_node = choice.nodes(slots_per_trial)
     return _build(
         cls,
         submit_options=shlex.join(args),
         environment=choice.environment,
         output_dir=output_dir,
         gpus=gpus,
+        nodes=nodes,
+        slots_per_node=per_node,
     )
 
 

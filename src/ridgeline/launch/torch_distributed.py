@@ -52,6 +52,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on every address of this machine now: the ports of
+    a trial's chief node that its other nodes connect to."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def interface_of(address: str) -> str | None:
     """The name of the network interface that holds the IPv4 ``address`` (Linux), or None."""
     try:

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ridgeline.launch.torch_distributed import free_ports
 from ridgeline.schedulers import exitstatus
 from ridgeline.schedulers.local import process_start_time
 from ridgeline.trial import env as trial_env
@@ -163,18 +164,6 @@ def _gang_variable(gang: str, rank: int) -> str:
     return f"{gang}-node{rank}-up"
 
 
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on every address of this machine now."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 def _join_gang(
     key: str, node: Mapping[str, Any], full_env: dict[str, str], output: str
 ) -> int | None:
@@ -187,7 +176,7 @@ def _join_gang(
     timeout = float(node.get("timeout") or GANG_START_TIMEOUT)
     mine = {"host": socket.gethostname()}
     if rank == 0:
-        c10d, channel = _free_ports(2)
+        c10d, channel = free_ports(2)
         mine.update(c10d=str(c10d), channel=str(channel))
     Variable(_gang_variable(gang, rank)).set(mine)
     deadline = time.monotonic() + timeout

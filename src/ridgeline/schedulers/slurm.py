@@ -20,6 +20,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -27,12 +28,24 @@ from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import exitnotice, exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
+from ridgeline.trial import env as trial_env
 
 __all__ = ["SLURMScheduler"]
 
 log = logging.getLogger(__name__)
 
 _TOOLS = ("sbatch", "squeue", "scancel", "scontrol")
+#: How a job across nodes runs the trial's command: once per node, each told its rank; the
+#: first failure ends the others.
+SRUN_PER_NODE = [
+    "srun",
+    "--ntasks-per-node=1",
+    "--kill-on-bad-exit=1",
+    "bash",
+    "-c",
+    f'export {trial_env.CONTAINER_RANK}="$SLURM_NODEID"; exec "$@"',
+    "node",
+]
 
 
 class SLURMScheduler(BatchScheduler):
@@ -45,10 +58,42 @@ class SLURMScheduler(BatchScheduler):
     "" for none. ``gpus_per_trial`` asks each job for that many GPUs (``--gres=gpu:N``).
     Output goes to ``<output_dir>/jobs/<name>.out``, as with ``LocalScheduler``; the folder
     must be one the compute nodes see.
+
+    ``nodes`` > 1 makes each trial one job across that many nodes (``--nodes=N
+    --ntasks-per-node=1``): the job runs the trial's command once per node through ``srun``,
+    with the node's rank, every node's address, ports on the chief node for this attempt and
+    the node's slots in the environment (``ridgeline.launch.slurm_nodes``), which is what
+    ``ridgeline.launch.torch_distributed`` starts one worker per slot from. GPUs are asked
+    per node (``--gres=gpu:<gpus_per_trial / nodes>``); without GPUs, ``slots_per_node`` logical
+    slots. ``srun --kill-on-bad-exit`` ends every node when one fails, and ``scancel``
+    reaches them all.
     """
 
     system = "SLURM"
     script_suffix = ".sbatch"
+
+    def __init__(
+        self,
+        submit_options: str = "",
+        environment: str = "",
+        output_dir: str = "",
+        gpus_per_trial: int = 0,
+        nodes: int = 1,
+        slots_per_node: int = 1,
+    ) -> None:
+        super().__init__(submit_options, environment, output_dir, gpus_per_trial)
+        for label, value in (("nodes", nodes), ("slots_per_node", slots_per_node)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SchedulerError(
+                    f"SLURMScheduler {label} must be a whole number >= 1, got {value!r}"
+                )
+        if gpus_per_trial % nodes:
+            raise SchedulerError(
+                f"SLURMScheduler gpus_per_trial ({gpus_per_trial}) must split evenly over its "
+                f"{nodes} nodes"
+            )
+        self.nodes = nodes
+        self.slots_per_node = gpus_per_trial // nodes if gpus_per_trial else slots_per_node
 
     # -- checks and the commands it builds ---------------------------------------------------
 
@@ -66,7 +111,11 @@ class SLURMScheduler(BatchScheduler):
         self._check_setup(_TOOLS, "scripts/ensure-slurm.sh", argv, slurmcli.TIMEOUT_S)
 
     def _gres(self) -> list[str]:
-        return [f"--gres=gpu:{self.gpus_per_trial}"] if self.gpus_per_trial else []
+        """GPUs (per node, as SLURM counts them) and, across nodes, the job's shape."""
+        gres = [f"--gres=gpu:{self.gpus_per_trial // self.nodes}"] if self.gpus_per_trial else []
+        if self.nodes > 1:
+            gres += [f"--nodes={self.nodes}", "--ntasks-per-node=1"]
+        return gres
 
     def sbatch_argv(
         self, name: str, script: str | os.PathLike[str], output: str, cwd: str
@@ -91,6 +140,10 @@ class SLURMScheduler(BatchScheduler):
         lines = ["#!/bin/bash", "# A ridgeline trial, submitted by SLURMScheduler."]
         lines += self._environment_line()
         lines.append("trap : HUP INT TERM")
+        if self.nodes > 1:
+            meet = [sys.executable, "-m", "ridgeline.launch.slurm_nodes", str(self.slots_per_node)]
+            lines.append(f'exports=$({shlex.join(meet)}) && eval "$exports" || exit 1')
+            command = [*SRUN_PER_NODE, *command]
         lines.append(shlex.join(exitstatus.wrap(list(command), exit_file)))
         lines += ["s=$?", *exitnotice.lines('"$s"'), "exit $s"]
         return "\n".join(lines) + "\n"

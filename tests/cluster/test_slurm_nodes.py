@@ -1,0 +1,188 @@
+"""One trial across two SLURM nodes, for real: two network namespaces on a bridge
+(``tests/cluster/netns.py``), a ``slurmd`` inside each that registers itself with this machine's
+slurmctld as a dynamic node (``slurmd -Z``, feature ``netns``, so it joins only the partition
+``nodes`` that ``scripts/ensure-slurm.sh`` defines), and the coordinator on the bridge address.
+A Core-API experiment with ``resources.slots_per_trial: 2`` and ``slurm: {slots_per_node: 1,
+slot_type: cpu}`` runs the small DDP model of ``tests/ranks/ddp_trial.py`` under Determined's
+launcher line: one ``sbatch`` job of two nodes, ``srun`` starting torchrun on each, gloo
+between the namespaces. Each rank notes its network namespace, so the test sees that the two
+ranks really ran on different nodes.
+
+Needs root, ``ip netns`` and the SLURM of ``scripts/ensure-slurm.sh`` (with room for dynamic
+nodes); skipped, with the reason, elsewhere."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("torch", reason="torch is not installed")
+
+from tests.cluster.netns import Nodes, _wait_for, skip_unless_root  # noqa: E402
+from tests.cluster.test_multinode import DDP, LAUNCH, nodes_seen, trial_dir  # noqa: E402
+from tests.e2e.test_core_api import trials, user_env  # noqa: E402, F401
+
+import ridgeline  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*local to this machine")
+
+
+def _scontrol(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["scontrol", *args], capture_output=True, text=True, timeout=30)
+
+
+def _skip_unless_dynamic_nodes() -> None:
+    if shutil.which("slurmd") is None or shutil.which("nsenter") is None:
+        pytest.skip("SKIPPED SLURM MULTI-NODE TESTS: slurmd or nsenter is not installed")
+    config = _scontrol("show", "config")
+    count = re.search(r"^MaxNodeCount\s*=\s*(\d+)", config.stdout, re.MULTILINE)
+    partition = _scontrol("show", "partition", "nodes")
+    if config.returncode != 0 or not count or int(count.group(1)) < 2 or partition.returncode:
+        pytest.skip(
+            "SKIPPED SLURM MULTI-NODE TESTS: the running SLURM has no room for dynamic nodes "
+            "(MaxNodeCount and the partition 'nodes' of scripts/ensure-slurm.sh)"
+        )
+
+
+class SlurmNodes:
+    """Two dynamic SLURM nodes, each a slurmd in its own network namespace."""
+
+    def __init__(self, folder: Path) -> None:
+        self.nodes = Nodes.make(2)
+        self.names = [f"rl{os.getpid()}n{k}" for k in range(2)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+        conf = Path("/etc/slurm/slurm.conf").read_text()
+        conf = re.sub(
+            r"^SlurmctldHost=(\w[\w.-]*).*$",
+            lambda m: f"SlurmctldHost={m.group(1)}({self.nodes.host})",
+            conf,
+            flags=re.MULTILINE,
+        )
+        for key, value in (
+            ("SlurmdSpoolDir", f"{folder}/%n/spool"),
+            ("SlurmdPidFile", f"{folder}/%n/slurmd.pid"),
+            ("SlurmdLogFile", f"{folder}/%n/slurmd.log"),
+        ):
+            conf = re.sub(rf"^{key}=.*$", f"{key}={value}", conf, flags=re.MULTILINE)
+        self.conf = folder / "node.conf"
+        self.conf.write_text(conf)
+        self.log = open(folder / "slurmd.out", "ab")
+        for name, namespace in zip(self.names, self.nodes.names, strict=True):
+            (folder / name / "spool").mkdir(parents=True)
+            self.processes.append(
+                subprocess.Popen(
+                    ["nsenter", f"--net=/run/netns/{namespace}", "slurmd", "-D",
+                     "-f", str(self.conf), "-Z", "-N", name, "--conf", "CPUs=1 Feature=netns"],
+                    stdout=self.log, stderr=self.log, start_new_session=True,
+                )
+            )  # fmt: skip
+        _wait_for(self._idle, "the two slurmd nodes to register", timeout=60)
+
+    def _idle(self) -> bool:
+        shown = subprocess.run(
+            ["sinfo", "-h", "-N", "-n", ",".join(self.names), "-o", "%N %T"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        states = dict(line.split() for line in shown.stdout.splitlines() if line.strip())
+        return all(states.get(name) == "idle" for name in self.names)
+
+    def remove(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for _ in range(50):  # a node leaves once no job holds it
+            if _scontrol("delete", f"nodename={','.join(self.names)}").returncode == 0:
+                break
+            subprocess.run(["scancel", "-p", "nodes", "-w", ",".join(self.names)], check=False)
+            time.sleep(0.2)
+        self.nodes.remove()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def slurm_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmNodes]:
+    skip_unless_root("SLURM MULTI-NODE TESTS")
+    _skip_unless_dynamic_nodes()
+    cluster = SlurmNodes(tmp_path_factory.mktemp("slurmnodes"))
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+def two_node_experiment(
+    tmp: Path, cluster: SlurmNodes, hyperparameters: dict, **fields: object
+) -> ridgeline.Experiment:
+    """A 2-slot experiment of ``ddp_trial.py`` on the two one-CPU nodes."""
+    shutil.copy(DDP, tmp / "ddp_trial.py")
+    config = {
+        "name": "two slurm nodes",
+        "entrypoint": LAUNCH,
+        "resources": {"slots_per_trial": 2},
+        "hyperparameters": hyperparameters,
+        "searcher": {"name": "single", "metric": "loss", "max_length": 10},
+        "slurm": {"slots_per_node": 1, "slot_type": "cpu", "sbatch_args": ["--partition=nodes"]},
+        "max_restarts": 0,
+        **fields,
+    }
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    experiment = ridgeline.Experiment.from_yaml(path, tmp)
+    experiment.create(bind=cluster.nodes.host)  # where the nodes reach the coordinator
+    return experiment
+
+
+def test_a_ddp_trial_runs_as_one_job_across_two_slurm_nodes(
+    slurm_nodes: SlurmNodes,
+    user_env: Path,  # noqa: F811 - fixture
+) -> None:
+    exp = two_node_experiment(user_env, slurm_nodes, {"lr": 0.05})
+    exp.run(verbose=0)
+    (record,) = trials(exp.id)
+    assert (record.state, record.exit_code, record.restarts) == ("COMPLETED", 0, 0)
+    folder = trial_dir(exp.id)
+    nodes = slurm_nodes.nodes
+    net = {f"net:[{nodes.inode(k)}]": nodes.addresses[k] for k in (0, 1)}
+    seen = nodes_seen(folder)
+    assert seen[0][0] == "0" and seen[1][0] == "1", seen  # rank 0 on node 0, the chief
+    assert {seen[0][2], seen[1][2]} == set(net), seen  # one rank in each namespace
+    for _, address, namespace in seen.values():
+        assert net[namespace] == address, seen  # at its own node's address
+    for rank in (0, 1):
+        assert "op 10 world=2 slots=[0]" in (folder / f"rank{rank}.log").read_text()
+    script = (folder.parents[1] / "jobs" / "trial_1.sbatch").read_text()
+    assert "--kill-on-bad-exit=1" in script and "ridgeline.launch.slurm_nodes 1" in script
+    argv = (folder.parents[1] / "jobs").glob("trial_1*.out")
+    assert any(argv), "the job wrote no output"
+
+
+def test_a_crashed_node_ends_the_job_and_the_trial_resumes_on_both_from_its_checkpoint(
+    slurm_nodes: SlurmNodes,
+    user_env: Path,  # noqa: F811 - fixture
+) -> None:
+    exp = two_node_experiment(user_env, slurm_nodes, {"lr": 0.05, "crash_rank": 1}, max_restarts=1)
+    exp.run(verbose=0)
+    (record,) = trials(exp.id)
+    assert (record.state, record.exit_code, record.restarts) == ("COMPLETED", 0, 1)
+    folder = trial_dir(exp.id)
+    assert (folder / "crashed").exists()  # rank 1 (node 1) exited 3 at step 7, once
+    for rank in (0, 1):  # every rank came back from the step-5 sharded checkpoint
+        lines = (folder / f"rank{rank}.log").read_text().splitlines()
+        assert "restored 5 ranks=['0', '1']" in lines, lines
+        assert lines.count("op 10 world=2 slots=[0]") == 2, lines
+    log = (folder.parents[1] / "log.txt").read_text()
+    assert re.search(r"Trial 1 failed \(exit code \d+\)", log), log
