@@ -20,7 +20,7 @@ from ridgeline.config.cluster import (
     scheduler_for,
     shared_storage_warnings,
 )
-from ridgeline.errors import ConfigError
+from ridgeline.errors import ConfigError, SchedulerError
 from ridgeline.schedulers import LocalScheduler, SLURMScheduler
 
 BASE = """\
@@ -92,9 +92,39 @@ def test_bad_slurm_fields_are_refused_with_their_lines(workdir: Path) -> None:
     ]
 
 
-def test_a_trial_wider_than_a_node_is_refused(workdir: Path) -> None:
-    found = problems(workdir, "resources: {slots_per_trial: 8}\nslurm: {slots_per_node: 4}\n")
-    assert len(found) == 1 and found[0].startswith("line 7: slurm.slots_per_node: is 4, fewer")
+def test_a_trial_wider_than_a_node_takes_whole_nodes(workdir: Path) -> None:
+    found = problems(workdir, "resources: {slots_per_trial: 6}\nslurm: {slots_per_node: 4}\n")
+    assert found == [
+        "line 7: slurm.slots_per_node: is 4, which does not divide resources.slots_per_trial "
+        "(6); a trial across nodes takes the same slots on each: make slots_per_trial a "
+        "multiple of slots_per_node"
+    ]
+    config = load_config(
+        write(workdir, "resources: {slots_per_trial: 8}\nslurm: {slots_per_node: 4}\n")
+    )
+    choice = resolve_cluster(config.raw)
+    assert choice.nodes(8) == (2, 4) and choice.nodes(4) == (1, 4)
+    assert choice.describe(8).startswith(
+        "SLURM jobs (sbatch --nodes=2 --ntasks-per-node=1 --gres=gpu:4)"
+    )
+    slurm = scheduler_for(choice.to_dict(), str(workdir), 8, lambda: None)
+    assert (slurm.nodes, slurm.slots_per_node, slurm.gpus_per_trial) == (2, 4, 8)
+    argv = slurm.sbatch_argv("trial_1", workdir / "t.sbatch", "out", str(workdir))
+    assert {"--gres=gpu:4", "--nodes=2", "--ntasks-per-node=1"} <= set(argv)  # GPUs per node
+    script = slurm.batch_script(["python3", "train.py"], workdir / "t.exit")
+    assert "-m ridgeline.launch.slurm_nodes 4" in script  # the nodes meet before srun
+    assert "srun --ntasks-per-node=1 --kill-on-bad-exit=1" in script
+
+
+def test_slots_may_be_cpus_on_slurm(workdir: Path) -> None:
+    assert problems(workdir, "slurm: {slot_type: tpu}\n") == [
+        "line 6: slurm.slot_type: must be gpu or cpu (got 'tpu'); cpu: each slot is a CPU"
+    ]
+    extra = "resources: {slots_per_trial: 2}\nslurm: {slots_per_node: 1, slot_type: cpu}\n"
+    choice = resolve_cluster(load_config(write(workdir, extra)).raw)
+    slurm = scheduler_for(choice.to_dict(), str(workdir), 2, lambda: None)
+    assert slurm.submit_options == "--cpus-per-task=1" and slurm.gpus_per_trial == 0
+    assert (slurm.nodes, slurm.slots_per_node) == (2, 1)
 
 
 def test_pbs_is_refused(workdir: Path) -> None:
@@ -240,3 +270,10 @@ def test_a_dask_trial_may_span_nodes_of_slots_per_node(workdir: Path) -> None:
     assert problems(workdir, "dask: {address: 'tcp://h:8786', slots_per_node: 0}\n")[0].startswith(
         "line 6: dask.slots_per_node:"
     )
+
+
+def test_a_slurm_job_across_nodes_is_checked_when_made() -> None:
+    with pytest.raises(SchedulerError, match="nodes must be a whole number >= 1, got 0"):
+        SLURMScheduler(nodes=0)
+    with pytest.raises(SchedulerError, match=r"gpus_per_trial \(3\) must split evenly over"):
+        SLURMScheduler(gpus_per_trial=3, nodes=2)

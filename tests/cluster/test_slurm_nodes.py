@@ -13,6 +13,7 @@ nodes); skipped, with the reason, elsewhere."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -28,8 +29,9 @@ import yaml
 pytest.importorskip("torch", reason="torch is not installed")
 
 from tests.cluster.netns import Nodes, _wait_for, skip_unless_root  # noqa: E402
-from tests.cluster.test_multinode import DDP, LAUNCH, nodes_seen, trial_dir  # noqa: E402
-from tests.e2e.test_core_api import trials, user_env  # noqa: E402, F401
+from tests.cluster.test_multinode import DDP, LAUNCH, left_in, nodes_seen, trial_dir  # noqa: E402
+from tests.e2e.test_checkpoints import wait_for  # noqa: E402
+from tests.e2e.test_core_api import cli, trials, user_env  # noqa: E402, F401
 
 import ridgeline  # noqa: E402
 
@@ -166,8 +168,7 @@ def test_a_ddp_trial_runs_as_one_job_across_two_slurm_nodes(
         assert "op 10 world=2 slots=[0]" in (folder / f"rank{rank}.log").read_text()
     script = (folder.parents[1] / "jobs" / "trial_1.sbatch").read_text()
     assert "--kill-on-bad-exit=1" in script and "ridgeline.launch.slurm_nodes 1" in script
-    argv = (folder.parents[1] / "jobs").glob("trial_1*.out")
-    assert any(argv), "the job wrote no output"
+    assert not left_in(slurm_nodes, "ddp_trial.py")
 
 
 def test_a_crashed_node_ends_the_job_and_the_trial_resumes_on_both_from_its_checkpoint(
@@ -186,3 +187,41 @@ def test_a_crashed_node_ends_the_job_and_the_trial_resumes_on_both_from_its_chec
         assert lines.count("op 10 world=2 slots=[0]") == 2, lines
     log = (folder.parents[1] / "log.txt").read_text()
     assert re.search(r"Trial 1 failed \(exit code \d+\)", log), log
+
+
+def test_pausing_a_trial_across_slurm_nodes_ends_both_and_activating_resumes_both(
+    slurm_nodes: SlurmNodes,
+    user_env: Path,  # noqa: F811 - fixture
+) -> None:
+    shutil.copy(DDP, user_env / "ddp_trial.py")
+    config = {
+        "name": "pause across slurm nodes",
+        "entrypoint": LAUNCH,
+        "resources": {"slots_per_trial": 2},
+        "hyperparameters": {"lr": 0.05, "step_sleep": 0.1},
+        "searcher": {"name": "single", "metric": "loss", "max_length": 40},
+        "slurm": {"slots_per_node": 1, "slot_type": "cpu", "sbatch_args": ["--partition=nodes"]},
+        "max_restarts": 0,
+    }
+    (user_env / "config.yaml").write_text(yaml.safe_dump(config))
+    created = cli(
+        "e", "create", str(user_env / "config.yaml"), str(user_env),
+        "--bind", slurm_nodes.nodes.host, "--json",
+    )  # fmt: skip
+    experiment_id = json.loads(created.stdout)["id"]
+
+    def checkpoints() -> int:
+        return len(json.loads(cli("e", "lc", str(experiment_id), "--json").stdout))
+
+    wait_for(lambda: checkpoints() >= 1)
+    cli("e", "pause", str(experiment_id))
+    wait_for(lambda: trials(experiment_id)[0].state == "PAUSED")
+    assert not left_in(slurm_nodes, "ddp_trial.py")  # scancel reached both nodes' ranks
+    cli("e", "activate", str(experiment_id))
+    assert cli("e", "wait", str(experiment_id), check=False, timeout=180).returncode == 0
+    (record,) = trials(experiment_id)
+    assert record.state == "COMPLETED"
+    folder = trial_dir(experiment_id)
+    for rank in (0, 1):  # both ranks came back from the checkpoint taken before the pause
+        log = (folder / f"rank{rank}.log").read_text()
+        assert re.search(r"^restored \d+ ranks=\['0', '1'\]$", log, re.MULTILINE), log
