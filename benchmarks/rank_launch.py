@@ -66,8 +66,11 @@ CASES = {
 }
 
 
-def one_run(folder: Path, entrypoint: str, slots: int, **fields: object) -> float:
-    """One experiment's launch-to-first-op seconds; ``fields`` add to its config."""
+def one_run(
+    folder: Path, entrypoint: str, slots: int, bind: str | None = None, **fields: object
+) -> float:
+    """One experiment's launch-to-first-op seconds; ``fields`` add to its config, ``bind``
+    is the address the coordinator listens on (where other nodes reach it)."""
     import ridgeline
     from ridgeline.store import open_store
 
@@ -85,6 +88,7 @@ def one_run(folder: Path, entrypoint: str, slots: int, **fields: object) -> floa
     first = folder / "first_op.json"
     os.environ["FIRST_OP_FILE"] = str(first)
     exp = ridgeline.Experiment.from_yaml(folder / "config.yaml", folder)
+    exp.create(bind=bind)
     exp.run(verbose=0)
     store = open_store(os.environ["RIDGELINE_STORAGE"])
     try:

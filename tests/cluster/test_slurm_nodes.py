@@ -14,12 +14,8 @@ nodes); skipped, with the reason, elsewhere."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +24,8 @@ import yaml
 
 pytest.importorskip("torch", reason="torch is not installed")
 
-from tests.cluster.netns import Nodes, _wait_for, skip_unless_root  # noqa: E402
+from tests.cluster.netns import skip_unless_root  # noqa: E402
+from tests.cluster.slurmnodes import SlurmNodes, skip_unless_dynamic_nodes  # noqa: E402
 from tests.cluster.test_multinode import DDP, LAUNCH, left_in, nodes_seen, trial_dir  # noqa: E402
 from tests.e2e.test_checkpoints import wait_for  # noqa: E402
 from tests.e2e.test_core_api import cli, trials, user_env  # noqa: E402, F401
@@ -38,87 +35,10 @@ import ridgeline  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore:.*local to this machine")
 
 
-def _scontrol(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["scontrol", *args], capture_output=True, text=True, timeout=30)
-
-
-def _skip_unless_dynamic_nodes() -> None:
-    if shutil.which("slurmd") is None or shutil.which("nsenter") is None:
-        pytest.skip("SKIPPED SLURM MULTI-NODE TESTS: slurmd or nsenter is not installed")
-    config = _scontrol("show", "config")
-    count = re.search(r"^MaxNodeCount\s*=\s*(\d+)", config.stdout, re.MULTILINE)
-    partition = _scontrol("show", "partition", "nodes")
-    if config.returncode != 0 or not count or int(count.group(1)) < 2 or partition.returncode:
-        pytest.skip(
-            "SKIPPED SLURM MULTI-NODE TESTS: the running SLURM has no room for dynamic nodes "
-            "(MaxNodeCount and the partition 'nodes' of scripts/ensure-slurm.sh)"
-        )
-
-
-class SlurmNodes:
-    """Two dynamic SLURM nodes, each a slurmd in its own network namespace."""
-
-    def __init__(self, folder: Path) -> None:
-        self.nodes = Nodes.make(2)
-        self.names = [f"rl{os.getpid()}n{k}" for k in range(2)]
-        self.processes: list[subprocess.Popen[bytes]] = []
-        conf = Path("/etc/slurm/slurm.conf").read_text()
-        conf = re.sub(
-            r"^SlurmctldHost=(\w[\w.-]*).*$",
-            lambda m: f"SlurmctldHost={m.group(1)}({self.nodes.host})",
-            conf,
-            flags=re.MULTILINE,
-        )
-        for key, value in (
-            ("SlurmdSpoolDir", f"{folder}/%n/spool"),
-            ("SlurmdPidFile", f"{folder}/%n/slurmd.pid"),
-            ("SlurmdLogFile", f"{folder}/%n/slurmd.log"),
-        ):
-            conf = re.sub(rf"^{key}=.*$", f"{key}={value}", conf, flags=re.MULTILINE)
-        self.conf = folder / "node.conf"
-        self.conf.write_text(conf)
-        self.log = open(folder / "slurmd.out", "ab")
-        for name, namespace in zip(self.names, self.nodes.names, strict=True):
-            (folder / name / "spool").mkdir(parents=True)
-            self.processes.append(
-                subprocess.Popen(
-                    ["nsenter", f"--net=/run/netns/{namespace}", "slurmd", "-D",
-                     "-f", str(self.conf), "-Z", "-N", name, "--conf", "CPUs=1 Feature=netns"],
-                    stdout=self.log, stderr=self.log, start_new_session=True,
-                )
-            )  # fmt: skip
-        _wait_for(self._idle, "the two slurmd nodes to register", timeout=60)
-
-    def _idle(self) -> bool:
-        shown = subprocess.run(
-            ["sinfo", "-h", "-N", "-n", ",".join(self.names), "-o", "%N %T"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        states = dict(line.split() for line in shown.stdout.splitlines() if line.strip())
-        return all(states.get(name) == "idle" for name in self.names)
-
-    def remove(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for _ in range(50):  # a node leaves once no job holds it
-            if _scontrol("delete", f"nodename={','.join(self.names)}").returncode == 0:
-                break
-            subprocess.run(["scancel", "-p", "nodes", "-w", ",".join(self.names)], check=False)
-            time.sleep(0.2)
-        self.nodes.remove()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def slurm_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmNodes]:
     skip_unless_root("SLURM MULTI-NODE TESTS")
-    _skip_unless_dynamic_nodes()
+    skip_unless_dynamic_nodes()
     cluster = SlurmNodes(tmp_path_factory.mktemp("slurmnodes"))
     try:
         yield cluster
