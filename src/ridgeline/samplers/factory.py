@@ -3,10 +3,10 @@ picked for the budget). Model modules load on first use: they import NumPy and S
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ridgeline.samplers.base import Sampler
-from ridgeline.samplers.compose import LimitSampler
+if TYPE_CHECKING:  # config validation reads SAMPLERS without loading any sampler
+    from ridgeline.samplers.base import Sampler
 
 __all__ = ["MODEL_KINDS", "SAMPLERS", "model_sampler", "sampler_for"]
 
@@ -30,6 +30,7 @@ def model_sampler(kind: str, max_num_trials: int | None, **options: Any) -> Samp
     """A "gp", "tpe" or "auto" sampler, run off the coordinator's loop, capped at
     ``max_num_trials``."""
     from ridgeline.samplers.background import BackgroundSampler
+    from ridgeline.samplers.compose import LimitSampler
 
     inner: Sampler
     if kind == "gp":
