@@ -167,7 +167,7 @@ class Experiment:
 
 def build_searcher(config: ExperimentConfig) -> Searcher:
     """The searcher a config asks for; searchers this version lacks are a ConfigError."""
-    from ridgeline.searchers.specs import spec_for
+    from ridgeline.config.searcher import spec_for
 
     return spec_for(config.searcher.name).build(config)
 

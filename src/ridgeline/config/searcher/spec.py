@@ -29,7 +29,9 @@ __all__ = [
     "NoOptions",
     "SearcherSpec",
     "concurrency_text",
+    "draw",
     "length_text",
+    "needs_budget",
     "parse_sampler",
 ]
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.config.checks import Problems, as_int, as_number, join
-from ridgeline.searchers.specs.base import (
+from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
     SearcherSpec,

@@ -7,7 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ridgeline.config.checks import Problems, as_int
-from ridgeline.searchers.specs.base import (
+from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
     SearcherSpec,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.config.checks import Problems, as_bool, as_int, as_number, as_str, join, suggest
 from ridgeline.config.length import length_units
-from ridgeline.searchers.specs.base import (
+from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
     SearcherSpec,

@@ -1,5 +1,5 @@
-"""``searcher:``: the name, the fields every searcher shares and the length; each searcher's
-own fields, building, description and budget are its spec's (``ridgeline.searchers.specs``)."""
+"""The ``searcher:`` section: the name, the fields every searcher shares and the length; each
+searcher's own fields, building, description and budget are its spec's."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 from ridgeline.config.checks import Problems, as_bool, as_int, as_str, join, suggest
 from ridgeline.config.length import LENGTH_UNITS, parse_length
 from ridgeline.config.model import SearcherConfig
-from ridgeline.searchers.specs import SPECS, spec_for
-from ridgeline.searchers.specs.base import parse_sampler
+from ridgeline.config.searcher.spec import parse_sampler
+from ridgeline.config.searcher.table import SPECS, spec_for
 
 __all__ = ["LENGTH_UNITS", "REMOVED", "SEARCHERS", "budget", "parse_searcher", "time_mode"]
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.config.checks import Problems, as_int, as_number, join
 from ridgeline.config.length import length_units, parse_length
-from ridgeline.searchers.specs.base import (
+from ridgeline.config.searcher.spec import (
     COMMON,
     SearcherSpec,
     concurrency_text,
