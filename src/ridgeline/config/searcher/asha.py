@@ -154,9 +154,9 @@ class ASHASpec(SearcherSpec):
             from ridgeline.searchers.asha_time import describe_time_plan
 
             return describe_time_plan(
-                timed[0],
-                timed[1],
-                int(s.max_trials or 1),
+                time_metric=timed[0],
+                max_time=timed[1],
+                max_trials=int(s.max_trials or 1),
                 divisor=o.divisor,
                 max_concurrent_trials=s.max_concurrent_trials,
                 **self.rungs(o),
@@ -165,8 +165,8 @@ class ASHASpec(SearcherSpec):
             from ridgeline.searchers.adaptive import describe_plan
 
             return describe_plan(
-                int(s.max_length),
-                int(s.max_trials or 1),
+                max_length=int(s.max_length),
+                max_trials=int(s.max_trials or 1),
                 divisor=o.divisor,
                 max_concurrent_trials=s.max_concurrent_trials,
                 unit=s.length_unit,
@@ -224,13 +224,13 @@ class AdaptiveASHA(ASHASpec):
 
             return TimeAdaptiveASHASearcher(
                 sampler,
-                s.max_trials,
-                timed[1],
-                o.divisor,
-                o.max_rungs,
-                o.mode,
-                o.bracket_rungs or None,
-                s.max_concurrent_trials,
+                max_trials=s.max_trials,
+                max_time=timed[1],
+                divisor=o.divisor,
+                max_rungs=o.max_rungs,
+                mode=o.mode,
+                bracket_rungs=o.bracket_rungs or None,
+                max_concurrent_trials=s.max_concurrent_trials,
             )
         if s.max_length is None:
             raise needs_budget(self.name)
@@ -239,14 +239,14 @@ class AdaptiveASHA(ASHASpec):
 
         return AdaptiveASHASearcher(
             sampler,
-            s.max_trials,
-            int(s.max_length),
-            o.divisor,
-            o.max_rungs,
-            o.mode,
-            o.bracket_rungs or None,
-            s.max_concurrent_trials,
-            bool(o.stop_once),
+            max_trials=s.max_trials,
+            max_length=int(s.max_length),
+            divisor=o.divisor,
+            max_rungs=o.max_rungs,
+            mode=o.mode,
+            bracket_rungs=o.bracket_rungs or None,
+            max_concurrent_trials=s.max_concurrent_trials,
+            stop_once=bool(o.stop_once),
         )
 
 
@@ -275,7 +275,12 @@ class AsyncHalving(ASHASpec):
             from ridgeline.searchers.asha_time import TimeASHASearcher
 
             return TimeASHASearcher(
-                sampler, s.max_trials, timed[1], o.num_rungs, o.divisor, s.max_concurrent_trials
+                sampler,
+                max_trials=s.max_trials,
+                max_time=timed[1],
+                num_rungs=o.num_rungs,
+                divisor=o.divisor,
+                max_concurrent_trials=s.max_concurrent_trials,
             )
         if s.max_length is None:
             raise needs_budget(self.name)
@@ -284,12 +289,12 @@ class AsyncHalving(ASHASpec):
 
         return ASHASearcher(
             sampler,
-            s.max_trials,
-            int(s.max_length),
-            o.num_rungs,
-            o.divisor,
-            s.max_concurrent_trials,
-            bool(o.stop_once),
+            max_trials=s.max_trials,
+            max_length=int(s.max_length),
+            num_rungs=o.num_rungs,
+            divisor=o.divisor,
+            max_concurrent_trials=s.max_concurrent_trials,
+            stop_once=bool(o.stop_once),
         )
 
 

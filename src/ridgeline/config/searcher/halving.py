@@ -104,11 +104,11 @@ class SyncHalving(HalvingSpec):
         assert s.max_trials is not None
         return SyncHalvingSearcher(
             sampler,
-            s.max_trials,
-            int(s.max_length),
-            o.num_rungs,
-            o.divisor,
-            s.max_concurrent_trials,
+            max_trials=s.max_trials,
+            max_length=int(s.max_length),
+            num_rungs=o.num_rungs,
+            divisor=o.divisor,
+            max_concurrent_trials=s.max_concurrent_trials,
         )
 
     def describe(self, config: ExperimentConfig) -> list[str]:
@@ -119,12 +119,12 @@ class SyncHalving(HalvingSpec):
 
         o: SyncHalvingOptions = self.options(s)
         return describe_sync_halving(
-            int(s.max_length),
-            int(s.max_trials or 1),
-            o.num_rungs,
-            o.divisor,
-            s.max_concurrent_trials,
-            s.length_unit,
+            max_length=int(s.max_length),
+            max_trials=int(s.max_trials or 1),
+            num_rungs=o.num_rungs,
+            divisor=o.divisor,
+            max_concurrent_trials=s.max_concurrent_trials,
+            unit=s.length_unit,
         )
 
     def budget(self, searcher: Mapping[str, Any]) -> tuple[int | None, int | None]:
@@ -164,11 +164,11 @@ class Hyperband(HalvingSpec):
             raise needs_budget(self.name)
         return HyperbandSearcher(
             sampler,
-            int(s.max_length),
-            o.divisor,
-            o.max_rungs,
-            s.max_trials,
-            s.max_concurrent_trials,
+            max_length=int(s.max_length),
+            divisor=o.divisor,
+            max_rungs=o.max_rungs,
+            max_trials=s.max_trials,
+            max_concurrent_trials=s.max_concurrent_trials,
         )
 
     def describe(self, config: ExperimentConfig) -> list[str]:
@@ -179,12 +179,12 @@ class Hyperband(HalvingSpec):
 
         o: HyperbandOptions = self.options(s)
         return describe_hyperband(
-            int(s.max_length),
-            o.divisor,
-            o.max_rungs,
-            s.max_trials,
-            s.max_concurrent_trials,
-            s.length_unit,
+            max_length=int(s.max_length),
+            divisor=o.divisor,
+            max_rungs=o.max_rungs,
+            max_trials=s.max_trials,
+            max_concurrent_trials=s.max_concurrent_trials,
+            unit=s.length_unit,
         )
 
     def budget(self, searcher: Mapping[str, Any]) -> tuple[int | None, int | None]:

@@ -137,13 +137,13 @@ class PopulationBased(SearcherSpec):
         o: PBTOptions = self.options(s)
         return PBTSearcher(
             draw(o.sampler),
-            o.population_size,
-            o.num_rounds,
-            o.length_per_round,
-            o.truncate_fraction,
-            o.resample_probability,
-            o.perturb_factor,
-            s.max_concurrent_trials,
+            population_size=o.population_size,
+            num_rounds=o.num_rounds,
+            length_per_round=o.length_per_round,
+            truncate_fraction=o.truncate_fraction,
+            resample_probability=o.resample_probability,
+            perturb_factor=o.perturb_factor,
+            max_concurrent_trials=s.max_concurrent_trials,
         )
 
     def describe(self, config: ExperimentConfig) -> list[str]:
@@ -153,13 +153,13 @@ class PopulationBased(SearcherSpec):
         o: PBTOptions = self.options(s)
         return [
             *describe_pbt(
-                o.population_size,
-                o.num_rounds,
-                o.length_per_round,
-                o.truncate_fraction,
-                o.resample_probability,
-                o.perturb_factor,
-                s.length_unit,
+                population_size=o.population_size,
+                num_rounds=o.num_rounds,
+                length_per_round=o.length_per_round,
+                truncate_fraction=o.truncate_fraction,
+                resample_probability=o.resample_probability,
+                perturb_factor=o.perturb_factor,
+                unit=s.length_unit,
             ),
             concurrency_text(s),
         ]
