@@ -3,12 +3,13 @@
 Config validation, building (``ridgeline.experiment.build_searcher``), ``preview-search``
 and budgets look the name up in ``table.SPECS``. ``section.py`` checks what every searcher
 shares (name, metric, lengths, trials, concurrency) and hands the rest to the name's spec;
-``spec.py`` is what a spec provides, and the other modules hold the specs, one family each.
+``spec.py`` is what a spec provides; ``fifo``, ``asha``, ``halving``, ``pbt`` and ``model``
+hold the specs, one family of searchers each, and list them in their ``SPECS``.
 
-A new searcher is a ``SearcherSpec`` in a module here (its fields, an ``Options`` dataclass
-with Determined's defaults, the checks of its fields, ``build`` and ``describe``; ``budget``
-when it trains other than ``max_trials x max_length``) and one entry in ``table.SPECS``.
-Specs load no searcher and no sampler until they build or describe one.
+A new searcher is a ``SearcherSpec`` in one of those modules, added to its ``SPECS``: its
+fields, an ``Options`` dataclass with Determined's defaults, the checks of its fields,
+``build`` and ``describe`` (and ``budget`` when it trains other than ``max_trials x
+max_length``). Specs load no searcher and no sampler until they build or describe one.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ __all__ = [
     "ADAPTIVE_ASHA",
     "ASYNC_HALVING",
     "MODES",
+    "SPECS",
     "ASHASpec",
     "AdaptiveOptions",
     "AsyncHalvingOptions",
@@ -299,3 +300,5 @@ class AsyncHalving(ASHASpec):
 
 
 ADAPTIVE_ASHA, ASYNC_HALVING = AdaptiveASHA(), AsyncHalving()
+#: This module's searchers, in the order messages list them.
+SPECS = (ADAPTIVE_ASHA, ASYNC_HALVING)

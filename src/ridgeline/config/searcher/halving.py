@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ridgeline.config.model import ExperimentConfig
     from ridgeline.searchers.base import Searcher
 
-__all__ = ["HYPERBAND", "SYNC_HALVING", "HyperbandOptions", "SyncHalvingOptions"]
+__all__ = ["HYPERBAND", "SPECS", "SYNC_HALVING", "HyperbandOptions", "SyncHalvingOptions"]
 
 #: Fields of Determined's removed sync_halving that ridgeline's own sync_halving lacks.
 _OLD_SYNC_HALVING = ("budget", "train_stragglers")
@@ -200,3 +200,5 @@ class Hyperband(HalvingSpec):
 
 
 SYNC_HALVING, HYPERBAND = SyncHalving(), Hyperband()
+#: This module's searchers, in the order messages list them.
+SPECS = (SYNC_HALVING, HYPERBAND)

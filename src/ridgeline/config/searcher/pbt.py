@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ridgeline.config.model import ExperimentConfig
     from ridgeline.searchers.base import Searcher
 
-__all__ = ["PBT", "PBTOptions"]
+__all__ = ["PBT", "SPECS", "PBTOptions"]
 
 #: The nested mappings of PBT's settings: each field's default and upper bound.
 _FUNCTIONS = {
@@ -175,3 +175,5 @@ class PopulationBased(SearcherSpec):
 
 
 PBT = PopulationBased()
+#: This module's searchers.
+SPECS = (PBT,)

@@ -1,32 +1,17 @@
-"""Every searcher name and its spec, in the order messages list them."""
+"""Every searcher name and its spec. Each module of this package lists its specs in ``SPECS``;
+a new module of specs is one more entry in ``FAMILIES``."""
 
 from __future__ import annotations
 
-from ridgeline.config.searcher.asha import ADAPTIVE_ASHA, ASYNC_HALVING
-from ridgeline.config.searcher.fifo import AUTO, BAYESIAN, GRID, RANDOM, SINGLE, TPE
-from ridgeline.config.searcher.halving import HYPERBAND, SYNC_HALVING
-from ridgeline.config.searcher.pbt import PBT
+from ridgeline.config.searcher import asha, fifo, halving, model, pbt
 from ridgeline.config.searcher.spec import SearcherSpec
 
-__all__ = ["SPECS", "spec_for"]
+__all__ = ["FAMILIES", "SPECS", "spec_for"]
 
-#: Every searcher by name, in the order messages list them.
-SPECS: dict[str, SearcherSpec] = {
-    spec.name: spec
-    for spec in (
-        SINGLE,
-        RANDOM,
-        GRID,
-        ADAPTIVE_ASHA,
-        ASYNC_HALVING,
-        SYNC_HALVING,
-        HYPERBAND,
-        PBT,
-        BAYESIAN,
-        TPE,
-        AUTO,
-    )
-}
+#: The modules of specs, in the order messages list their searchers.
+FAMILIES = (fifo, asha, halving, pbt, model)
+#: Every searcher by name.
+SPECS: dict[str, SearcherSpec] = {spec.name: spec for family in FAMILIES for spec in family.SPECS}
 
 
 def spec_for(name: str) -> SearcherSpec:
