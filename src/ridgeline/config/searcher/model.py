@@ -34,12 +34,14 @@ class ModelBased(SearcherSpec):
     """``max_trials`` configurations suggested by a model of the results so far."""
 
     Options = ModelOptions
-    #: What preview-search says suggests the configurations.
+    #: The model that suggests configurations, as preview-search names it.
     model: ClassVar[str]
 
     def parse_options(
         self, p: Problems, data: dict[str, Any], length: int | None
     ) -> dict[str, Any]:
+        # tpe has no acquisition: one given there is refused as another searcher's field, and
+        # a bad value is named as well.
         opts: dict[str, Any] = {}
         if data.get("num_initial") is not None:
             opts["num_initial"] = as_int(p, "searcher.num_initial", data["num_initial"], 1)
@@ -59,6 +61,7 @@ class ModelBased(SearcherSpec):
         return FIFOSearcher(sampler, s.max_trials, s.max_length, replace_invalid=True)
 
     def model_text(self, options: ModelOptions) -> str:
+        """The model, in words, with the options that shape it."""
         return self.model
 
     def describe(self, config: ExperimentConfig) -> list[str]:
@@ -77,11 +80,11 @@ class ModelBased(SearcherSpec):
 class Bayesian(ModelBased):
     name = "bayesian"
     fields = (*COMMON, *TRIALS, "num_initial", "acquisition")
-    model = "a Gaussian process (expected improvement"
+    model = "a Gaussian process"
 
     def model_text(self, options: ModelOptions) -> str:
         acquisition = f", {options.acquisition}" if options.acquisition is not None else ""
-        return f"{self.model}{acquisition})"
+        return f"{self.model} (expected improvement{acquisition})"
 
 
 class Tpe(ModelBased):
@@ -93,7 +96,6 @@ class Tpe(ModelBased):
 class Auto(ModelBased):
     name = "auto"
     fields = (*COMMON, *TRIALS)
-    Options = ModelOptions
     model = "a Gaussian process, or TPE for large budgets and spaces"
 
     def parse_options(
