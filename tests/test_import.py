@@ -65,7 +65,7 @@ def test_sherpa_import_paths_pull_in_nothing_heavy() -> None:
 def test_core_api_door_does_not_load_the_sherpa_door() -> None:
     loaded = modules_after(
         "import ridgeline.experiment, ridgeline.engine.run, ridgeline.engine.coordinator\n"
-        "from ridgeline.samplers.models import model_sampler\n"
+        "from ridgeline.samplers.factory import model_sampler\n"
         "model_sampler('auto', 5)"
     )
     sherpa_door = {m for m in loaded if m.startswith(("ridgeline.sherpa", "ridgeline.algorithms"))}

@@ -32,7 +32,6 @@ from ridgeline.trial import env as trial_env
 if TYPE_CHECKING:
     from ridgeline.config import ExperimentConfig
     from ridgeline.engine.coordinator import Coordinator
-    from ridgeline.samplers.base import Sampler
     from ridgeline.searchers.base import Searcher
 
 log = logging.getLogger("ridgeline")
@@ -168,122 +167,9 @@ class Experiment:
 
 def build_searcher(config: ExperimentConfig) -> Searcher:
     """The searcher a config asks for; searchers this version lacks are a ConfigError."""
-    from ridgeline.config.searcher import time_mode
-    from ridgeline.samplers.iterate import IterateSampler
-    from ridgeline.samplers.random import RandomSampler
-    from ridgeline.searchers.fifo import FIFOSearcher
+    from ridgeline.config.searcher import spec_for
 
-    searcher = config.searcher
-    length = searcher.max_length
-    if searcher.name == "single":
-        return FIFOSearcher(RandomSampler(), 1, length)
-    if searcher.name == "random":
-        return FIFOSearcher(RandomSampler(), searcher.max_trials, length, replace_invalid=True)
-    if searcher.name in ("bayesian", "tpe", "auto"):
-        from ridgeline.samplers.models import model_sampler
-
-        kind = {"bayesian": "gp", "tpe": "tpe", "auto": "auto"}[searcher.name]
-        sampler = model_sampler(kind, None, **searcher.options)
-        return FIFOSearcher(sampler, searcher.max_trials, length, replace_invalid=True)
-    if searcher.name == "grid":
-        from ridgeline.config import grid_points
-
-        points = grid_points(config)
-        if not points:  # no hyperparameters: no grid point, no trial (as Determined)
-            return FIFOSearcher(RandomSampler(), 0, length)
-        return FIFOSearcher(IterateSampler(points), None, length)
-    options = searcher.options
-    draw = _adaptive_sampler(options.get("sampler", "random"))
-    timed = time_mode(searcher)
-    if timed is not None:  # Determined 0.38: stopping ASHA over the time metric
-        from ridgeline.searchers.asha_time import TimeAdaptiveASHASearcher, TimeASHASearcher
-
-        assert searcher.max_trials is not None
-        if searcher.name == "async_halving":
-            return TimeASHASearcher(
-                draw,
-                searcher.max_trials,
-                timed[1],
-                options["num_rungs"],
-                options["divisor"],
-                searcher.max_concurrent_trials,
-            )
-        return TimeAdaptiveASHASearcher(
-            draw,
-            searcher.max_trials,
-            timed[1],
-            options["divisor"],
-            options["max_rungs"],
-            options["mode"],
-            options["bracket_rungs"] or None,
-            searcher.max_concurrent_trials,
-        )
-    if searcher.name in ("adaptive_asha", "async_halving") and length is not None:
-        assert searcher.max_trials is not None
-        if searcher.name == "async_halving":
-            from ridgeline.searchers.asha import ASHASearcher
-
-            return ASHASearcher(
-                draw,
-                searcher.max_trials,
-                int(length),
-                options["num_rungs"],
-                options["divisor"],
-                searcher.max_concurrent_trials,
-                bool(options["stop_once"]),
-            )
-        from ridgeline.searchers.adaptive import AdaptiveASHASearcher
-
-        return AdaptiveASHASearcher(
-            draw,
-            searcher.max_trials,
-            int(length),
-            options["divisor"],
-            options["max_rungs"],
-            options["mode"],
-            options["bracket_rungs"] or None,
-            searcher.max_concurrent_trials,
-            bool(options["stop_once"]),
-        )
-    if searcher.name in ("sync_halving", "hyperband") and length is not None:
-        from ridgeline.searchers.hyperband import HyperbandSearcher, SyncHalvingSearcher
-
-        if searcher.name == "sync_halving":
-            assert searcher.max_trials is not None
-            return SyncHalvingSearcher(
-                draw,
-                searcher.max_trials,
-                int(length),
-                options["num_rungs"],
-                options["divisor"],
-                searcher.max_concurrent_trials,
-            )
-        return HyperbandSearcher(
-            draw,
-            int(length),
-            options["divisor"],
-            options["max_rungs"],
-            searcher.max_trials,
-            searcher.max_concurrent_trials,
-        )
-    if searcher.name == "pbt":
-        from ridgeline.searchers.pbt import PBTSearcher
-
-        return PBTSearcher(
-            draw,
-            options["population_size"],
-            options["num_rounds"],
-            options["length_per_round"],
-            options["truncate_fraction"],
-            options["resample_probability"],
-            options["perturb_factor"],
-            searcher.max_concurrent_trials,
-        )
-    raise ConfigError(
-        f"searcher: the {searcher.name} searcher needs a training budget: searcher.max_length "
-        f"(e.g. max_length: {{epochs: 10}}), or time_metric and max_time for adaptive_asha and "
-        f"async_halving (Determined 0.38 style)"
-    )
+    return spec_for(config.searcher.name).build(config)
 
 
 def _source_checkpoint(store: Store, config: ExperimentConfig, folder: Path) -> str | None:
@@ -299,18 +185,6 @@ def _source_checkpoint(store: Store, config: ExperimentConfig, folder: Path) -> 
     storage = config.checkpoint_storage
     adopt_checkpoint(store, record, Path(storage.path) if storage else folder / "checkpoints")
     return record.uuid
-
-
-def _adaptive_sampler(kind: str) -> Sampler:
-    """Where an adaptive searcher draws new configurations: at random, or from a model
-    (``tpe`` under ASHA or Hyperband is BOHB)."""
-    if kind == "random":
-        from ridgeline.samplers.random import RandomSampler
-
-        return RandomSampler()
-    from ridgeline.samplers.models import model_sampler
-
-    return model_sampler({"bayesian": "gp"}.get(kind, kind), None)
 
 
 def _trial_seed(seed: int, number: int) -> int:

@@ -36,7 +36,8 @@ class SearcherConfig:
     from the one-key form, or None for a plain integer); None when the config gives none
     (Determined 0.38 style: the script decides). ``max_concurrent_trials`` 0 means unlimited.
     ``options`` holds the searcher-specific fields (``divisor``, ``max_rungs``, ``mode``,
-    ``bracket_rungs``, ``stop_once``, ``num_rungs``, ``time_metric``, ``max_time``, ...).
+    ``bracket_rungs``, ``stop_once``, ``num_rungs``, ``time_metric``, ``max_time``, ...);
+    the searcher's spec (``ridgeline.config.searcher``) reads them as its typed ``Options``.
     ``concurrency_given`` is False when the config set no ``max_concurrent_trials`` (the
     default 16 then shapes the searcher's plan, and a CPU-only machine lowers how many trial
     processes run at once to its cores).

@@ -31,7 +31,6 @@ from ridgeline.config.hyperparameters import (
     check_grid_size,
     check_sizes,
     grid_of,
-    grid_size,
     parse_hyperparameters,
     space_of,
 )
@@ -594,9 +593,4 @@ def grid_points(config: ExperimentConfig) -> list[dict[str, Any]]:
 
 def describe_search(config: ExperimentConfig) -> list[str]:
     """Lines for ``ridgeline preview-search``: trials, lengths, concurrency, grid size."""
-    size = None
-    if config.searcher.name == "grid":
-        p = Problems()
-        _, flat = parse_hyperparameters(p, config.hyperparameters, grid=True)
-        size = grid_size(flat)
-    return describe(config, size)
+    return describe(config)

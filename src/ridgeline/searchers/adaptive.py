@@ -13,14 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ridgeline.errors import ConfigError
-from ridgeline.searchers.asha import (
-    ASHASearcher,
-    _check_divisor,
-    _check_int,
-    _num,
-    rung_lengths,
-)
+from ridgeline.searchers.asha import ASHASearcher, rung_lengths
 from ridgeline.searchers.tournament import BracketTournament
+from ridgeline.searchers.validation import check_divisor, check_int, number_text
 
 if TYPE_CHECKING:
     from ridgeline.samplers.base import Sampler
@@ -50,7 +45,7 @@ def _bracket_rungs(
 ) -> list[int]:
     """Rung counts per bracket, most rungs (most early stopping) first."""
     if bracket_rungs:
-        rungs = [_check_int("bracket_rungs[]", r, 1) for r in bracket_rungs]
+        rungs = [check_int("bracket_rungs[]", r, 1) for r in bracket_rungs]
     else:
         if mode not in MODES:
             raise ConfigError(f"searcher.mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -84,11 +79,11 @@ def bracket_plan(
     trials, the shortfall going to the first. Concurrency ``max(mct, #brackets)`` is split
     evenly with the remainder to the first brackets; with 0 (unlimited) each gets
     ``max(last bracket's trials, int(d))``."""
-    _check_int("max_length", max_length, 1)
-    _check_int("max_trials", max_trials, 1)
-    _check_int("max_rungs", max_rungs, 1)
-    _check_int("max_concurrent_trials", max_concurrent_trials, 0)
-    d = _check_divisor(divisor)
+    check_int("max_length", max_length, 1)
+    check_int("max_trials", max_trials, 1)
+    check_int("max_rungs", max_rungs, 1)
+    check_int("max_concurrent_trials", max_concurrent_trials, 0)
+    d = check_divisor(divisor)
     rungs = _bracket_rungs(max_length, max_trials, d, max_rungs, mode, bracket_rungs)
     weights = [math.pow(d, r - 1) / r for r in rungs]
     total = sum(weights)
@@ -124,9 +119,9 @@ def describe_plan(
     how = f"bracket_rungs {list(bracket_rungs)}" if bracket_rungs else f"mode {mode}"
     style = "stopped (stop_once)" if stop_once else "paused and may be promoted later"
     lines = [
-        f"Brackets: {len(plans)} ({how}, divisor {_num(float(divisor))}); "
+        f"Brackets: {len(plans)} ({how}, divisor {number_text(float(divisor))}); "
         f"{sum(p.max_trials for p in plans)} trials in all",
-        f"In each rung the best 1/{_num(float(divisor))} go on; the others are {style}",
+        f"In each rung the best 1/{number_text(float(divisor))} go on; the others are {style}",
     ]
     suffix = f" {unit}" if unit else ""
     for i, p in enumerate(plans, 1):

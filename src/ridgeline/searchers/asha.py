@@ -29,26 +29,14 @@ from ridgeline.searchers.base import (
     Stop,
     Train,
 )
+from ridgeline.searchers.validation import check_divisor, check_int, number_text
 from ridgeline.store.records import INVALID_HP
-from ridgeline.values import whole_number
 
 __all__ = ["ASHASearcher", "WORST", "initial_trials", "rung_lengths"]
 
 #: Score of a trial that exited early (Determined's ``math.MaxFloat64``). Finite, so that the
 #: state stays strict JSON, and larger than any real score.
 WORST = sys.float_info.max
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    return whole_number(f"searcher.{name}", value, low)
-
-
-def _check_divisor(divisor: Any) -> float:
-    if isinstance(divisor, bool) or not isinstance(divisor, (int, float)) or not divisor > 1:
-        raise ConfigError(
-            f"searcher.divisor must be a number > 1, got {divisor!r}; the usual divisor is 4"
-        )
-    return float(divisor)
 
 
 def oriented_score(objective: float, lower_is_better: bool) -> float:
@@ -66,9 +54,9 @@ def rung_lengths(max_length: int, divisor: float, num_rungs: int) -> list[int]:
     """Absolute length each rung trains to: ``max(floor(L / d**(n-1-i)), 1)`` (4.3).
 
     The top rung is ``max_length``; each rung below is ``divisor`` times shorter."""
-    _check_int("max_length", max_length, 1)
-    _check_int("num_rungs", num_rungs, 1)
-    d = _check_divisor(divisor)
+    check_int("max_length", max_length, 1)
+    check_int("num_rungs", num_rungs, 1)
+    d = check_divisor(divisor)
     return [max(int(max_length / math.pow(d, num_rungs - 1 - i)), 1) for i in range(num_rungs)]
 
 
@@ -160,10 +148,10 @@ class RungSearcher(CreatingSearcher):
         concurrency: int,
     ) -> None:
         self.sampler = sampler
-        self.max_trials = _check_int("max_trials", max_trials, 1)
-        self.max_length = _check_int("max_length", max_length, 1)
-        self.num_rungs = _check_int("num_rungs", num_rungs, 1)
-        self.divisor = _check_divisor(divisor)
+        self.max_trials = check_int("max_trials", max_trials, 1)
+        self.max_length = check_int("max_length", max_length, 1)
+        self.num_rungs = check_int("num_rungs", num_rungs, 1)
+        self.divisor = check_divisor(divisor)
         self.lengths = rung_lengths(self.max_length, self.divisor, self.num_rungs)
         self.concurrency = concurrency
         self.rung_of: dict[int, int] = {}  # each valid trial's current (highest) rung
@@ -285,11 +273,11 @@ class ASHASearcher(RungSearcher):
         max_concurrent_trials: int = 16,
         stop_once: bool = False,
     ) -> None:
-        self.max_concurrent_trials = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+        self.max_concurrent_trials = check_int("max_concurrent_trials", max_concurrent_trials, 0)
         concurrency = initial_trials(
-            _check_int("max_trials", max_trials, 1),
+            check_int("max_trials", max_trials, 1),
             num_rungs,
-            _check_divisor(divisor),
+            check_divisor(divisor),
             self.max_concurrent_trials,
         )
         super().__init__(sampler, max_trials, max_length, num_rungs, divisor, concurrency)
@@ -382,7 +370,7 @@ class ASHASearcher(RungSearcher):
             self.outstanding.add(trial)
             return [Train(trial, self.lengths[k + 1])]
         self.finished.add(trial)
-        return [Stop(trial, f"ASHA: not in the top 1/{_num(self.divisor)} of rung {k}")]
+        return [Stop(trial, f"ASHA: not in the top 1/{number_text(self.divisor)} of rung {k}")]
 
     def _settle(self) -> list[Action]:
         """Close out finished rungs, then shut down once everything is decided."""
@@ -444,8 +432,3 @@ def _merge_closes(actions: list[Action]) -> list[Action]:
     """Drop a pause that the same event turned into a final close (close-out)."""
     final = {a.trial for a in actions if isinstance(a, Close) and a.final}
     return [a for a in actions if not (isinstance(a, Close) and not a.final and a.trial in final)]
-
-
-def _num(value: float) -> str:
-    """4.0 -> '4', 2.5 -> '2.5' (divisors read as users wrote them)."""
-    return str(int(value)) if float(value).is_integer() else str(value)

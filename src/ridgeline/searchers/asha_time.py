@@ -24,14 +24,12 @@ from ridgeline.searchers.adaptive import bracket_plan
 from ridgeline.searchers.asha import (
     WORST,
     RungSearcher,
-    _check_divisor,
-    _check_int,
-    _num,
     _Rung,
     initial_trials,
 )
 from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
 from ridgeline.searchers.tournament import BracketTournament
+from ridgeline.searchers.validation import check_divisor, check_int, number_text
 from ridgeline.store.records import FAILED, INVALID_HP
 
 __all__ = ["TimeASHASearcher", "TimeAdaptiveASHASearcher", "describe_time_plan"]
@@ -54,11 +52,11 @@ class TimeASHASearcher(RungSearcher):
         divisor: float = 4,
         max_concurrent_trials: int = 16,
     ) -> None:
-        self.max_concurrent_trials = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+        self.max_concurrent_trials = check_int("max_concurrent_trials", max_concurrent_trials, 0)
         concurrency = initial_trials(
-            _check_int("max_trials", max_trials, 1),
+            check_int("max_trials", max_trials, 1),
             num_rungs,
-            _check_divisor(divisor),
+            check_divisor(divisor),
             self.max_concurrent_trials,
         )
         super().__init__(sampler, max_trials, max_time, num_rungs, divisor, concurrency)
@@ -121,7 +119,7 @@ class TimeASHASearcher(RungSearcher):
                 return [
                     Stop(
                         trial,
-                        f"ASHA: not in the top 1/{_num(self.divisor)} of rung {k} "
+                        f"ASHA: not in the top 1/{number_text(self.divisor)} of rung {k} "
                         f"(time {self.lengths[k]})",
                     )
                 ]
@@ -207,7 +205,7 @@ def describe_time_plan(
         max_time, max_trials, divisor, max_rungs, mode, bracket_rungs, max_concurrent_trials
     )
     how = f"bracket_rungs {list(bracket_rungs)}" if bracket_rungs else f"mode {mode}"
-    d = _num(float(divisor))
+    d = number_text(float(divisor))
     lines = [
         f"Determined 0.38 style: each trial trains to the length its script sets; rungs are "
         f"measured in the time metric {time_metric!r} (max_time {max_time})",

@@ -21,17 +21,11 @@ from typing import Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
-from ridgeline.searchers.asha import (
-    INVALID_HP,
-    WORST,
-    RungSearcher,
-    _check_divisor,
-    _check_int,
-    _num,
-    rung_lengths,
-)
+from ridgeline.searchers.asha import WORST, RungSearcher, rung_lengths
 from ridgeline.searchers.base import Action, Close, Shutdown, Train
 from ridgeline.searchers.tournament import BracketTournament
+from ridgeline.searchers.validation import check_divisor, check_int, number_text
+from ridgeline.store.records import INVALID_HP
 
 __all__ = [
     "HyperbandPlan",
@@ -68,8 +62,8 @@ class SyncHalvingSearcher(RungSearcher):
         divisor: float = 4,
         max_concurrent_trials: int = 0,
     ) -> None:
-        trials = _check_int("max_trials", max_trials, 1)
-        limit = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+        trials = check_int("max_trials", max_trials, 1)
+        limit = check_int("max_concurrent_trials", max_concurrent_trials, 0)
         concurrency = min(limit, trials) if limit else trials
         super().__init__(sampler, trials, max_length, num_rungs, divisor, concurrency)
         self.sizes = rung_sizes(self.max_trials, self.num_rungs, self.divisor)
@@ -202,15 +196,15 @@ def hyperband_plan(
     Concurrency ``max_concurrent_trials`` is split in proportion to the brackets' trials (at
     least one each); 0 lets each bracket start all its rung-0 trials at once (the scheduler's
     slots still apply)."""
-    _check_int("max_length", max_length, 1)
-    _check_int("max_rungs", max_rungs, 1)
-    _check_int("max_concurrent_trials", max_concurrent_trials, 0)
-    d = _check_divisor(divisor)
+    check_int("max_length", max_length, 1)
+    check_int("max_rungs", max_rungs, 1)
+    check_int("max_concurrent_trials", max_concurrent_trials, 0)
+    d = check_divisor(divisor)
     top = max(min(max_rungs, int(math.log(max_length) / math.log(d) + 1e-9) + 1), 1)
     rungs = list(range(top, 0, -1))
     counts = [math.ceil(top / r * math.pow(d, r - 1)) for r in rungs]
     if max_trials is not None:
-        _check_int("max_trials", max_trials, 1)
+        check_int("max_trials", max_trials, 1)
         if max_trials < len(rungs):
             rungs, counts = rungs[:max_trials], counts[:max_trials]
         total = sum(counts)
@@ -289,11 +283,11 @@ def describe_hyperband(
     plans = hyperband_plan(max_length, divisor, max_rungs, max_trials, max_concurrent_trials)
     total = sum(planned_length(p) for p in plans)
     lines = [
-        f"Brackets: {len(plans)} (divisor {_num(float(divisor))}); "
+        f"Brackets: {len(plans)} (divisor {number_text(float(divisor))}); "
         f"{sum(p.max_trials for p in plans)} trials, {total} {unit or 'units'} of training "
         f"in all",
         "Each rung waits for all its trials; the best 1/"
-        f"{_num(float(divisor))} go on (paused until then), the others end",
+        f"{number_text(float(divisor))} go on (paused until then), the others end",
     ]
     lines += [_bracket_line(f"Bracket {i}", p, unit) for i, p in enumerate(plans, 1)]
     return lines
@@ -308,13 +302,13 @@ def describe_sync_halving(
     unit: str | None = None,
 ) -> list[str]:
     """Lines for ``ridgeline preview-search`` of one successive-halving bracket."""
-    lengths = rung_lengths(max_length, _check_divisor(divisor), num_rungs)
+    lengths = rung_lengths(max_length, check_divisor(divisor), num_rungs)
     sizes = rung_sizes(max_trials, num_rungs, float(divisor))
     limit = min(max_concurrent_trials, max_trials) if max_concurrent_trials else 0
     plan = HyperbandPlan(num_rungs, max_trials, limit, tuple(lengths), tuple(sizes))
     return [
         f"Successive halving: {max_trials} trials, {planned_length(plan)} {unit or 'units'} of "
-        f"training in all; the best 1/{_num(float(divisor))} of each rung go on",
+        f"training in all; the best 1/{number_text(float(divisor))} of each rung go on",
         _bracket_line("Rungs", plan, unit),
     ]
 

@@ -15,19 +15,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
-from ridgeline.searchers.asha import INVALID_HP, WORST, _check_int, oriented_score
+from ridgeline.searchers.asha import WORST, oriented_score
 from ridgeline.searchers.base import Action, Close, Create, CreatingSearcher, Shutdown, Train
+from ridgeline.searchers.validation import check_fraction, check_int
 from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter, SearchSpace
+from ridgeline.store.records import INVALID_HP
 
 __all__ = ["PBTSearcher", "describe_pbt", "explore", "replaced_per_round"]
-
-
-def _fraction(name: str, value: Any, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
-        raise ConfigError(f"searcher.{name} must be a number in [0, {high}], got {value!r}")
-    return float(value)
 
 
 def replaced_per_round(population_size: int, truncate_fraction: float) -> int:
@@ -90,17 +85,17 @@ class PBTSearcher(CreatingSearcher):
         max_concurrent_trials: int = 0,
     ) -> None:
         self.sampler = sampler
-        self.population_size = _check_int("population_size", population_size, 1)
-        self.num_rounds = _check_int("num_rounds", num_rounds, 1)
-        self.length_per_round = _check_int("length_per_round", length_per_round, 1)
-        self.truncate_fraction = _fraction(
+        self.population_size = check_int("population_size", population_size, 1)
+        self.num_rounds = check_int("num_rounds", num_rounds, 1)
+        self.length_per_round = check_int("length_per_round", length_per_round, 1)
+        self.truncate_fraction = check_fraction(
             "replace_function.truncate_fraction", truncate_fraction, 0.5
         )
-        self.resample_probability = _fraction(
+        self.resample_probability = check_fraction(
             "explore_function.resample_probability", resample_probability, 1.0
         )
-        self.perturb_factor = _fraction("explore_function.perturb_factor", perturb_factor, 1.0)
-        limit = _check_int("max_concurrent_trials", max_concurrent_trials, 0)
+        self.perturb_factor = check_fraction("explore_function.perturb_factor", perturb_factor, 1.0)
+        limit = check_int("max_concurrent_trials", max_concurrent_trials, 0)
         self.concurrency = min(limit, population_size) if limit else population_size
         self.round = 1
         self.members: list[int] = []  # this round's population

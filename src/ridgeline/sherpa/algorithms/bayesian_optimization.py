@@ -9,8 +9,8 @@ from typing import Any
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
 from ridgeline.samplers.compose import ChainSampler, LimitSampler
+from ridgeline.samplers.factory import model_sampler
 from ridgeline.samplers.iterate import IterateSampler, check_hp_iter
-from ridgeline.samplers.models import model_sampler
 from ridgeline.sherpa.algorithms.core import Algorithm, _check_max_trials
 from ridgeline.space import DEFAULT_RNG, Parameter, SearchSpace
 from ridgeline.values import whole_number

@@ -1,0 +1,304 @@
+"""Asynchronous successive halving: ``adaptive_asha`` (a tournament of ASHA brackets) and
+``async_halving`` (one bracket), by length or, Determined 0.38 style, by a time metric."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ridgeline.config.checks import Problems, as_bool, as_int, as_number, as_str, join, suggest
+from ridgeline.config.length import length_units
+from ridgeline.config.searcher.spec import (
+    COMMON,
+    TRIALS,
+    SearcherSpec,
+    draw,
+    needs_budget,
+    parse_sampler,
+)
+
+if TYPE_CHECKING:
+    from ridgeline.config.model import ExperimentConfig, SearcherConfig
+    from ridgeline.searchers.base import Searcher
+
+__all__ = [
+    "ADAPTIVE_ASHA",
+    "ASYNC_HALVING",
+    "MODES",
+    "SPECS",
+    "ASHASpec",
+    "AdaptiveOptions",
+    "AsyncHalvingOptions",
+]
+
+MODES = ("standard", "aggressive", "conservative")
+_ASHA_FIELDS = ("divisor", "stop_once", "time_metric", "max_time", "sampler")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveOptions:
+    """``adaptive_asha``: brackets by ``mode`` (or ``bracket_rungs``), Determined's defaults."""
+
+    mode: str = "standard"
+    divisor: float = 4
+    max_rungs: int = 5
+    bracket_rungs: list[int] = dataclasses.field(default_factory=list)
+    stop_once: bool = False
+    time_metric: str | None = None
+    max_time: int | None = None
+    sampler: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AsyncHalvingOptions:
+    """``async_halving``: one bracket of ``num_rungs`` rungs."""
+
+    divisor: float = 4
+    stop_once: bool = False
+    num_rungs: int
+    time_metric: str | None = None
+    max_time: int | None = None
+    sampler: str | None = None
+
+
+class ASHASpec(SearcherSpec):
+    """What both ASHA searchers share: divisor, stop_once, the 0.38 time metric, sampler."""
+
+    def parse_options(
+        self, p: Problems, data: dict[str, Any], length: int | None
+    ) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        parse_sampler(p, data, opts)
+        path = "searcher"
+        opts.update(self.defaults())
+        if data.get("divisor") is not None:
+            d = as_number(p, join(path, "divisor"), data["divisor"])
+            if d is not None and d <= 1:
+                p.bad(join(path, "divisor"), "a number > 1", d, "the usual divisor is 4 (or 3)")
+            opts["divisor"] = d
+        if data.get("stop_once") is not None:
+            opts["stop_once"] = as_bool(p, join(path, "stop_once"), data["stop_once"])
+        self.parse_rungs(p, data, opts)
+        time_metric, max_time = data.get("time_metric"), data.get("max_time")
+        if time_metric is not None:
+            opts["time_metric"] = as_str(p, join(path, "time_metric"), time_metric)
+        if max_time is not None:
+            opts["max_time"] = as_int(p, join(path, "max_time"), max_time, 1)
+        if time_metric is not None and max_time is not None:
+            self._note_038(p, data)
+        if (time_metric is None) != (max_time is None):
+            absent = "time_metric" if time_metric is None else "max_time"
+            p.missing(
+                join(path, absent),
+                absent,
+                "time_metric and max_time go together; set both, or set max_length instead",
+            )
+        elif length is None and data.get("max_length") is None and time_metric is None:
+            p.missing(
+                join(path, "max_length"),
+                "max_length",
+                f"the {self.name} searcher needs a training budget: max_length: {{epochs: N}} "
+                f"(or time_metric and max_time, Determined 0.38 style)",
+            )
+        return opts
+
+    def parse_rungs(self, p: Problems, data: dict[str, Any], opts: dict[str, Any]) -> None:
+        """The fields that shape the brackets."""
+        raise NotImplementedError
+
+    def _note_038(self, p: Problems, data: dict[str, Any]) -> None:
+        """Determined 0.38 ASHA (time_metric + max_time): the fields it deprecates are warned
+        of, as Determined does; the rungs follow max_time and trials are only ever stopped."""
+        if data.get("max_length") is not None:
+            p.notes.append(
+                (
+                    f"searcher.max_length is deprecated in Determined 0.38 and not used by the "
+                    f"{self.name} searcher when time_metric and max_time are set: its rungs "
+                    f"follow max_time; remove max_length",
+                    True,
+                )
+            )
+        if data.get("stop_once") is False:
+            p.notes.append(
+                (
+                    "searcher.stop_once: false is ignored: with time_metric and max_time "
+                    "(Determined 0.38) ASHA only stops trials, it never pauses or promotes them; "
+                    "remove stop_once",
+                    True,
+                )
+            )
+        elif data.get("stop_once") is not None:
+            p.notes.append(
+                (
+                    "searcher.stop_once is deprecated in Determined 0.38 (ASHA always stops "
+                    "trials there); remove it",
+                    True,
+                )
+            )
+
+    def time_horizon(self, searcher: SearcherConfig) -> tuple[str, int] | None:
+        metric, horizon = searcher.options.get("time_metric"), searcher.options.get("max_time")
+        if metric is None or horizon is None:
+            return None
+        return str(metric), int(horizon)
+
+    def rungs(self, options: Any) -> dict[str, Any]:
+        """The bracket arguments of ``bracket_plan`` (``max_rungs``, ``bracket_rungs``, ...)."""
+        raise NotImplementedError
+
+    def describe(self, config: ExperimentConfig) -> list[str]:
+        s = config.searcher
+        o = self.options(s)
+        timed = self.time_horizon(s)
+        if timed is not None:
+            from ridgeline.searchers.asha_time import describe_time_plan
+
+            return describe_time_plan(
+                time_metric=timed[0],
+                max_time=timed[1],
+                max_trials=int(s.max_trials or 1),
+                divisor=o.divisor,
+                max_concurrent_trials=s.max_concurrent_trials,
+                **self.rungs(o),
+            )
+        if s.max_length is not None:
+            from ridgeline.searchers.adaptive import describe_plan
+
+            return describe_plan(
+                max_length=int(s.max_length),
+                max_trials=int(s.max_trials or 1),
+                divisor=o.divisor,
+                max_concurrent_trials=s.max_concurrent_trials,
+                unit=s.length_unit,
+                stop_once=bool(o.stop_once),
+                **self.rungs(o),
+            )
+        return super().describe(config)
+
+    def budget_length(self, searcher: Mapping[str, Any]) -> int | None:
+        if searcher.get("time_metric") is not None:
+            return length_units(searcher.get("max_time"))  # Determined 0.38: the rungs' horizon
+        return super().budget_length(searcher)
+
+
+class AdaptiveASHA(ASHASpec):
+    name = "adaptive_asha"
+    fields = (*COMMON, *TRIALS, *_ASHA_FIELDS, "mode", "max_rungs", "bracket_rungs")
+    Options = AdaptiveOptions
+
+    def parse_rungs(self, p: Problems, data: dict[str, Any], opts: dict[str, Any]) -> None:
+        path = "searcher"
+        mode = data.get("mode")
+        if mode is not None:
+            if mode not in MODES:
+                hint = suggest(str(mode), MODES)
+                fix = f"did you mean {hint!r}?" if hint else ""
+                p.bad(join(path, "mode"), f"one of {', '.join(MODES)}", mode, fix)
+            opts["mode"] = mode
+        if data.get("max_rungs") is not None:
+            opts["max_rungs"] = as_int(p, join(path, "max_rungs"), data["max_rungs"], 1)
+        rungs = data.get("bracket_rungs")
+        if rungs is not None:
+            if not isinstance(rungs, list):
+                p.bad(join(path, "bracket_rungs"), "a list of rung counts", rungs, "e.g. [3, 2]")
+            else:
+                for i, r in enumerate(rungs):
+                    as_int(p, f"{path}.bracket_rungs[{i}]", r, 1)
+                opts["bracket_rungs"] = list(rungs)
+
+    def rungs(self, options: AdaptiveOptions) -> dict[str, Any]:
+        return {
+            "max_rungs": options.max_rungs,
+            "mode": options.mode,
+            "bracket_rungs": options.bracket_rungs or None,
+        }
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        s = config.searcher
+        o: AdaptiveOptions = self.options(s)
+        sampler = draw(o.sampler)
+        timed = self.time_horizon(s)
+        if timed is not None:  # Determined 0.38: stopping ASHA over the time metric
+            assert s.max_trials is not None
+            from ridgeline.searchers.asha_time import TimeAdaptiveASHASearcher
+
+            return TimeAdaptiveASHASearcher(
+                sampler,
+                max_trials=s.max_trials,
+                max_time=timed[1],
+                divisor=o.divisor,
+                max_rungs=o.max_rungs,
+                mode=o.mode,
+                bracket_rungs=o.bracket_rungs or None,
+                max_concurrent_trials=s.max_concurrent_trials,
+            )
+        if s.max_length is None:
+            raise needs_budget(self.name)
+        assert s.max_trials is not None
+        from ridgeline.searchers.adaptive import AdaptiveASHASearcher
+
+        return AdaptiveASHASearcher(
+            sampler,
+            max_trials=s.max_trials,
+            max_length=int(s.max_length),
+            divisor=o.divisor,
+            max_rungs=o.max_rungs,
+            mode=o.mode,
+            bracket_rungs=o.bracket_rungs or None,
+            max_concurrent_trials=s.max_concurrent_trials,
+            stop_once=bool(o.stop_once),
+        )
+
+
+class AsyncHalving(ASHASpec):
+    name = "async_halving"
+    fields = (*COMMON, *TRIALS, *_ASHA_FIELDS, "num_rungs")
+    Options = AsyncHalvingOptions
+    unit_required = True
+
+    def parse_rungs(self, p: Problems, data: dict[str, Any], opts: dict[str, Any]) -> None:
+        if data.get("num_rungs") is None:
+            p.missing("searcher.num_rungs", "num_rungs", "give the number of rungs, e.g. 3")
+        else:
+            opts["num_rungs"] = as_int(p, "searcher.num_rungs", data["num_rungs"], 1)
+
+    def rungs(self, options: AsyncHalvingOptions) -> dict[str, Any]:
+        return {"max_rungs": options.num_rungs, "bracket_rungs": [options.num_rungs]}
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        s = config.searcher
+        o: AsyncHalvingOptions = self.options(s)
+        sampler = draw(o.sampler)
+        timed = self.time_horizon(s)
+        if timed is not None:  # Determined 0.38: stopping ASHA over the time metric
+            assert s.max_trials is not None
+            from ridgeline.searchers.asha_time import TimeASHASearcher
+
+            return TimeASHASearcher(
+                sampler,
+                max_trials=s.max_trials,
+                max_time=timed[1],
+                num_rungs=o.num_rungs,
+                divisor=o.divisor,
+                max_concurrent_trials=s.max_concurrent_trials,
+            )
+        if s.max_length is None:
+            raise needs_budget(self.name)
+        assert s.max_trials is not None
+        from ridgeline.searchers.asha import ASHASearcher
+
+        return ASHASearcher(
+            sampler,
+            max_trials=s.max_trials,
+            max_length=int(s.max_length),
+            num_rungs=o.num_rungs,
+            divisor=o.divisor,
+            max_concurrent_trials=s.max_concurrent_trials,
+            stop_once=bool(o.stop_once),
+        )
+
+
+ADAPTIVE_ASHA, ASYNC_HALVING = AdaptiveASHA(), AsyncHalving()
+#: This module's searchers, in the order messages list them.
+SPECS = (ADAPTIVE_ASHA, ASYNC_HALVING)

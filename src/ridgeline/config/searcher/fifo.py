@@ -1,0 +1,113 @@
+"""Searchers that run every trial to ``max_length`` from fixed or random configurations:
+``single``, ``random`` and ``grid``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ridgeline.config.checks import Problems
+from ridgeline.config.searcher.spec import (
+    COMMON,
+    TRIALS,
+    SearcherSpec,
+    concurrency_text,
+    length_text,
+)
+
+if TYPE_CHECKING:
+    from ridgeline.config.model import ExperimentConfig
+    from ridgeline.searchers.base import Searcher
+
+__all__ = ["GRID", "RANDOM", "SINGLE", "SPECS"]
+
+
+class Single(SearcherSpec):
+    """One trial of the constant (or first drawn) configuration."""
+
+    name = "single"
+    fields = (*COMMON, "max_length")
+    fixed_concurrency = 1
+
+    def misplaced_fix(self, key: str) -> str:
+        if key in ("max_trials", "max_concurrent_trials"):
+            return "single runs exactly one trial; remove it, or use name: random"
+        return super().misplaced_fix(key)
+
+    def parse_trials(self, p: Problems, data: dict[str, Any], options: dict[str, Any]) -> int:
+        return 1
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        from ridgeline.samplers.random import RandomSampler
+        from ridgeline.searchers.fifo import FIFOSearcher
+
+        return FIFOSearcher(RandomSampler(), 1, config.searcher.max_length)
+
+    def describe(self, config: ExperimentConfig) -> list[str]:
+        return [f"Trials: 1, {length_text(config.searcher)}", "Concurrency: 1"]
+
+
+class Random(SearcherSpec):
+    """``max_trials`` configurations drawn at random."""
+
+    name = "random"
+    fields = (*COMMON, *TRIALS)
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        from ridgeline.samplers.random import RandomSampler
+        from ridgeline.searchers.fifo import FIFOSearcher
+
+        s = config.searcher
+        return FIFOSearcher(RandomSampler(), s.max_trials, s.max_length, replace_invalid=True)
+
+    def describe(self, config: ExperimentConfig) -> list[str]:
+        s = config.searcher
+        return [
+            f"Trials: {s.max_trials} random configurations, each {length_text(s)}",
+            concurrency_text(s),
+        ]
+
+
+class Grid(SearcherSpec):
+    """One trial per grid point of the hyperparameters."""
+
+    name = "grid"
+    fields = (*COMMON, *TRIALS)
+
+    def parse_trials(self, p: Problems, data: dict[str, Any], options: dict[str, Any]) -> None:
+        if data.get("max_trials") is not None:
+            p.notes.append(
+                (
+                    "searcher.max_trials is ignored by the grid searcher: it runs every grid point",
+                    False,
+                )
+            )
+        return None
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        from ridgeline.config import grid_points
+        from ridgeline.samplers.iterate import IterateSampler
+        from ridgeline.samplers.random import RandomSampler
+        from ridgeline.searchers.fifo import FIFOSearcher
+
+        length = config.searcher.max_length
+        points = grid_points(config)
+        if not points:  # no hyperparameters: no grid point, no trial (as Determined)
+            return FIFOSearcher(RandomSampler(), 0, length)
+        return FIFOSearcher(IterateSampler(points), None, length)
+
+    def describe(self, config: ExperimentConfig) -> list[str]:
+        from ridgeline.config.hyperparameters import grid_size, parse_hyperparameters
+
+        _, flat = parse_hyperparameters(Problems(), config.hyperparameters, grid=True)
+        size = grid_size(flat)
+        s = config.searcher
+        return [
+            f"Grid points: {size}",
+            f"Trials: {size}, one per grid point, each {length_text(s)}",
+            concurrency_text(s),
+        ]
+
+
+SINGLE, RANDOM, GRID = Single(), Random(), Grid()
+#: This module's searchers, in the order messages list them.
+SPECS = (SINGLE, RANDOM, GRID)

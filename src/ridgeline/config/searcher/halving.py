@@ -1,0 +1,204 @@
+"""Synchronous successive halving: ``sync_halving`` (one bracket) and ``hyperband`` (brackets
+of 1 to ``max_rungs`` rungs side by side)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ridgeline.config.checks import Problems, as_int, as_number, join
+from ridgeline.config.searcher.spec import (
+    COMMON,
+    TRIALS,
+    SearcherSpec,
+    draw,
+    needs_budget,
+    parse_sampler,
+)
+
+if TYPE_CHECKING:
+    from ridgeline.config.model import ExperimentConfig
+    from ridgeline.searchers.base import Searcher
+
+__all__ = ["HYPERBAND", "SPECS", "SYNC_HALVING", "HyperbandOptions", "SyncHalvingOptions"]
+
+#: Fields of Determined's removed sync_halving that ridgeline's own sync_halving lacks.
+_OLD_SYNC_HALVING = ("budget", "train_stragglers")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SyncHalvingOptions:
+    divisor: float = 4
+    num_rungs: int
+    sampler: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HyperbandOptions:
+    divisor: float = 3
+    max_rungs: int = 5
+    sampler: str | None = None
+
+
+class HalvingSpec(SearcherSpec):
+    """What both share: a divisor, a rung count, a required ``max_length``, a sampler."""
+
+    #: The field that counts the rungs.
+    rungs_field: str
+
+    def parse_options(
+        self, p: Problems, data: dict[str, Any], length: int | None
+    ) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        parse_sampler(p, data, opts)
+        path = "searcher"
+        opts.update(self.defaults())
+        if data.get("divisor") is not None:
+            d = as_number(p, join(path, "divisor"), data["divisor"])
+            if d is not None and d <= 1:
+                p.bad(join(path, "divisor"), "a number > 1", d, "the usual divisor is 3 (or 4)")
+            opts["divisor"] = d
+        rungs = self.rungs_field
+        if data.get(rungs) is not None:
+            opts[rungs] = as_int(p, join(path, rungs), data[rungs], 1)
+        elif rungs not in opts:
+            p.missing(join(path, rungs), rungs, "give the number of rungs, e.g. 3")
+        if length is None and data.get("max_length") is None:
+            p.missing(
+                join(path, "max_length"),
+                "max_length",
+                f"the {self.name} searcher needs the length of its top rung: "
+                f"max_length: {{epochs: N}}",
+            )
+        return opts
+
+
+class SyncHalving(HalvingSpec):
+    name = "sync_halving"
+    fields = (*COMMON, *TRIALS, "divisor", "num_rungs", "sampler")
+    Options = SyncHalvingOptions
+    rungs_field = "num_rungs"
+
+    def refuse(self, p: Problems, data: dict[str, Any]) -> bool:
+        if not any(key in data for key in _OLD_SYNC_HALVING):
+            return False
+        old = ", ".join(k for k in _OLD_SYNC_HALVING if k in data)
+        p.add(
+            "searcher",
+            f"sync_halving as Determined wrote it ({old}) "
+            f"has been removed in Determined; ridgeline's sync_halving takes max_trials, "
+            f"max_length, num_rungs and divisor (optionally max_concurrent_trials, sampler): "
+            f"replace budget with max_trials and drop train_stragglers, or use adaptive_asha",
+        )
+        return True
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        from ridgeline.searchers.hyperband import SyncHalvingSearcher
+
+        s = config.searcher
+        o: SyncHalvingOptions = self.options(s)
+        sampler = draw(o.sampler)
+        if s.max_length is None:
+            raise needs_budget(self.name)
+        assert s.max_trials is not None
+        return SyncHalvingSearcher(
+            sampler,
+            max_trials=s.max_trials,
+            max_length=int(s.max_length),
+            num_rungs=o.num_rungs,
+            divisor=o.divisor,
+            max_concurrent_trials=s.max_concurrent_trials,
+        )
+
+    def describe(self, config: ExperimentConfig) -> list[str]:
+        s = config.searcher
+        if s.max_length is None:
+            return super().describe(config)
+        from ridgeline.searchers.hyperband import describe_sync_halving
+
+        o: SyncHalvingOptions = self.options(s)
+        return describe_sync_halving(
+            max_length=int(s.max_length),
+            max_trials=int(s.max_trials or 1),
+            num_rungs=o.num_rungs,
+            divisor=o.divisor,
+            max_concurrent_trials=s.max_concurrent_trials,
+            unit=s.length_unit,
+        )
+
+    def budget(self, searcher: Mapping[str, Any]) -> tuple[int | None, int | None]:
+        trials, full = super().budget(searcher)
+        length = self.budget_length(searcher)
+        rungs = searcher.get("num_rungs")
+        if length and trials and isinstance(rungs, int):
+            from ridgeline.searchers.asha import rung_lengths
+            from ridgeline.searchers.hyperband import planned_length, rung_sizes
+
+            divisor = searcher.get("divisor") or SyncHalvingOptions.divisor
+            lengths = rung_lengths(length, divisor, rungs)
+            return trials, planned_length(rung_sizes(trials, rungs, divisor), lengths)
+        return trials, full
+
+
+class Hyperband(HalvingSpec):
+    name = "hyperband"
+    fields = (*COMMON, *TRIALS, "divisor", "max_rungs", "sampler")
+    Options = HyperbandOptions
+    rungs_field = "max_rungs"
+
+    def parse_trials(
+        self, p: Problems, data: dict[str, Any], options: dict[str, Any]
+    ) -> int | None:
+        if data.get("max_trials") is None:  # the brackets decide how many
+            return None
+        return super().parse_trials(p, data, options)
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        from ridgeline.searchers.hyperband import HyperbandSearcher
+
+        s = config.searcher
+        o: HyperbandOptions = self.options(s)
+        sampler = draw(o.sampler)
+        if s.max_length is None:
+            raise needs_budget(self.name)
+        return HyperbandSearcher(
+            sampler,
+            max_length=int(s.max_length),
+            divisor=o.divisor,
+            max_rungs=o.max_rungs,
+            max_trials=s.max_trials,
+            max_concurrent_trials=s.max_concurrent_trials,
+        )
+
+    def describe(self, config: ExperimentConfig) -> list[str]:
+        s = config.searcher
+        if s.max_length is None:
+            return super().describe(config)
+        from ridgeline.searchers.hyperband import describe_hyperband
+
+        o: HyperbandOptions = self.options(s)
+        return describe_hyperband(
+            max_length=int(s.max_length),
+            divisor=o.divisor,
+            max_rungs=o.max_rungs,
+            max_trials=s.max_trials,
+            max_concurrent_trials=s.max_concurrent_trials,
+            unit=s.length_unit,
+        )
+
+    def budget(self, searcher: Mapping[str, Any]) -> tuple[int | None, int | None]:
+        length = self.budget_length(searcher)
+        if not length:
+            return super().budget(searcher)
+        from ridgeline.searchers.hyperband import hyperband_plan, planned_length
+
+        trials, _ = super().budget(searcher)
+        divisor = searcher.get("divisor") or HyperbandOptions.divisor
+        plans = hyperband_plan(length, divisor, searcher.get("max_rungs") or 5, trials, 0)
+        return sum(p.max_trials for p in plans), sum(planned_length(p) for p in plans)
+
+
+SYNC_HALVING, HYPERBAND = SyncHalving(), Hyperband()
+#: This module's searchers, in the order messages list them.
+SPECS = (SYNC_HALVING, HYPERBAND)
