@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(REPO))  # the tests' network-namespace helpers
 
-from rank_launch import one_run  # noqa: E402
+from rank_launch import one_run, print_rows  # noqa: E402
 from tests.cluster.netns import Nodes, _wait_for  # noqa: E402
 
 LAUNCH = "python3 -m determined.launch.torch_distributed python3 train.py"
@@ -81,16 +81,7 @@ def main() -> int:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait()
         nodes.remove()
-    header = ("trial (Dask)", "launch -> first op, median s", "max s")
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + " --- |" * len(header))
-    for name, median, most in rows:
-        if args.markdown:
-            print(f"| {name} | {median:.2f} | {most:.2f} |")
-        else:
-            print(f"{name:<30} {median:>8.2f} {most:>8.2f}")
-    print(f"({args.runs} runs each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
+    print_rows("trial (Dask)", rows, args.runs, args.markdown)
     return 0
 
 

@@ -114,9 +114,14 @@ def main() -> None:
                 folder.mkdir()
                 times.append(one_run(folder, entrypoint, slots))
             rows.append((name, statistics.median(times), max(times)))
-    header = ("trial", "launch -> first op, median s", "max s")
+    print_rows("trial", rows, args.runs, args.markdown)
+
+
+def print_rows(what: str, rows: list[tuple[str, float, float]], runs: int, markdown: bool) -> None:
+    """The latency table: one row per case (name, median, max), as text or Markdown."""
+    header = (what, "launch -> first op, median s", "max s")
     lines = [header] + [(n, f"{m:.2f}", f"{x:.2f}") for n, m, x in rows]
-    if args.markdown:
+    if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + " --- |" * len(header))
         for line in lines[1:]:
@@ -124,7 +129,7 @@ def main() -> None:
     else:
         for line in lines:
             print(f"{line[0]:<45} {line[1]:>30} {line[2]:>8}")
-    print(f"({args.runs} runs each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
+    print(f"({runs} runs each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -138,6 +138,20 @@ def nodes_seen(folder: Path) -> dict[int, tuple[str, str, str]]:
     return seen
 
 
+def resumed_after_a_crash(experiment_id: int | None) -> Path:
+    """The folder of trial 1 of a ``crash_rank: 1`` experiment, checked: rank 1 crashed once,
+    and both ranks came back from the step-5 sharded checkpoint and completed."""
+    (record,) = trials(experiment_id)
+    assert (record.state, record.exit_code, record.restarts) == ("COMPLETED", 0, 1)
+    folder = trial_dir(experiment_id)
+    assert (folder / "crashed").exists()  # rank 1 (node 1) exited 3 at step 7, once
+    for rank in (0, 1):
+        lines = (folder / f"rank{rank}.log").read_text().splitlines()
+        assert "restored 5 ranks=['0', '1']" in lines, lines
+        assert lines.count("op 10 world=2 slots=[0]") == 2, lines
+    return folder
+
+
 def left_in(cluster: Cluster, marker: str) -> list[int]:
     """Processes inside the nodes' namespaces whose command line holds ``marker``."""
     found = []
@@ -208,15 +222,7 @@ def test_a_crashed_node_stops_every_node_and_the_trial_resumes_from_its_checkpoi
 ) -> None:
     exp = two_node_experiment(user_env, cluster, {"lr": 0.05, "crash_rank": 1}, max_restarts=1)
     exp.run(verbose=0)
-    (record,) = trials(exp.id)
-    assert (record.state, record.exit_code, record.restarts) == ("COMPLETED", 0, 1)
-    folder = trial_dir(exp.id)
-    assert (folder / "crashed").exists()  # rank 1 (node 1) exited 3 at step 7, once
-    for rank in (0, 1):  # every rank came back from the step-5 sharded checkpoint
-        lines = (folder / f"rank{rank}.log").read_text().splitlines()
-        assert "restored 5 ranks=['0', '1']" in lines, lines
-        assert lines.count("op 10 world=2 slots=[0]") == 2, lines
-    out = folder.parents[1]
+    out = resumed_after_a_crash(exp.id).parents[1]
     assert "trial placed on 2 nodes" in (out / "jobs" / "trial_1.attempt1.out").read_text()
     log = (out / "log.txt").read_text()
     # the first failure's code is the attempt's (torchrun's 1 for a rank that exited 3), and
