@@ -13,10 +13,13 @@ import pytest
 
 import ridgeline
 from ridgeline.errors import ConfigError
+from ridgeline.samplers.auto import AutoSampler
 from ridgeline.samplers.base import History, TrialView
 from ridgeline.samplers.gp import GPSampler
 from ridgeline.samplers.random import RandomSampler
+from ridgeline.samplers.tpe import TPESampler
 from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, SearchSpace
+from ridgeline.testing.sampler_conformance import SamplerConformance
 
 
 def branin(p: dict[str, Any]) -> float:
@@ -392,3 +395,17 @@ def test_steps_out_of_a_category_that_stopped_improving() -> None:
     # step out).
     found = [best(run(GPSampler(), SEVEN, seven, 60, seed)[0]) for seed in (1, 9)]
     assert max(found) < 0.1, found
+
+
+class TestGPConformance(SamplerConformance):
+    proposals = 10  # past the initial design
+
+    def make(self) -> GPSampler:
+        return GPSampler(num_initial=4)
+
+
+class TestAutoConformance(SamplerConformance):
+    proposals = 10
+
+    def make(self) -> AutoSampler:
+        return AutoSampler(GPSampler(num_initial=4), TPESampler(num_initial=4))

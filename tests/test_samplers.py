@@ -25,6 +25,7 @@ from ridgeline.sherpa.samplers.legacy import (
 )
 from ridgeline.sherpa.samplers.local import LocalSearchSampler
 from ridgeline.space import Choice, Continuous, Discrete, Ordinal, SearchSpace
+from ridgeline.testing.sampler_conformance import SamplerConformance
 
 FINISHED = ("COMPLETED", "FAILED", "STOPPED")
 
@@ -583,3 +584,37 @@ def test_aggregate_results_like_sherpa():
     inter = agg[agg["Status"] == "INTERMEDIATE"]
     assert inter[["Iteration", "Objective"]].values.tolist() == [[1, 3.0], [2, 2.0]]
     assert len(aggregate_results(results_frame(History()), space.parameters)) == 0
+
+
+# -- what every sampler promises (ridgeline.testing.sampler_conformance) ----------------------
+
+
+class TestRandomConformance(SamplerConformance):
+    def make(self) -> Sampler:
+        return RandomSampler()
+
+
+class TestGridConformance(SamplerConformance):
+    exhausts = True
+
+    def make(self) -> Sampler:
+        return GridSampler(num_grid_points=2)
+
+
+class TestLocalSearchConformance(SamplerConformance):
+    def make(self) -> Sampler:
+        return LocalSearchSampler({"x": 0.5, "lr": 0.01, "n": 4, "act": "tanh"})
+
+
+class TestGeneticConformance(SamplerConformance):
+    def make(self) -> Sampler:
+        return GeneticSampler()
+
+
+class TestIterateConformance(SamplerConformance):
+    exhausts = True
+
+    def make(self) -> Sampler:
+        return IterateSampler(
+            [{"x": float(i) / 4, "lr": 0.01, "n": i + 1, "act": "elu"} for i in range(5)]
+        )

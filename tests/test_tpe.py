@@ -15,6 +15,7 @@ from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import History, TrialView
 from ridgeline.samplers.tpe import TPESampler
 from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, SearchSpace
+from ridgeline.testing.sampler_conformance import SamplerConformance
 
 Objective = Callable[[dict[str, Any]], float]
 
@@ -342,3 +343,10 @@ def test_through_the_public_study() -> None:
     assert study.num_trials == 30
     assert min(values[15:]) < min(values[:10])
     assert study.get_best_result()["Objective"] == min(values)
+
+
+class TestTPEConformance(SamplerConformance):
+    proposals = 16  # past the initial design
+
+    def make(self) -> TPESampler:
+        return TPESampler(num_initial=5)
