@@ -6,10 +6,9 @@ import json
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-from ridgeline.samplers.base import History, TrialView
+from ridgeline.samplers.base import History
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
 from ridgeline.space import Continuous, SearchSpace
 
@@ -88,23 +87,9 @@ class Sim:
         self.shutdown = False
         self.parents: dict[int, int | None] = {}
 
-    # -- history as the engine keeps it ----------------------------------------------------
     def _set_status(self, trial: int, status: str) -> None:
         self.state[trial] = status
-        view = replace(self.history.trials[trial - 1], status=status)
-        self.history.trials[trial - 1] = view
-        if status in TERMINAL:
-            self.history.active.pop(trial, None)
-        else:
-            self.history.active[trial] = view
-
-    def _observe(self, trial: int, step: int, value: float) -> None:
-        self.history.curves[trial].append((step, value))
-        view = self.history.trials[trial - 1]
-        best = value if self.history.is_better(value, view.objective) else view.objective
-        view = replace(view, objective=best, last_step=step)
-        self.history.trials[trial - 1] = view
-        self.history.active[trial] = view
+        self.history.remember(trial, self.history.get(trial).params, status)
 
     # -- actions ---------------------------------------------------------------------------
     def apply(self, event: str, trial: int | None, detail: Any, actions: list[Action]) -> None:
@@ -116,10 +101,7 @@ class Sim:
                 assert action.request_id not in self.requests, "request ids must be unique"
                 self.requests.add(action.request_id)
                 number = len(self.history.trials) + 1
-                view = TrialView(number, action.params, "PENDING")
-                self.history.trials.append(view)
-                self.history.active[number] = view
-                self.history.curves[number] = []
+                self.history.remember(number, action.params, "PENDING")
                 self.state[number] = "PENDING"
                 # A clone starts from its parent's checkpoint.
                 self.length[number] = self.length[action.parent] if action.parent else 0
@@ -225,7 +207,7 @@ class Sim:
                 self.events.append((t, status))
             else:
                 value = self.objective(self.history.trials[t - 1].params, length)
-                self._observe(t, length, value)
+                self.history.observe(t, length, value)
                 actions = self.searcher.on_report(t, length, value)
                 self.apply("report", t, length, actions)
                 assert self.running.get(t, 0) is not None, f"trial {t} got no decision"

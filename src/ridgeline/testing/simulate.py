@@ -22,10 +22,10 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.samplers.base import History, TrialView
+from ridgeline.samplers.base import History
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
 from ridgeline.store.records import COMPLETED, PAUSED, PENDING, RUNNING, STOPPED, TRIAL_DONE_STATES
 
@@ -249,25 +249,10 @@ class _Driver:
         self.peak_running = 0
         self.peak_training = 0
 
-    # -- history, as the engine keeps it -----------------------------------------------------
     def _set_status(self, trial: int, status: str) -> None:
-        self.trials[trial].status = status
-        view = replace(self.history.trials[trial - 1], status=status)
-        self.history.trials[trial - 1] = view
-        if status in TERMINAL:
-            self.history.active.pop(trial, None)
-        else:
-            self.history.active[trial] = view
-
-    def _observe(self, trial: int, step: int, value: float) -> None:
-        self.history.curves[trial].append((step, value))
-        view = self.history.trials[trial - 1]
-        best = value if self.history.is_better(value, view.objective) else view.objective
-        last = step if view.last_step is None or step > view.last_step else view.last_step
-        view = replace(view, objective=best, last_step=last)
-        self.history.trials[trial - 1] = view
-        if trial in self.history.active:
-            self.history.active[trial] = view
+        record = self.trials[trial]
+        record.status = status
+        self.history.remember(trial, record.params, status)
 
     # -- operations --------------------------------------------------------------------------
     def _begin(self, trial: int, until: int) -> None:
@@ -334,10 +319,7 @@ class _Driver:
         self.trials[number] = SimTrial(
             number, action.request_id, params, action.parent, start, self.clock, length=start
         )
-        view = TrialView(number, params, PENDING)
-        self.history.trials.append(view)
-        self.history.active[number] = view
-        self.history.curves[number] = []
+        self.history.remember(number, params, PENDING)
         if action.parent is not None and self.fork_fn is not None:
             self.fork_fn(number, action.parent, start)
         return self.searcher.on_trial_created(number, action.request_id)
@@ -452,7 +434,7 @@ class _Driver:
             self.operations.append(op)
             self.done_length += op.trained
             record.reports.append((op.to_length, objective))
-            self._observe(t, op.to_length, objective)
+            self.history.observe(t, op.to_length, objective)
             if self.history.is_better(objective, self.best):
                 self.best = objective
             self.curve.append(
