@@ -249,9 +249,7 @@ def run_searcher(
 def _whole(value: float | None, default: int | None, trial: int) -> int:
     if value is None:
         if default is None:
-            raise SimulationError(
-                f"trial {trial}: open-ended Train(until=None); pass open_length to run_searcher"
-            )
+            raise SimulationError(f"trial {trial}: open-ended Train(until=None); pass open_length")
         return default
     if not float(value).is_integer() or value < 0:
         raise SimulationError(f"trial {trial}: Train(until={value!r}) is not a whole length")
