@@ -24,7 +24,9 @@ from ridgeline.searchers.adaptive import (
 )
 from ridgeline.searchers.asha import WORST, ASHASearcher, rung_lengths
 from ridgeline.searchers.base import Close, Searcher, Train
-from searcher_sim import SPACE, TERMINAL, Sim, brief, shifted
+from ridgeline.testing.simulate import TERMINAL, brief, shifted
+from ridgeline.testing.simulate import UNIT_SPACE as SPACE
+from ridgeline.testing.simulate import Simulation as Sim
 
 
 def iterate(*xs: float) -> IterateSampler:

@@ -22,7 +22,8 @@ from ridgeline.samplers.iterate import IterateSampler
 from ridgeline.samplers.random import RandomSampler
 from ridgeline.searchers.asha_time import TimeAdaptiveASHASearcher, TimeASHASearcher
 from ridgeline.searchers.base import Action, Searcher, Train
-from searcher_sim import SPACE, brief
+from ridgeline.testing.simulate import UNIT_SPACE as SPACE
+from ridgeline.testing.simulate import brief
 
 
 class Hand:

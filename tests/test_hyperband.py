@@ -20,7 +20,9 @@ from ridgeline.searchers.hyperband import (
 )
 from ridgeline.searchers.pbt import PBTSearcher, explore
 from ridgeline.space import Choice, Continuous, Discrete, Ordinal, SearchSpace
-from searcher_sim import SPACE, TERMINAL, Sim, shifted
+from ridgeline.testing.simulate import TERMINAL, shifted
+from ridgeline.testing.simulate import UNIT_SPACE as SPACE
+from ridgeline.testing.simulate import Simulation as Sim
 
 XS = (0.55, 0.15, 0.95, 0.35, 0.75, 0.05, 0.65, 0.25, 0.85)
 

@@ -12,6 +12,7 @@ from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, 
 from ridgeline.space import Continuous, SearchSpace
 from ridgeline.testing.simulate import (
     SimResult,
+    Simulation,
     SimulationError,
     run_searcher,
     searcher_from_config,
@@ -151,6 +152,29 @@ def test_other_searchers_run_to_the_end(config: dict[str, Any]) -> None:
         for clone in clones:  # a clone continues from its parent's length at its creation
             assert clone.start_length in (3, 6)
             assert clone.operations[0].from_length == clone.start_length
+
+
+def test_run_searcher_is_the_simulation_with_ties_in_start_order() -> None:
+    config = {"name": "adaptive_asha", "metric": "loss", "max_trials": 20, "max_length": 27}
+    config.update(divisor=3, max_concurrent_trials=4)
+    searcher, space, lower = searcher_from_config(config, HPARAMS)
+    result = run_searcher(searcher, space, Recorder(), 4, lower, seed=0)
+
+    def simulate(ties: Any) -> Simulation:
+        fresh = searcher_from_config(config, HPARAMS)[0]
+        return Simulation(
+            fresh, 4, train_fn=Recorder(), lower_is_better=lower, seed=0, space=space, ties=ties
+        ).run()
+
+    def ties_out_of_number_order(curve: list[Any]) -> int:
+        pairs = zip(curve, curve[1:], strict=False)
+        return sum(a.time == b.time and a.trial > b.trial for a, b in pairs)
+
+    started = simulate("started")
+    assert started.result().curve == result.curve
+    assert [e for e, *_ in started.log if e == "report"] == ["report"] * len(result.curve)
+    assert ties_out_of_number_order(result.curve) > 0  # the first one started reports first
+    assert ties_out_of_number_order(simulate("trial").result().curve) == 0
 
 
 class Scripted(Searcher):

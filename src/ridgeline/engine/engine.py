@@ -14,19 +14,18 @@ import os
 import random
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ridgeline.engine.observers import Observers
 from ridgeline.errors import ObservationError
 from ridgeline.faults import crash_point
-from ridgeline.samplers.base import History, TrialView
+from ridgeline.samplers.base import History
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
 from ridgeline.space import SearchSpace
 from ridgeline.store.base import Store
 from ridgeline.store.records import (
     COMPLETED,
-    FAILED,
     PAUSED,
     PENDING,
     RUNNING,
@@ -194,7 +193,6 @@ class Engine:
             if event.kind == "trial_paused":
                 actions = self.searcher.on_trial_paused(number)
             elif event.kind == "trial_exited":
-                self.history.active.pop(number, None)
                 actions = self.searcher.on_trial_exited(number, str(event.data.get("status")))
             else:
                 continue
@@ -341,7 +339,6 @@ class Engine:
         assert updated is not None
         self._remember(updated)
         self.event("trial_exited", trial=number, status=status, exit_code=exit_code)
-        self.history.active.pop(number, None)
         actions = self._apply(self.searcher.on_trial_exited(number, status), changed=True)
         self.observers.ended(number, status)
         return actions
@@ -460,40 +457,13 @@ class Engine:
         return out
 
     def _remember(self, record: TrialRecord) -> None:
-        number = record.number
-        old = self.records.get(number)
-        self.records[number] = record
-        if old is None:
-            view = TrialView(number, record.params, record.state)
-            if number - 1 == len(self.history.trials):
-                self.history.trials.append(view)
-            else:  # numbers arrive in order from one engine; be robust to gaps anyway
-                while len(self.history.trials) < number - 1:
-                    self.history.trials.append(TrialView(len(self.history.trials) + 1, {}, FAILED))
-                self.history.trials.insert(number - 1, view)
-            self.history.curves.setdefault(number, [])
-        else:
-            view = replace(self.history.trials[number - 1], status=record.state)
-            self.history.trials[number - 1] = view
-        if record.state in TRIAL_DONE_STATES:
-            self.history.active.pop(number, None)
-        else:
-            self.history.active[number] = view
+        self.records[record.number] = record
+        self.history.remember(record.number, record.params, record.state)
 
     def _observe(self, number: int, step: int, value: float) -> None:
-        self.history.curves.setdefault(number, []).append((step, value))
-        view = self.history.trials[number - 1]
-        best = view.objective
-        last = view.last_step
-        if self.history.is_better(value, best):
-            best = value
+        last = self.history.get(number).last_step
         if self.searcher_group == VALIDATION:
             self._trained += 1  # reports are unique per (trial, iteration)
         elif last is None or step > last:
             self._trained += step - (last if last is not None else self._start_length(number))
-        if last is None or step > last:
-            last = step
-        view = replace(view, objective=best, last_step=last)
-        self.history.trials[number - 1] = view
-        if number in self.history.active:
-            self.history.active[number] = view
+        self.history.observe(number, step, value)

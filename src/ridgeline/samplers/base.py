@@ -6,10 +6,10 @@ import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from ridgeline.store.records import COMPLETED
+from ridgeline.store.records import COMPLETED, FAILED, TRIAL_DONE_STATES
 
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
@@ -31,7 +31,9 @@ class TrialView:
 
 @dataclass
 class History:
-    """Trials and their learning curves, updated incrementally by the engine.
+    """Trials and their learning curves, updated incrementally by whoever drives the search
+    (the engine, a simulation) through ``remember`` and ``observe``, so that every driver
+    keeps it the same way.
 
     ``trials`` is indexed by ``id - 1``; ``active`` holds trials that are not finished;
     ``curves[id]`` lists ``(step, objective)`` in report order (NaN kept: it is data).
@@ -41,6 +43,38 @@ class History:
     trials: list[TrialView] = field(default_factory=list)
     active: dict[int, TrialView] = field(default_factory=dict)
     curves: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def remember(self, trial_id: int, params: dict[str, Any], status: str) -> TrialView:
+        """A trial was created or changed status; returns its view. A trial numbered past
+        the next one leaves the numbers in between as FAILED trials without parameters (the
+        store never gives gaps; a history that indexes by number must survive one anyway)."""
+        if trial_id > len(self.trials):
+            while len(self.trials) < trial_id - 1:
+                self.trials.append(TrialView(len(self.trials) + 1, {}, FAILED))
+            view = TrialView(trial_id, params, status)
+            self.trials.append(view)
+            self.curves.setdefault(trial_id, [])
+        else:
+            view = replace(self.trials[trial_id - 1], status=status)
+            self.trials[trial_id - 1] = view
+        if status in TRIAL_DONE_STATES:
+            self.active.pop(trial_id, None)
+        else:
+            self.active[trial_id] = view
+        return view
+
+    def observe(self, trial_id: int, step: int, value: float) -> TrialView:
+        """A report: it joins the trial's curve, and the trial's best objective and highest
+        step follow it; returns the updated view."""
+        self.curves.setdefault(trial_id, []).append((step, value))
+        view = self.trials[trial_id - 1]
+        best = value if self.is_better(value, view.objective) else view.objective
+        last = step if view.last_step is None or step > view.last_step else view.last_step
+        view = replace(view, objective=best, last_step=last)
+        self.trials[trial_id - 1] = view
+        if trial_id in self.active:
+            self.active[trial_id] = view
+        return view
 
     def is_better(self, a: float, b: float | None) -> bool:
         """True when objective ``a`` beats ``b`` (None and NaN lose to any number)."""

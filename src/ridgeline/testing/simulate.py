@@ -1,6 +1,6 @@
 """Run any searcher to the end on a virtual clock, with real (or synthetic) training.
 
-``run_searcher`` is the engine and coordinator in miniature, synchronous and deterministic: it
+``Simulation`` is the engine and coordinator in miniature, synchronous and deterministic: it
 keeps the ``History`` the way the engine does, carries out every action (creates with a parent,
 trains to absolute lengths, pauses and relaunches, closes, stops, shutdown) with at most
 ``capacity`` trial processes at once, and calls ``train_fn`` for each operation when it
@@ -10,38 +10,52 @@ Processes exit at once: a pause (``Close(final=False)``) is followed by ``on_tri
 close or stop by ``on_trial_exited``, before the next event. A Close or Stop that arrives while
 the trial trains cuts its operation short; the length trained until then still counts.
 
+``run_searcher`` runs one and returns its ``SimResult`` (budget, best objective over time):
+
     searcher, space, lower = searcher_from_config({"name": "adaptive_asha", ...}, hparams)
     result = run_searcher(searcher, space, train_fn, capacity=4, lower_is_better=lower)
     result.total_length, result.best(), result.length_to_reach(0.05)
+
+Searcher tests read the ``Simulation`` itself: its ``log`` of every event with the searcher's
+actions in ``brief`` form, trials that fail on cue (``exits``), a restart from the searcher's
+saved state mid-run (``restart_after``), concurrency per group of trials (``peaks``):
+
+    sim = Simulation(searcher, capacity=4, objective=shifted).run()
+    sim.decisions()[:2] == [(2, 1, 2, [("P", 1)]), (2, 2, 2, [("T", 1, 4), ("C", 2)])]
 """
 
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from ridgeline.samplers.base import History, TrialView
+from ridgeline.samplers.base import History
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
+from ridgeline.space import Continuous, SearchSpace
 from ridgeline.store.records import COMPLETED, PAUSED, PENDING, RUNNING, STOPPED, TRIAL_DONE_STATES
 
-if TYPE_CHECKING:
-    from ridgeline.space import SearchSpace
-
 __all__ = [
+    "TERMINAL",
+    "UNIT_SPACE",
     "CurvePoint",
     "ForkFn",
+    "Objective",
     "Operation",
     "SimResult",
     "SimTrial",
+    "Simulation",
     "SimulationError",
     "TrainFn",
+    "brief",
     "run_searcher",
     "searcher_from_config",
+    "shifted",
 ]
 
 #: ``train_fn(trial, params, parent, from_length, to_length) -> objective at to_length``.
@@ -52,8 +66,32 @@ TrainFn = Callable[[int, dict[str, Any], int | None, int, int], float]
 #: ``fork_fn(child, parent, length)``: called when a trial is created with a parent, at that
 #: moment, while the parent's model is still at ``length``; copy it there if convenient.
 ForkFn = Callable[[int, int, int], None]
+#: ``objective(params, length)``: a learning curve that depends on nothing else (no model to
+#: keep), the simple form of ``TrainFn``.
+Objective = Callable[[dict[str, Any], int], float]
 
 TERMINAL = TRIAL_DONE_STATES
+#: One parameter ``x`` in [0, 1]: enough for searchers whose decisions the tests follow by hand.
+UNIT_SPACE = SearchSpace([Continuous("x", [0.0, 1.0])])
+
+
+def shifted(params: dict[str, Any], length: int) -> float:
+    """Lower is better; trials rank by ``x`` at every length."""
+    return params["x"] + 1 / length
+
+
+def brief(action: Action) -> tuple[Any, ...]:
+    """Compact form for expected sequences: T train, P pause, C close, S stop, N new, X done."""
+    if isinstance(action, Train):
+        return ("T", action.trial, action.until)
+    if isinstance(action, Close):
+        return ("C", action.trial) if action.final else ("P", action.trial)
+    if isinstance(action, Stop):
+        return ("S", action.trial)
+    if isinstance(action, Create):
+        return ("N", action.request_id)
+    assert isinstance(action, Shutdown)
+    return ("X",)
 
 
 class SimulationError(RuntimeError):
@@ -64,8 +102,9 @@ class SimulationError(RuntimeError):
 class Operation:
     """One stretch of training: ``from_length`` to ``to_length``, started at ``start``.
 
-    ``end`` is when it completed, or when it was cut short (``completed`` False: a Stop or
-    Close arrived while it trained; the length trained until then still counts)."""
+    ``end`` is when it completed, or when it was cut short (``aborted``: a Stop or Close
+    arrived while it trained, or its process ended there without a report, as
+    ``Simulation.exits`` said; the length trained until then still counts)."""
 
     trial: int
     start: float
@@ -184,90 +223,161 @@ def run_searcher(
     fork_fn: ForkFn | None = None,
     open_length: int | None = None,
     max_operations: int = 1_000_000,
+    ties: Literal["trial", "started"] = "started",
 ) -> SimResult:
     """Run ``searcher`` to the end, at most ``capacity`` trial processes at once.
 
     ``seed`` seeds the generator the searcher is bound with. ``open_length`` is the length an
-    open-ended ``Train(t, None)`` trains to (an error when not given). Raises
-    ``SimulationError`` on a protocol violation or after ``max_operations`` operations."""
-    if capacity < 1:
-        raise ValueError(f"capacity must be at least 1, got {capacity}")
-    driver = _Driver(
-        searcher, space, train_fn, capacity, lower_is_better, seed, fork_fn, open_length
+    open-ended ``Train(t, None)`` trains to (an error when not given). ``ties``: see
+    ``Simulation``; operations that end at once report in the order they started, as they
+    always have here (the benchmarks' calibrations rest on it). Raises ``SimulationError`` on
+    a protocol violation or after ``max_operations`` operations."""
+    simulation = Simulation(
+        searcher,
+        capacity,
+        train_fn=train_fn,
+        lower_is_better=lower_is_better,
+        seed=seed,
+        space=space,
+        fork_fn=fork_fn,
+        open_length=open_length,
+        ties=ties,
     )
-    return driver.run(max_operations)
+    return simulation.run(max_operations).result()
 
 
 def _whole(value: float | None, default: int | None, trial: int) -> int:
     if value is None:
         if default is None:
-            raise SimulationError(
-                f"trial {trial}: open-ended Train(until=None); pass open_length to run_searcher"
-            )
+            raise SimulationError(f"trial {trial}: open-ended Train(until=None); pass open_length")
         return default
     if not float(value).is_integer() or value < 0:
         raise SimulationError(f"trial {trial}: Train(until={value!r}) is not a whole length")
     return int(value)
 
 
-class _Driver:
-    """The state of one run; see ``run_searcher``."""
+def _one_group(trial: int) -> int:
+    del trial
+    return 0
+
+
+class Simulation:
+    """One run: the trials, the clock, the searcher's history and a log of every decision.
+
+    ``objective`` or ``train_fn`` gives the reports (``train_fn`` wins when both are given).
+    ``exits[(trial, length)]``: the trial's process ends with that status when it reaches
+    ``length``, instead of reporting. ``group(trial)`` sorts trials into groups whose open
+    operations are counted in ``peaks`` (a bracket, say). ``restart_after``: after that many
+    reports the searcher is replaced by a fresh one from ``factory``, loaded with the old one's
+    state through JSON, as a restarted coordinator would. ``ties``: which of the operations
+    that end at the same instant reports first, ``"trial"`` (the lowest trial number: easy to
+    follow by hand) or ``"started"`` (the first scheduled).
+
+    ``log`` holds ``(event, clock, trial, detail, actions)`` per event the searcher answered:
+    ``start``, ``slots`` (detail: the free slots), ``report`` (the length), ``paused``,
+    ``exit`` (the status), and ``created`` (the request id; its actions are applied, not
+    logged), with the actions in ``brief`` form.
+    """
 
     def __init__(
         self,
         searcher: Searcher,
-        space: SearchSpace,
-        train_fn: TrainFn,
         capacity: int,
-        lower_is_better: bool,
-        seed: int,
-        fork_fn: ForkFn | None,
-        open_length: int | None,
+        *,
+        objective: Objective = shifted,
+        train_fn: TrainFn | None = None,
+        lower_is_better: bool = True,
+        seed: int = 0,
+        space: SearchSpace = UNIT_SPACE,
+        fork_fn: ForkFn | None = None,
+        open_length: int | None = None,
+        exits: Mapping[tuple[int, int], str] | None = None,
+        group: Callable[[int], int] = _one_group,
+        restart_after: int | None = None,
+        factory: Callable[[], Searcher] | None = None,
+        ties: Literal["trial", "started"] = "trial",
     ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        if ties not in ("trial", "started"):
+            raise ValueError(f"ties must be 'trial' or 'started', got {ties!r}")
+        if restart_after is not None and factory is None:
+            raise ValueError("restart_after needs a factory for the restarted searcher")
         self.searcher = searcher
-        self.train_fn = train_fn
+        self.space = space
+        self.train_fn = train_fn if train_fn is not None else _from_objective(objective)
         self.fork_fn = fork_fn
         self.capacity = capacity
         self.open_length = open_length
+        self.exits = dict(exits or {})
+        self.group = group
+        self.restart_after = restart_after
+        self.factory = factory
+        self.by_trial = ties == "trial"
         self.history = History(lower_is_better=lower_is_better)
-        searcher.bind(space, self.history, random.Random(seed))
+        self.rng = random.Random(seed)
+        searcher.bind(space, self.history, self.rng)
         self.clock = 0.0
         self.trials: dict[int, SimTrial] = {}
         self.operations: list[Operation] = []
         self.requests: set[int] = set()
-        self.heap: list[tuple[float, int, int]] = []  # (end, sequence, trial)
+        self.heap: list[tuple[float, int, int, int]] = []  # (end, tie, sequence, trial)
         self.sequence = 0
         self.ops: dict[int, Operation] = {}  # in flight, per trial
         self.target: dict[int, int] = {}  # work for trials that wait for a process
         self.running: set[int] = set()  # trials holding a process (training or idle)
         self.waiting: list[int] = []  # trials with work and no process yet
-        self.exits: deque[tuple[int, str]] = deque()
+        self.events: deque[tuple[int, str]] = deque()  # process ends not yet told
         self.done_length = 0.0  # trained by completed and cut-short operations
         self.curve: list[CurvePoint] = []
         self.best = math.inf if lower_is_better else -math.inf
         self.shutdown = False
         self.peak_running = 0
         self.peak_training = 0
+        self.peaks: dict[int, int] = {}  # most open operations at once, per group
+        self.relaunched: list[tuple[int, int]] = []  # (trial, length) of paused trials resumed
+        self.progress: list[float] = []  # the searcher's progress after each report or exit
+        self.reports = 0
+        self.log: list[tuple[Any, ...]] = []
+
+    # -- what tests read -----------------------------------------------------------------------
+    @property
+    def state(self) -> dict[int, str]:
+        """Each trial's status."""
+        return {number: trial.status for number, trial in self.trials.items()}
+
+    @property
+    def parents(self) -> dict[int, int | None]:
+        return {number: trial.parent for number, trial in self.trials.items()}
+
+    def decisions(self) -> list[tuple[Any, ...]]:
+        """(clock, trial, length, actions) per report, and (clock, trial, status, actions)
+        per exit that made the searcher act."""
+        return [
+            (clock, trial, detail, actions)
+            for event, clock, trial, detail, actions in self.log
+            if event == "report" or (event == "exit" and actions)
+        ]
+
+    def result(self) -> SimResult:
+        return SimResult(
+            trials=self.trials,
+            operations=self.operations,
+            total_length=self.done_length,
+            makespan=self.clock,
+            curve=self.curve,
+            lower_is_better=self.history.lower_is_better,
+            peak_running=self.peak_running,
+            peak_training=self.peak_training,
+            shutdown=self.shutdown,
+            stalled=sorted(self.running | set(self.waiting)),
+        )
 
     # -- history, as the engine keeps it -----------------------------------------------------
     def _set_status(self, trial: int, status: str) -> None:
-        self.trials[trial].status = status
-        view = replace(self.history.trials[trial - 1], status=status)
-        self.history.trials[trial - 1] = view
-        if status in TERMINAL:
-            self.history.active.pop(trial, None)
-        else:
-            self.history.active[trial] = view
-
-    def _observe(self, trial: int, step: int, value: float) -> None:
-        self.history.curves[trial].append((step, value))
-        view = self.history.trials[trial - 1]
-        best = value if self.history.is_better(value, view.objective) else view.objective
-        last = step if view.last_step is None or step > view.last_step else view.last_step
-        view = replace(view, objective=best, last_step=last)
-        self.history.trials[trial - 1] = view
-        if trial in self.history.active:
-            self.history.active[trial] = view
+        record = self.trials[trial]
+        record.status = status
+        self.history.remember(trial, record.params, status)
 
     # -- operations --------------------------------------------------------------------------
     def _begin(self, trial: int, until: int) -> None:
@@ -279,7 +389,8 @@ class _Driver:
     def _schedule(self, op: Operation) -> None:
         self.ops[op.trial] = op
         self.sequence += 1
-        heapq.heappush(self.heap, (op.end, self.sequence, op.trial))
+        tie = op.trial if self.by_trial else self.sequence
+        heapq.heappush(self.heap, (op.end, tie, self.sequence, op.trial))
         self.peak_training = max(self.peak_training, len(self.ops))
 
     def _abort(self, trial: int) -> None:
@@ -287,8 +398,11 @@ class _Driver:
         if op is None:
             return
         op.end, op.aborted = self.clock, True
+        self._finish(op)
+
+    def _finish(self, op: Operation) -> None:
         self.done_length += op.trained
-        self.trials[trial].operations.append(op)
+        self.trials[op.trial].operations.append(op)
         self.operations.append(op)
 
     def _release(self, trial: int) -> None:
@@ -303,7 +417,9 @@ class _Driver:
         return self.done_length + sum(self.clock - op.start for op in self.ops.values())
 
     # -- actions -----------------------------------------------------------------------------
-    def apply(self, actions: list[Action]) -> None:
+    def apply(self, event: str, trial: int | None, detail: Any, actions: list[Action]) -> None:
+        """Carry out the searcher's answer to ``event`` (logged with it)."""
+        self.log.append((event, self.clock, trial, detail, [brief(a) for a in actions]))
         queue = deque(actions)
         while queue:
             action = queue.popleft()
@@ -319,6 +435,18 @@ class _Driver:
                 self.shutdown = True
             else:  # pragma: no cover - the Action union is closed
                 raise SimulationError(f"unknown action {action!r}")
+        self._measure()
+
+    def _measure(self) -> None:
+        """Peaks of open operations per group; processes never outnumber the slots."""
+        if len(self.running) > self.capacity:
+            raise SimulationError(f"{len(self.running)} processes on {self.capacity} slots")
+        counts: dict[int, int] = {}
+        for t in [*self.ops, *self.waiting]:
+            g = self.group(t)
+            counts[g] = counts.get(g, 0) + 1
+        for g, n in counts.items():
+            self.peaks[g] = max(self.peaks.get(g, 0), n)
 
     def _create(self, action: Create) -> list[Action]:
         if action.request_id in self.requests:
@@ -334,13 +462,12 @@ class _Driver:
         self.trials[number] = SimTrial(
             number, action.request_id, params, action.parent, start, self.clock, length=start
         )
-        view = TrialView(number, params, PENDING)
-        self.history.trials.append(view)
-        self.history.active[number] = view
-        self.history.curves[number] = []
+        self.history.remember(number, params, PENDING)
         if action.parent is not None and self.fork_fn is not None:
             self.fork_fn(number, action.parent, start)
-        return self.searcher.on_trial_created(number, action.request_id)
+        more = self.searcher.on_trial_created(number, action.request_id)
+        self.log.append(("created", self.clock, number, action.request_id, []))
+        return more
 
     def _train(self, action: Train) -> None:
         t = action.trial
@@ -359,6 +486,8 @@ class _Driver:
         else:
             self.target[t] = until
             if t not in self.waiting:
+                if record.status == PAUSED:
+                    self.relaunched.append((t, until))
                 self.waiting.append(t)
 
     def _close(self, action: Close) -> None:
@@ -368,17 +497,17 @@ class _Driver:
             return
         self._release(t)
         if action.final:
-            self.exits.append((t, COMPLETED))
+            self.events.append((t, COMPLETED))
         elif record.status != PAUSED:
             self._set_status(t, PAUSED)
-            self.exits.append((t, PAUSED))  # its process is gone: on_trial_paused
+            self.events.append((t, PAUSED))  # its process is gone: on_trial_paused
 
     def _stop(self, action: Stop) -> None:
         t = action.trial
         if self._known(t, action).status in TERMINAL:
             return
         self._release(t)
-        self.exits.append((t, STOPPED))
+        self.events.append((t, STOPPED))
 
     def _known(self, trial: int, action: Action) -> SimTrial:
         record = self.trials.get(trial)
@@ -389,15 +518,16 @@ class _Driver:
     # -- the loop ----------------------------------------------------------------------------
     def drain(self) -> None:
         """Tell the searcher about trials that paused or ended."""
-        while self.exits:
-            trial, status = self.exits.popleft()
+        while self.events:
+            trial, status = self.events.popleft()
             if status == PAUSED:
-                self.apply(self.searcher.on_trial_paused(trial))
+                if self.trials[trial].status == PAUSED:
+                    self.apply("paused", trial, None, self.searcher.on_trial_paused(trial))
                 continue
             if self.trials[trial].status in TERMINAL:
                 continue
             self._set_status(trial, status)
-            self.apply(self.searcher.on_trial_exited(trial, status))
+            self.apply("exit", trial, status, self.searcher.on_trial_exited(trial, status))
 
     def fill(self) -> None:
         """Launch waiting trials, then offer the free slots to the searcher."""
@@ -416,7 +546,7 @@ class _Driver:
             actions = self.searcher.on_slots_free(free)
             if not actions:
                 return
-            self.apply(actions)
+            self.apply("slots", None, free, actions)
             self.drain()
             if (len(self.trials), len(self.running), len(self.waiting)) == before:
                 return  # the searcher acted but used no slot; ask again after the next event
@@ -424,14 +554,52 @@ class _Driver:
     def _next(self) -> Operation | None:
         """Pop the operation that completes first (stale heap entries are skipped)."""
         while self.heap:
-            end, _, trial = heapq.heappop(self.heap)
+            end, _, _, trial = heapq.heappop(self.heap)
             op = self.ops.get(trial)
             if op is not None and op.end == end:
                 return op
         return None
 
-    def run(self, max_operations: int) -> SimResult:
-        self.apply(self.searcher.start())
+    def _complete(self, op: Operation) -> None:
+        """``op`` reached its length: the trial reports (or ends there, as ``exits`` says)."""
+        t = op.trial
+        del self.ops[t]
+        record = self.trials[t]
+        status = self.exits.pop((t, op.to_length), None)
+        if status is not None:  # the process ends instead of reporting
+            op.aborted = True
+            self._finish(op)
+            self._release(t)
+            self.events.append((t, status))
+            return
+        op.completed = True
+        first = not any(done.completed for done in record.operations)
+        parent = record.parent if first else None
+        objective = float(self.train_fn(t, record.params, parent, op.from_length, op.to_length))
+        record.length = op.to_length
+        self._finish(op)
+        record.reports.append((op.to_length, objective))
+        self.history.observe(t, op.to_length, objective)
+        if self.history.is_better(objective, self.best):
+            self.best = objective
+        self.curve.append(
+            CurvePoint(self.clock, self.length_used(), t, op.to_length, objective, self.best)
+        )
+        self.apply("report", t, op.to_length, self.searcher.on_report(t, op.to_length, objective))
+        self.reports += 1
+
+    def _restart(self) -> None:
+        """A fresh searcher from the old one's saved state, as after a coordinator restart."""
+        assert self.factory is not None
+        saved = json.loads(json.dumps(self.searcher.state_dict(), allow_nan=False))
+        self.searcher = self.factory()
+        self.searcher.bind(self.space, self.history, self.rng)
+        self.searcher.load_state_dict(saved)
+
+    def run(self, max_operations: int = 1_000_000) -> Simulation:
+        """Run to the end: until no operation is left. Raises ``SimulationError`` after
+        ``max_operations`` operations (a searcher that loops)."""
+        self.apply("start", None, None, self.searcher.start())
         self.drain()
         self.fill()
         count = 0
@@ -440,37 +608,18 @@ class _Driver:
             if count > max_operations:
                 raise SimulationError(f"more than {max_operations} operations; is it looping?")
             self.clock = op.end
-            t = op.trial
-            del self.ops[t]
-            op.completed = True
-            record = self.trials[t]
-            first = not any(done.completed for done in record.operations)
-            parent = record.parent if first else None
-            objective = float(self.train_fn(t, record.params, parent, op.from_length, op.to_length))
-            record.length = op.to_length
-            record.operations.append(op)
-            self.operations.append(op)
-            self.done_length += op.trained
-            record.reports.append((op.to_length, objective))
-            self._observe(t, op.to_length, objective)
-            if self.history.is_better(objective, self.best):
-                self.best = objective
-            self.curve.append(
-                CurvePoint(self.clock, self.length_used(), t, op.to_length, objective, self.best)
-            )
-            self.apply(self.searcher.on_report(t, op.to_length, objective))
+            self._complete(op)
             self.drain()
             self.fill()
-        stalled = sorted(self.running | set(self.waiting))
-        return SimResult(
-            trials=self.trials,
-            operations=self.operations,
-            total_length=self.done_length,
-            makespan=self.clock,
-            curve=self.curve,
-            lower_is_better=self.history.lower_is_better,
-            peak_running=self.peak_running,
-            peak_training=self.peak_training,
-            shutdown=self.shutdown,
-            stalled=stalled,
-        )
+            self.progress.append(self.searcher.progress())
+            if self.reports == self.restart_after:
+                self._restart()
+        return self
+
+
+def _from_objective(objective: Objective) -> TrainFn:
+    def train(trial: int, params: dict[str, Any], parent: int | None, a: int, b: int) -> float:
+        del trial, parent, a
+        return objective(params, b)
+
+    return train
