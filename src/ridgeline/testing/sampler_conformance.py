@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from copy import deepcopy
 from typing import Any, ClassVar
 
-from ridgeline.samplers.base import WAIT, History, Sampler, TrialView
+from ridgeline.samplers.base import WAIT, History, Sampler
 from ridgeline.space import Choice, Continuous, Discrete, SearchSpace
 
 __all__ = ["SamplerConformance", "observe"]
@@ -33,12 +33,12 @@ COMPLETED = "COMPLETED"
 
 
 def observe(history: History, params: Mapping[str, Any], value: float | None, status: str) -> None:
-    """Record one trial that ended with ``status`` (and ``value``) in ``history``."""
+    """Record one trial that ended with ``status`` (after one report of ``value``, if any)."""
     number = len(history.trials) + 1
-    objective = value if value is not None and history.is_better(value, None) else None
-    view = TrialView(number, dict(params), status, objective, 1 if value is not None else None)
-    history.trials.append(view)
-    history.curves[number] = [] if value is None else [(1, value)]
+    history.remember(number, dict(params), "RUNNING")
+    if value is not None:
+        history.observe(number, 1, value)
+    history.remember(number, dict(params), status)
 
 
 def default_space() -> SearchSpace:
