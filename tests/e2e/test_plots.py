@@ -90,10 +90,10 @@ def searches(tmp_path_factory: pytest.TempPathFactory) -> Searches:
         text = text.replace(f"  {key}: ", f"  # {key}: ")
     pbt.write_text(text)
     assert "Created experiment 1" in s.cli("e", "create", str(asha), str(asha_dir)).stdout
-    assert "Created experiment 2" in s.cli("e", "create", str(pbt), str(pbt_dir)).stdout
-    # Ctrl-C on a watch of an experiment that has not ended (paused, so that it cannot end
-    # first on a slow machine): a clean exit, the experiment carries on.
-    s.cli("e", "pause", "2")
+    # Ctrl-C on a watch of an experiment that has not ended (created paused, so that it
+    # cannot end first on a slow machine): a clean exit, the experiment carries on.
+    created = s.cli("e", "create", str(pbt), str(pbt_dir), "--paused").stdout
+    assert "Created experiment 2" in created
     watching = subprocess.Popen(
         [sys.executable, "-m", "ridgeline.cli", "--storage", str(s.storage)]
         + ["e", "describe", "2", "--watch", "--interval", "0.2"],
