@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.config.checks import Problems
+from ridgeline.config.hyperparameters import grid_size, parse_hyperparameters
 from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
@@ -37,7 +38,10 @@ class Single(SearcherSpec):
         return 1
 
     def build(self, config: ExperimentConfig) -> Searcher:
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.random import RandomSampler
+
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.fifo import FIFOSearcher
 
         return FIFOSearcher(RandomSampler(), 1, config.searcher.max_length)
@@ -53,7 +57,10 @@ class Random(SearcherSpec):
     fields = (*COMMON, *TRIALS)
 
     def build(self, config: ExperimentConfig) -> Searcher:
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.random import RandomSampler
+
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.fifo import FIFOSearcher
 
         s = config.searcher
@@ -84,9 +91,15 @@ class Grid(SearcherSpec):
         return None
 
     def build(self, config: ExperimentConfig) -> Searcher:
-        from ridgeline.config import grid_points
+        from ridgeline.config import grid_points  # lazy: import cycle with ridgeline.config
+
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.iterate import IterateSampler
+
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.random import RandomSampler
+
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.fifo import FIFOSearcher
 
         length = config.searcher.max_length
@@ -96,7 +109,6 @@ class Grid(SearcherSpec):
         return FIFOSearcher(IterateSampler(points), None, length)
 
     def describe(self, config: ExperimentConfig) -> list[str]:
-        from ridgeline.config.hyperparameters import grid_size, parse_hyperparameters
 
         _, flat = parse_hyperparameters(Problems(), config.hyperparameters, grid=True)
         size = grid_size(flat)
