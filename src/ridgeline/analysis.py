@@ -122,7 +122,6 @@ class Analysis:
         """What a step counts: the searcher's length unit (``batches``, ``epochs``,
         ``records``) when the config names one, ``steps`` (the script's own) for a Core-API
         length without a unit, ``iterations`` (SHERPA's word) for SHERPA searches."""
-
         return length_unit(self.searcher_config)
 
     def searcher_state(self) -> dict[str, Any]:
@@ -381,7 +380,6 @@ class ParamSpec:
 
 
 def _spec_of_parameter(parameter: Any) -> ParamSpec:
-
     log = getattr(parameter, "scale", "linear") == "log"
     if isinstance(parameter, Continuous):
         return ParamSpec(parameter.name, "float", log)
@@ -441,7 +439,6 @@ def load(
     * a ``ridgeline.Study``: the study's own store and experiment, live;
     * an ``Analysis``: itself.
     """
-
     if isinstance(source, Analysis):
         return source
     engine = getattr(source, "_engine", None)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.config import load_config
+from ridgeline.config import load_config, nest_params, parse_config
 from ridgeline.config.cluster import (
     ClusterChoice,
     check_backend,
@@ -81,7 +81,6 @@ class Experiment:
         overrides: Sequence[str] = (),
         storage: str | None = None,
     ) -> Experiment:
-
         config = load_config(path, overrides, context_dir=context_dir)
         return cls(config, context_dir, storage)
 
@@ -92,8 +91,6 @@ class Experiment:
         context_dir: str | os.PathLike[str] | None = None,
         storage: str | None = None,
     ) -> Experiment:
-        from ridgeline.config import parse_config  # lazy: name clash at module level
-
         base = str(Path(context_dir or ".").resolve())
         config = parse_config(data, "<dict>", base, context_dir=context_dir)
         return cls(config, context_dir, storage)
@@ -117,7 +114,6 @@ class Experiment:
         file and the config choose (``ridgeline.config.cluster``). ``bind``, ``advertise``
         and ``tls`` override the user config file's ``coordinator:`` settings
         (``ridgeline.config.network``); the choice is stored, so resumes listen alike."""
-
         build_searcher(self.config)  # refuse searchers this version cannot run, before anything
 
         cluster = resolve_cluster(self.config.raw, scheduler, cluster_options)
@@ -180,7 +176,6 @@ class Experiment:
 
 def build_searcher(config: ExperimentConfig) -> Searcher:
     """The searcher a config asks for; searchers this version lacks are a ConfigError."""
-
     return spec_for(config.searcher.name).build(config)
 
 
@@ -188,7 +183,6 @@ def _source_checkpoint(store: Store, config: ExperimentConfig, folder: Path) -> 
     """The checkpoint every trial starts from (``searcher.source_trial_id`` or
     ``source_checkpoint_uuid``), copied into this experiment's checkpoint storage; None
     without one. An unknown checkpoint is a ConfigError now, not when trials run."""
-
     searcher = config.searcher
     record = find_source(store, searcher.source_trial_id, searcher.source_checkpoint_uuid)
     if record is None:
@@ -204,7 +198,6 @@ def _trial_seed(seed: int, number: int) -> int:
 
 def _gpu_groups(slots_per_trial: int) -> list[str] | None:
     """GPU ids grouped ``slots_per_trial`` to an entry, or None when there is no GPU."""
-
     ids = gpu_ids()
     if not ids or slots_per_trial < 1:
         return None
@@ -247,8 +240,6 @@ def _find(store: Store, experiment_id: int) -> ExperimentRecord:
 
 
 def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
-    from ridgeline.config import nest_params, parse_config  # lazy: name clash at module level
-
     # lazy: ridgeline.engine.coordinator loads aiohttp
     from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
 
@@ -370,7 +361,6 @@ def run_experiment(
     experiment_id: int, storage: str | None = None, verbose: int = 1
 ) -> dict[str, Any]:
     """Run (or carry on) a stored experiment's coordinator in this process until it ends."""
-
     store = open_store(default_storage(storage))
     token: int | None = None
     try:
@@ -466,7 +456,6 @@ def wait_for_lease(
 
     Raises ``LeaseHeld`` naming the holder when another coordinator holds it (the process then
     exits by itself), ``ConfigError`` when the process ended without taking it."""
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lease = store.get_lease(experiment_id)

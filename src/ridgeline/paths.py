@@ -56,7 +56,6 @@ def default_storage(storage: str | None = None) -> str:
 
 def new_experiment_dir() -> Path:
     """A fresh folder for one experiment's context, trial folders, logs and checkpoints."""
-
     parent = private_dir(data_dir() / "experiments")
     path = parent / uuid.uuid4().hex[:12]
     path.mkdir(mode=0o700)

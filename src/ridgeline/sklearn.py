@@ -194,7 +194,6 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None, groups: Any = None, **fit_params: Any) -> SearchCV:
         """Cross-validate the configurations the algorithm proposes; refit the best."""
-
         self._check_options()
         parameters = _parameters(self.space)
         X, y, groups = indexable(X, y, groups)

@@ -321,7 +321,6 @@ def create(
 
 
 def _follow_first_trial(store: Store, experiment_id: int) -> None:
-
     record = store.get_experiment(experiment_id)
     path = control.trial_log(record, 1)
     while not path.exists():
@@ -360,7 +359,6 @@ def list_experiments(ctx: click.Context, show_all: bool, as_json: bool, as_csv: 
 
 
 def _experiment(store: Store, experiment_id: int) -> Any:
-
     try:
         return store.get_experiment(experiment_id)
     except StoreError:
@@ -573,7 +571,6 @@ def resume(ctx: click.Context, experiment_id: int) -> None:
     """Start a new coordinator for an experiment whose coordinator died.
 
     Exits non-zero, naming the holder, when another coordinator holds the experiment's lease."""
-
     # lazy: keeps `import ridgeline.cli` light
     from ridgeline.experiment import start_detached, wait_for_lease
 
@@ -646,7 +643,6 @@ def experiment_logs(
 
     With --follow and no trial yet, waits for the first trial to start. The coordinator's
     own log is shown with --coordinator."""
-
     if coordinator and (attempt is not None or all_attempts):
         fail("--attempt and --all are about a trial's output; they do not go with --coordinator")
     with opened(ctx) as store:
@@ -707,7 +703,6 @@ def trial() -> None:
 
 
 def _trial(store: Store, trial_id: int) -> Any:
-
     try:
         return store.get_trial(trial_id)
     except StoreError:
@@ -832,7 +827,6 @@ def checkpoint() -> None:
 
 
 def _checkpoint(store: Store, uuid: str) -> Any:
-
     try:
         return store.get_checkpoint(uuid)
     except StoreError:
@@ -842,7 +836,6 @@ def _checkpoint(store: Store, uuid: str) -> Any:
 def checkpoint_root(experiment: Any) -> Path | None:
     """The folder the experiment's checkpoints live in (it may be shared with other
     experiments); None for an experiment without a stored config (the SHERPA door)."""
-
     if not experiment.config.get("raw"):
         return None
     config = parse_config(
@@ -934,7 +927,6 @@ def copy_checkpoint(store: Store, record: Any, target: Path) -> None:
 @click.option("--config", "overrides", multiple=True, help="Override a key: KEY=VALUE.")
 def preview_search(config_file: str, overrides: tuple[str, ...]) -> None:
     """Show what the searcher of CONFIG_FILE would run."""
-
     config = load_config(config_file, overrides)
     for line in describe_search(config):
         click.echo(line)
@@ -945,7 +937,6 @@ def preview_search(config_file: str, overrides: tuple[str, ...]) -> None:
 def runs_on(stored: dict[str, Any]) -> str:
     """Where a YAML experiment's trials run, in words (``experiment describe``); "" for an
     experiment of the Python API, whose runner script picked its scheduler."""
-
     if stored.get("front_door") != "core":
         return ""
 

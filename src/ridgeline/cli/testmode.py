@@ -54,7 +54,6 @@ def run_test(
     """Create and run the test experiment; 0 when its trial completed, else 1. ``cluster``:
     ``experiment create``'s --scheduler and --cluster-option, for the backend it runs on;
     ``network``: its --bind, --advertise and --tls/--no-tls."""
-
     config = load_config(config_file, overrides, context_dir=context_dir)
     raw = short_config(config.raw, config.name, config.searcher.length_unit)
     base = str(Path(config_file).resolve().parent)

@@ -200,7 +200,6 @@ def apply_overrides(p: Problems, data: dict[str, Any], overrides: Sequence[str])
 def read_user_config(path: Path | None = None) -> tuple[Any, dict[str, int], list[str], str]:
     """The user config file parsed: (data, key-path lines, problems that stop parsing, the
     file's name); data is None when there is no file. An unreadable file is a ConfigError."""
-
     path = path or user_config_file()
     shown = str(path)
     try:

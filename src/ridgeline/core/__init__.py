@@ -137,7 +137,6 @@ def __getattr__(name: str) -> Any:
     """SHERPA's ``sherpa.core`` names (``Study``, ``Trial``, ``Parameter``, ...), loaded on first
     use: under ``import ridgeline as sherpa`` this module is also ``sherpa.core``. None of them
     shares a name with the Core API."""
-
     try:
         value = sherpa_core.lookup(name)
     except AttributeError:

@@ -47,7 +47,6 @@ class PreemptContext:
             self._thread.start()
 
     def _watch(self) -> None:
-
         assert self._client is not None
         # A connection of its own: the main thread's requests must not wait behind a long-poll.
         watcher = TrialClient(self._client.master, self._client.token, self._client.trial_id)

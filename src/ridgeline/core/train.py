@@ -103,7 +103,6 @@ class TrainContext:
         on the shared filesystem, so nothing is uploaded): files written here, e.g. by a
         ``SummaryWriter``, show in the same run as the metrics ridgeline exports. Off-cluster,
         a folder under the system's temporary directory, as in Determined."""
-
         where = os.environ.get(env.TENSORBOARD_PATH)
         if not where:
             where = os.path.join(tempfile.gettempdir(), f"ridgeline-tensorboard-{os.getpid()}")

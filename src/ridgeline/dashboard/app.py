@@ -385,7 +385,6 @@ def plotly_js() -> web.Response:
 def log_path(store: Store, experiment_id: int, number: int) -> Path | None:
     """Trial ``number``'s current output, confined to the experiment's ``jobs`` folder (None:
     the experiment records no output folder)."""
-
     experiment = store.get_experiment(experiment_id)
     data.find_trial(store, experiment_id, number)
     output_dir = experiment.config.get("output_dir")

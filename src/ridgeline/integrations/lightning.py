@@ -31,7 +31,6 @@ CHECKPOINT_FILE = "lightning.ckpt"
 
 def _lightning() -> Any:
     """``lightning.pytorch``, or the older standalone ``pytorch_lightning``."""
-
     for name in ("lightning.pytorch", "pytorch_lightning"):
         try:
             return importlib.import_module(name)

@@ -35,7 +35,6 @@ _STATUS = {"COMPLETED": 1, "STOPPED": 3, "CANCELED": 3, "FAILED": 2}  # SUCCESS,
 
 def available() -> bool:
     """True when the ``tensorboard`` package is installed (``ridgeline[tensorboard]``)."""
-
     return importlib.util.find_spec("tensorboard") is not None
 
 

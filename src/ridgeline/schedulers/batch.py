@@ -471,7 +471,6 @@ class BatchScheduler(Scheduler):
     def get_status(self, job_id: str) -> int:
         """SHERPA's ``_JobStatus`` of a job from ``submit_job`` (one listing call): queued,
         running, finished (exit 0), killed (cancelled, or ended by a signal) or failed."""
-
         job = self._sherpa_jobs.get(str(job_id))
         if job is None:
             raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")

@@ -214,7 +214,6 @@ class LocalScheduler(Scheduler):
     def get_status(self, job_id: int) -> int:
         """SHERPA's ``_JobStatus`` of a job from ``submit_job``: running, finished (exit 0),
         killed (through ``kill_job`` or SIGTERM) or failed."""
-
         job = self._sherpa_jobs.get(job_id)
         if job is None:
             raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")

@@ -32,7 +32,6 @@ def build_searcher(algorithm: Algorithm, stopping_rule: StoppingRule | None = No
     """A SHERPA algorithm becomes a FIFO searcher over its sampler; a rule wraps it. Any
     object with SHERPA's ``get_suggestion(parameters, results, lower_is_better)`` is an
     algorithm too (run on SHERPA's results table)."""
-
     if not is_algorithm(algorithm):
         raise ConfigError(
             f"algorithm must be a ridgeline.algorithms.Algorithm (for example "

@@ -76,7 +76,6 @@ class Study:
     def _show_progress(self) -> Any:
         """A live progress line on stderr (``progress=True``), redrawn as results arrive;
         it ends when the study has no more trials to suggest."""
-
         bar = Progress(trial_cap(self.algorithm), trial_cap(self.algorithm, "length_budget"))
         follower = StudyProgress(self._engine, bar, lambda: self._table.best().get("Objective"))
         self._engine.observers.add(follower)
@@ -209,7 +208,6 @@ class Study:
         self, trial: Trial, objective_name: str, context_names: list[str] | None = None
     ) -> Any:
         """A Keras callback adding an observation at each epoch end (iteration = epoch)."""
-
         return metrics_callback(self.add_observation, trial, objective_name, context_names or [])
 
     def should_trial_stop(self, trial: Trial) -> bool:
@@ -232,7 +230,6 @@ class Study:
         return self._table.best()
 
     def _own_best(self) -> bool:
-
         algorithm = self.algorithm
         if getattr(algorithm, "aggregates_best", False) is True:
             return True

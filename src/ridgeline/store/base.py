@@ -205,7 +205,6 @@ class Store(ABC):
 
 def experiment_exists(existing: ExperimentRecord) -> StoreError:
     """The ``ExperimentExists`` an exclusive ``create_experiment`` raises."""
-
     return ExperimentExists(
         f"experiment {existing.id} ({existing.name!r}) already exists", existing.id
     )

@@ -56,7 +56,6 @@ def lease_ttl() -> float:
 
 
 def _start_time(pid: int) -> int | None:
-
     return process_start_time(pid)
 
 
@@ -137,7 +136,6 @@ def refuse_unless_free(
 
 def lost(experiment_id: int, token: int, current: LeaseRecord | None) -> Exception:
     """The ``LeaseLost`` for a handle whose ``token`` is no longer current."""
-
     if current is None or current.holder is None:
         now_held = "it was released"
     else:

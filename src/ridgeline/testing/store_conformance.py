@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ridgeline.errors import StoreError
+from ridgeline.errors import ExperimentExists, LeaseHeld, LeaseLost, StoreError
 from ridgeline.schedulers.local import process_start_time
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
@@ -141,7 +141,6 @@ def check_archive(store: Store) -> None:
 def check_delete_experiment(store: Store) -> None:
     """Deleting an experiment removes it and everything of it, leaves other experiments
     whole (a child trial elsewhere loses only its parent link), and never reuses ids."""
-
     doomed = store.create_experiment("doomed", {})
     kept = store.create_experiment("kept", {})
     parent = store.create_trial(doomed.id, 1, {"x": 1})
@@ -558,7 +557,6 @@ def check_close_idempotent(store: Store) -> None:
 # -- leases -----------------------------------------------------------------------------------
 def _dead_holder() -> str:
     """The holder string of a process on this host that has exited."""
-
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     started = process_start_time(proc.pid)
     proc.kill()
@@ -569,8 +567,6 @@ def _dead_holder() -> str:
 def check_leases(store: Store) -> None:
     """Tokens grow by one per acquisition; a live lease is refused to another holder, naming
     it; renewals keep it; an expired or released lease is taken over; the loser is fenced."""
-    from ridgeline.errors import LeaseHeld, LeaseLost  # lazy: name clash at module level
-
     e = store.create_experiment("leased", {})
     other = store.create_experiment("other", {})
     assert store.get_lease(e.id) is None
@@ -613,8 +609,6 @@ def check_leases(store: Store) -> None:
 
 def check_lease_of_dead_local_holder(store: Store) -> None:
     """A live lease whose holder ran on this host and has exited is taken over at once."""
-    from ridgeline.errors import LeaseHeld  # lazy: name clash at module level
-
     e = store.create_experiment("orphaned", {})
     token = store.acquire_lease(e.id, _dead_holder(), 600)  # live for 600 s
     assert store.acquire_lease(e.id, this_holder(), 60) == token + 1
@@ -628,7 +622,6 @@ def check_lease_of_dead_local_holder(store: Store) -> None:
 
 def check_exclusive_create(store: Store) -> None:
     """``create_experiment(unless=...)`` creates only when no experiment matches."""
-    from ridgeline.errors import ExperimentExists  # lazy: name clash at module level
 
     def mine(record: ExperimentRecord) -> bool:
         return record.config.get("door") == "x"
@@ -738,7 +731,6 @@ def _run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> 
 def check_concurrent_trial_numbers(url: str, processes: int = 4, per_process: int = 15) -> None:
     """Processes creating trials on one experiment at once get distinct, consecutive numbers,
     and replays of the same request ids from every process yield one trial each."""
-
     store = open_store(url)
     try:
         exp = store.create_experiment("concurrent", {})
@@ -780,8 +772,6 @@ def check_concurrent_open(url: str, processes: int = 4) -> None:
 def check_lease_fencing(url: str) -> None:
     """A handle whose lease was taken over by another handle can no longer write anything,
     and nothing it tried is in the store; the new holder writes normally."""
-    from ridgeline.errors import LeaseHeld, LeaseLost  # lazy: name clash at module level
-
     old, new = open_store(url), open_store(url)
     try:
         e = old.create_experiment("fenced", {})
@@ -832,8 +822,6 @@ def check_lease_fencing(url: str) -> None:
 
 def _lease_worker(url: str, worker: int, barrier: Any, results: Any) -> None:
     try:
-        from ridgeline.errors import ExperimentExists, LeaseHeld  # lazy: name clash at module level
-
         store = open_store(url)
         barrier.wait(60)
         made = []
@@ -857,7 +845,6 @@ def _lease_worker(url: str, worker: int, barrier: Any, results: Any) -> None:
 def check_concurrent_create_and_lease(url: str, processes: int = 4) -> None:
     """Processes racing to create "the" experiment of a folder create exactly one; racing
     for its lease, exactly one wins."""
-
     open_store(url).close()  # migrated before the race, as a folder's store is
     results = _run_processes(_lease_worker, [(url, w) for w in range(processes)])
     created = [r[0][1] for r in results if r[0][0] == "created"]

@@ -133,7 +133,6 @@ def _best_over_time(a: Analysis) -> list[dict[str, Any]]:
 
 def _report_time(a: Analysis, seq: int) -> float:
     """When report ``seq`` was stored (reports are read in ``seq`` order)."""
-
     metrics = a.metrics
     i = bisect.bisect_left(metrics, seq, key=lambda m: m.seq)
     if i < len(metrics) and metrics[i].seq == seq:
@@ -398,7 +397,6 @@ IMPORTANCE_METHOD = (
 def importances(a: Analysis) -> dict[str, Any]:
     """Each varied hyperparameter's importance (see ``IMPORTANCE_METHOD``), largest first.
     Needs four counted trials or more; with fewer, the list is empty."""
-
     counted = _counted(a)
     out: list[dict[str, Any]] = []
     if len(counted) >= 4:

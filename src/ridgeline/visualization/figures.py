@@ -330,7 +330,6 @@ def plot_param_importances(source: Any) -> go.Figure:
 
 
 def _wrap(text: str, width: int) -> str:
-
     return "<br>".join(textwrap.wrap(text, width))
 
 

@@ -109,7 +109,6 @@ class Grid(SearcherSpec):
         return FIFOSearcher(IterateSampler(points), None, length)
 
     def describe(self, config: ExperimentConfig) -> list[str]:
-
         _, flat = parse_hyperparameters(Problems(), config.hyperparameters, grid=True)
         size = grid_size(flat)
         s = config.searcher

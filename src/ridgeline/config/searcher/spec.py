@@ -160,7 +160,6 @@ def parse_sampler(p: Problems, data: dict[str, Any], options: dict[str, Any]) ->
 
 def draw(sampler: str | None) -> Sampler:
     """The sampler an adaptive searcher draws new configurations from."""
-
     return sampler_for(sampler or "random")
 
 

@@ -338,7 +338,6 @@ class Repeat(Algorithm):
         """Rows grouped by parameter values: ``Objective`` is the mean, plus
         ``ObjectiveVar``, ``ObjectiveCount``, ``ObjectiveStdErr``; groups with fewer than
         ``min_count`` rows dropped (SHERPA's helper)."""
-
         return aggregate_results(results, parameters, min_count)
 
     def get_best_result(
@@ -403,7 +402,6 @@ class Hyperband(Algorithm):
     promoted configuration is a new trial that loads its parent's weights (``load_from``)."""
 
     def __init__(self, r: float = 1, R: float = 9, eta: float = 3) -> None:
-
         self.r, self.R, self.eta = r, R, eta
         sampler = HyperbandSampler(r, R, eta)  # validates now
         brackets = range(sampler.s_max + 1)
@@ -415,7 +413,6 @@ class Hyperband(Algorithm):
         )
 
     def _native_sampler(self) -> Sampler:
-
         return HyperbandSampler(self.r, self.R, self.eta)
 
     make_sampler = Algorithm._sampler
@@ -432,7 +429,6 @@ class PopulationBasedTraining(Algorithm):
         parameter_range: dict[str, Sequence[float]] | None = None,
         perturbation_factors: Sequence[float] = (0.8, 1.2),
     ) -> None:
-
         self.num_generations = whole_number("num_generations", num_generations)
         self.population_size = whole_number("population_size", population_size)
         self.parameter_range = dict(parameter_range or {})
@@ -443,7 +439,6 @@ class PopulationBasedTraining(Algorithm):
         self.max_trials = self.num_generations * self.population_size
 
     def _native_sampler(self) -> Sampler:
-
         return PopulationBasedTrainingSampler(
             self.num_generations,
             self.population_size,

@@ -23,14 +23,12 @@ class SuccessiveHalving(Algorithm):
         s: int = 0,
         max_finished_configs: int = 50,
     ) -> None:
-
         self.max_finished_configs = whole_number("max_finished_configs", max_finished_configs)
         self.r, self.R, self.eta, self.s = r, R, eta, s
         SuccessiveHalvingSampler(r, R, eta, s, self.max_finished_configs)  # validates now
         self.max_trials = None
 
     def _native_sampler(self) -> Sampler:
-
         return SuccessiveHalvingSampler(self.r, self.R, self.eta, self.s, self.max_finished_configs)
 
     make_sampler = Algorithm._sampler
