@@ -65,7 +65,7 @@ PLACE_EVERY_S = 0.5  # how often a waiting gang asks again for free workers
 
 def _distributed() -> Any:
     try:
-        import distributed
+        import distributed  # lazy: optional extra (dask)
     except ImportError as exc:
         raise SchedulerError(
             "DaskScheduler needs dask.distributed, which is not installed: "

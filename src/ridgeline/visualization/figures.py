@@ -32,7 +32,7 @@ BEST_COLOR = "#d62728"
 
 def _go() -> Any:
     try:
-        import plotly.graph_objects as go
+        import plotly.graph_objects as go  # lazy: optional extra (plots)
     except ImportError:
         raise ImportError(
             "ridgeline.visualization draws with plotly, which is not installed: "
