@@ -65,11 +65,7 @@ class _Files:
     def __init__(self, root: Path) -> None:
         # lazy: optional extra (tensorboard)
         from tensorboard.compat.proto import event_pb2, summary_pb2
-
-        # lazy: optional extra (tensorboard)
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-
-        # lazy: optional extra (tensorboard)
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self.event_pb2, self.summary_pb2 = event_pb2, summary_pb2

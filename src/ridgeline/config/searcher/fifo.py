@@ -40,8 +40,6 @@ class Single(SearcherSpec):
     def build(self, config: ExperimentConfig) -> Searcher:
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.random import RandomSampler
-
-        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.fifo import FIFOSearcher
 
         return FIFOSearcher(RandomSampler(), 1, config.searcher.max_length)
@@ -59,8 +57,6 @@ class Random(SearcherSpec):
     def build(self, config: ExperimentConfig) -> Searcher:
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.random import RandomSampler
-
-        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.fifo import FIFOSearcher
 
         s = config.searcher
@@ -95,11 +91,7 @@ class Grid(SearcherSpec):
 
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.iterate import IterateSampler
-
-        # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.random import RandomSampler
-
-        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.fifo import FIFOSearcher
 
         length = config.searcher.max_length

@@ -136,8 +136,6 @@ class SyncHalving(HalvingSpec):
         if length and trials and isinstance(rungs, int):
             # lazy: keeps `import ridgeline.config` light
             from ridgeline.searchers.asha import rung_lengths
-
-            # lazy: keeps `import ridgeline.config` light
             from ridgeline.searchers.hyperband import planned_length, rung_sizes
 
             divisor = searcher.get("divisor") or SyncHalvingOptions.divisor
