@@ -17,6 +17,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ridgeline.engine.progress import length_unit
+from ridgeline.paths import default_storage
+from ridgeline.space import Constant, Continuous, Discrete
+from ridgeline.store import open_store
 from ridgeline.store.records import (
     COMPLETED,
     PAUSED,
@@ -118,8 +122,6 @@ class Analysis:
         """What a step counts: the searcher's length unit (``batches``, ``epochs``,
         ``records``) when the config names one, ``steps`` (the script's own) for a Core-API
         length without a unit, ``iterations`` (SHERPA's word) for SHERPA searches."""
-        from ridgeline.engine.progress import length_unit
-
         return length_unit(self.searcher_config)
 
     def searcher_state(self) -> dict[str, Any]:
@@ -283,7 +285,7 @@ class Analysis:
         ``started``/``ended`` timestamps, ``duration`` (seconds; until now when running),
         ``stop_reason``, ``restarts``, ``exit_code``, ``parent`` (PBT: the trial it was cloned
         from)."""
-        import pandas as pd
+        import pandas as pd  # lazy: pandas is heavy, loaded on use
 
         numbers = {t.id: t.number for t in self.trials}
         names = self.param_names
@@ -316,7 +318,7 @@ class Analysis:
     def metrics_dataframe(self) -> pd.DataFrame:
         """Every report in long form: ``number``, ``group``, ``step``, ``name``, ``value``,
         ``time`` (one row per value of a report, in the order they were stored)."""
-        import pandas as pd
+        import pandas as pd  # lazy: pandas is heavy, loaded on use
 
         numbers = {t.id: t.number for t in self.trials}
         rows = [
@@ -378,8 +380,6 @@ class ParamSpec:
 
 
 def _spec_of_parameter(parameter: Any) -> ParamSpec:
-    from ridgeline.space import Constant, Continuous, Discrete
-
     log = getattr(parameter, "scale", "linear") == "log"
     if isinstance(parameter, Continuous):
         return ParamSpec(parameter.name, "float", log)
@@ -439,8 +439,6 @@ def load(
     * a ``ridgeline.Study``: the study's own store and experiment, live;
     * an ``Analysis``: itself.
     """
-    from ridgeline.store import open_store
-
     if isinstance(source, Analysis):
         return source
     engine = getattr(source, "_engine", None)
@@ -449,8 +447,6 @@ def load(
     if isinstance(source, bool):
         raise TypeError("load() takes an experiment id, an output folder or a Study, not a bool")
     if isinstance(source, int):
-        from ridgeline.paths import default_storage
-
         url = default_storage(None if storage is None else str(storage))
         _must_exist(url)
         store = open_store(url)
@@ -482,7 +478,7 @@ def load(
 def _must_exist(target: str) -> None:
     """Reading never creates a store: an SQLite file that is not there is an error (opening
     it would leave an empty database behind)."""
-    from ridgeline.store.files import sqlite_path
+    from ridgeline.store.files import sqlite_path  # lazy: ridgeline.store.files loads sqlalchemy
 
     path = sqlite_path(target) if "://" in target else Path(target)
     if path is not None and not path.is_file():

@@ -6,6 +6,7 @@ and starts the same coordinator as a detached process (``ridgeline.engine.daemon
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import logging
@@ -15,17 +16,36 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.errors import ConfigError
+from ridgeline.config import load_config, nest_params, parse_config
+from ridgeline.config.cluster import (
+    ClusterChoice,
+    check_backend,
+    resolve_cluster,
+    scheduler_for,
+    shared_storage_warnings,
+)
+from ridgeline.config.entrypoint import own_command
+from ridgeline.config.network import NetworkChoice, resolve_network
+from ridgeline.config.searcher import budget, spec_for, time_mode
+from ridgeline.engine.engine import Engine, new_seed
+from ridgeline.engine.progress import length_unit
+from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
+from ridgeline.engine.source_checkpoint import adopt_checkpoint, find_source
+from ridgeline.errors import ConfigError, LeaseHeld
 from ridgeline.integrations.mlflow import tracking_uri as mlflow_tracking_uri
 from ridgeline.integrations.tensorboard import wanted as tensorboard_wanted
 from ridgeline.paths import COORDINATOR_STORAGE_ENV, default_storage, new_experiment_dir
+from ridgeline.results import ResultsTable
+from ridgeline.schedulers.local import LocalScheduler, gpu_ids
+from ridgeline.snapshot import take_snapshot
 from ridgeline.store import open_store
 from ridgeline.store.base import Store
-from ridgeline.store.lease import lease_ttl, this_holder
+from ridgeline.store.lease import describe_holder, holder_pid, lease_ttl, this_holder
 from ridgeline.store.records import ACTIVE, CANCELED, COMPLETED, PAUSED, ExperimentRecord
 from ridgeline.trial import env as trial_env
 
@@ -61,8 +81,6 @@ class Experiment:
         overrides: Sequence[str] = (),
         storage: str | None = None,
     ) -> Experiment:
-        from ridgeline.config import load_config
-
         config = load_config(path, overrides, context_dir=context_dir)
         return cls(config, context_dir, storage)
 
@@ -73,8 +91,6 @@ class Experiment:
         context_dir: str | os.PathLike[str] | None = None,
         storage: str | None = None,
     ) -> Experiment:
-        from ridgeline.config import parse_config
-
         base = str(Path(context_dir or ".").resolve())
         config = parse_config(data, "<dict>", base, context_dir=context_dir)
         return cls(config, context_dir, storage)
@@ -98,10 +114,7 @@ class Experiment:
         file and the config choose (``ridgeline.config.cluster``). ``bind``, ``advertise``
         and ``tls`` override the user config file's ``coordinator:`` settings
         (``ridgeline.config.network``); the choice is stored, so resumes listen alike."""
-        from ridgeline.config.cluster import check_backend, resolve_cluster, shared_storage_warnings
-
         build_searcher(self.config)  # refuse searchers this version cannot run, before anything
-        from ridgeline.config.network import resolve_network
 
         cluster = resolve_cluster(self.config.raw, scheduler, cluster_options)
         network = resolve_network(bind, advertise, tls, "the experiment create options")
@@ -119,8 +132,6 @@ class Experiment:
         )
         try:
             if self.context_dir is not None:
-                from ridgeline.snapshot import take_snapshot
-
                 take_snapshot(self.context_dir, folder / "context")
             store = open_store(self.storage)
             try:
@@ -129,8 +140,6 @@ class Experiment:
                 start = _source_checkpoint(store, self.config, folder)
                 seed = self.config.experiment_seed
                 if seed is None:
-                    from ridgeline.engine.engine import new_seed
-
                     seed = new_seed()
                 record = store.create_experiment(
                     self.config.name,
@@ -167,8 +176,6 @@ class Experiment:
 
 def build_searcher(config: ExperimentConfig) -> Searcher:
     """The searcher a config asks for; searchers this version lacks are a ConfigError."""
-    from ridgeline.config.searcher import spec_for
-
     return spec_for(config.searcher.name).build(config)
 
 
@@ -176,8 +183,6 @@ def _source_checkpoint(store: Store, config: ExperimentConfig, folder: Path) -> 
     """The checkpoint every trial starts from (``searcher.source_trial_id`` or
     ``source_checkpoint_uuid``), copied into this experiment's checkpoint storage; None
     without one. An unknown checkpoint is a ConfigError now, not when trials run."""
-    from ridgeline.engine.source_checkpoint import adopt_checkpoint, find_source
-
     searcher = config.searcher
     record = find_source(store, searcher.source_trial_id, searcher.source_checkpoint_uuid)
     if record is None:
@@ -193,8 +198,6 @@ def _trial_seed(seed: int, number: int) -> int:
 
 def _gpu_groups(slots_per_trial: int) -> list[str] | None:
     """GPU ids grouped ``slots_per_trial`` to an entry, or None when there is no GPU."""
-    from ridgeline.schedulers.local import gpu_ids
-
     ids = gpu_ids()
     if not ids or slots_per_trial < 1:
         return None
@@ -237,15 +240,8 @@ def _find(store: Store, experiment_id: int) -> ExperimentRecord:
 
 
 def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
-    from ridgeline.config import nest_params, parse_config
-    from ridgeline.config.cluster import ClusterChoice, scheduler_for
-    from ridgeline.config.entrypoint import own_command
-    from ridgeline.config.network import NetworkChoice
-    from ridgeline.config.searcher import time_mode
+    # lazy: ridgeline.engine.coordinator loads aiohttp
     from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
-    from ridgeline.engine.engine import Engine
-    from ridgeline.results import ResultsTable
-    from ridgeline.schedulers.local import LocalScheduler
 
     stored = experiment.config
     workdir = stored["workdir"]
@@ -365,10 +361,6 @@ def run_experiment(
     experiment_id: int, storage: str | None = None, verbose: int = 1
 ) -> dict[str, Any]:
     """Run (or carry on) a stored experiment's coordinator in this process until it ends."""
-    import asyncio
-
-    from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
-
     store = open_store(default_storage(storage))
     token: int | None = None
     try:
@@ -389,9 +381,6 @@ def run_experiment(
                 _import_results(store, source, coordinator)
         progress = None
         if verbose and sys.stderr.isatty():
-            from ridgeline.config.searcher import budget
-            from ridgeline.engine.progress import length_unit
-
             searcher = experiment.config.get("raw", {}).get("searcher", {})
             progress = Progress(*budget(searcher), unit=length_unit(searcher))
             coordinator.on_progress = progress.update
@@ -467,11 +456,6 @@ def wait_for_lease(
 
     Raises ``LeaseHeld`` naming the holder when another coordinator holds it (the process then
     exits by itself), ``ConfigError`` when the process ended without taking it."""
-    import time
-
-    from ridgeline.errors import LeaseHeld
-    from ridgeline.store.lease import describe_holder, holder_pid
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lease = store.get_lease(experiment_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 
 from ridgeline.errors import UnsafePathError
@@ -55,8 +56,6 @@ def default_storage(storage: str | None = None) -> str:
 
 def new_experiment_dir() -> Path:
     """A fresh folder for one experiment's context, trial folders, logs and checkpoints."""
-    import uuid
-
     parent = private_dir(data_dir() / "experiments")
     path = parent / uuid.uuid4().hex[:12]
     path.mkdir(mode=0o700)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ridgeline.errors import ConfigError
 from ridgeline.store.records import COMPLETED, FAILED
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class ResultsTable:
         ]
 
     def dataframe(self) -> pd.DataFrame:
-        import pandas as pd
+        import pandas as pd  # lazy: pandas is heavy, loaded on use
 
         return pd.DataFrame(self.rows, columns=self.columns())
 
@@ -223,9 +224,7 @@ def earlier_results(source: Any, names: list[str]) -> list[tuple[dict[str, Any],
     ``source``: a DataFrame (``study.results``), a ``results.csv`` path, or the output folder
     that holds one. Only the columns in ``names`` become parameters; rows whose objective is
     not a finite number are skipped."""
-    import pandas as pd
-
-    from ridgeline.errors import ConfigError
+    import pandas as pd  # lazy: pandas is heavy, loaded on use
 
     if not isinstance(source, pd.DataFrame):
         path = Path(source)

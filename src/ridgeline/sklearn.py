@@ -20,6 +20,9 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ridgeline.sherpa.algorithms import GridSearch
+from ridgeline.sherpa.study import Study
+
 try:
     import numpy as np
     from joblib import Parallel, delayed, effective_n_jobs
@@ -191,9 +194,6 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None, groups: Any = None, **fit_params: Any) -> SearchCV:
         """Cross-validate the configurations the algorithm proposes; refit the best."""
-        from ridgeline.sherpa.algorithms import GridSearch
-        from ridgeline.sherpa.study import Study
-
         self._check_options()
         parameters = _parameters(self.space)
         X, y, groups = indexable(X, y, groups)

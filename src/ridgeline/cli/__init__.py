@@ -12,6 +12,7 @@ import io
 import json
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,13 @@ from typing import Any
 import click
 
 from ridgeline.cli import control
+from ridgeline.config import describe_search, load_config, parse_config
+from ridgeline.config.cluster import ClusterChoice, resolve_cluster
 from ridgeline.config.searcher import budget as searcher_budget
-from ridgeline.errors import RidgelineError
+from ridgeline.errors import CheckpointError, RidgelineError, StoreError
+from ridgeline.store import open_store
 from ridgeline.store.base import Store
+from ridgeline.store.lease import refuse_unless_free, this_holder
 from ridgeline.store.records import (
     ACTIVE,
     CANCELED,
@@ -34,6 +39,7 @@ from ridgeline.store.records import (
     RUNNING,
     STOPPED,
 )
+from ridgeline.values import check_uuid
 
 
 class AliasedGroup(click.Group):
@@ -60,8 +66,7 @@ class AliasedGroup(click.Group):
 
 @contextmanager
 def opened(ctx: click.Context) -> Iterator[Store]:
-    from ridgeline.paths import default_storage
-    from ridgeline.store import open_store
+    from ridgeline.paths import default_storage  # lazy: keeps `import ridgeline.cli` light
 
     store = open_store(default_storage(ctx.obj["storage"]))
     try:
@@ -87,9 +92,9 @@ def emit(rows: list[dict[str, Any]], as_json: bool, as_csv: bool) -> None:
             writer.writerow({k: _cell(v) for k, v in row.items()})
         click.echo(buffer.getvalue(), nl=False)
         return
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich is heavy, loaded on use
 
-    from ridgeline.cli.tables import table
+    from ridgeline.cli.tables import table  # lazy: keeps `import ridgeline.cli` light
 
     Console(width=max(120, shutil.get_terminal_size().columns)).print(table(rows))
 
@@ -140,7 +145,7 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
 
 def trial_rows(store: Store, experiment_id: int) -> list[dict[str, Any]]:
     """One dict per trial (``ridgeline.cli.tables``: read through ``ridgeline.analysis``)."""
-    from ridgeline.cli.tables import trial_rows as rows
+    from ridgeline.cli.tables import trial_rows as rows  # lazy: keeps `import ridgeline.cli` light
 
     return rows(store, experiment_id)
 
@@ -268,11 +273,12 @@ def create(
     resources.slots_per_trial is the GPUs each job asks for (--gres=gpu:N; 0 for none).
     The coordinator's address (--bind, --advertise, --tls/--no-tls, over the ridgeline
     config file's `coordinator:` section) is stored with the experiment for its resumes."""
+    # lazy: keeps `import ridgeline.cli` light
     from ridgeline.experiment import Experiment, launch_detached
 
     context_dir = context_dir or str(Path(config_file).resolve().parent)
     if test_mode:
-        from ridgeline.cli.testmode import run_test
+        from ridgeline.cli.testmode import run_test  # lazy: keeps `import ridgeline.cli` light
 
         if paused or warm_start:
             fail("--test runs one trial at once: it does not go with --paused or --warm-start")
@@ -298,6 +304,7 @@ def create(
         click.echo(json.dumps({"id": experiment_id, "coordinator_pid": pid}))
     else:
         click.echo(f"Created experiment {experiment_id}")
+        # lazy: import cycle with ridgeline.cli.dashboard
         from ridgeline.cli.dashboard import echo_login_link
 
         with opened(ctx) as store:
@@ -314,8 +321,6 @@ def create(
 
 
 def _follow_first_trial(store: Store, experiment_id: int) -> None:
-    import time
-
     record = store.get_experiment(experiment_id)
     path = control.trial_log(record, 1)
     while not path.exists():
@@ -354,8 +359,6 @@ def list_experiments(ctx: click.Context, show_all: bool, as_json: bool, as_csv: 
 
 
 def _experiment(store: Store, experiment_id: int) -> Any:
-    from ridgeline.errors import StoreError
-
     try:
         return store.get_experiment(experiment_id)
     except StoreError:
@@ -387,7 +390,7 @@ def describe(
     if watch:
         if as_json or as_csv:
             fail("--watch draws a live table; it does not combine with --json or --csv")
-        from ridgeline.cli.watch import watch_experiment
+        from ridgeline.cli.watch import watch_experiment  # lazy: keeps `import ridgeline.cli` light
 
         with opened(ctx) as store:
             _experiment(store, experiment_id)
@@ -406,11 +409,11 @@ def describe(
             summary["trials"] = trials
             click.echo(json.dumps(summary, indent=2, default=str))
         elif as_csv:
-            from ridgeline.cli.tables import flat
+            from ridgeline.cli.tables import flat  # lazy: keeps `import ridgeline.cli` light
 
             emit(flat(trials), False, True)
         else:
-            from ridgeline.cli.tables import flat
+            from ridgeline.cli.tables import flat  # lazy: keeps `import ridgeline.cli` light
 
             emit([summary], False, False)
             if where:
@@ -450,7 +453,9 @@ def list_trials(
 ) -> None:
     """List an experiment's trials (alias: lt): one column per hyperparameter; JSON keeps
     them as ``hparams``. Tables round numbers; --json and --csv keep every digit."""
-    from ridgeline.analysis import Analysis
+    from ridgeline.analysis import Analysis  # lazy: keeps `import ridgeline.cli` light
+
+    # lazy: keeps `import ridgeline.cli` light
     from ridgeline.cli.tables import best_k, flat, sort_rows
 
     with opened(ctx) as store:
@@ -566,10 +571,8 @@ def resume(ctx: click.Context, experiment_id: int) -> None:
     """Start a new coordinator for an experiment whose coordinator died.
 
     Exits non-zero, naming the holder, when another coordinator holds the experiment's lease."""
-    import time
-
+    # lazy: keeps `import ridgeline.cli` light
     from ridgeline.experiment import start_detached, wait_for_lease
-    from ridgeline.store.lease import refuse_unless_free, this_holder
 
     with opened(ctx) as store:
         record = _experiment(store, experiment_id)
@@ -640,8 +643,6 @@ def experiment_logs(
 
     With --follow and no trial yet, waits for the first trial to start. The coordinator's
     own log is shown with --coordinator."""
-    import time
-
     if coordinator and (attempt is not None or all_attempts):
         fail("--attempt and --all are about a trial's output; they do not go with --coordinator")
     with opened(ctx) as store:
@@ -702,8 +703,6 @@ def trial() -> None:
 
 
 def _trial(store: Store, trial_id: int) -> Any:
-    from ridgeline.errors import StoreError
-
     try:
         return store.get_trial(trial_id)
     except StoreError:
@@ -828,8 +827,6 @@ def checkpoint() -> None:
 
 
 def _checkpoint(store: Store, uuid: str) -> Any:
-    from ridgeline.errors import StoreError
-
     try:
         return store.get_checkpoint(uuid)
     except StoreError:
@@ -839,8 +836,6 @@ def _checkpoint(store: Store, uuid: str) -> Any:
 def checkpoint_root(experiment: Any) -> Path | None:
     """The folder the experiment's checkpoints live in (it may be shared with other
     experiments); None for an experiment without a stored config (the SHERPA door)."""
-    from ridgeline.config import parse_config
-
     if not experiment.config.get("raw"):
         return None
     config = parse_config(
@@ -854,9 +849,7 @@ def checkpoint_root(experiment: Any) -> Path | None:
 def _checkpoint_dir(store: Store, record: Any) -> Path:
     """The checkpoint's folder: its id must be a UUID naming a folder inside the experiment's
     checkpoint storage (CheckpointError/UnsafePathError otherwise)."""
-    from ridgeline.errors import CheckpointError
-    from ridgeline.paths import confined
-    from ridgeline.values import check_uuid
+    from ridgeline.paths import confined  # lazy: keeps `import ridgeline.cli` light
 
     trial_record = store.get_trial(record.trial_id)
     experiment = store.get_experiment(trial_record.experiment_id)
@@ -911,7 +904,7 @@ def checkpoint_download(ctx: click.Context, uuid: str, output_dir: str) -> None:
 def copy_checkpoint(store: Store, record: Any, target: Path) -> None:
     """Copy a completed checkpoint's files to ``target`` without following a symlink out of
     the checkpoint (see ``checkpoint download``); exits with an error naming what is wrong."""
-    from ridgeline.filetree import copy_files, walk
+    from ridgeline.filetree import copy_files, walk  # lazy: keeps `import ridgeline.cli` light
 
     uuid = record.uuid
     if record.state != COMPLETED:
@@ -934,9 +927,6 @@ def copy_checkpoint(store: Store, record: Any, target: Path) -> None:
 @click.option("--config", "overrides", multiple=True, help="Override a key: KEY=VALUE.")
 def preview_search(config_file: str, overrides: tuple[str, ...]) -> None:
     """Show what the searcher of CONFIG_FILE would run."""
-    from ridgeline.config import describe_search, load_config
-    from ridgeline.config.cluster import resolve_cluster
-
     config = load_config(config_file, overrides)
     for line in describe_search(config):
         click.echo(line)
@@ -947,8 +937,6 @@ def preview_search(config_file: str, overrides: tuple[str, ...]) -> None:
 def runs_on(stored: dict[str, Any]) -> str:
     """Where a YAML experiment's trials run, in words (``experiment describe``); "" for an
     experiment of the Python API, whose runner script picked its scheduler."""
-    from ridgeline.config.cluster import ClusterChoice
-
     if stored.get("front_door") != "core":
         return ""
 

@@ -11,8 +11,17 @@ from typing import Any
 
 from ridgeline.errors import TrialError
 from ridgeline.schedulers import jobfiles
+from ridgeline.schedulers.local import process_start_time
 from ridgeline.store.base import Store
-from ridgeline.store.records import CANCELED, COMPLETED, ERROR, RUNNING, ExperimentRecord
+from ridgeline.store.lease import local_holder_pid
+from ridgeline.store.records import (
+    CANCELED,
+    COMPLETED,
+    ERROR,
+    RUNNING,
+    TRIAL_DONE_STATES,
+    ExperimentRecord,
+)
 from ridgeline.trial import env as trial_env
 from ridgeline.trial.client import connect
 
@@ -24,7 +33,7 @@ def coordinator_alive(experiment: ExperimentRecord) -> bool:
     pid = (experiment.coordinator or {}).get("pid")
     if not pid:
         return False
-    from ridgeline.engine.run import process_alive
+    from ridgeline.engine.run import process_alive  # lazy: keeps `import ridgeline.cli` light
 
     return process_alive(int(pid))
 
@@ -130,8 +139,6 @@ def _own_coordinator(store: Store, experiment: ExperimentRecord) -> int | None:
     """The pid of the experiment's coordinator when it runs on this host: the holder of the
     experiment's lease, identified by host, pid and start time (a reused pid, or a
     coordinator on another host, is never signalled)."""
-    from ridgeline.store.lease import local_holder_pid
-
     lease = store.get_lease(experiment.id)
     return local_holder_pid(lease.holder) if lease is not None else None
 
@@ -141,9 +148,6 @@ def kill_without_coordinator(store: Store, experiment: ExperimentRecord) -> list
     or hung one would otherwise carry on when it wakes), kill the trial processes it left
     (each checked against its recorded start time, so a reused pid is never signalled), and
     record the unfinished trials and the experiment CANCELED. Returns what was done."""
-    from ridgeline.schedulers.local import process_start_time
-    from ridgeline.store.records import CANCELED, TRIAL_DONE_STATES
-
     done: list[str] = []
     pid = _own_coordinator(store, experiment)
     if pid is not None:

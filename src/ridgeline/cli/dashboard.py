@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ridgeline.cli import cli
+from ridgeline.store import open_store
 from ridgeline.store.base import Store
 
 
@@ -25,9 +26,9 @@ def dashboard(ctx: click.Context, host: str, port: int, allow_remote: bool) -> N
 
     Prints a login link with a one-off token: open it in a browser on this machine (or
     through an SSH tunnel). Controls act on experiments whose coordinator runs."""
+    # lazy: ridgeline.dashboard.hosting loads aiohttp
     from ridgeline.dashboard.hosting import check_host, serve
-    from ridgeline.paths import default_storage
-    from ridgeline.store import open_store
+    from ridgeline.paths import default_storage  # lazy: keeps `import ridgeline.cli` light
 
     if not 0 <= port <= 65535:
         raise click.BadParameter(f"{port} is not a port number (0 to 65535)", param_hint="--port")
@@ -45,7 +46,7 @@ def dashboard(ctx: click.Context, host: str, port: int, allow_remote: bool) -> N
 def login_link(store: Store, experiment_id: int, pid: int, wait: float = 5.0) -> str | None:
     """The login link of the dashboard the experiment's new coordinator serves, once it
     records one (None when it does not within ``wait`` seconds, or its process ended)."""
-    from ridgeline.engine.run import process_alive
+    from ridgeline.engine.run import process_alive  # lazy: keeps `import ridgeline.cli` light
 
     deadline = time.monotonic() + wait
     while True:

@@ -39,8 +39,9 @@ def download(ctx: click.Context, experiment_id: int, top_n: int, output_dir: str
     A checkpoint is ranked by the searcher metric of the validation reported at its
     steps_completed (searcher.smaller_is_better decides the order); checkpoints without such
     a validation are not ranked and not copied."""
+    # lazy: keeps `import ridgeline.cli` light
     from ridgeline.engine.checkpoints import scored_checkpoints
-    from ridgeline.engine.retention import best_first
+    from ridgeline.engine.retention import best_first  # lazy: keeps `import ridgeline.cli` light
 
     with opened(ctx) as store:
         record = _experiment(store, experiment_id)

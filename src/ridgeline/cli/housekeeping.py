@@ -17,7 +17,9 @@ from typing import Any
 import click
 
 from ridgeline.cli import _experiment, checkpoint_root, control, experiment, fail, opened
+from ridgeline.errors import RidgelineError
 from ridgeline.store.base import Store
+from ridgeline.values import check_uuid
 
 
 def _refuse_unless_ended(store: Store, record: Any, action: str) -> None:
@@ -92,9 +94,7 @@ def delete(ctx: click.Context, experiment_id: int, yes: bool) -> None:
 
 def _remove_checkpoints(store: Store, record: Any) -> list[str]:
     """Remove the folders of the experiment's checkpoints; the paths that could not be."""
-    from ridgeline.errors import RidgelineError
-    from ridgeline.filetree import remove_folder
-    from ridgeline.values import check_uuid
+    from ridgeline.filetree import remove_folder  # lazy: keeps `import ridgeline.cli` light
 
     checkpoints = [c for t in store.list_trials(record.id) for c in store.list_checkpoints(t.id)]
     if not checkpoints:
@@ -115,8 +115,8 @@ def _remove_checkpoints(store: Store, record: Any) -> list[str]:
 def _remove_experiment_folder(record: Any) -> str | None:
     """Remove the experiment's own folder (logs, context, trial folders) when ridgeline made
     it; else say where it was left."""
-    from ridgeline.filetree import remove_folder
-    from ridgeline.paths import data_dir
+    from ridgeline.filetree import remove_folder  # lazy: keeps `import ridgeline.cli` light
+    from ridgeline.paths import data_dir  # lazy: keeps `import ridgeline.cli` light
 
     folder = record.config.get("output_dir")
     if not folder:

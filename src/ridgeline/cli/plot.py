@@ -50,9 +50,11 @@ def plot(
 
     KIND: optimization-history, parallel-coordinate, slice, contour, param-importances,
     intermediate-values, learning-curves, rungs (ASHA/Hyperband), lineage (PBT)."""
-    from ridgeline.analysis import load
-    from ridgeline.visualization import KINDS
-    from ridgeline.visualization import plot as make
+    from ridgeline.analysis import load  # lazy: keeps `import ridgeline.cli` light
+    from ridgeline.visualization import KINDS  # lazy: keeps `import ridgeline.cli` light
+    from ridgeline.visualization import plot as make  # lazy: keeps `import ridgeline.cli` light
+
+    # lazy: keeps `import ridgeline.cli` light
     from ridgeline.visualization.export import ExportError, write_figure
 
     name = kind.replace("_", "-")

@@ -4,6 +4,7 @@ hyperparameter, sorting, the best K, and the live view of ``describe --watch``."
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -103,15 +104,13 @@ def shown(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        import json
-
         return json.dumps(value, default=str)
     return str(value)
 
 
 def table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
     """A rich Table of rows, numbers rounded."""
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich is heavy, loaded on use
 
     columns = list(rows[0]) if rows else []
     out = Table(*columns, title=title)

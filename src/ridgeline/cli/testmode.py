@@ -17,6 +17,9 @@ from typing import Any
 import click
 
 from ridgeline.cli import _follow_first_trial, control
+from ridgeline.config import load_config, parse_config
+from ridgeline.experiment import Experiment, launch_detached
+from ridgeline.store import open_store
 from ridgeline.store.records import COMPLETED
 
 #: Searcher keys that still mean something for the one test trial.
@@ -51,10 +54,6 @@ def run_test(
     """Create and run the test experiment; 0 when its trial completed, else 1. ``cluster``:
     ``experiment create``'s --scheduler and --cluster-option, for the backend it runs on;
     ``network``: its --bind, --advertise and --tls/--no-tls."""
-    from ridgeline.config import load_config, parse_config
-    from ridgeline.experiment import Experiment, launch_detached
-    from ridgeline.store import open_store
-
     config = load_config(config_file, overrides, context_dir=context_dir)
     raw = short_config(config.raw, config.name, config.searcher.length_unit)
     base = str(Path(config_file).resolve().parent)

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from ridgeline.cli import control
+from ridgeline.cli import control, experiment_row, trial_rows
+from ridgeline.cli.tables import flat, table
 from ridgeline.store.base import Store
 
 #: How long an experiment may lack a live coordinator before the watch stops waiting for it.
@@ -17,11 +18,8 @@ NO_COORDINATOR_GRACE = 10.0
 
 def _view(store: Store, experiment_id: int) -> tuple[Any, Any]:
     """The renderable of the experiment now, and its record."""
-    from rich.console import Group
-    from rich.text import Text
-
-    from ridgeline.cli import experiment_row, trial_rows
-    from ridgeline.cli.tables import flat, table
+    from rich.console import Group  # lazy: rich is heavy, loaded on use
+    from rich.text import Text  # lazy: rich is heavy, loaded on use
 
     record = store.get_experiment(experiment_id)
     summary = experiment_row(store, record)
@@ -35,8 +33,8 @@ def watch_experiment(store: Store, experiment_id: int, interval: float) -> str:
     """Redraw every ``interval`` seconds until the experiment ends (or no coordinator has
     run it for a while); Ctrl-C stops watching and leaves the experiment running. Returns
     the state it last had."""
-    from rich.console import Console
-    from rich.live import Live
+    from rich.console import Console  # lazy: rich is heavy, loaded on use
+    from rich.live import Live  # lazy: rich is heavy, loaded on use
 
     console = Console(width=max(120, shutil.get_terminal_size().columns))
     record = store.get_experiment(experiment_id)

@@ -23,10 +23,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ridgeline.config.checks import Problems, as_int, as_mapping, as_str, join, show, suggest
+from ridgeline.config.checks import (
+    Problems,
+    as_int,
+    as_mapping,
+    as_str,
+    join,
+    plain_copy,
+    show,
+    suggest,
+)
 from ridgeline.config.model import ConfigWarning
 from ridgeline.engine.watchdog import DEFAULT_HEARTBEAT_SECONDS, heartbeat_setting
-from ridgeline.errors import ConfigError
+from ridgeline.errors import ConfigError, SchedulerError
 
 __all__ = [
     "BACKENDS",
@@ -236,8 +245,7 @@ def _args(p: Problems, path: str, value: Any) -> list[str] | None:
 def load_user_cluster(path: Path | None = None) -> tuple[dict[str, Any], str]:
     """The validated ``cluster:`` defaults of the user config file, and the file's name; an
     absent file gives none. A bad file is a ConfigError naming the file and the line."""
-    from ridgeline.config.checks import plain_copy
-    from ridgeline.config.yamlio import read_user_config
+    from ridgeline.config.yamlio import read_user_config  # lazy: ridgeline.config.yamlio loads yaml
 
     data, lines, fatal, shown = read_user_config(path)
     if data is None and not fatal:
@@ -314,7 +322,7 @@ def resolve_cluster(
 
 
 def _cli_options(options: Sequence[str], backend: str) -> dict[str, Any]:
-    from ridgeline.config.yamlio import _value
+    from ridgeline.config.yamlio import _value  # lazy: ridgeline.config.yamlio loads yaml
 
     p = Problems()
     given: dict[str, Any] = {}
@@ -386,9 +394,7 @@ def shared_storage_warnings(choice: ClusterChoice, paths: Mapping[str, str | Non
 def check_backend(choice: ClusterChoice, slots_per_trial: int) -> None:
     """Ask a cluster backend whether it takes the experiment's jobs (``sbatch --test-only``
     for SLURM), so bad options are refused at create rather than by failing trials."""
-    import tempfile
-
-    from ridgeline.errors import SchedulerError
+    import tempfile  # lazy: keeps `import ridgeline.config` light
 
     if choice.backend == "local":
         return

@@ -127,7 +127,7 @@ class NetworkChoice:
 def load_user_network(path: Path | None = None) -> tuple[dict[str, Any], str]:
     """The ``coordinator:`` settings of the user config file (unchecked values), and the
     file's name; an absent file or section gives none."""
-    from ridgeline.config.yamlio import read_user_config
+    from ridgeline.config.yamlio import read_user_config  # lazy: ridgeline.config.yamlio loads yaml
 
     data, _, fatal, shown = read_user_config(path)
     if fatal:

@@ -137,7 +137,7 @@ def load_config(
     reported as ``ConfigWarning``/``DeprecatedConfigWarning`` unless ``warn`` is False.
     With ``context_dir`` (the folder the trials run in), the entrypoint's script must be there.
     """
-    from ridgeline.config.yamlio import load_yaml
+    from ridgeline.config.yamlio import load_yaml  # lazy: ridgeline.config.yamlio loads yaml
 
     path = Path(source)
     shown = str(source)
@@ -306,7 +306,7 @@ def _parse(
 def _overrides(p: Problems, cfg: dict[str, Any], overrides: Sequence[str]) -> list[str]:
     if not overrides:
         return []
-    from ridgeline.config.yamlio import apply_overrides
+    from ridgeline.config.yamlio import apply_overrides  # lazy: ridgeline.config.yamlio loads yaml
 
     return apply_overrides(p, cfg, overrides)
 

@@ -16,6 +16,8 @@ from typing import Any
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from ridgeline.config.checks import Problems, join, plain_copy, show
+from ridgeline.errors import ConfigError
+from ridgeline.paths import user_config_file
 
 __all__ = ["apply_overrides", "load_yaml"]
 
@@ -198,9 +200,6 @@ def apply_overrides(p: Problems, data: dict[str, Any], overrides: Sequence[str])
 def read_user_config(path: Path | None = None) -> tuple[Any, dict[str, int], list[str], str]:
     """The user config file parsed: (data, key-path lines, problems that stop parsing, the
     file's name); data is None when there is no file. An unreadable file is a ConfigError."""
-    from ridgeline.errors import ConfigError
-    from ridgeline.paths import user_config_file
-
     path = path or user_config_file()
     shown = str(path)
     try:

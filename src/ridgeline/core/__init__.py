@@ -20,6 +20,8 @@ from ridgeline.core.distributed import DistributedContext
 from ridgeline.core.preempt import PreemptContext, PreemptMode
 from ridgeline.core.searcher import SearcherContext, SearcherMode, SearcherOperation, Unit
 from ridgeline.core.train import EarlyExitReason, TrainContext
+from ridgeline.sherpa import core as sherpa_core
+from ridgeline.trial.client import TrialClient
 
 __all__ = [
     "CheckpointContext",
@@ -110,7 +112,6 @@ def init(
             SearcherContext(None, max_length or 1, None, distributed),
             TrainContext(None, distributed),
         )
-    from ridgeline.trial.client import TrialClient
 
     client = TrialClient()
     storage = Path(info.checkpoint_storage or _local_storage(checkpoint_storage))
@@ -136,8 +137,6 @@ def __getattr__(name: str) -> Any:
     """SHERPA's ``sherpa.core`` names (``Study``, ``Trial``, ``Parameter``, ...), loaded on first
     use: under ``import ridgeline as sherpa`` this module is also ``sherpa.core``. None of them
     shares a name with the Core API."""
-    from ridgeline.sherpa import core as sherpa_core
-
     try:
         value = sherpa_core.lookup(name)
     except AttributeError:

@@ -10,6 +10,8 @@ import enum
 import threading
 from typing import TYPE_CHECKING
 
+from ridgeline.trial.client import TrialClient
+
 if TYPE_CHECKING:
     from ridgeline.core.distributed import DistributedContext
     from ridgeline.trial.client import TrialClient
@@ -45,8 +47,6 @@ class PreemptContext:
             self._thread.start()
 
     def _watch(self) -> None:
-        from ridgeline.trial.client import TrialClient
-
         assert self._client is not None
         # A connection of its own: the main thread's requests must not wait behind a long-poll.
         watcher = TrialClient(self._client.master, self._client.token, self._client.trial_id)

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from ridgeline.values import check_objective
+
 if TYPE_CHECKING:
     from ridgeline.core.distributed import DistributedContext
     from ridgeline.trial.client import TrialClient
@@ -62,7 +64,6 @@ class SearcherOperation:
                 f"report_completed() was already called for the operation to length "
                 f"{self._length}; call it exactly once per operation"
             )
-        from ridgeline.values import check_objective
 
         value = check_objective(searcher_metric, f"operation to length {self._length}")
         if self._client is not None:

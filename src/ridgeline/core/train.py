@@ -5,7 +5,12 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import os
+import pathlib
+import tempfile
 from typing import TYPE_CHECKING, Any
+
+from ridgeline.trial import env
 
 if TYPE_CHECKING:
     import pathlib
@@ -98,12 +103,6 @@ class TrainContext:
         on the shared filesystem, so nothing is uploaded): files written here, e.g. by a
         ``SummaryWriter``, show in the same run as the metrics ridgeline exports. Off-cluster,
         a folder under the system's temporary directory, as in Determined."""
-        import os
-        import pathlib
-        import tempfile
-
-        from ridgeline.trial import env
-
         where = os.environ.get(env.TENSORBOARD_PATH)
         if not where:
             where = os.path.join(tempfile.gettempdir(), f"ridgeline-tensorboard-{os.getpid()}")

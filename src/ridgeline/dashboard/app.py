@@ -25,6 +25,7 @@ from ridgeline.dashboard import data
 from ridgeline.dashboard.auth import CSRF_HEADER, Access
 from ridgeline.dashboard.cache import Views
 from ridgeline.errors import StoreError, UnsafePathError
+from ridgeline.schedulers import jobfiles
 from ridgeline.store.base import Store
 from ridgeline.store.records import EXPERIMENT_DONE_STATES
 
@@ -352,7 +353,7 @@ def _offset(raw: str | None) -> int:
 def _send(
     store: Store, experiment_id: int, path: str, body: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    from ridgeline.cli import control
+    from ridgeline.cli import control  # lazy: ridgeline.cli.control loads click
 
     experiment = store.get_experiment(experiment_id)
     return control.request(experiment, "POST", path, timeout=10, body=body)
@@ -384,8 +385,6 @@ def plotly_js() -> web.Response:
 def log_path(store: Store, experiment_id: int, number: int) -> Path | None:
     """Trial ``number``'s current output, confined to the experiment's ``jobs`` folder (None:
     the experiment records no output folder)."""
-    from ridgeline.schedulers import jobfiles
-
     experiment = store.get_experiment(experiment_id)
     data.find_trial(store, experiment_id, number)
     output_dir = experiment.config.get("output_dir")

@@ -73,6 +73,7 @@ def _nulled(value: Any) -> Any:
 
 
 def coordinator_alive(experiment: ExperimentRecord) -> bool:
+    # lazy: ridgeline.cli.control loads click
     from ridgeline.cli.control import coordinator_alive as alive
 
     return bool(experiment.coordinator and experiment.coordinator.get("url")) and alive(experiment)

@@ -12,7 +12,7 @@ def metrics_callback(
     send: Callable[..., None], trial: Any, objective_name: str, context_names: list[str]
 ) -> Any:
     """A ``LambdaCallback`` calling ``send(trial, iteration=epoch, objective, context)``."""
-    import keras
+    import keras  # lazy: optional extra (keras)
 
     def on_epoch_end(epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}

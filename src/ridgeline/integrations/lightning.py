@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,8 +31,6 @@ CHECKPOINT_FILE = "lightning.ckpt"
 
 def _lightning() -> Any:
     """``lightning.pytorch``, or the older standalone ``pytorch_lightning``."""
-    import importlib
-
     for name in ("lightning.pytorch", "pytorch_lightning"):
         try:
             return importlib.import_module(name)

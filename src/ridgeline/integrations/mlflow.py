@@ -67,7 +67,7 @@ class MlflowExport(StoreFollower):
         self._pending: dict[str, list[Any]] = {}
 
     def open(self) -> None:
-        from mlflow import MlflowClient
+        from mlflow import MlflowClient  # lazy: optional extra (mlflow)
 
         self._client = MlflowClient(tracking_uri=self.uri)
         record = self.store.get_experiment(self.experiment_id)
@@ -94,7 +94,7 @@ class MlflowExport(StoreFollower):
         )
         self.state["runs"][str(number)] = run.info.run_id
         self._save()  # the run exists: never make it twice
-        from mlflow.entities import Param
+        from mlflow.entities import Param  # lazy: optional extra (mlflow)
 
         plain = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for first in range(0, len(plain), 100):
@@ -103,7 +103,7 @@ class MlflowExport(StoreFollower):
     def metric(
         self, number: int, group: str, step: int, values: dict[str, Any], wall: float
     ) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # lazy: optional extra (mlflow)
 
         value = values.get(self.searcher_metric)
         if group == "validation" and isinstance(value, int | float):

@@ -18,6 +18,7 @@ coordinator carry on where the files end, so nothing that reached the store is l
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -34,8 +35,6 @@ _STATUS = {"COMPLETED": 1, "STOPPED": 3, "CANCELED": 3, "FAILED": 2}  # SUCCESS,
 
 def available() -> bool:
     """True when the ``tensorboard`` package is installed (``ridgeline[tensorboard]``)."""
-    import importlib.util
-
     return importlib.util.find_spec("tensorboard") is not None
 
 
@@ -64,6 +63,7 @@ class _Files:
     """The event writers, one per run folder; only the export thread touches them."""
 
     def __init__(self, root: Path) -> None:
+        # lazy: optional extra (tensorboard)
         from tensorboard.compat.proto import event_pb2, summary_pb2
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
         from tensorboard.summary.writer.event_file_writer import EventFileWriter

@@ -35,6 +35,7 @@ from ridgeline.private import private_dir
 from ridgeline.schedulers import exitstatus, jobfiles
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.schedulers.cluster import check_gpus_per_trial, check_sherpa_arguments
+from ridgeline.schedulers.polling import JobStatus
 
 __all__ = ["BatchScheduler", "write_job_id"]
 
@@ -470,8 +471,6 @@ class BatchScheduler(Scheduler):
     def get_status(self, job_id: str) -> int:
         """SHERPA's ``_JobStatus`` of a job from ``submit_job`` (one listing call): queued,
         running, finished (exit 0), killed (cancelled, or ended by a signal) or failed."""
-        from ridgeline.schedulers.polling import JobStatus
-
         job = self._sherpa_jobs.get(str(job_id))
         if job is None:
             raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")

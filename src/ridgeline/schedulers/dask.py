@@ -65,7 +65,7 @@ PLACE_EVERY_S = 0.5  # how often a waiting gang asks again for free workers
 
 def _distributed() -> Any:
     try:
-        import distributed
+        import distributed  # lazy: optional extra (dask)
     except ImportError as exc:
         raise SchedulerError(
             "DaskScheduler needs dask.distributed, which is not installed: "
@@ -152,6 +152,7 @@ class DaskScheduler(Scheduler):
     def callback_host(self) -> str:
         """The local address of this machine's connection to the dask scheduler (the route
         toward it): the workers reach this machine on that network."""
+        # lazy: keeps `import ridgeline.cli` light
         from ridgeline.schedulers.callback import toward, url_host
 
         return toward(url_host(self.address))
@@ -161,6 +162,7 @@ class DaskScheduler(Scheduler):
         with self._lock:
             if self._client is None:
                 dist = _distributed()
+                # lazy: optional extra (cloudpickle)
                 import cloudpickle  # type: ignore[import-untyped]
 
                 # gangs are reserved by daskgang's calls on the dask scheduler, sent by value:
@@ -268,6 +270,7 @@ class DaskScheduler(Scheduler):
         keys = [n["key"] for n in nodes]
 
         def place_and_submit(hosts_by_worker: list[str]) -> list[distributed.Future]:
+            # lazy: keeps `import ridgeline.cli` light
             from ridgeline.schedulers.callback import url_host
 
             hosts = [url_host(worker) for worker in hosts_by_worker]

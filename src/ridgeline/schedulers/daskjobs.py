@@ -170,7 +170,7 @@ def _join_gang(
     """Announce this node and wait for every other node of the gang (see the module's
     docstring); sets the rendezvous ports in ``full_env``. None when all are there, else
     the exit code this node ends with (a signal that came meanwhile, or a timeout)."""
-    from distributed import Variable
+    from distributed import Variable  # lazy: optional extra (distributed)
 
     rank, nodes, gang = int(node["rank"]), int(node["nodes"]), str(node["gang"])
     timeout = float(node.get("timeout") or GANG_START_TIMEOUT)
@@ -207,7 +207,7 @@ def _join_gang(
 
 def forget_gang(gang: str, nodes: int, client: Any = None) -> None:
     """Delete the announcements of a gang that ended (called from the coordinator's side)."""
-    from distributed import Variable
+    from distributed import Variable  # lazy: optional extra (distributed)
 
     for rank in range(nodes):
         try:
@@ -236,7 +236,7 @@ def _take_gpus(count: int) -> list[str]:
     """``count`` GPU ids of this worker that no other trial here holds. dask's ``GPU``
     resource bounds how many are taken at once; which ones is this table's job. The ids are
     the worker's ``CUDA_VISIBLE_DEVICES`` entries, else 0..N-1 for its ``GPU`` resource."""
-    from distributed import get_worker
+    from distributed import get_worker  # lazy: optional extra (distributed)
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible:

@@ -15,6 +15,7 @@ from typing import Any
 from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import exitstatus, jobfiles
 from ridgeline.schedulers.base import Job, Scheduler
+from ridgeline.schedulers.polling import JobStatus
 from ridgeline.trial import env as trial_env
 
 
@@ -213,8 +214,6 @@ class LocalScheduler(Scheduler):
     def get_status(self, job_id: int) -> int:
         """SHERPA's ``_JobStatus`` of a job from ``submit_job``: running, finished (exit 0),
         killed (through ``kill_job`` or SIGTERM) or failed."""
-        from ridgeline.schedulers.polling import JobStatus
-
         job = self._sherpa_jobs.get(job_id)
         if job is None:
             raise SchedulerError(f"no job {job_id!r} was started by this scheduler's submit_job")

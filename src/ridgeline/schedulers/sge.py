@@ -85,6 +85,7 @@ class SGEScheduler(BatchScheduler):
     def callback_host(self) -> str:
         """The local address that routes to the controller host (act_qmaster): the nodes'
         network. Loopback on a single-node cluster."""
+        # lazy: keeps `import ridgeline.cli` light
         from ridgeline.schedulers.callback import sge_master, toward
 
         return toward(sge_master())

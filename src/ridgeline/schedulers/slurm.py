@@ -100,6 +100,7 @@ class SLURMScheduler(BatchScheduler):
     def callback_host(self) -> str:
         """The local address that routes to the controller host (SlurmctldHost): the nodes'
         network. Loopback on a single-node cluster."""
+        # lazy: keeps `import ridgeline.cli` light
         from ridgeline.schedulers.callback import slurm_controller, toward
 
         return toward(slurm_controller())

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from ridgeline.errors import ConfigError
 from ridgeline.searchers.base import Searcher
 from ridgeline.searchers.fifo import FIFOSearcher
+from ridgeline.searchers.stopping import StoppingRuleSearcher
+from ridgeline.sherpa.algorithms.core import is_algorithm, sampler_of, trial_cap
 from ridgeline.space import Parameter, SearchSpace
 
 if TYPE_CHECKING:
@@ -30,8 +32,6 @@ def build_searcher(algorithm: Algorithm, stopping_rule: StoppingRule | None = No
     """A SHERPA algorithm becomes a FIFO searcher over its sampler; a rule wraps it. Any
     object with SHERPA's ``get_suggestion(parameters, results, lower_is_better)`` is an
     algorithm too (run on SHERPA's results table)."""
-    from ridgeline.sherpa.algorithms.core import is_algorithm, sampler_of, trial_cap
-
     if not is_algorithm(algorithm):
         raise ConfigError(
             f"algorithm must be a ridgeline.algorithms.Algorithm (for example "
@@ -45,7 +45,6 @@ def build_searcher(algorithm: Algorithm, stopping_rule: StoppingRule | None = No
                 f"stopping_rule must be a ridgeline.algorithms.StoppingRule such as "
                 f"MedianStoppingRule(), got {type(stopping_rule).__name__}"
             )
-        from ridgeline.searchers.stopping import StoppingRuleSearcher
 
         searcher = StoppingRuleSearcher(searcher, stopping_rule)
     return searcher

@@ -70,6 +70,7 @@ class Client:
         self, trial: Trial, objective_name: str, context_names: list[str] | None = None
     ) -> Any:
         """A Keras callback sending ``logs[objective_name]`` at each epoch end (0-based)."""
+        # lazy: keeps trial processes light
         from ridgeline.integrations.keras import metrics_callback
 
         return metrics_callback(self.send_metrics, trial, objective_name, context_names or [])

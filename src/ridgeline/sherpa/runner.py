@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ridgeline.config.network import resolve_network
 from ridgeline.engine.engine import Engine
 from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
 from ridgeline.engine.watchdog import DEFAULT_HEARTBEAT_SECONDS, heartbeat_setting
@@ -120,7 +121,6 @@ def optimize(
     scheduler = as_scheduler(scheduler)
     scheduler.check()
     whole_number("max_concurrent", max_concurrent)
-    from ridgeline.config.network import resolve_network
 
     network = resolve_network(bind if bind is not None else host, advertise, tls, "optimize()")
     if grace_period < 0:
@@ -166,6 +166,7 @@ def optimize(
             store, experiment.id, space, searcher, bool(lower_is_better), config["seed"]
         )
         results = ResultsTable(bool(lower_is_better))
+        # lazy: ridgeline.engine.coordinator loads aiohttp
         from ridgeline.engine.coordinator import Coordinator, RunSettings
 
         listen_port = port if port is not None else db_port

@@ -43,7 +43,7 @@ class SharedRandom:
         if name.startswith("_"):
             raise AttributeError(name)
         if self._numpy is None:
-            import numpy
+            import numpy  # lazy: numpy is heavy, loaded on use
 
             seed = None if self._seed is None else self._seed % (1 << 32)
             self._numpy = numpy.random.RandomState(seed)

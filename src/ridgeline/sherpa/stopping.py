@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ridgeline.sherpa.samplers.legacy import results_frame
 from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ class StoppingRule:
                 f"{type(self).__name__} must override should_stop(trial_id, history) or "
                 f"should_trial_stop(trial, results, lower_is_better)"
             )
-        from ridgeline.sherpa.samplers.legacy import results_frame
 
         params = history.get(trial_id).params if 0 < trial_id <= len(history.trials) else {}
         results = results_frame(history)

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import Engine
+from ridgeline.engine.progress import Progress, StudyProgress
 from ridgeline.errors import ObservationError
+from ridgeline.integrations.keras import metrics_callback
 from ridgeline.results import ResultsTable, earlier_results
 from ridgeline.searchers.base import Train
+from ridgeline.sherpa.algorithms.core import Algorithm, trial_cap
 from ridgeline.sherpa.build import build_searcher, build_space, describe
 from ridgeline.sherpa.seeding import next_seed
 from ridgeline.space import Parameter
@@ -73,9 +76,6 @@ class Study:
     def _show_progress(self) -> Any:
         """A live progress line on stderr (``progress=True``), redrawn as results arrive;
         it ends when the study has no more trials to suggest."""
-        from ridgeline.engine.progress import Progress, StudyProgress
-        from ridgeline.sherpa.algorithms.core import trial_cap
-
         bar = Progress(trial_cap(self.algorithm), trial_cap(self.algorithm, "length_budget"))
         follower = StudyProgress(self._engine, bar, lambda: self._table.best().get("Objective"))
         self._engine.observers.add(follower)
@@ -208,8 +208,6 @@ class Study:
         self, trial: Trial, objective_name: str, context_names: list[str] | None = None
     ) -> Any:
         """A Keras callback adding an observation at each epoch end (iteration = epoch)."""
-        from ridgeline.integrations.keras import metrics_callback
-
         return metrics_callback(self.add_observation, trial, objective_name, context_names or [])
 
     def should_trial_stop(self, trial: Trial) -> bool:
@@ -232,8 +230,6 @@ class Study:
         return self._table.best()
 
     def _own_best(self) -> bool:
-        from ridgeline.sherpa.algorithms.core import Algorithm
-
         algorithm = self.algorithm
         if getattr(algorithm, "aggregates_best", False) is True:
             return True

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ridgeline.errors import StorageUnavailable
+from ridgeline.private import mask_url
 from ridgeline.store.base import Store
 from ridgeline.store.memory import MemoryStore
 
@@ -32,12 +34,11 @@ def open_store(target: str | os.PathLike[str] | None) -> Store:
     """
     if target is None:
         return MemoryStore()
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: sqlalchemy is heavy, loaded on use
 
-    from ridgeline.errors import StorageUnavailable
-    from ridgeline.private import mask_url
+    # lazy: ridgeline.store.files loads sqlalchemy
     from ridgeline.store.files import check_sqlite_file, sqlite_path, unusable
-    from ridgeline.store.sql import SQLStore
+    from ridgeline.store.sql import SQLStore  # lazy: ridgeline.store.sql loads sqlalchemy
 
     if isinstance(target, str) and "://" in target:
         url = target
@@ -59,7 +60,7 @@ def open_store(target: str | os.PathLike[str] | None) -> Store:
 def __getattr__(name: str) -> object:
     # ``from ridgeline.store import SQLStore`` works, importing SQLAlchemy only then.
     if name == "SQLStore":
-        from ridgeline.store.sql import SQLStore
+        from ridgeline.store.sql import SQLStore  # lazy: ridgeline.store.sql loads sqlalchemy
 
         return SQLStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

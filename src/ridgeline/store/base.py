@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ridgeline.errors import StoreError
+from ridgeline.errors import ExperimentExists, StoreError
 from ridgeline.store.lease import LeaseRecord
 from ridgeline.store.records import (
     ACTIVE,
@@ -205,8 +205,6 @@ class Store(ABC):
 
 def experiment_exists(existing: ExperimentRecord) -> StoreError:
     """The ``ExperimentExists`` an exclusive ``create_experiment`` raises."""
-    from ridgeline.errors import ExperimentExists
-
     return ExperimentExists(
         f"experiment {existing.id} ({existing.name!r}) already exists", existing.id
     )

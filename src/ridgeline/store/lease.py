@@ -15,6 +15,9 @@ import socket
 import time
 from dataclasses import dataclass
 
+from ridgeline.errors import LeaseHeld, LeaseLost
+from ridgeline.schedulers.local import process_start_time
+
 __all__ = [
     "DEFAULT_TTL",
     "LeaseRecord",
@@ -53,8 +56,6 @@ def lease_ttl() -> float:
 
 
 def _start_time(pid: int) -> int | None:
-    from ridgeline.schedulers.local import process_start_time
-
     return process_start_time(pid)
 
 
@@ -122,7 +123,6 @@ def refuse_unless_free(
         return
     if holder_gone(current.holder):
         return
-    from ridgeline.errors import LeaseHeld
 
     left = current.expires_at - now
     raise LeaseHeld(
@@ -136,8 +136,6 @@ def refuse_unless_free(
 
 def lost(experiment_id: int, token: int, current: LeaseRecord | None) -> Exception:
     """The ``LeaseLost`` for a handle whose ``token`` is no longer current."""
-    from ridgeline.errors import LeaseLost
-
     if current is None or current.holder is None:
         now_held = "it was released"
     else:

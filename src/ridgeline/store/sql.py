@@ -263,8 +263,8 @@ def migrate(engine: sa.Engine) -> bool:
         _check_known(revision, engine.url)
         if revision == HEAD:
             return False
-        from alembic import command
-        from alembic.config import Config
+        from alembic import command  # lazy: alembic is heavy, loaded on use
+        from alembic.config import Config  # lazy: alembic is heavy, loaded on use
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))

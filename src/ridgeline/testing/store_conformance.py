@@ -23,13 +23,19 @@ import json
 import math
 import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ridgeline.errors import StoreError
+from ridgeline.errors import ExperimentExists, LeaseHeld, LeaseLost, StoreError
+from ridgeline.schedulers.local import process_start_time
+from ridgeline.store import open_store
 from ridgeline.store.base import Store
+from ridgeline.store.lease import this_holder
 from ridgeline.store.records import (
     ACTIVE,
     COMPLETED,
@@ -135,8 +141,6 @@ def check_archive(store: Store) -> None:
 def check_delete_experiment(store: Store) -> None:
     """Deleting an experiment removes it and everything of it, leaves other experiments
     whole (a child trial elsewhere loses only its parent link), and never reuses ids."""
-    from ridgeline.store.lease import this_holder
-
     doomed = store.create_experiment("doomed", {})
     kept = store.create_experiment("kept", {})
     parent = store.create_trial(doomed.id, 1, {"x": 1})
@@ -553,12 +557,6 @@ def check_close_idempotent(store: Store) -> None:
 # -- leases -----------------------------------------------------------------------------------
 def _dead_holder() -> str:
     """The holder string of a process on this host that has exited."""
-    import socket
-    import subprocess
-    import sys
-
-    from ridgeline.schedulers.local import process_start_time
-
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     started = process_start_time(proc.pid)
     proc.kill()
@@ -569,9 +567,6 @@ def _dead_holder() -> str:
 def check_leases(store: Store) -> None:
     """Tokens grow by one per acquisition; a live lease is refused to another holder, naming
     it; renewals keep it; an expired or released lease is taken over; the loser is fenced."""
-    from ridgeline.errors import LeaseHeld, LeaseLost
-    from ridgeline.store.lease import this_holder
-
     e = store.create_experiment("leased", {})
     other = store.create_experiment("other", {})
     assert store.get_lease(e.id) is None
@@ -614,9 +609,6 @@ def check_leases(store: Store) -> None:
 
 def check_lease_of_dead_local_holder(store: Store) -> None:
     """A live lease whose holder ran on this host and has exited is taken over at once."""
-    from ridgeline.errors import LeaseHeld
-    from ridgeline.store.lease import this_holder
-
     e = store.create_experiment("orphaned", {})
     token = store.acquire_lease(e.id, _dead_holder(), 600)  # live for 600 s
     assert store.acquire_lease(e.id, this_holder(), 60) == token + 1
@@ -630,7 +622,6 @@ def check_lease_of_dead_local_holder(store: Store) -> None:
 
 def check_exclusive_create(store: Store) -> None:
     """``create_experiment(unless=...)`` creates only when no experiment matches."""
-    from ridgeline.errors import ExperimentExists
 
     def mine(record: ExperimentRecord) -> bool:
         return record.config.get("door") == "x"
@@ -688,8 +679,6 @@ def _trial_worker(
     url: str, experiment_id: int, worker: int, count: int, barrier: Any, results: Any
 ) -> None:
     try:
-        from ridgeline.store import open_store
-
         store = open_store(url)
         barrier.wait(60)
         made = []
@@ -707,8 +696,6 @@ def _trial_worker(
 
 def _open_worker(url: str, worker: int, barrier: Any, results: Any) -> None:
     try:
-        from ridgeline.store import open_store
-
         barrier.wait(60)
         store = open_store(url)
         e = store.create_experiment(f"w{worker}", {"worker": worker})
@@ -744,8 +731,6 @@ def _run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> 
 def check_concurrent_trial_numbers(url: str, processes: int = 4, per_process: int = 15) -> None:
     """Processes creating trials on one experiment at once get distinct, consecutive numbers,
     and replays of the same request ids from every process yield one trial each."""
-    from ridgeline.store import open_store
-
     store = open_store(url)
     try:
         exp = store.create_experiment("concurrent", {})
@@ -772,7 +757,6 @@ def check_concurrent_trial_numbers(url: str, processes: int = 4, per_process: in
 def check_concurrent_open(url: str, processes: int = 4) -> None:
     """Processes opening one new database at once migrate it once and all work."""
     results = _run_processes(_open_worker, [(url, w) for w in range(processes)])
-    from ridgeline.store import open_store
 
     store = open_store(url)
     try:
@@ -788,9 +772,6 @@ def check_concurrent_open(url: str, processes: int = 4) -> None:
 def check_lease_fencing(url: str) -> None:
     """A handle whose lease was taken over by another handle can no longer write anything,
     and nothing it tried is in the store; the new holder writes normally."""
-    from ridgeline.errors import LeaseHeld, LeaseLost
-    from ridgeline.store import open_store
-
     old, new = open_store(url), open_store(url)
     try:
         e = old.create_experiment("fenced", {})
@@ -841,9 +822,6 @@ def check_lease_fencing(url: str) -> None:
 
 def _lease_worker(url: str, worker: int, barrier: Any, results: Any) -> None:
     try:
-        from ridgeline.errors import ExperimentExists, LeaseHeld
-        from ridgeline.store import open_store
-
         store = open_store(url)
         barrier.wait(60)
         made = []
@@ -867,8 +845,6 @@ def _lease_worker(url: str, worker: int, barrier: Any, results: Any) -> None:
 def check_concurrent_create_and_lease(url: str, processes: int = 4) -> None:
     """Processes racing to create "the" experiment of a folder create exactly one; racing
     for its lease, exactly one wins."""
-    from ridgeline.store import open_store
-
     open_store(url).close()  # migrated before the race, as a folder's store is
     results = _run_processes(_lease_worker, [(url, w) for w in range(processes)])
     created = [r[0][1] for r in results if r[0][0] == "created"]

@@ -98,7 +98,7 @@ class TrialClient:
         self._conn: Connection | None = None
         self.stop_requested = False
         if os.environ.get(env.HEARTBEAT_SECONDS):  # the coordinator watches for silence
-            from ridgeline.trial import heartbeat
+            from ridgeline.trial import heartbeat  # lazy: keeps `import ridgeline.cli` light
 
             heartbeat.start(self)
 

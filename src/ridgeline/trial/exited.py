@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sys
 
+from ridgeline.trial.client import TrialClient
+
 RETRY_SECONDS = 2.0  # the coordinator may be restarting; its poller covers for us then
 
 
@@ -21,8 +23,6 @@ def main(argv: list[str]) -> int:
         print("usage: python -m ridgeline.trial.exited STATUS (0-255)", file=sys.stderr)
         return 2
     try:
-        from ridgeline.trial.client import TrialClient
-
         client = TrialClient(retry_seconds=RETRY_SECONDS)
         try:
             client.report_exit(int(argv[0]))

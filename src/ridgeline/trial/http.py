@@ -9,6 +9,7 @@ certificate's SHA-256 fingerprint alone: a self-signed certificate, made per exp
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 
@@ -63,9 +64,9 @@ class Connection:
     def _secure(self, sock: socket.socket) -> socket.socket:
         """``sock`` in TLS, once the certificate shown is the pinned one (before anything,
         the token included, is sent). A wrong certificate is CertificateRefused: final."""
-        import hashlib
-        import hmac
-        import ssl
+        import hashlib  # lazy: keeps `import ridgeline.cli` light
+        import hmac  # lazy: keeps `import ridgeline.cli` light
+        import ssl  # lazy: keeps trial processes light
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -91,8 +92,6 @@ class Connection:
         """True when the kept connection was closed by the server (or holds stray bytes)."""
         assert self._sock is not None
         if self.fingerprint is not None:  # TLS: recv cannot peek; readable means closing
-            import select
-
             readable, _, _ = select.select([self._sock], [], [], 0)
             return bool(readable)
         self._sock.setblocking(False)

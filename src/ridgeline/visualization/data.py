@@ -8,10 +8,16 @@ Every function takes what ``ridgeline.load`` returns. Values are the searcher's 
 
 from __future__ import annotations
 
+import bisect
 import math
+from itertools import chain, repeat
 from typing import Any
 
 from ridgeline.analysis import Analysis, ParamSpec, TrialSummary, finite, may_win
+from ridgeline.searchers.adaptive import bracket_plan
+from ridgeline.searchers.asha import rung_lengths
+from ridgeline.searchers.hyperband import hyperband_plan
+from ridgeline.visualization.importance import epsilon_squared
 
 __all__ = [
     "contour",
@@ -90,11 +96,10 @@ def _best_over_time(a: Analysis) -> list[dict[str, Any]]:
     """One point per report that bettered every earlier one (in stored order) among
     counted trials: seconds since the experiment began, the value, the trial. Vectorised:
     a million reports take a fraction of a second."""
-    import numpy as np
+    import numpy as np  # lazy: numpy is heavy, loaded on use
 
     numbers = {t.id: t.number for t in a.trials}
     counted = {t.id for t in a.trials if may_win(t.state)}
-    from itertools import chain, repeat
 
     lists = [(t, r) for t, r in a.searcher_reports.items() if r and t in counted]
     if not lists:
@@ -128,8 +133,6 @@ def _best_over_time(a: Analysis) -> list[dict[str, Any]]:
 
 def _report_time(a: Analysis, seq: int) -> float:
     """When report ``seq`` was stored (reports are read in ``seq`` order)."""
-    import bisect
-
     metrics = a.metrics
     i = bisect.bisect_left(metrics, seq, key=lambda m: m.seq)
     if i < len(metrics) and metrics[i].seq == seq:
@@ -365,9 +368,9 @@ def _interpolate(
 ) -> dict[str, Any] | None:
     """scipy's linear interpolation on a regular grid in axis coordinates; None when the
     points span no area (fewer than three, or all on a line)."""
-    import numpy as np
-    from scipy.interpolate import griddata
-    from scipy.spatial import QhullError
+    import numpy as np  # lazy: numpy is heavy, loaded on use
+    from scipy.interpolate import griddata  # lazy: scipy is heavy, loaded on use
+    from scipy.spatial import QhullError  # lazy: scipy is heavy, loaded on use
 
     if len(x) < 3 or min(x) == max(x) or min(y) == max(y):
         return None
@@ -394,8 +397,6 @@ IMPORTANCE_METHOD = (
 def importances(a: Analysis) -> dict[str, Any]:
     """Each varied hyperparameter's importance (see ``IMPORTANCE_METHOD``), largest first.
     Needs four counted trials or more; with fewer, the list is empty."""
-    from ridgeline.visualization.importance import epsilon_squared
-
     counted = _counted(a)
     out: list[dict[str, Any]] = []
     if len(counted) >= 4:
@@ -431,8 +432,6 @@ def rung_plan(searcher: dict[str, Any]) -> list[list[int]]:
     trials = searcher.get("max_trials")
     divisor = searcher.get("divisor") or (3 if name == "hyperband" else 4)
     if name == "adaptive_asha":
-        from ridgeline.searchers.adaptive import bracket_plan
-
         plans = bracket_plan(
             length,
             int(trials or 1),
@@ -444,13 +443,9 @@ def rung_plan(searcher: dict[str, Any]) -> list[list[int]]:
         )
         return [list(p.rung_lengths) for p in plans]
     if name == "hyperband":
-        from ridgeline.searchers.hyperband import hyperband_plan
-
         hb = hyperband_plan(length, divisor, int(searcher.get("max_rungs") or 5), trials)
         return [list(p.rung_lengths) for p in hb]
     if name in ("async_halving", "sync_halving") and searcher.get("num_rungs"):
-        from ridgeline.searchers.asha import rung_lengths
-
         return [rung_lengths(length, divisor, int(searcher["num_rungs"]))]
     return []
 

@@ -32,7 +32,7 @@ def write_figure(figure: Any, path: str | Path) -> Path:
         figure.write_html(str(target), include_plotlyjs=True, full_html=True, include_mathjax=False)
         return target
     try:
-        import kaleido  # noqa: F401
+        import kaleido  # noqa: F401  # lazy: optional extra (images)
     except ImportError:
         raise ExportError(
             f"{target}: writing {suffix} images needs kaleido and a Chrome/Chromium browser: "

@@ -4,6 +4,7 @@ and lineage. Each function takes what ``ridgeline.load`` returns, or anything ``
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ BEST_COLOR = "#d62728"
 
 def _go() -> Any:
     try:
-        import plotly.graph_objects as go
+        import plotly.graph_objects as go  # lazy: optional extra (plots)
     except ImportError:
         raise ImportError(
             "ridgeline.visualization draws with plotly, which is not installed: "
@@ -209,7 +210,7 @@ def plot_slice(source: Any) -> go.Figure:
     """The metric against each hyperparameter, one panel each (log axes for log scales,
     categories by name); darker points are later trials."""
     go = _go()
-    from plotly.subplots import make_subplots
+    from plotly.subplots import make_subplots  # lazy: optional extra (plotly)
 
     d = _prepared(source, data.slices)
     params = d["params"] or [{"name": "(no varied hyperparameter)", "x": [], "y": []}]
@@ -329,8 +330,6 @@ def plot_param_importances(source: Any) -> go.Figure:
 
 
 def _wrap(text: str, width: int) -> str:
-    import textwrap
-
     return "<br>".join(textwrap.wrap(text, width))
 
 

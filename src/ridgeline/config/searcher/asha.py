@@ -152,6 +152,7 @@ class ASHASpec(SearcherSpec):
         o = self.options(s)
         timed = self.time_horizon(s)
         if timed is not None:
+            # lazy: keeps `import ridgeline.config` light
             from ridgeline.searchers.asha_time import describe_time_plan
 
             return describe_time_plan(
@@ -163,6 +164,7 @@ class ASHASpec(SearcherSpec):
                 **self.rungs(o),
             )
         if s.max_length is not None:
+            # lazy: keeps `import ridgeline.config` light
             from ridgeline.searchers.adaptive import describe_plan
 
             return describe_plan(
@@ -221,6 +223,7 @@ class AdaptiveASHA(ASHASpec):
         timed = self.time_horizon(s)
         if timed is not None:  # Determined 0.38: stopping ASHA over the time metric
             assert s.max_trials is not None
+            # lazy: keeps `import ridgeline.config` light
             from ridgeline.searchers.asha_time import TimeAdaptiveASHASearcher
 
             return TimeAdaptiveASHASearcher(
@@ -236,6 +239,7 @@ class AdaptiveASHA(ASHASpec):
         if s.max_length is None:
             raise needs_budget(self.name)
         assert s.max_trials is not None
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.adaptive import AdaptiveASHASearcher
 
         return AdaptiveASHASearcher(
@@ -273,6 +277,7 @@ class AsyncHalving(ASHASpec):
         timed = self.time_horizon(s)
         if timed is not None:  # Determined 0.38: stopping ASHA over the time metric
             assert s.max_trials is not None
+            # lazy: keeps `import ridgeline.config` light
             from ridgeline.searchers.asha_time import TimeASHASearcher
 
             return TimeASHASearcher(
@@ -286,6 +291,7 @@ class AsyncHalving(ASHASpec):
         if s.max_length is None:
             raise needs_budget(self.name)
         assert s.max_trials is not None
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.asha import ASHASearcher
 
         return ASHASearcher(

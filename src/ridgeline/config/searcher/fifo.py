@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.config.checks import Problems
+from ridgeline.config.hyperparameters import grid_size, parse_hyperparameters
 from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
@@ -37,6 +38,7 @@ class Single(SearcherSpec):
         return 1
 
     def build(self, config: ExperimentConfig) -> Searcher:
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.random import RandomSampler
         from ridgeline.searchers.fifo import FIFOSearcher
 
@@ -53,6 +55,7 @@ class Random(SearcherSpec):
     fields = (*COMMON, *TRIALS)
 
     def build(self, config: ExperimentConfig) -> Searcher:
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.random import RandomSampler
         from ridgeline.searchers.fifo import FIFOSearcher
 
@@ -84,7 +87,9 @@ class Grid(SearcherSpec):
         return None
 
     def build(self, config: ExperimentConfig) -> Searcher:
-        from ridgeline.config import grid_points
+        from ridgeline.config import grid_points  # lazy: import cycle with ridgeline.config
+
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.iterate import IterateSampler
         from ridgeline.samplers.random import RandomSampler
         from ridgeline.searchers.fifo import FIFOSearcher
@@ -96,8 +101,6 @@ class Grid(SearcherSpec):
         return FIFOSearcher(IterateSampler(points), None, length)
 
     def describe(self, config: ExperimentConfig) -> list[str]:
-        from ridgeline.config.hyperparameters import grid_size, parse_hyperparameters
-
         _, flat = parse_hyperparameters(Problems(), config.hyperparameters, grid=True)
         size = grid_size(flat)
         s = config.searcher

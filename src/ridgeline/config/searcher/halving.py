@@ -94,6 +94,7 @@ class SyncHalving(HalvingSpec):
         return True
 
     def build(self, config: ExperimentConfig) -> Searcher:
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.hyperband import SyncHalvingSearcher
 
         s = config.searcher
@@ -115,6 +116,7 @@ class SyncHalving(HalvingSpec):
         s = config.searcher
         if s.max_length is None:
             return super().describe(config)
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.hyperband import describe_sync_halving
 
         o: SyncHalvingOptions = self.options(s)
@@ -132,6 +134,7 @@ class SyncHalving(HalvingSpec):
         length = self.budget_length(searcher)
         rungs = searcher.get("num_rungs")
         if length and trials and isinstance(rungs, int):
+            # lazy: keeps `import ridgeline.config` light
             from ridgeline.searchers.asha import rung_lengths
             from ridgeline.searchers.hyperband import planned_length, rung_sizes
 
@@ -155,6 +158,7 @@ class Hyperband(HalvingSpec):
         return super().parse_trials(p, data, options)
 
     def build(self, config: ExperimentConfig) -> Searcher:
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.hyperband import HyperbandSearcher
 
         s = config.searcher
@@ -175,6 +179,7 @@ class Hyperband(HalvingSpec):
         s = config.searcher
         if s.max_length is None:
             return super().describe(config)
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.hyperband import describe_hyperband
 
         o: HyperbandOptions = self.options(s)
@@ -191,6 +196,7 @@ class Hyperband(HalvingSpec):
         length = self.budget_length(searcher)
         if not length:
             return super().budget(searcher)
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.hyperband import hyperband_plan, planned_length
 
         trials, _ = super().budget(searcher)

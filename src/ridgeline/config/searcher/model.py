@@ -14,6 +14,7 @@ from ridgeline.config.searcher.spec import (
     concurrency_text,
     length_text,
 )
+from ridgeline.samplers.factory import sampler_for
 
 if TYPE_CHECKING:
     from ridgeline.config.model import ExperimentConfig
@@ -53,7 +54,7 @@ class ModelBased(SearcherSpec):
         return opts
 
     def build(self, config: ExperimentConfig) -> Searcher:
-        from ridgeline.samplers.factory import sampler_for
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.fifo import FIFOSearcher
 
         s = config.searcher

@@ -131,6 +131,7 @@ class PopulationBased(SearcherSpec):
         return opts
 
     def build(self, config: ExperimentConfig) -> Searcher:
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.pbt import PBTSearcher
 
         s = config.searcher
@@ -147,6 +148,7 @@ class PopulationBased(SearcherSpec):
         )
 
     def describe(self, config: ExperimentConfig) -> list[str]:
+        # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.pbt import describe_pbt
 
         s = config.searcher

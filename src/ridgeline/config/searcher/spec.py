@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ridgeline.config.checks import Problems, as_int, join, show, suggest
 from ridgeline.config.length import length_units
 from ridgeline.errors import ConfigError
-from ridgeline.samplers.factory import SAMPLERS
+from ridgeline.samplers.factory import SAMPLERS, sampler_for
 
 if TYPE_CHECKING:
     from ridgeline.config.model import ExperimentConfig, SearcherConfig
@@ -160,8 +160,6 @@ def parse_sampler(p: Problems, data: dict[str, Any], options: dict[str, Any]) ->
 
 def draw(sampler: str | None) -> Sampler:
     """The sampler an adaptive searcher draws new configurations from."""
-    from ridgeline.samplers.factory import sampler_for
-
     return sampler_for(sampler or "random")
 
 

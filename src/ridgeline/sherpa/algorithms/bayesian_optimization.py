@@ -12,6 +12,7 @@ from ridgeline.samplers.compose import ChainSampler, LimitSampler
 from ridgeline.samplers.factory import model_sampler
 from ridgeline.samplers.iterate import IterateSampler, check_hp_iter
 from ridgeline.sherpa.algorithms.core import Algorithm, _check_max_trials
+from ridgeline.sherpa.samplers.legacy import history_from_results
 from ridgeline.space import DEFAULT_RNG, Parameter, SearchSpace
 from ridgeline.values import whole_number
 
@@ -132,8 +133,7 @@ class GPyOpt(Algorithm):
         """The parameters the GP fitted to ``results`` predicts best (lowest posterior mean,
         highest when higher is better), or ``{}`` before ``num_initial_data_points``
         completed results (SHERPA's ``get_best_pred``)."""
-        from ridgeline.samplers.gp import GPSampler
-        from ridgeline.sherpa.samplers.legacy import history_from_results
+        from ridgeline.samplers.gp import GPSampler  # lazy: ridgeline.samplers.gp loads numpy
 
         sampler = GPSampler(num_initial=self._num_initial())
         history = history_from_results(results, lower_is_better)

@@ -23,8 +23,14 @@ from ridgeline.samplers.grid import GridSampler
 from ridgeline.samplers.iterate import IterateSampler, check_hp_iter
 from ridgeline.samplers.random import RandomSampler
 from ridgeline.sherpa.samplers.genetic import GeneticSampler, check_mutation_rate
-from ridgeline.sherpa.samplers.legacy import LegacyAlgorithmSampler
+from ridgeline.sherpa.samplers.hyperband import HyperbandSampler
+from ridgeline.sherpa.samplers.legacy import (
+    LegacyAlgorithmSampler,
+    aggregate_results,
+    history_from_results,
+)
 from ridgeline.sherpa.samplers.local import LocalSearchSampler, check_local_args
+from ridgeline.sherpa.samplers.pbt import PopulationBasedTrainingSampler
 from ridgeline.sherpa.stopping import MedianStoppingRule, StoppingRule
 from ridgeline.space import DEFAULT_RNG, Choice, Continuous, Parameter, SearchSpace
 from ridgeline.store.records import COMPLETED, STOPPED
@@ -120,7 +126,6 @@ class Algorithm:
                 f"{type(self).__name__} must override get_suggestion(parameters, results, "
                 f"lower_is_better) and return a dict of parameter values, 'DONE' or 'WAIT'"
             )
-        from ridgeline.sherpa.samplers.legacy import history_from_results
 
         state = self.__dict__
         if "_compat" not in state:
@@ -333,8 +338,6 @@ class Repeat(Algorithm):
         """Rows grouped by parameter values: ``Objective`` is the mean, plus
         ``ObjectiveVar``, ``ObjectiveCount``, ``ObjectiveStdErr``; groups with fewer than
         ``min_count`` rows dropped (SHERPA's helper)."""
-        from ridgeline.sherpa.samplers.legacy import aggregate_results
-
         return aggregate_results(results, parameters, min_count)
 
     def get_best_result(
@@ -399,8 +402,6 @@ class Hyperband(Algorithm):
     promoted configuration is a new trial that loads its parent's weights (``load_from``)."""
 
     def __init__(self, r: float = 1, R: float = 9, eta: float = 3) -> None:
-        from ridgeline.sherpa.samplers.hyperband import HyperbandSampler
-
         self.r, self.R, self.eta = r, R, eta
         sampler = HyperbandSampler(r, R, eta)  # validates now
         brackets = range(sampler.s_max + 1)
@@ -412,8 +413,6 @@ class Hyperband(Algorithm):
         )
 
     def _native_sampler(self) -> Sampler:
-        from ridgeline.sherpa.samplers.hyperband import HyperbandSampler
-
         return HyperbandSampler(self.r, self.R, self.eta)
 
     make_sampler = Algorithm._sampler
@@ -430,8 +429,6 @@ class PopulationBasedTraining(Algorithm):
         parameter_range: dict[str, Sequence[float]] | None = None,
         perturbation_factors: Sequence[float] = (0.8, 1.2),
     ) -> None:
-        from ridgeline.sherpa.samplers.pbt import PopulationBasedTrainingSampler
-
         self.num_generations = whole_number("num_generations", num_generations)
         self.population_size = whole_number("population_size", population_size)
         self.parameter_range = dict(parameter_range or {})
@@ -442,8 +439,6 @@ class PopulationBasedTraining(Algorithm):
         self.max_trials = self.num_generations * self.population_size
 
     def _native_sampler(self) -> Sampler:
-        from ridgeline.sherpa.samplers.pbt import PopulationBasedTrainingSampler
-
         return PopulationBasedTrainingSampler(
             self.num_generations,
             self.population_size,
@@ -461,7 +456,7 @@ def get_sample_results_and_params() -> tuple[list[Parameter], pandas.DataFrame, 
     and ``param_b`` (Continuous [0, 1]) with ``loss = param_a * param_b / iteration`` over
     iterations 1..10; trials worse than the median at iteration 2 were stopped there.
     """
-    import pandas
+    import pandas  # lazy: pandas is heavy, loaded on use
 
     rng = random.Random(0)
     parameters: list[Parameter] = [

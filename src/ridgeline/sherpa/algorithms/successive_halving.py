@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ridgeline.samplers.base import Sampler
 from ridgeline.sherpa.algorithms.core import Algorithm
+from ridgeline.sherpa.samplers.halving import SuccessiveHalvingSampler
 from ridgeline.values import whole_number
 
 __all__ = ["SuccessiveHalving"]
@@ -22,16 +23,12 @@ class SuccessiveHalving(Algorithm):
         s: int = 0,
         max_finished_configs: int = 50,
     ) -> None:
-        from ridgeline.sherpa.samplers.halving import SuccessiveHalvingSampler
-
         self.max_finished_configs = whole_number("max_finished_configs", max_finished_configs)
         self.r, self.R, self.eta, self.s = r, R, eta, s
         SuccessiveHalvingSampler(r, R, eta, s, self.max_finished_configs)  # validates now
         self.max_trials = None
 
     def _native_sampler(self) -> Sampler:
-        from ridgeline.sherpa.samplers.halving import SuccessiveHalvingSampler
-
         return SuccessiveHalvingSampler(self.r, self.R, self.eta, self.s, self.max_finished_configs)
 
     make_sampler = Algorithm._sampler

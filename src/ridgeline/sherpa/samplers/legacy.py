@@ -63,7 +63,7 @@ def results_frame(history: History, names: Sequence[str] = ()) -> pandas.DataFra
     its highest iteration (SHERPA's ``finalize``; none when every value is NaN).
     Cost: one pass over all curve points; only SHERPA-style code pays it.
     """
-    import pandas
+    import pandas  # lazy: pandas is heavy, loaded on use
 
     keys = set(names)
     for t in history.trials:
@@ -172,8 +172,8 @@ def aggregate_results(
     and ``ObjectiveStdErr`` (sqrt(var / (count - 1)), as SHERPA) are added; groups with fewer
     than ``min_count`` rows are dropped. Intermediate groups come first; the index is reset.
     """
-    import numpy
-    import pandas
+    import numpy  # lazy: numpy is heavy, loaded on use
+    import pandas  # lazy: pandas is heavy, loaded on use
 
     names = [p.name for p in parameters]
     empty = pandas.DataFrame(columns=[*names, *_AGG_COLUMNS, "ObjectiveStdErr"])
