@@ -14,7 +14,6 @@ from ridgeline.config.searcher.spec import (
     TRIALS,
     SearcherSpec,
     draw,
-    needs_budget,
     parse_sampler,
 )
 
@@ -236,16 +235,14 @@ class AdaptiveASHA(ASHASpec):
                 bracket_rungs=o.bracket_rungs or None,
                 max_concurrent_trials=s.max_concurrent_trials,
             )
-        if s.max_length is None:
-            raise needs_budget(self.name)
-        assert s.max_trials is not None
+        max_trials, max_length = self.length_budget(s)
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.adaptive import AdaptiveASHASearcher
 
         return AdaptiveASHASearcher(
             sampler,
-            max_trials=s.max_trials,
-            max_length=int(s.max_length),
+            max_trials=max_trials,
+            max_length=max_length,
             divisor=o.divisor,
             max_rungs=o.max_rungs,
             mode=o.mode,
@@ -288,16 +285,14 @@ class AsyncHalving(ASHASpec):
                 divisor=o.divisor,
                 max_concurrent_trials=s.max_concurrent_trials,
             )
-        if s.max_length is None:
-            raise needs_budget(self.name)
-        assert s.max_trials is not None
+        max_trials, max_length = self.length_budget(s)
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.asha import ASHASearcher
 
         return ASHASearcher(
             sampler,
-            max_trials=s.max_trials,
-            max_length=int(s.max_length),
+            max_trials=max_trials,
+            max_length=max_length,
             num_rungs=o.num_rungs,
             divisor=o.divisor,
             max_concurrent_trials=s.max_concurrent_trials,

@@ -13,7 +13,6 @@ from ridgeline.config.searcher.spec import (
     TRIALS,
     SearcherSpec,
     draw,
-    needs_budget,
     parse_sampler,
 )
 
@@ -100,13 +99,11 @@ class SyncHalving(HalvingSpec):
         s = config.searcher
         o: SyncHalvingOptions = self.options(s)
         sampler = draw(o.sampler)
-        if s.max_length is None:
-            raise needs_budget(self.name)
-        assert s.max_trials is not None
+        max_trials, max_length = self.length_budget(s)
         return SyncHalvingSearcher(
             sampler,
-            max_trials=s.max_trials,
-            max_length=int(s.max_length),
+            max_trials=max_trials,
+            max_length=max_length,
             num_rungs=o.num_rungs,
             divisor=o.divisor,
             max_concurrent_trials=s.max_concurrent_trials,
@@ -164,11 +161,10 @@ class Hyperband(HalvingSpec):
         s = config.searcher
         o: HyperbandOptions = self.options(s)
         sampler = draw(o.sampler)
-        if s.max_length is None:
-            raise needs_budget(self.name)
+        _, max_length = self.length_budget(s)
         return HyperbandSearcher(
             sampler,
-            max_length=int(s.max_length),
+            max_length=max_length,
             divisor=o.divisor,
             max_rungs=o.max_rungs,
             max_trials=s.max_trials,

@@ -120,6 +120,13 @@ class SearcherSpec:
         """The searcher for a validated config; a ConfigError for one it cannot run."""
         raise needs_budget(self.name)
 
+    def length_budget(self, searcher: SearcherConfig) -> tuple[int, int]:
+        """(max_trials, max_length) of a searcher that trains by length; a ConfigError
+        when no length was given (validation has filled max_trials by then)."""
+        if searcher.max_length is None:
+            raise needs_budget(self.name)
+        return int(searcher.max_trials or 0), int(searcher.max_length)
+
     # -- preview-search and budgets -----------------------------------------------------------
 
     def describe(self, config: ExperimentConfig) -> list[str]:
