@@ -5,6 +5,9 @@ the scheduler object built from the choice, and the shared-storage warning."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -277,3 +280,14 @@ def test_a_slurm_job_across_nodes_is_checked_when_made() -> None:
         SLURMScheduler(nodes=0)
     with pytest.raises(SchedulerError, match=r"gpus_per_trial \(3\) must split evenly over"):
         SLURMScheduler(gpus_per_trial=3, nodes=2)
+
+
+def test_the_node_meeting_point_refuses_to_run_outside_a_slurm_job(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    run = [sys.executable, "-m", "ridgeline.launch.slurm_nodes"]
+    outside = subprocess.run([*run, "2"], env=env, capture_output=True, text=True, cwd=workdir)
+    assert outside.returncode == 2 and outside.stdout == ""  # nothing to eval in the job
+    assert "not inside a SLURM job" in outside.stderr
+    for bad in ([], ["0"], ["two"], ["1", "2"]):
+        refused = subprocess.run([*run, *bad], env=env, capture_output=True, text=True)
+        assert refused.returncode == 2 and "usage:" in refused.stderr and refused.stdout == ""
