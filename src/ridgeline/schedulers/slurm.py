@@ -206,7 +206,7 @@ class SLURMScheduler(BatchScheduler):
             )
             return None
         shown = _scontrol_exit(job_id)
-        code = shown[1] if shown is not None and shown[1] != 0 else killed
+        code = exitstatus.decode(shown[1]) if shown is not None and shown[1] != 0 else killed
         log.warning("SLURM job %s (%s) ended %s (exit code %s)", job_id, job.name, state, code)
         return code
 
