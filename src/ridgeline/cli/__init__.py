@@ -125,7 +125,7 @@ def experiment_row(store: Store, experiment: Any) -> dict[str, Any]:
         if t.number in starts and top:
             top -= store.get_checkpoint(starts[t.number]).steps_completed
         trained += top
-    max_trials, budget = searcher_budget(searcher)
+    max_trials, budget = searcher_budget(searcher, raw.get("hyperparameters"))
     return {
         "id": experiment.id,
         "name": experiment.name,

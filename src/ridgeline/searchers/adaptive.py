@@ -20,7 +20,14 @@ from ridgeline.searchers.validation import check_divisor, check_int, number_text
 if TYPE_CHECKING:
     from ridgeline.samplers.base import Sampler
 
-__all__ = ["MODES", "AdaptiveASHASearcher", "BracketPlan", "bracket_plan", "describe_plan"]
+__all__ = [
+    "MODES",
+    "AdaptiveASHASearcher",
+    "BracketPlan",
+    "bracket_lines",
+    "bracket_plan",
+    "describe_plan",
+]
 
 MODES = ("standard", "aggressive", "conservative")
 
@@ -116,6 +123,18 @@ def describe_plan(
     plans = bracket_plan(
         max_length, max_trials, divisor, max_rungs, mode, bracket_rungs, max_concurrent_trials
     )
+    return bracket_lines(plans, divisor, mode, bracket_rungs, unit, stop_once)
+
+
+def bracket_lines(
+    plans: Sequence[BracketPlan],
+    divisor: float = 4,
+    mode: str = "standard",
+    bracket_rungs: Sequence[int] | None = None,
+    unit: str | None = None,
+    stop_once: bool = False,
+) -> list[str]:
+    """``describe_plan`` for brackets already planned."""
     how = f"bracket_rungs {list(bracket_rungs)}" if bracket_rungs else f"mode {mode}"
     style = "stopped (stop_once)" if stop_once else "paused and may be promoted later"
     lines = [

@@ -20,7 +20,7 @@ from typing import Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
-from ridgeline.searchers.adaptive import bracket_plan
+from ridgeline.searchers.adaptive import BracketPlan, bracket_plan
 from ridgeline.searchers.asha import (
     WORST,
     RungSearcher,
@@ -191,19 +191,15 @@ class TimeAdaptiveASHASearcher(BracketTournament):
 
 
 def describe_time_plan(
+    plans: Sequence[BracketPlan],
     time_metric: str,
     max_time: int,
-    max_trials: int,
     divisor: float = 4,
-    max_rungs: int = 5,
     mode: str = "standard",
     bracket_rungs: Sequence[int] | None = None,
-    max_concurrent_trials: int = 16,
 ) -> list[str]:
-    """Lines for ``ridgeline preview-search``: how 0.38-style ASHA runs, bracket by bracket."""
-    plans = bracket_plan(
-        max_time, max_trials, divisor, max_rungs, mode, bracket_rungs, max_concurrent_trials
-    )
+    """Lines for ``ridgeline preview-search``: how 0.38-style ASHA runs the brackets of
+    ``bracket_plan`` (rungs in the time metric)."""
     how = f"bracket_rungs {list(bracket_rungs)}" if bracket_rungs else f"mode {mode}"
     d = number_text(float(divisor))
     lines = [

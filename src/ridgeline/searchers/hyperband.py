@@ -32,10 +32,12 @@ __all__ = [
     "HyperbandSearcher",
     "SyncHalvingSearcher",
     "describe_hyperband",
-    "describe_sync_halving",
+    "hyperband_lines",
     "hyperband_plan",
     "planned_length",
     "rung_sizes",
+    "sync_halving_lines",
+    "sync_halving_plan",
 ]
 
 
@@ -281,6 +283,13 @@ def describe_hyperband(
 ) -> list[str]:
     """Lines for ``ridgeline preview-search``: each bracket's rungs and budget."""
     plans = hyperband_plan(max_length, divisor, max_rungs, max_trials, max_concurrent_trials)
+    return hyperband_lines(plans, divisor, unit)
+
+
+def hyperband_lines(
+    plans: Sequence[HyperbandPlan], divisor: float, unit: str | None = None
+) -> list[str]:
+    """``describe_hyperband`` for brackets already planned."""
     total = sum(planned_length(p) for p in plans)
     lines = [
         f"Brackets: {len(plans)} (divisor {number_text(float(divisor))}); "
@@ -293,22 +302,26 @@ def describe_hyperband(
     return lines
 
 
-def describe_sync_halving(
+def sync_halving_plan(
     max_length: int,
     max_trials: int,
     num_rungs: int,
     divisor: float = 4,
     max_concurrent_trials: int = 0,
-    unit: str | None = None,
-) -> list[str]:
-    """Lines for ``ridgeline preview-search`` of one successive-halving bracket."""
+) -> HyperbandPlan:
+    """The one bracket of successive halving: its rungs' lengths and sizes."""
     lengths = rung_lengths(max_length, check_divisor(divisor), num_rungs)
     sizes = rung_sizes(max_trials, num_rungs, float(divisor))
     limit = min(max_concurrent_trials, max_trials) if max_concurrent_trials else 0
-    plan = HyperbandPlan(num_rungs, max_trials, limit, tuple(lengths), tuple(sizes))
+    return HyperbandPlan(num_rungs, max_trials, limit, tuple(lengths), tuple(sizes))
+
+
+def sync_halving_lines(plan: HyperbandPlan, divisor: float, unit: str | None = None) -> list[str]:
+    """Lines for ``ridgeline preview-search`` of one successive-halving bracket."""
     return [
-        f"Successive halving: {max_trials} trials, {planned_length(plan)} {unit or 'units'} of "
-        f"training in all; the best 1/{number_text(float(divisor))} of each rung go on",
+        f"Successive halving: {plan.max_trials} trials, {planned_length(plan)} "
+        f"{unit or 'units'} of training in all; the best 1/{number_text(float(divisor))} of "
+        f"each rung go on",
         _bracket_line("Rungs", plan, unit),
     ]
 

@@ -8,8 +8,9 @@ hold the specs, one family of searchers each, and list them in their ``SPECS``.
 
 A new searcher is a ``SearcherSpec`` in one of those modules, added to its ``SPECS``: its
 fields, an ``Options`` dataclass with Determined's defaults, the checks of its fields,
-``build`` and ``describe`` (and ``budget`` when it trains other than ``max_trials x
-max_length``). Specs load no searcher and no sampler until they build or describe one.
+``build`` and ``plan`` (what preview-search prints, and the trials and training it spends at
+most, which ``experiment list`` shows). Specs load no searcher and no sampler until they build
+or plan one.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.config.checks import Problems, as_bool, as_int, as_number, as_str, join, suggest
-from ridgeline.config.length import length_units
 from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
+    Plan,
     SearcherSpec,
     draw,
     parse_sampler,
@@ -146,41 +146,36 @@ class ASHASpec(SearcherSpec):
         """The bracket arguments of ``bracket_plan`` (``max_rungs``, ``bracket_rungs``, ...)."""
         raise NotImplementedError
 
-    def describe(self, config: ExperimentConfig) -> list[str]:
-        s = config.searcher
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        """The brackets, their trials, and full training of every trial (ASHA stops short of
+        it); Determined 0.38 style, training is measured by ``max_time``."""
+        s = searcher
         o = self.options(s)
         timed = self.time_horizon(s)
+        horizon = timed[1] if timed is not None else s.max_length
+        if horizon is None:
+            return super().plan(s, hyperparameters)
+        # lazy: keeps `import ridgeline.config` light
+        from ridgeline.searchers.adaptive import bracket_lines, bracket_plan
+        from ridgeline.searchers.asha_time import describe_time_plan
+
+        rungs = self.rungs(o)
+        brackets = bracket_plan(
+            int(horizon),
+            int(s.max_trials or 1),
+            o.divisor,
+            max_concurrent_trials=s.max_concurrent_trials,
+            **rungs,
+        )
+        trials = sum(b.max_trials for b in brackets)
+        shape = {k: v for k, v in rungs.items() if k in ("mode", "bracket_rungs")}
         if timed is not None:
-            # lazy: keeps `import ridgeline.config` light
-            from ridgeline.searchers.asha_time import describe_time_plan
-
-            return describe_time_plan(
-                time_metric=timed[0],
-                max_time=timed[1],
-                max_trials=int(s.max_trials or 1),
-                divisor=o.divisor,
-                max_concurrent_trials=s.max_concurrent_trials,
-                **self.rungs(o),
+            lines = describe_time_plan(brackets, timed[0], timed[1], o.divisor, **shape)
+        else:
+            lines = bracket_lines(
+                brackets, o.divisor, unit=s.length_unit, stop_once=bool(o.stop_once), **shape
             )
-        if s.max_length is not None:
-            # lazy: keeps `import ridgeline.config` light
-            from ridgeline.searchers.adaptive import describe_plan
-
-            return describe_plan(
-                max_length=int(s.max_length),
-                max_trials=int(s.max_trials or 1),
-                divisor=o.divisor,
-                max_concurrent_trials=s.max_concurrent_trials,
-                unit=s.length_unit,
-                stop_once=bool(o.stop_once),
-                **self.rungs(o),
-            )
-        return super().describe(config)
-
-    def budget_length(self, searcher: Mapping[str, Any]) -> int | None:
-        if searcher.get("time_metric") is not None:
-            return length_units(searcher.get("max_time"))  # Determined 0.38: the rungs' horizon
-        return super().budget_length(searcher)
+        return Plan(trials, trials * int(horizon), tuple(lines))
 
 
 class AdaptiveASHA(ASHASpec):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.config.checks import Problems
@@ -10,13 +11,15 @@ from ridgeline.config.hyperparameters import grid_size, parse_hyperparameters
 from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
+    Plan,
     SearcherSpec,
     concurrency_text,
+    full_training,
     length_text,
 )
 
 if TYPE_CHECKING:
-    from ridgeline.config.model import ExperimentConfig
+    from ridgeline.config.model import ExperimentConfig, SearcherConfig
     from ridgeline.searchers.base import Searcher
 
 __all__ = ["GRID", "RANDOM", "SINGLE", "SPECS"]
@@ -44,8 +47,9 @@ class Single(SearcherSpec):
 
         return FIFOSearcher(RandomSampler(), 1, config.searcher.max_length)
 
-    def describe(self, config: ExperimentConfig) -> list[str]:
-        return [f"Trials: 1, {length_text(config.searcher)}", "Concurrency: 1"]
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        lines = (f"Trials: 1, {length_text(searcher)}", "Concurrency: 1")
+        return Plan(1, full_training(searcher, 1), lines)
 
 
 class Random(SearcherSpec):
@@ -62,12 +66,13 @@ class Random(SearcherSpec):
         s = config.searcher
         return FIFOSearcher(RandomSampler(), s.max_trials, s.max_length, replace_invalid=True)
 
-    def describe(self, config: ExperimentConfig) -> list[str]:
-        s = config.searcher
-        return [
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        s = searcher
+        lines = (
             f"Trials: {s.max_trials} random configurations, each {length_text(s)}",
             concurrency_text(s),
-        ]
+        )
+        return Plan(s.max_trials, full_training(s), lines)
 
 
 class Grid(SearcherSpec):
@@ -100,15 +105,17 @@ class Grid(SearcherSpec):
             return FIFOSearcher(RandomSampler(), 0, length)
         return FIFOSearcher(IterateSampler(points), None, length)
 
-    def describe(self, config: ExperimentConfig) -> list[str]:
-        _, flat = parse_hyperparameters(Problems(), config.hyperparameters, grid=True)
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        if hyperparameters is None:  # the grid is unknown: so is its size
+            return super().plan(searcher, hyperparameters)
+        _, flat = parse_hyperparameters(Problems(), hyperparameters, grid=True)
         size = grid_size(flat)
-        s = config.searcher
-        return [
+        lines = (
             f"Grid points: {size}",
-            f"Trials: {size}, one per grid point, each {length_text(s)}",
-            concurrency_text(s),
-        ]
+            f"Trials: {size}, one per grid point, each {length_text(searcher)}",
+            concurrency_text(searcher),
+        )
+        return Plan(size, full_training(searcher, size), lines)
 
 
 SINGLE, RANDOM, GRID = Single(), Random(), Grid()

@@ -11,13 +11,14 @@ from ridgeline.config.checks import Problems, as_int, as_number, join
 from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
+    Plan,
     SearcherSpec,
     draw,
     parse_sampler,
 )
 
 if TYPE_CHECKING:
-    from ridgeline.config.model import ExperimentConfig
+    from ridgeline.config.model import ExperimentConfig, SearcherConfig
     from ridgeline.searchers.base import Searcher
 
 __all__ = ["HYPERBAND", "SPECS", "SYNC_HALVING", "HyperbandOptions", "SyncHalvingOptions"]
@@ -109,36 +110,27 @@ class SyncHalving(HalvingSpec):
             max_concurrent_trials=s.max_concurrent_trials,
         )
 
-    def describe(self, config: ExperimentConfig) -> list[str]:
-        s = config.searcher
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        s = searcher
         if s.max_length is None:
-            return super().describe(config)
+            return super().plan(s, hyperparameters)
         # lazy: keeps `import ridgeline.config` light
-        from ridgeline.searchers.hyperband import describe_sync_halving
-
-        o: SyncHalvingOptions = self.options(s)
-        return describe_sync_halving(
-            max_length=int(s.max_length),
-            max_trials=int(s.max_trials or 1),
-            num_rungs=o.num_rungs,
-            divisor=o.divisor,
-            max_concurrent_trials=s.max_concurrent_trials,
-            unit=s.length_unit,
+        from ridgeline.searchers.hyperband import (
+            planned_length,
+            sync_halving_lines,
+            sync_halving_plan,
         )
 
-    def budget(self, searcher: Mapping[str, Any]) -> tuple[int | None, int | None]:
-        trials, full = super().budget(searcher)
-        length = self.budget_length(searcher)
-        rungs = searcher.get("num_rungs")
-        if length and trials and isinstance(rungs, int):
-            # lazy: keeps `import ridgeline.config` light
-            from ridgeline.searchers.asha import rung_lengths
-            from ridgeline.searchers.hyperband import planned_length, rung_sizes
-
-            divisor = searcher.get("divisor") or SyncHalvingOptions.divisor
-            lengths = rung_lengths(length, divisor, rungs)
-            return trials, planned_length(rung_sizes(trials, rungs, divisor), lengths)
-        return trials, full
+        o: SyncHalvingOptions = self.options(s)
+        bracket = sync_halving_plan(
+            int(s.max_length),
+            int(s.max_trials or 1),
+            o.num_rungs,
+            o.divisor,
+            s.max_concurrent_trials,
+        )
+        lines = sync_halving_lines(bracket, o.divisor, s.length_unit)
+        return Plan(bracket.max_trials, planned_length(bracket), tuple(lines))
 
 
 class Hyperband(HalvingSpec):
@@ -171,34 +163,20 @@ class Hyperband(HalvingSpec):
             max_concurrent_trials=s.max_concurrent_trials,
         )
 
-    def describe(self, config: ExperimentConfig) -> list[str]:
-        s = config.searcher
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        s = searcher
         if s.max_length is None:
-            return super().describe(config)
+            return super().plan(s, hyperparameters)
         # lazy: keeps `import ridgeline.config` light
-        from ridgeline.searchers.hyperband import describe_hyperband
+        from ridgeline.searchers.hyperband import hyperband_lines, hyperband_plan, planned_length
 
         o: HyperbandOptions = self.options(s)
-        return describe_hyperband(
-            max_length=int(s.max_length),
-            divisor=o.divisor,
-            max_rungs=o.max_rungs,
-            max_trials=s.max_trials,
-            max_concurrent_trials=s.max_concurrent_trials,
-            unit=s.length_unit,
+        brackets = hyperband_plan(
+            int(s.max_length), o.divisor, o.max_rungs, s.max_trials, s.max_concurrent_trials
         )
-
-    def budget(self, searcher: Mapping[str, Any]) -> tuple[int | None, int | None]:
-        length = self.budget_length(searcher)
-        if not length:
-            return super().budget(searcher)
-        # lazy: keeps `import ridgeline.config` light
-        from ridgeline.searchers.hyperband import hyperband_plan, planned_length
-
-        trials, _ = super().budget(searcher)
-        divisor = searcher.get("divisor") or HyperbandOptions.divisor
-        plans = hyperband_plan(length, divisor, searcher.get("max_rungs") or 5, trials, 0)
-        return sum(p.max_trials for p in plans), sum(planned_length(p) for p in plans)
+        lines = hyperband_lines(brackets, o.divisor, s.length_unit)
+        trials = sum(b.max_trials for b in brackets)
+        return Plan(trials, sum(planned_length(b) for b in brackets), tuple(lines))
 
 
 SYNC_HALVING, HYPERBAND = SyncHalving(), Hyperband()

@@ -4,20 +4,23 @@ so far suggests: ``bayesian`` (a Gaussian process), ``tpe`` and ``auto`` (either
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ridgeline.config.checks import Problems, as_int
 from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
+    Plan,
     SearcherSpec,
     concurrency_text,
+    full_training,
     length_text,
 )
 from ridgeline.samplers.factory import sampler_for
 
 if TYPE_CHECKING:
-    from ridgeline.config.model import ExperimentConfig
+    from ridgeline.config.model import ExperimentConfig, SearcherConfig
     from ridgeline.searchers.base import Searcher
 
 __all__ = ["AUTO", "BAYESIAN", "SPECS", "TPE", "ModelOptions"]
@@ -65,17 +68,18 @@ class ModelBased(SearcherSpec):
         """The model, in words, with the options that shape it."""
         return self.model
 
-    def describe(self, config: ExperimentConfig) -> list[str]:
-        s = config.searcher
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        s = searcher
         options = self.options(s)
         first = options.num_initial
         start = f"{first} space-filling points" if first else "a space-filling design"
-        return [
+        lines = (
             f"Trials: {s.max_trials}, each {length_text(s)}",
             f"Suggestions: {start}, then {self.model_text(options)}; running trials are "
             f"accounted for",
             concurrency_text(s),
-        ]
+        )
+        return Plan(s.max_trials, full_training(s), lines)
 
 
 class Bayesian(ModelBased):

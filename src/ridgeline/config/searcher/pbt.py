@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.config.checks import Problems, as_int, as_number, join
-from ridgeline.config.length import length_units, parse_length
+from ridgeline.config.length import parse_length
 from ridgeline.config.searcher.spec import (
     COMMON,
+    Plan,
     SearcherSpec,
     concurrency_text,
     draw,
@@ -18,7 +19,7 @@ from ridgeline.config.searcher.spec import (
 )
 
 if TYPE_CHECKING:
-    from ridgeline.config.model import ExperimentConfig
+    from ridgeline.config.model import ExperimentConfig, SearcherConfig
     from ridgeline.searchers.base import Searcher
 
 __all__ = ["PBT", "SPECS", "PBTOptions"]
@@ -147,33 +148,24 @@ class PopulationBased(SearcherSpec):
             max_concurrent_trials=s.max_concurrent_trials,
         )
 
-    def describe(self, config: ExperimentConfig) -> list[str]:
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        """The population plus its clones; the population times its rounds' length."""
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.pbt import describe_pbt
 
-        s = config.searcher
+        s = searcher
         o: PBTOptions = self.options(s)
-        return [
-            *describe_pbt(
-                population_size=o.population_size,
-                num_rounds=o.num_rounds,
-                length_per_round=o.length_per_round,
-                truncate_fraction=o.truncate_fraction,
-                resample_probability=o.resample_probability,
-                perturb_factor=o.perturb_factor,
-                unit=s.length_unit,
-            ),
-            concurrency_text(s),
-        ]
-
-    def budget(self, searcher: Mapping[str, Any]) -> tuple[int | None, int | None]:
-        """The population plus its clones; the population times its rounds' length."""
-        size, rounds = searcher.get("population_size"), searcher.get("num_rounds")
-        per_round = length_units(searcher.get("length_per_round"))
-        fraction = (searcher.get("replace_function") or {}).get("truncate_fraction", 0.2)
-        if not (isinstance(size, int) and isinstance(rounds, int) and per_round):
-            return None, None
-        return size + int(size * fraction) * (rounds - 1), size * rounds * per_round
+        lines = describe_pbt(
+            population_size=o.population_size,
+            num_rounds=o.num_rounds,
+            length_per_round=o.length_per_round,
+            truncate_fraction=o.truncate_fraction,
+            resample_probability=o.resample_probability,
+            perturb_factor=o.perturb_factor,
+            unit=s.length_unit,
+        )
+        length = o.population_size * o.num_rounds * o.length_per_round
+        return Plan(s.max_trials, length, (*lines, concurrency_text(s)))
 
 
 PBT = PopulationBased()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ridgeline.config.checks import Problems, as_bool, as_int, as_str, join, suggest
-from ridgeline.config.length import LENGTH_UNITS, parse_length
+from ridgeline.config.length import LENGTH_UNITS, length_units, parse_length
 from ridgeline.config.model import SearcherConfig
 from ridgeline.config.searcher.spec import parse_sampler
 from ridgeline.config.searcher.table import SPECS, spec_for
@@ -176,7 +176,7 @@ def describe(config: Any) -> list[str]:
     s: SearcherConfig = config.searcher
     better = "smaller" if s.smaller_is_better else "larger"
     lines = [f"Searcher: {s.name}, optimizing {s.metric!r} ({better} is better)"]
-    lines += spec_for(s.name).describe(config)
+    lines += spec_for(s.name).plan(s, config.hyperparameters).lines
     if s.options.get("sampler", "random") != "random":
         lines.append(
             f"New configurations come from the {s.options['sampler']} sampler, which learns from "
@@ -189,13 +189,21 @@ def describe(config: Any) -> list[str]:
     return lines
 
 
-def budget(searcher: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """(trials, training length) a validated ``searcher:`` mapping plans to spend at most.
+def budget(
+    searcher: Mapping[str, Any], hyperparameters: Mapping[str, Any] | None = None
+) -> tuple[int | None, int | None]:
+    """(trials, training length) a stored ``searcher:`` mapping plans to spend at most, from
+    its searcher's plan (``hyperparameters``, the raw section, sizes a grid).
 
     Random-style searchers: ``max_trials`` and ``max_trials x max_length`` (what full
     training would cost; ASHA stops short of it). Hyperband and successive halving: their exact
-    plan. PBT: the population times its rounds."""
-    spec = SPECS.get(str(searcher.get("name")))
-    if spec is None:  # a stored config of no searcher this version knows: the generic figures
-        spec = SPECS["random"]
-    return spec.budget(searcher)
+    plan. PBT: the population and its clones, times their rounds. A mapping this version does
+    not validate gets the generic figures."""
+    config, _ = parse_searcher(Problems(), dict(searcher))
+    if config is not None:
+        plan = spec_for(config.name).plan(config, hyperparameters)
+        return plan.trials, plan.length
+    trials = searcher.get("max_trials")
+    trials = trials if isinstance(trials, int) and not isinstance(trials, bool) else None
+    length = length_units(searcher.get("max_length"))
+    return trials, trials * length if trials and length else None

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ridgeline.config.checks import Problems, as_int, join, show, suggest
-from ridgeline.config.length import length_units
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.factory import SAMPLERS, sampler_for
 
@@ -27,9 +26,11 @@ __all__ = [
     "COMMON",
     "TRIALS",
     "NoOptions",
+    "Plan",
     "SearcherSpec",
     "concurrency_text",
     "draw",
+    "full_training",
     "length_text",
     "needs_budget",
     "parse_sampler",
@@ -129,28 +130,35 @@ class SearcherSpec:
 
     # -- preview-search and budgets -----------------------------------------------------------
 
-    def describe(self, config: ExperimentConfig) -> list[str]:
-        """What the searcher will run, one line per fact (after preview-search's first line)."""
-        s = config.searcher
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        """What the searcher will run: ``max_trials`` trials trained to ``max_length`` at
+        most (what full training would cost). ``hyperparameters`` is the config's raw
+        section (None when unknown)."""
+        s = searcher
         lines = [
             f"Trials: up to {s.max_trials}, each at most {length_text(s)}",
             concurrency_text(s),
         ]
-        for key, value in s.options.items():
-            lines.append(f"  {key}: {show(value)}")
-        return lines
+        lines += [f"  {key}: {show(value)}" for key, value in s.options.items()]
+        return Plan(s.max_trials, full_training(s), tuple(lines))
 
-    def budget(self, searcher: Mapping[str, Any]) -> tuple[int | None, int | None]:
-        """(trials, training length) a stored ``searcher:`` mapping plans to spend at most:
-        ``max_trials`` and ``max_trials x max_length`` (what full training would cost)."""
-        trials = searcher.get("max_trials")
-        trials = trials if isinstance(trials, int) and not isinstance(trials, bool) else None
-        length = self.budget_length(searcher)
-        return trials, trials * length if trials and length else None
 
-    def budget_length(self, searcher: Mapping[str, Any]) -> int | None:
-        """The length one trial trains at most, from a stored ``searcher:`` mapping."""
-        return length_units(searcher.get("max_length"))
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a searcher will run, worked out once for ``preview-search`` (``lines``) and for
+    ``experiment list`` (the budgets): ``trials`` is the most trials it creates and
+    ``length`` the most training it spends over all of them; None where the script or a
+    time metric decides."""
+
+    trials: int | None
+    length: int | None
+    lines: tuple[str, ...]
+
+
+def full_training(s: SearcherConfig, trials: int | None = None) -> int | None:
+    """``trials`` (``max_trials`` by default) trained to ``max_length`` each, or None."""
+    trials = s.max_trials if trials is None else trials
+    return trials * s.max_length if trials is not None and s.max_length is not None else None
 
 
 def parse_sampler(p: Problems, data: dict[str, Any], options: dict[str, Any]) -> None:
