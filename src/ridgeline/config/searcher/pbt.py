@@ -138,14 +138,7 @@ class PopulationBased(SearcherSpec):
         s = config.searcher
         o: PBTOptions = self.options(s)
         return PBTSearcher(
-            draw(o.sampler),
-            population_size=o.population_size,
-            num_rounds=o.num_rounds,
-            length_per_round=o.length_per_round,
-            truncate_fraction=o.truncate_fraction,
-            resample_probability=o.resample_probability,
-            perturb_factor=o.perturb_factor,
-            max_concurrent_trials=s.max_concurrent_trials,
+            draw(o.sampler), **_population(o), max_concurrent_trials=s.max_concurrent_trials
         )
 
     def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
@@ -155,17 +148,16 @@ class PopulationBased(SearcherSpec):
 
         s = searcher
         o: PBTOptions = self.options(s)
-        lines = describe_pbt(
-            population_size=o.population_size,
-            num_rounds=o.num_rounds,
-            length_per_round=o.length_per_round,
-            truncate_fraction=o.truncate_fraction,
-            resample_probability=o.resample_probability,
-            perturb_factor=o.perturb_factor,
-            unit=s.length_unit,
-        )
+        lines = describe_pbt(**_population(o), unit=s.length_unit)
         length = o.population_size * o.num_rounds * o.length_per_round
         return Plan(s.max_trials, length, (*lines, concurrency_text(s)))
+
+
+def _population(o: PBTOptions) -> dict[str, Any]:
+    """The options that shape the population, as the searcher and its description take them."""
+    names = ("population_size", "num_rounds", "length_per_round")
+    names += ("truncate_fraction", "resample_probability", "perturb_factor")
+    return {name: getattr(o, name) for name in names}
 
 
 PBT = PopulationBased()
