@@ -153,11 +153,15 @@ class PopulationBased(SearcherSpec):
         return Plan(s.max_trials, length, (*lines, concurrency_text(s)))
 
 
+_POPULATION = (
+    *("population_size", "num_rounds", "length_per_round"),
+    *("truncate_fraction", "resample_probability", "perturb_factor"),
+)
+
+
 def _population(o: PBTOptions) -> dict[str, Any]:
     """The options that shape the population, as the searcher and its description take them."""
-    names = ("population_size", "num_rounds", "length_per_round")
-    names += ("truncate_fraction", "resample_probability", "perturb_factor")
-    return {name: getattr(o, name) for name in names}
+    return {name: getattr(o, name) for name in _POPULATION}
 
 
 PBT = PopulationBased()
