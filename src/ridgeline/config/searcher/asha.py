@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.config.checks import Problems, as_bool, as_int, as_number, as_str, join, suggest
+from ridgeline.config.checks import Problems, as_bool, as_int, as_str, join, suggest
 from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
     Plan,
     SearcherSpec,
     draw,
+    parse_divisor,
     parse_sampler,
 )
 
@@ -67,15 +68,10 @@ class ASHASpec(SearcherSpec):
     def parse_options(
         self, p: Problems, data: dict[str, Any], length: int | None
     ) -> dict[str, Any]:
-        opts: dict[str, Any] = {}
+        opts = self.defaults()
         parse_sampler(p, data, opts)
+        parse_divisor(p, data, opts, "4 (or 3)")
         path = "searcher"
-        opts.update(self.defaults())
-        if data.get("divisor") is not None:
-            d = as_number(p, join(path, "divisor"), data["divisor"])
-            if d is not None and d <= 1:
-                p.bad(join(path, "divisor"), "a number > 1", d, "the usual divisor is 4 (or 3)")
-            opts["divisor"] = d
         if data.get("stop_once") is not None:
             opts["stop_once"] = as_bool(p, join(path, "stop_once"), data["stop_once"])
         self.parse_rungs(p, data, opts)
@@ -146,6 +142,38 @@ class ASHASpec(SearcherSpec):
         """The bracket arguments of ``bracket_plan`` (``max_rungs``, ``bracket_rungs``, ...)."""
         raise NotImplementedError
 
+    def shape(self, options: Any) -> dict[str, Any]:
+        """The arguments that shape the rungs, as the searcher's constructor takes them."""
+        raise NotImplementedError
+
+    def classes(self) -> tuple[Callable[..., Searcher], Callable[..., Searcher]]:
+        """The searcher that ranks by length and the one that ranks by a time metric."""
+        raise NotImplementedError
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        s = config.searcher
+        o = self.options(s)
+        by_length, by_time = self.classes()
+        common = {"divisor": o.divisor, "max_concurrent_trials": s.max_concurrent_trials}
+        timed = self.time_horizon(s)
+        if timed is not None:  # Determined 0.38: stopping ASHA over the time metric
+            return by_time(
+                draw(o.sampler),
+                max_trials=s.max_trials,
+                max_time=timed[1],
+                **common,
+                **self.shape(o),
+            )
+        max_trials, max_length = self.length_budget(s)
+        return by_length(
+            draw(o.sampler),
+            max_trials=max_trials,
+            max_length=max_length,
+            stop_once=bool(o.stop_once),
+            **common,
+            **self.shape(o),
+        )
+
     def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
         """The brackets, their trials, and full training of every trial (ASHA stops short of
         it); Determined 0.38 style, training is measured by ``max_time``."""
@@ -210,41 +238,15 @@ class AdaptiveASHA(ASHASpec):
             "bracket_rungs": options.bracket_rungs or None,
         }
 
-    def build(self, config: ExperimentConfig) -> Searcher:
-        s = config.searcher
-        o: AdaptiveOptions = self.options(s)
-        sampler = draw(o.sampler)
-        timed = self.time_horizon(s)
-        if timed is not None:  # Determined 0.38: stopping ASHA over the time metric
-            assert s.max_trials is not None
-            # lazy: keeps `import ridgeline.config` light
-            from ridgeline.searchers.asha_time import TimeAdaptiveASHASearcher
+    def shape(self, options: AdaptiveOptions) -> dict[str, Any]:
+        return self.rungs(options)
 
-            return TimeAdaptiveASHASearcher(
-                sampler,
-                max_trials=s.max_trials,
-                max_time=timed[1],
-                divisor=o.divisor,
-                max_rungs=o.max_rungs,
-                mode=o.mode,
-                bracket_rungs=o.bracket_rungs or None,
-                max_concurrent_trials=s.max_concurrent_trials,
-            )
-        max_trials, max_length = self.length_budget(s)
+    def classes(self) -> tuple[Callable[..., Searcher], Callable[..., Searcher]]:
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.adaptive import AdaptiveASHASearcher
+        from ridgeline.searchers.asha_time import TimeAdaptiveASHASearcher
 
-        return AdaptiveASHASearcher(
-            sampler,
-            max_trials=max_trials,
-            max_length=max_length,
-            divisor=o.divisor,
-            max_rungs=o.max_rungs,
-            mode=o.mode,
-            bracket_rungs=o.bracket_rungs or None,
-            max_concurrent_trials=s.max_concurrent_trials,
-            stop_once=bool(o.stop_once),
-        )
+        return AdaptiveASHASearcher, TimeAdaptiveASHASearcher
 
 
 class AsyncHalving(ASHASpec):
@@ -262,37 +264,15 @@ class AsyncHalving(ASHASpec):
     def rungs(self, options: AsyncHalvingOptions) -> dict[str, Any]:
         return {"max_rungs": options.num_rungs, "bracket_rungs": [options.num_rungs]}
 
-    def build(self, config: ExperimentConfig) -> Searcher:
-        s = config.searcher
-        o: AsyncHalvingOptions = self.options(s)
-        sampler = draw(o.sampler)
-        timed = self.time_horizon(s)
-        if timed is not None:  # Determined 0.38: stopping ASHA over the time metric
-            assert s.max_trials is not None
-            # lazy: keeps `import ridgeline.config` light
-            from ridgeline.searchers.asha_time import TimeASHASearcher
+    def shape(self, options: AsyncHalvingOptions) -> dict[str, Any]:
+        return {"num_rungs": options.num_rungs}
 
-            return TimeASHASearcher(
-                sampler,
-                max_trials=s.max_trials,
-                max_time=timed[1],
-                num_rungs=o.num_rungs,
-                divisor=o.divisor,
-                max_concurrent_trials=s.max_concurrent_trials,
-            )
-        max_trials, max_length = self.length_budget(s)
+    def classes(self) -> tuple[Callable[..., Searcher], Callable[..., Searcher]]:
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.asha import ASHASearcher
+        from ridgeline.searchers.asha_time import TimeASHASearcher
 
-        return ASHASearcher(
-            sampler,
-            max_trials=max_trials,
-            max_length=max_length,
-            num_rungs=o.num_rungs,
-            divisor=o.divisor,
-            max_concurrent_trials=s.max_concurrent_trials,
-            stop_once=bool(o.stop_once),
-        )
+        return ASHASearcher, TimeASHASearcher
 
 
 ADAPTIVE_ASHA, ASYNC_HALVING = AdaptiveASHA(), AsyncHalving()

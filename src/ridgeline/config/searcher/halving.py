@@ -4,16 +4,17 @@ of 1 to ``max_rungs`` rungs side by side)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.config.checks import Problems, as_int, as_number, join
+from ridgeline.config.checks import Problems, as_int, join
 from ridgeline.config.searcher.spec import (
     COMMON,
     TRIALS,
     Plan,
     SearcherSpec,
     draw,
+    parse_divisor,
     parse_sampler,
 )
 
@@ -50,15 +51,10 @@ class HalvingSpec(SearcherSpec):
     def parse_options(
         self, p: Problems, data: dict[str, Any], length: int | None
     ) -> dict[str, Any]:
-        opts: dict[str, Any] = {}
+        opts = self.defaults()
         parse_sampler(p, data, opts)
+        parse_divisor(p, data, opts, "3 (or 4)")
         path = "searcher"
-        opts.update(self.defaults())
-        if data.get("divisor") is not None:
-            d = as_number(p, join(path, "divisor"), data["divisor"])
-            if d is not None and d <= 1:
-                p.bad(join(path, "divisor"), "a number > 1", d, "the usual divisor is 3 (or 4)")
-            opts["divisor"] = d
         rungs = self.rungs_field
         if data.get(rungs) is not None:
             opts[rungs] = as_int(p, join(path, rungs), data[rungs], 1)
@@ -72,6 +68,23 @@ class HalvingSpec(SearcherSpec):
                 f"max_length: {{epochs: N}}",
             )
         return opts
+
+    def searcher_class(self) -> Callable[..., Searcher]:
+        """The searcher's class (loaded only when one is built)."""
+        raise NotImplementedError
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        s = config.searcher
+        o = self.options(s)
+        _, max_length = self.length_budget(s)
+        return self.searcher_class()(
+            draw(o.sampler),
+            max_trials=s.max_trials,
+            max_length=max_length,
+            divisor=o.divisor,
+            max_concurrent_trials=s.max_concurrent_trials,
+            **{self.rungs_field: getattr(o, self.rungs_field)},
+        )
 
 
 class SyncHalving(HalvingSpec):
@@ -93,22 +106,11 @@ class SyncHalving(HalvingSpec):
         )
         return True
 
-    def build(self, config: ExperimentConfig) -> Searcher:
+    def searcher_class(self) -> Callable[..., Searcher]:
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.hyperband import SyncHalvingSearcher
 
-        s = config.searcher
-        o: SyncHalvingOptions = self.options(s)
-        sampler = draw(o.sampler)
-        max_trials, max_length = self.length_budget(s)
-        return SyncHalvingSearcher(
-            sampler,
-            max_trials=max_trials,
-            max_length=max_length,
-            num_rungs=o.num_rungs,
-            divisor=o.divisor,
-            max_concurrent_trials=s.max_concurrent_trials,
-        )
+        return SyncHalvingSearcher
 
     def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
         s = searcher
@@ -146,22 +148,11 @@ class Hyperband(HalvingSpec):
             return None
         return super().parse_trials(p, data, options)
 
-    def build(self, config: ExperimentConfig) -> Searcher:
+    def searcher_class(self) -> Callable[..., Searcher]:
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.hyperband import HyperbandSearcher
 
-        s = config.searcher
-        o: HyperbandOptions = self.options(s)
-        sampler = draw(o.sampler)
-        _, max_length = self.length_budget(s)
-        return HyperbandSearcher(
-            sampler,
-            max_length=max_length,
-            divisor=o.divisor,
-            max_rungs=o.max_rungs,
-            max_trials=s.max_trials,
-            max_concurrent_trials=s.max_concurrent_trials,
-        )
+        return HyperbandSearcher
 
     def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
         s = searcher

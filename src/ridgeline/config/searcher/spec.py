@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ridgeline.config.checks import Problems, as_int, join, show, suggest
+from ridgeline.config.checks import Problems, as_int, as_number, join, show, suggest
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.factory import SAMPLERS, sampler_for
 
@@ -33,6 +33,7 @@ __all__ = [
     "full_training",
     "length_text",
     "needs_budget",
+    "parse_divisor",
     "parse_sampler",
 ]
 
@@ -171,6 +172,17 @@ def parse_sampler(p: Problems, data: dict[str, Any], options: dict[str, Any]) ->
         fix = f"did you mean {hint!r}?" if hint else ""
         p.bad(join("searcher", "sampler"), f"one of {', '.join(SAMPLERS)}", sampler, fix)
     options["sampler"] = sampler
+
+
+def parse_divisor(p: Problems, data: dict[str, Any], options: dict[str, Any], usual: str) -> None:
+    """``divisor``: a number > 1; each rung keeps the best ``1/divisor`` of its trials."""
+    if data.get("divisor") is None:
+        return
+    path = join("searcher", "divisor")
+    d = as_number(p, path, data["divisor"])
+    if d is not None and d <= 1:
+        p.bad(path, "a number > 1", d, f"the usual divisor is {usual}")
+    options["divisor"] = d
 
 
 def draw(sampler: str | None) -> Sampler:
