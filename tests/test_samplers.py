@@ -15,6 +15,7 @@ from ridgeline.samplers.base import WAIT, History, Sampler, TrialView
 from ridgeline.samplers.compose import ChainSampler, LimitSampler, RepeatSampler, aggregate_history
 from ridgeline.samplers.grid import GridSampler
 from ridgeline.samplers.iterate import IterateSampler
+from ridgeline.samplers.qmc import QuasiRandomSampler
 from ridgeline.samplers.random import RandomSampler
 from ridgeline.sherpa.samplers.genetic import GeneticSampler
 from ridgeline.sherpa.samplers.legacy import (
@@ -592,6 +593,21 @@ def test_aggregate_results_like_sherpa():
 class TestRandomConformance(SamplerConformance):
     def make(self) -> Sampler:
         return RandomSampler()
+
+
+class TestQuasiRandomConformance(SamplerConformance):
+    def make(self) -> Sampler:
+        return QuasiRandomSampler()
+
+
+def test_quasi_random_points_cover_the_space_evenly() -> None:
+    """16 points of a scrambled Sobol' sequence put exactly one point in each sixteenth of
+    every axis, which random points rarely do; log scales are even in the exponent."""
+    space = SearchSpace([Continuous("x", [0.0, 1.0]), Continuous("lr", [1e-5, 1e-1], "log")])
+    sampler, rng = QuasiRandomSampler(), random.Random(0)
+    points = [sampler.propose(space, History(), [], rng) for _ in range(16)]
+    assert sorted(int(p["x"] * 16) for p in points) == list(range(16))
+    assert sorted(int((math.log10(p["lr"]) + 5) * 4) for p in points) == list(range(16))
 
 
 class TestGridConformance(SamplerConformance):

@@ -17,6 +17,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "single": {"max_length": 4},
     "random": {"max_trials": 4, "max_length": 4},
     "grid": {"max_length": 4},
+    "quasi_random": {"max_trials": 4, "max_length": 4},
     "adaptive_asha": {"max_trials": 8, "max_length": 16, "max_concurrent_trials": 2},
     "async_halving": {"max_trials": 8, "max_length": {"batches": 16}, "num_rungs": 3},
     "sync_halving": {"max_trials": 8, "max_length": 16, "num_rungs": 3},

@@ -1,5 +1,5 @@
 """Searchers that run every trial to ``max_length`` from fixed or random configurations:
-``single``, ``random`` and ``grid``."""
+``single``, ``random``, ``grid`` and ``quasi_random``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ridgeline.config.model import ExperimentConfig, SearcherConfig
     from ridgeline.searchers.base import Searcher
 
-__all__ = ["GRID", "RANDOM", "SINGLE", "SPECS"]
+__all__ = ["GRID", "QUASI_RANDOM", "RANDOM", "SINGLE", "SPECS"]
 
 
 class Single(SearcherSpec):
@@ -75,6 +75,30 @@ class Random(SearcherSpec):
         return Plan(s.max_trials, full_training(s), lines)
 
 
+class QuasiRandom(Random):
+    """``max_trials`` configurations from a scrambled Sobol' sequence: even coverage of the
+    space from the first trials on, at random search's cost."""
+
+    name = "quasi_random"
+
+    def build(self, config: ExperimentConfig) -> Searcher:
+        # lazy: keeps `import ridgeline.config` light
+        from ridgeline.samplers.qmc import QuasiRandomSampler
+        from ridgeline.searchers.fifo import FIFOSearcher
+
+        s = config.searcher
+        return FIFOSearcher(QuasiRandomSampler(), s.max_trials, s.max_length, replace_invalid=True)
+
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        s = searcher
+        lines = (
+            f"Trials: {s.max_trials} quasi-random configurations (a scrambled Sobol' "
+            f"sequence, spread evenly over the space), each {length_text(s)}",
+            concurrency_text(s),
+        )
+        return Plan(s.max_trials, full_training(s), lines)
+
+
 class Grid(SearcherSpec):
     """One trial per grid point of the hyperparameters."""
 
@@ -118,6 +142,6 @@ class Grid(SearcherSpec):
         return Plan(size, full_training(searcher, size), lines)
 
 
-SINGLE, RANDOM, GRID = Single(), Random(), Grid()
+SINGLE, RANDOM, QUASI_RANDOM, GRID = Single(), Random(), QuasiRandom(), Grid()
 #: This module's searchers, in the order messages list them.
-SPECS = (SINGLE, RANDOM, GRID)
+SPECS = (SINGLE, RANDOM, GRID, QUASI_RANDOM)
