@@ -9,7 +9,8 @@ it needs one, the space it searches); pytest then runs the checks below for it::
 
 The checks: every proposal lies in the space; the same seed gives the same proposals; a
 sampler restored from its JSON state (with the generator's state) goes on exactly as the one
-that never stopped; configurations of running trials are not proposed again; and a sampler
+that never stopped; configurations of running trials are not proposed again (beyond
+``repeats`` copies, for a sampler that repeats on purpose); and a sampler
 that runs out (``exhausts = True``) says so with ``None`` and keeps saying it, while one that
 does not never does. Results are fed back as the engine would: each proposal runs to
 completion before the next, with a deterministic objective.
@@ -64,6 +65,9 @@ class SamplerConformance:
     proposals: ClassVar[int] = 12
     #: True for samplers that run out (a grid, a list): they must end with ``None``.
     exhausts: ClassVar[bool] = False
+    #: How many trials of one configuration may run at once (more than 1 for samplers that
+    #: repeat a configuration on purpose, to average out noise).
+    repeats: ClassVar[int] = 1
 
     def make(self) -> Sampler:
         raise NotImplementedError("return a new sampler of the kind under test")
@@ -135,8 +139,9 @@ class SamplerConformance:
             if params is None or params == WAIT:
                 break
             assert isinstance(params, dict)
-            assert _key(params) not in {_key(p) for p in running}, params
             running.append(params)
+            copies = sum(_key(p) == _key(params) for p in running)
+            assert copies <= self.repeats, f"{params} runs {copies} times at once"
 
     def test_running_out_is_said_with_none_and_is_final(self) -> None:
         proposals = self.drive(self.make(), random.Random(9), self.proposals)
