@@ -188,7 +188,7 @@ def test_a_frozen_chief_is_declared_lost_and_every_rank_restarts(
         max_restarts=1,
     )
     exp = ridgeline.Experiment.from_yaml(cfg, user_env)
-    exp.create(cluster_options=["heartbeat_seconds=6"])
+    exp.create(cluster_options=["heartbeat_seconds=10"])  # margin for a loaded machine
     exp.run(verbose=0)
     (record,) = trials(exp.id)
     assert record.state == "COMPLETED" and record.restarts == 1
