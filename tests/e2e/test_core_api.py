@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 import ridgeline
 from ridgeline.errors import ConfigError
 from ridgeline.store import open_store
+from ridgeline.store.records import EXPERIMENT_DONE_STATES
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = REPO / "examples" / "core_api"
@@ -90,11 +93,22 @@ def config(tmp: Path, **searcher) -> Path:
 
 
 @pytest.fixture
-def user_env(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private user-level store and data folder, for this process and the CLI's."""
+def user_env(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private user-level store and data folder, for this process and the CLI's. An
+    experiment a failed test left running is killed afterwards, coordinator and trials."""
     monkeypatch.setenv("RIDGELINE_DATA_DIR", str(workdir / "data"))
     monkeypatch.setenv("RIDGELINE_STORAGE", str(workdir / "data" / "store.db"))
-    return workdir
+    yield workdir
+    if not (workdir / "data" / "store.db").exists():
+        return
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    try:
+        running = [e.id for e in store.list_experiments() if e.state not in EXPERIMENT_DONE_STATES]
+    finally:
+        store.close()
+    for experiment_id in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            cli("e", "kill", str(experiment_id), check=False, timeout=60)
 
 
 def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
