@@ -2,7 +2,7 @@
 
 REFERENCE 4.3-4.5. Trials train to absolute rung lengths and report one metric per rung. In
 the default, promotion-based mode a trial that is not promoted on arrival is *paused*
-(``Close(final=False)``, checkpoint kept) because a later arrival can still promote it; it is
+(``Pause``, checkpoint kept) because a later arrival can still promote it; it is
 then relaunched from its checkpoint with a ``Train`` to the next rung. With ``stop_once`` a
 trial is judged once per rung and either continues or is stopped for good.
 
@@ -25,6 +25,7 @@ from ridgeline.searchers.base import (
     Action,
     Close,
     CreatingSearcher,
+    Pause,
     Shutdown,
     Stop,
     Train,
@@ -252,10 +253,10 @@ class ASHASearcher(RungSearcher):
 
     - ``Train(t, rung_length)``: a new trial, the reporting trial (still running), or a
       *paused* trial promoted later (relaunch it from its latest checkpoint; its process may
-      still be exiting after its ``Close(final=False)``).
-    - ``Close(t, final=False)``: the reporting trial was not promoted; pause it.
-    - ``Close(t, final=True)``: done with t. The reporting trial at the top rung, or, at
-      close-out, a trial that is paused (not running) and was told ``Close(final=False)``.
+      still be exiting after its ``Pause``).
+    - ``Pause(t)``: the reporting trial was not promoted; pause it.
+    - ``Close(t)``: done with t. The reporting trial at the top rung, or, at
+      close-out, a trial that is paused (not running) and was told ``Pause``.
     - ``Stop(t)`` (``stop_once`` only): the reporting trial, right after its operation.
     - ``Shutdown``: once no trial will be created and every trial has been decided.
 
@@ -288,7 +289,7 @@ class ASHASearcher(RungSearcher):
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:
-            return [Close(trial, final=True)] if step >= self.max_length else []
+            return [Close(trial)] if step >= self.max_length else []
         if trial not in self.outstanding:
             return []  # paused, decided, or not ours: nothing to decide
         if step < self.lengths[self.rung_of[trial]]:
@@ -336,7 +337,7 @@ class ASHASearcher(RungSearcher):
         chosen = rung.promotion(trial, score, self.divisor)
         actions: list[Action] = []
         if chosen != trial and trial not in self.finished:
-            actions.append(Close(trial, final=False))  # paused: a later arrival may promote it
+            actions.append(Pause(trial))  # paused: a later arrival may promote it
         if chosen is None:
             return actions
         self.rung_of[chosen] = k + 1
@@ -351,7 +352,7 @@ class ASHASearcher(RungSearcher):
         if trial in self.finished:
             return []
         self.finished.add(trial)
-        return [Close(trial, final=True)]
+        return [Close(trial)]
 
     def _judge(self, trial: int, score: float) -> list[Action]:
         """Stopping ASHA (4.5): continue while in the top ``max(floor(N/d), 1)``, else stop."""
@@ -394,7 +395,7 @@ class ASHASearcher(RungSearcher):
             for t in rung.trials:
                 if t not in rung.promoted and t not in self.finished:
                     self.finished.add(t)
-                    actions.append(Close(t, final=True))
+                    actions.append(Close(t))
         return actions
 
     # -- progress and state ------------------------------------------------------------------
@@ -429,6 +430,6 @@ class ASHASearcher(RungSearcher):
 
 
 def _merge_closes(actions: list[Action]) -> list[Action]:
-    """Drop a pause that the same event turned into a final close (close-out)."""
-    final = {a.trial for a in actions if isinstance(a, Close) and a.final}
-    return [a for a in actions if not (isinstance(a, Close) and not a.final and a.trial in final)]
+    """Drop a pause that the same event turned into a close (close-out)."""
+    closed = {a.trial for a in actions if isinstance(a, Close)}
+    return [a for a in actions if not (isinstance(a, Pause) and a.trial in closed)]

@@ -39,7 +39,7 @@ class TimeASHASearcher(RungSearcher):
     """One bracket of stopping ASHA over a time metric (``max_time`` is the top rung).
 
     Actions: ``Create``; ``Train(t, max_time)`` once per trial (its one operation);
-    ``Stop(t)`` when t fails a rung's cut; ``Close(t, final=True)`` when t reaches the top
+    ``Stop(t)`` when t fails a rung's cut; ``Close(t)`` when t reaches the top
     rung; ``Shutdown`` once no trial will be created and every trial is decided or ended.
     Trials the user adds train to ``max_time`` outside the rungs and the budget."""
 
@@ -77,7 +77,7 @@ class TimeASHASearcher(RungSearcher):
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         """``step`` is the trial's time (the time metric's value at this report)."""
         if trial in self.extra:
-            return [Close(trial, final=True)] if step >= self.max_length else []
+            return [Close(trial)] if step >= self.max_length else []
         if trial not in self.outstanding:
             return []  # decided (stopped, at the top) or ended: nothing more to judge
         return self._walk(trial, step, self._score(objective)) + self._settle()
@@ -111,7 +111,7 @@ class TimeASHASearcher(RungSearcher):
             if k == top:
                 self.outstanding.discard(trial)
                 self.finished.add(trial)
-                return [Close(trial, final=True)]
+                return [Close(trial)]
             keep = max(int(len(rung) / self.divisor), 1)
             if index >= keep:
                 self.outstanding.discard(trial)

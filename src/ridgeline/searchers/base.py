@@ -38,14 +38,19 @@ class Train:
 
 
 @dataclass(frozen=True)
-class Close:
-    """No more work for ``trial`` now: its operation stream ends and its process exits.
-
-    ``final``: the searcher is done with it (it ends COMPLETED). Otherwise it is paused with
-    its checkpoint kept, and a later ``Train`` relaunches it from that checkpoint."""
+class Pause:
+    """No more work for ``trial`` now: its operation stream ends and its process exits with
+    its checkpoint kept; a later ``Train`` relaunches it from that checkpoint."""
 
     trial: int
-    final: bool = True
+
+
+@dataclass(frozen=True)
+class Close:
+    """The searcher is done with ``trial``: its operation stream ends, its process exits and
+    it ends COMPLETED (a paused trial ends at once)."""
+
+    trial: int
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class Shutdown:
     reason: str = ""
 
 
-Action = Create | Train | Close | Stop | Shutdown
+Action = Create | Train | Pause | Close | Stop | Shutdown
 
 
 class Searcher(ABC):

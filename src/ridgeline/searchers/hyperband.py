@@ -3,7 +3,7 @@
 Successive halving (Jamieson & Talwalkar 2016) trains ``n`` trials to rung 0's length, waits
 until every one of them has reported, keeps the best ``n / d`` for the next rung, and so on up
 to ``max_length``. A trial that has reported while its rung is still running is *paused*
-(``Close(final=False)``: its checkpoint is kept and its slot freed); a kept trial is relaunched
+(``Pause``: its checkpoint is kept and its slot freed); a kept trial is relaunched
 from that checkpoint with a ``Train`` to the next rung. Unlike ASHA, no decision is taken on
 partial information.
 
@@ -22,7 +22,7 @@ from typing import Any
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
 from ridgeline.searchers.asha import WORST, RungSearcher, rung_lengths
-from ridgeline.searchers.base import Action, Close, Shutdown, Train
+from ridgeline.searchers.base import Action, Close, Pause, Shutdown, Train
 from ridgeline.searchers.tournament import BracketTournament
 from ridgeline.searchers.validation import check_divisor, check_int, number_text
 from ridgeline.store.records import INVALID_HP
@@ -79,7 +79,7 @@ class SyncHalvingSearcher(RungSearcher):
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:
-            return [Close(trial, final=True)] if step >= self.max_length else []
+            return [Close(trial)] if step >= self.max_length else []
         if trial not in self.outstanding or step < self.lengths[self.rung_of[trial]]:
             return []
         k = self.rung_of[trial]
@@ -87,7 +87,7 @@ class SyncHalvingSearcher(RungSearcher):
         self.scores[k][trial] = self._score(objective)
         actions = self._settle()
         if trial not in self.outstanding and trial not in self.finished:
-            actions.insert(0, Close(trial, final=False))  # wait for the rest of the rung
+            actions.insert(0, Pause(trial))  # wait for the rest of the rung
         return actions
 
     def on_trial_exited(self, trial: int, status: str) -> list[Action]:
@@ -122,7 +122,7 @@ class SyncHalvingSearcher(RungSearcher):
                 for t in self.members[k]:
                     if t not in self.finished:
                         self.finished.add(t)
-                        actions.append(Close(t, final=True))
+                        actions.append(Close(t))
                 break
             if self.members[k + 1]:
                 continue  # decided earlier
@@ -136,7 +136,7 @@ class SyncHalvingSearcher(RungSearcher):
                     actions.append(Train(t, self.lengths[k + 1]))
                 elif t not in self.finished:
                     self.finished.add(t)
-                    actions.append(Close(t, final=True))
+                    actions.append(Close(t))
             if not keep:  # every survivor had exited: nothing can go further
                 self.members[k + 1] = []
                 break

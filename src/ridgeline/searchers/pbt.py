@@ -17,7 +17,15 @@ from typing import Any
 
 from ridgeline.samplers.base import Sampler
 from ridgeline.searchers.asha import WORST, oriented_score
-from ridgeline.searchers.base import Action, Close, Create, CreatingSearcher, Shutdown, Train
+from ridgeline.searchers.base import (
+    Action,
+    Close,
+    Create,
+    CreatingSearcher,
+    Pause,
+    Shutdown,
+    Train,
+)
 from ridgeline.searchers.validation import check_fraction, check_int
 from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter, SearchSpace
 from ridgeline.store.records import INVALID_HP
@@ -147,16 +155,16 @@ class PBTSearcher(CreatingSearcher):
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:
-            return [Close(trial, final=True)] if step >= self.max_length else []
+            return [Close(trial)] if step >= self.max_length else []
         if trial not in self.outstanding or step < self.target[trial]:
             return []
         self.outstanding.discard(trial)
         self.scores[trial] = self._score(objective)
         if self.round == self.num_rounds:
             self.finished.add(trial)
-            return [Close(trial, final=True), *self._end_round()]
+            return [Close(trial), *self._end_round()]
         self.awaiting.add(trial)
-        return [Close(trial, final=False)]
+        return [Pause(trial)]
 
     def on_trial_paused(self, trial: int) -> list[Action]:
         if trial not in self.awaiting:
@@ -209,7 +217,7 @@ class PBTSearcher(CreatingSearcher):
         for t in losers:
             if t not in self.finished:
                 self.finished.add(t)
-                actions.append(Close(t, final=True))
+                actions.append(Close(t))
         self.round += 1
         self.members = list(survivors)
         self.scores = {}
