@@ -369,7 +369,7 @@ class Engine:
         if self.searcher_group == VALIDATION:
             return sum(len(c) for c in self.history.curves.values())
         return sum(
-            view.last_step - self._start_length(view.id)
+            view.last_step - self._start_length(view.number)
             for view in self.history.trials
             if view.last_step
         )

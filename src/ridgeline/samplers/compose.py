@@ -128,7 +128,7 @@ def aggregate_history(history: History, space: SearchSpace, min_count: int = 0) 
         steps = [m.last_step for m in members if m.last_step is not None]
         out.trials.append(
             TrialView(
-                id=tid,
+                number=tid,
                 params=dict(members[0].params),
                 status=COMPLETED,
                 objective=objective,
@@ -137,7 +137,7 @@ def aggregate_history(history: History, space: SearchSpace, min_count: int = 0) 
         )
         by_step: dict[int, list[float]] = {}
         for m in members:
-            for step, value in history.curves.get(m.id, ()):
+            for step, value in history.curves.get(m.number, ()):
                 by_step.setdefault(step, []).append(value)
         curve = []
         for step in sorted(by_step):
