@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from ridgeline.statedict import Stateful
 from ridgeline.store.records import COMPLETED, FAILED, TRIAL_DONE_STATES
 
 if TYPE_CHECKING:
@@ -99,8 +100,9 @@ class History:
         return [t.params for t in self.active.values()]
 
 
-class Sampler(ABC):
-    """Proposes parameters. Never touches the store, a process, a socket or the clock."""
+class Sampler(Stateful, ABC):
+    """Proposes parameters. Never touches the store, a process, a socket or the clock.
+    Its state (``state_dict``) is that of ``ridgeline.statedict.Stateful``."""
 
     @abstractmethod
     def propose(
@@ -119,10 +121,3 @@ class Sampler(ABC):
     def check(self, space: SearchSpace) -> None:  # noqa: B027 - optional hook
         """Raise a ``RidgelineError`` when this sampler cannot search ``space`` (a grid too
         large, say), so that the search is refused before any trial runs."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """JSON-able state that, with ``load_state_dict``, makes a restarted run continue."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state

@@ -16,17 +16,10 @@ report at ``max_time``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
 from ridgeline.searchers.adaptive import bracket_plan
-from ridgeline.searchers.asha import (
-    WORST,
-    RungSearcher,
-    _Rung,
-    initial_trials,
-)
+from ridgeline.searchers.asha import WORST, ASHAState, RungSearcher, _Rung, initial_trials
 from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
 from ridgeline.searchers.tournament import BracketTournament
 from ridgeline.searchers.validation import check_divisor, check_int, number_text
@@ -35,7 +28,7 @@ from ridgeline.store.records import FAILED, INVALID_HP
 __all__ = ["TimeASHASearcher", "TimeAdaptiveASHASearcher", "describe_time_plan"]
 
 
-class TimeASHASearcher(RungSearcher):
+class TimeASHASearcher(RungSearcher, ASHAState):
     """One bracket of stopping ASHA over a time metric (``max_time`` is the top rung).
 
     Actions: ``Create``; ``Train(t, max_time)`` once per trial (its one operation);
@@ -61,7 +54,6 @@ class TimeASHASearcher(RungSearcher):
         )
         super().__init__(sampler, max_trials, max_time, num_rungs, divisor, concurrency)
         self.rungs = [_Rung() for _ in range(self.num_rungs)]
-        self.ended: set[int] = set()  # exit events seen, INVALID_HP ones included
 
     # -- events ------------------------------------------------------------------------------
     def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
@@ -142,23 +134,6 @@ class TimeASHASearcher(RungSearcher):
         if self.done and len(self.ended) >= self.created:
             value = 1.0
         return min(value, 1.0)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "rungs": [rung.state() for rung in self.rungs],
-            "ended": sorted(self.ended),
-            **self._common_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["rungs"]) != self.num_rungs:
-            raise ConfigError(
-                f"saved ASHA state has {len(state['rungs'])} rungs but the searcher has "
-                f"{self.num_rungs}; resume with the experiment's original searcher config"
-            )
-        self.rungs = [_Rung.from_state(r) for r in state["rungs"]]
-        self.ended = {int(t) for t in state["ended"]}
-        self._load_common(state)
 
 
 class TimeAdaptiveASHASearcher(BracketTournament):

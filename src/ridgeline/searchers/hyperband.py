@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
-from ridgeline.searchers.asha import WORST, RungSearcher, rung_lengths
+from ridgeline.searchers.asha import WORST, RungSearcher, RungState, rung_lengths
 from ridgeline.searchers.base import Action, Close, Pause, Shutdown, Train
 from ridgeline.searchers.tournament import BracketTournament
 from ridgeline.searchers.validation import check_divisor, check_int, number_text
@@ -44,7 +42,15 @@ def rung_sizes(max_trials: int, num_rungs: int, divisor: float) -> list[int]:
     return [max(int(max_trials / math.pow(divisor, k)), 1) for k in range(num_rungs)]
 
 
-class SyncHalvingSearcher(RungSearcher):
+@dataclass(eq=False, repr=False)
+class SyncHalvingState(RungState):
+    """Each rung's members (in the order they joined) and the scores they reported there."""
+
+    members: list[list[int]] = field(default_factory=list)
+    scores: list[dict[int, float]] = field(default_factory=list)
+
+
+class SyncHalvingSearcher(RungSearcher, SyncHalvingState):
     """One bracket of synchronous successive halving.
 
     ``max_trials`` trials start at rung 0 (INVALID_HP ones are replaced). When every member of
@@ -52,6 +58,8 @@ class SyncHalvingSearcher(RungSearcher):
     ``rung_sizes(...)[k+1]`` go on and the others are closed. ``max_concurrent_trials`` (0: all
     of rung 0 at once) limits the trials with an open operation.
     """
+
+    rung_key = "members"
 
     def __init__(
         self,
@@ -152,23 +160,6 @@ class SyncHalvingSearcher(RungSearcher):
             return 1.0
         planned = sum(self.sizes)
         return min(sum(len(s) for s in self.scores) / planned, 1.0)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "members": [list(m) for m in self.members],
-            "scores": [sorted([t, s] for t, s in rung.items()) for rung in self.scores],
-            **self._common_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["members"]) != self.num_rungs:
-            raise ConfigError(
-                f"saved successive-halving state has {len(state['members'])} rungs but the "
-                f"searcher has {self.num_rungs}; resume with the original searcher config"
-            )
-        self.members = [[int(t) for t in m] for m in state["members"]]
-        self.scores = [{int(t): float(s) for t, s in rung} for rung in state["scores"]]
-        self._load_common(state)
 
 
 @dataclass(frozen=True)
