@@ -121,3 +121,10 @@ class Sampler(Stateful, ABC):
     def check(self, space: SearchSpace) -> None:  # noqa: B027 - optional hook
         """Raise a ``RidgelineError`` when this sampler cannot search ``space`` (a grid too
         large, say), so that the search is refused before any trial runs."""
+
+
+@dataclass(eq=False, repr=False)
+class Position:
+    """The state of a sampler that walks a fixed sequence (a grid, a list): how far it got."""
+
+    position: int = 0
