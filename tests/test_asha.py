@@ -23,7 +23,7 @@ from ridgeline.searchers.adaptive import (
     describe_plan,
 )
 from ridgeline.searchers.asha import WORST, ASHASearcher, rung_lengths
-from ridgeline.searchers.base import Close, Searcher, Train
+from ridgeline.searchers.base import Close, Pause, Searcher, Train
 from ridgeline.testing.simulate import TERMINAL, brief, shifted
 from ridgeline.testing.simulate import UNIT_SPACE as SPACE
 from ridgeline.testing.simulate import Simulation as Sim
@@ -190,10 +190,10 @@ def test_promoting_an_exited_trial_resolves_at_once() -> None:
     assert [brief(a) for a in searcher.on_slots_free(4)] == [("N", r) for r in (1, 2, 3, 4)]
     for t in (1, 2, 3, 4):
         assert searcher.on_trial_created(t, t) == [Train(t, 1)]
-    assert searcher.on_report(1, 1, 1.0) == [Close(1, final=False)]
+    assert searcher.on_report(1, 1, 1.0) == [Pause(1)]
     assert searcher.on_trial_exited(1, "CANCELED") == []
     # t2 is worse: the count of promotions grows to 1 and t1 (index 0) is due.
-    assert searcher.on_report(2, 1, 2.0) == [Close(2, final=False)]
+    assert searcher.on_report(2, 1, 2.0) == [Pause(2)]
     assert searcher.rung_of[1] == 1
     assert searcher.state_dict()["rungs"][1]["metrics"] == [[1, WORST]]
     # The next rung-1 arrival beats the worst score and is promoted.
@@ -237,7 +237,7 @@ def test_user_added_trial_runs_full_length_outside_the_rungs() -> None:
     searcher.bind(SPACE, History(), random.Random(0))
     assert searcher.on_trial_created(7, -1) == [Train(7, 4)]
     assert searcher.on_report(7, 2, 0.1) == []
-    assert searcher.on_report(7, 4, 0.1) == [Close(7, final=True)]
+    assert searcher.on_report(7, 4, 0.1) == [Close(7)]
     assert searcher.on_trial_exited(7, "COMPLETED") == []
     assert all(len(r) == 0 for r in searcher.rungs) and searcher.created == 0
 
@@ -405,7 +405,7 @@ def test_adaptive_routes_invalid_hp_and_user_trials() -> None:
     user = AdaptiveASHASearcher(RandomSampler(), 10, 100)
     user.bind(SPACE, History(), random.Random(0))
     assert user.on_trial_created(50, -1) == [Train(50, 100)]
-    assert user.on_report(50, 100, 0.3) == [Close(50, final=True)]
+    assert user.on_report(50, 100, 0.3) == [Close(50)]
 
 
 def test_nan_scores_worst() -> None:
@@ -416,6 +416,6 @@ def test_nan_scores_worst() -> None:
         searcher.fill(2)
         searcher.on_trial_created(1, 1)
         searcher.on_trial_created(2, 2)
-        assert searcher.on_report(1, 2, float("nan")) == [Close(1, final=False)]
-        assert searcher.on_report(2, 2, 5.0) == [Train(2, 4), Close(1, final=True)]
+        assert searcher.on_report(1, 2, float("nan")) == [Pause(1)]
+        assert searcher.on_report(2, 2, 5.0) == [Train(2, 4), Close(1)]
         assert searcher.state_dict()["rungs"][0]["metrics"][1] == [1, WORST]

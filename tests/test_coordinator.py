@@ -51,7 +51,7 @@ def test_next_operation_answers_the_moment_the_searcher_decides(tmp_path: Path) 
         c._handle(c.engine._apply([Train(1, 20)]))  # the searcher extends the trial
         assert await asyncio.wait_for(waiting, 1.0) == {"op": {"id": 2, "length": 20}}
         c.engine.ops[1].done = True
-        c._handle(c.engine._apply([Close(1, final=True)]))
+        c._handle(c.engine._apply([Close(1)]))
         assert await c.next_operation(1, 5.0) == {"op": None, "done": True}
         assert c.runtime(1).released
 

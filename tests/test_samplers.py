@@ -43,7 +43,7 @@ def make_history(
             if h.is_better(v, best):
                 best = v
         view = TrialView(
-            id=i,
+            number=i,
             params=dict(params),
             status=status,
             objective=best,
@@ -417,7 +417,7 @@ def test_repeat_agg_shows_means_to_inner():
     agg = aggregate_history(h, space, min_count=2)
     assert len(agg.trials) == 1
     t = agg.trials[0]
-    assert (t.id, t.params, t.status, t.objective, t.last_step) == (
+    assert (t.number, t.params, t.status, t.objective, t.last_step) == (
         1,
         {"a": 1},
         "COMPLETED",

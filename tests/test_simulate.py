@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ridgeline.errors import ConfigError
-from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
+from ridgeline.searchers.base import Action, Close, Create, Pause, Searcher, Shutdown, Stop, Train
 from ridgeline.space import Continuous, SearchSpace
 from ridgeline.testing.simulate import (
     SimResult,
@@ -196,7 +196,7 @@ class Scripted(Searcher):
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if (trial, step) == (1, 4):
-            return [Close(1, final=False), Create(2, {"x": 0.5}, parent=1)]
+            return [Pause(1), Create(2, {"x": 0.5}, parent=1)]
         if (trial, step) == (2, 5):
             return [Train(2, 12)]
         assert (trial, step) == (1, 6)

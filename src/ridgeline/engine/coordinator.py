@@ -42,7 +42,7 @@ from ridgeline.integrations.tensorboard import TensorBoardExport
 from ridgeline.results import ResultsTable
 from ridgeline.samplers import background
 from ridgeline.schedulers.base import Job, Scheduler
-from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
+from ridgeline.searchers.base import Action, Close, Pause, Shutdown, Stop, Train
 from ridgeline.store.lease import lease_ttl
 from ridgeline.store.records import (
     ACTIVE,
@@ -436,10 +436,12 @@ class Coordinator:
                 if action.trial not in self.running and record.state in (PENDING, PAUSED):
                     if action.trial not in self.waiting:
                         self.waiting.append(action.trial)
+            elif isinstance(action, Pause):
+                self._wake(action.trial)
             elif isinstance(action, Close):
                 self._wake(action.trial)
                 record = self.engine.records[action.trial]
-                if action.final and action.trial not in self.running and record.state == PAUSED:
+                if action.trial not in self.running and record.state == PAUSED:
                     self._end_paused(action.trial)
             elif isinstance(action, Stop):
                 self._stop(action.trial, action.reason)

@@ -21,7 +21,7 @@ from ridgeline.engine.observers import Observers
 from ridgeline.errors import ObservationError
 from ridgeline.faults import crash_point
 from ridgeline.samplers.base import History
-from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
+from ridgeline.searchers.base import Action, Close, Create, Pause, Searcher, Shutdown, Stop, Train
 from ridgeline.space import SearchSpace
 from ridgeline.store.base import Store
 from ridgeline.store.records import (
@@ -89,7 +89,7 @@ class Engine:
         # that have no further work now (their operation stream ends).
         self.ops: dict[int, Operation] = {}
         self.closed: set[int] = set()
-        self.final: set[int] = set()  # closed for good (Close(final=True)); others are paused
+        self.final: set[int] = set()  # closed for good (Close, Stop); others are paused
         # A trial created from a parent starts from the checkpoint the parent had then.
         self.warm_starts: dict[int, str] = {}  # trial number -> checkpoint uuid
         # The experiment's trials (all but clones) start from this one (searcher.source_*):
@@ -369,7 +369,7 @@ class Engine:
         if self.searcher_group == VALIDATION:
             return sum(len(c) for c in self.history.curves.values())
         return sum(
-            view.last_step - self._start_length(view.id)
+            view.last_step - self._start_length(view.number)
             for view in self.history.trials
             if view.last_step
         )
@@ -437,12 +437,12 @@ class Engine:
                     self.ops[action.trial] = Operation(self._op_counter, action.until)
                 self.closed.discard(action.trial)
                 self.final.discard(action.trial)
+            elif isinstance(action, Pause):
+                self.closed.add(action.trial)
+                self.final.discard(action.trial)
             elif isinstance(action, Close):
                 self.closed.add(action.trial)
-                if action.final:
-                    self.final.add(action.trial)
-                else:
-                    self.final.discard(action.trial)
+                self.final.add(action.trial)
             elif isinstance(action, Stop):
                 self.stop_requested.add(action.trial)
                 self.closed.add(action.trial)

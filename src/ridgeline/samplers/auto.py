@@ -40,6 +40,8 @@ class AutoSampler(Sampler):
     the switch loses nothing. ``gp`` and ``tpe`` are the two samplers (already wrapped for the
     coordinator when it runs them)."""
 
+    nested = ("gp", "tpe")
+
     def __init__(self, gp: Sampler, tpe: Sampler) -> None:
         self.gp, self.tpe = gp, tpe
 
@@ -57,10 +59,3 @@ class AutoSampler(Sampler):
         rng: random.Random,
     ) -> dict[str, Any] | None | str:
         return self.choose(space, history).propose(space, history, pending, rng)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"gp": self.gp.state_dict(), "tpe": self.tpe.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.gp.load_state_dict(state.get("gp", {}))
-        self.tpe.load_state_dict(state.get("tpe", {}))

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from ridgeline.statedict import Stateful
 from ridgeline.store.records import COMPLETED, FAILED, TRIAL_DONE_STATES
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ WAIT: Final = "WAIT"
 class TrialView:
     """What a sampler or searcher may know about one trial."""
 
-    id: int  # 1-based number within the experiment
+    number: int  # 1-based within the experiment (a store record's ``id`` is store-wide)
     params: dict[str, Any]
     status: str  # PENDING, RUNNING, COMPLETED, FAILED, STOPPED
     objective: float | None = None  # best finite objective so far (direction-aware), or None
@@ -35,8 +36,8 @@ class History:
     (the engine, a simulation) through ``remember`` and ``observe``, so that every driver
     keeps it the same way.
 
-    ``trials`` is indexed by ``id - 1``; ``active`` holds trials that are not finished;
-    ``curves[id]`` lists ``(step, objective)`` in report order (NaN kept: it is data).
+    ``trials`` is indexed by ``number - 1``; ``active`` holds trials that are not finished;
+    ``curves[number]`` lists ``(step, objective)`` in report order (NaN kept: it is data).
     """
 
     lower_is_better: bool = True
@@ -44,36 +45,36 @@ class History:
     active: dict[int, TrialView] = field(default_factory=dict)
     curves: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
 
-    def remember(self, trial_id: int, params: dict[str, Any], status: str) -> TrialView:
+    def remember(self, number: int, params: dict[str, Any], status: str) -> TrialView:
         """A trial was created or changed status; returns its view. A trial numbered past
         the next one leaves the numbers in between as FAILED trials without parameters (the
         store never gives gaps; a history that indexes by number must survive one anyway)."""
-        if trial_id > len(self.trials):
-            while len(self.trials) < trial_id - 1:
+        if number > len(self.trials):
+            while len(self.trials) < number - 1:
                 self.trials.append(TrialView(len(self.trials) + 1, {}, FAILED))
-            view = TrialView(trial_id, params, status)
+            view = TrialView(number, params, status)
             self.trials.append(view)
-            self.curves.setdefault(trial_id, [])
+            self.curves.setdefault(number, [])
         else:
-            view = replace(self.trials[trial_id - 1], status=status)
-            self.trials[trial_id - 1] = view
+            view = replace(self.trials[number - 1], status=status)
+            self.trials[number - 1] = view
         if status in TRIAL_DONE_STATES:
-            self.active.pop(trial_id, None)
+            self.active.pop(number, None)
         else:
-            self.active[trial_id] = view
+            self.active[number] = view
         return view
 
-    def observe(self, trial_id: int, step: int, value: float) -> TrialView:
+    def observe(self, number: int, step: int, value: float) -> TrialView:
         """A report: it joins the trial's curve, and the trial's best objective and highest
         step follow it; returns the updated view."""
-        self.curves.setdefault(trial_id, []).append((step, value))
-        view = self.trials[trial_id - 1]
+        self.curves.setdefault(number, []).append((step, value))
+        view = self.trials[number - 1]
         best = value if self.is_better(value, view.objective) else view.objective
         last = step if view.last_step is None or step > view.last_step else view.last_step
         view = replace(view, objective=best, last_step=last)
-        self.trials[trial_id - 1] = view
-        if trial_id in self.active:
-            self.active[trial_id] = view
+        self.trials[number - 1] = view
+        if number in self.active:
+            self.active[number] = view
         return view
 
     def is_better(self, a: float, b: float | None) -> bool:
@@ -84,8 +85,8 @@ class History:
             return True
         return a < b if self.lower_is_better else a > b
 
-    def get(self, trial_id: int) -> TrialView:
-        return self.trials[trial_id - 1]
+    def get(self, number: int) -> TrialView:
+        return self.trials[number - 1]
 
     def with_status(self, *statuses: str) -> list[TrialView]:
         return [t for t in self.trials if t.status in statuses]
@@ -99,8 +100,9 @@ class History:
         return [t.params for t in self.active.values()]
 
 
-class Sampler(ABC):
-    """Proposes parameters. Never touches the store, a process, a socket or the clock."""
+class Sampler(Stateful, ABC):
+    """Proposes parameters. Never touches the store, a process, a socket or the clock.
+    Its state (``state_dict``) is that of ``ridgeline.statedict.Stateful``."""
 
     @abstractmethod
     def propose(
@@ -120,9 +122,9 @@ class Sampler(ABC):
         """Raise a ``RidgelineError`` when this sampler cannot search ``space`` (a grid too
         large, say), so that the search is refused before any trial runs."""
 
-    def state_dict(self) -> dict[str, Any]:
-        """JSON-able state that, with ``load_state_dict``, makes a restarted run continue."""
-        return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state
+@dataclass(eq=False, repr=False)
+class Position:
+    """The state of a sampler that walks a fixed sequence (a grid, a list): how far it got."""
+
+    position: int = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
@@ -15,7 +16,7 @@ from ridgeline.values import whole_number
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
 
-__all__ = ["ChainSampler", "LimitSampler", "RepeatSampler", "aggregate_history"]
+__all__ = ["ChainSampler", "LimitSampler", "RepeatSampler", "Repeating", "aggregate_history"]
 
 
 def _check_sampler(value: Any, what: str) -> Sampler:
@@ -24,18 +25,24 @@ def _check_sampler(value: Any, what: str) -> Sampler:
     return value
 
 
-class ChainSampler(Sampler):
+@dataclass(eq=False, repr=False)
+class _Index:
+    index: int = 0  # the sampler in use
+
+
+class ChainSampler(Sampler, _Index):
     """Runs each sampler in turn, moving on when it returns ``None`` (SHERPA's ``Chain``).
 
     ``WAIT`` from the current sampler is passed through. State: which sampler is current and
     every sampler's own state.
     """
 
+    nested = ("samplers",)
+
     def __init__(self, samplers: Sequence[Sampler]) -> None:
         if not isinstance(samplers, (list, tuple)) or not samplers:
             raise ConfigError("ChainSampler needs a non-empty list of samplers")
         self.samplers = [_check_sampler(s, f"samplers[{i}]") for i, s in enumerate(samplers)]
-        self.index = 0
 
     def propose(
         self,
@@ -51,26 +58,24 @@ class ChainSampler(Sampler):
             self.index += 1
         return None
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "samplers": [s.state_dict() for s in self.samplers]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.index = int(state.get("index", 0))
-        for s, st in zip(self.samplers, state.get("samplers", []), strict=False):
-            s.load_state_dict(st)
+@dataclass(eq=False, repr=False)
+class _Count:
+    count: int = 0  # configurations proposed
 
 
-class LimitSampler(Sampler):
+class LimitSampler(Sampler, _Count):
     """Ends (``None``) after ``max_proposals`` configurations from ``inner``.
 
     Gives SHERPA's ``max_num_trials`` to samplers that never run out (random, genetic), so
     they can end a ``Chain`` step. ``WAIT`` does not count.
     """
 
+    nested = ("inner",)
+
     def __init__(self, inner: Sampler, max_proposals: int) -> None:
         self.inner = _check_sampler(inner, "inner")
         self.max_proposals = whole_number("max_proposals", max_proposals)
-        self.count = 0
 
     def propose(
         self,
@@ -85,13 +90,6 @@ class LimitSampler(Sampler):
         if isinstance(out, dict):
             self.count += 1
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "inner": self.inner.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.count = int(state.get("count", 0))
-        self.inner.load_state_dict(state.get("inner", {}))
 
 
 def _key(params: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
@@ -128,7 +126,7 @@ def aggregate_history(history: History, space: SearchSpace, min_count: int = 0) 
         steps = [m.last_step for m in members if m.last_step is not None]
         out.trials.append(
             TrialView(
-                id=tid,
+                number=tid,
                 params=dict(members[0].params),
                 status=COMPLETED,
                 objective=objective,
@@ -137,7 +135,7 @@ def aggregate_history(history: History, space: SearchSpace, min_count: int = 0) 
         )
         by_step: dict[int, list[float]] = {}
         for m in members:
-            for step, value in history.curves.get(m.id, ()):
+            for step, value in history.curves.get(m.number, ()):
                 by_step.setdefault(step, []).append(value)
         curve = []
         for step in sorted(by_step):
@@ -147,7 +145,15 @@ def aggregate_history(history: History, space: SearchSpace, min_count: int = 0) 
     return out
 
 
-class RepeatSampler(Sampler):
+@dataclass(eq=False, repr=False)
+class Repeating:
+    """The state of a sampler that proposes a configuration several times in a row."""
+
+    current: dict[str, Any] | None = None  # the configuration being repeated
+    remaining: int = 0  # repeats still owed
+
+
+class RepeatSampler(Sampler, Repeating):
     """Each suggestion of ``inner`` ``num_times`` times in a row (SHERPA's ``Repeat``).
 
     ``wait_for_completion``: before asking ``inner`` for the next configuration, return
@@ -158,6 +164,8 @@ class RepeatSampler(Sampler):
     configuration, with the mean objective.
     State: the configuration being repeated, how many repeats are owed, and ``inner``'s state.
     """
+
+    nested = ("inner",)
 
     def __init__(
         self,
@@ -170,8 +178,6 @@ class RepeatSampler(Sampler):
         self.num_times = whole_number("num_times", num_times)
         self.wait_for_completion = bool(wait_for_completion)
         self.agg = bool(agg)
-        self.current: dict[str, Any] | None = None
-        self.remaining = 0
 
     def _current_active(
         self, space: SearchSpace, history: History, pending: Sequence[Mapping[str, Any]]
@@ -208,16 +214,3 @@ class RepeatSampler(Sampler):
         self.current = dict(out)
         self.remaining = self.num_times - 1
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "current": dict(self.current) if self.current is not None else None,
-            "remaining": self.remaining,
-            "inner": self.inner.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        cur = state.get("current")
-        self.current = dict(cur) if cur is not None else None
-        self.remaining = int(state.get("remaining", 0))
-        self.inner.load_state_dict(state.get("inner", {}))

@@ -6,7 +6,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ridgeline.samplers.base import History, Sampler
+from ridgeline.samplers.base import History, Position, Sampler
 from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["GridSampler"]
 
 
-class GridSampler(Sampler):
+class GridSampler(Sampler, Position):
     """Walks the grid in SHERPA's order (names sorted, last name fastest), then ``None``.
 
     Continuous/Discrete parameters get ``num_grid_points`` points including both endpoints
@@ -26,7 +26,6 @@ class GridSampler(Sampler):
 
     def __init__(self, num_grid_points: int = 2) -> None:
         self.num_grid_points = whole_number("num_grid_points", num_grid_points)
-        self.position = 0
         self._space: SearchSpace | None = None
         self._axes: list[tuple[str, list[Any]]] = []
         self._order: list[str] = []
@@ -69,9 +68,3 @@ class GridSampler(Sampler):
             config[name] = values[i]
         self.position += 1
         return {name: config[name] for name in self._order}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"position": self.position}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.position = int(state.get("position", 0))

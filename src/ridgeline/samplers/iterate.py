@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
-from ridgeline.samplers.base import History, Sampler
+from ridgeline.samplers.base import History, Position, Sampler
 
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
@@ -41,7 +41,7 @@ def check_hp_iter(hp_iter: Any) -> list[dict[str, Any]]:
     return [dict(hp) for hp in hp_iter]
 
 
-class IterateSampler(Sampler):
+class IterateSampler(Sampler, Position):
     """Proposes ``hp_iter`` in order, then ``None``. A whole number given for a Continuous
     parameter comes out as a float, as that parameter's own values do.
     State: the position (SHERPA's ``load``)."""
@@ -70,9 +70,3 @@ class IterateSampler(Sampler):
             ):
                 config[name] = float(value)
         return config
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"position": self.position}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.position = int(state.get("position", 0))

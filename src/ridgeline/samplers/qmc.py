@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.samplers.base import History, Sampler
@@ -24,12 +25,19 @@ if TYPE_CHECKING:
 __all__ = ["QuasiRandomSampler"]
 
 
-class QuasiRandomSampler(Sampler):
+@dataclass(eq=False, repr=False)
+class SequenceState:
+    """Which sequence (its scrambling seed, drawn from the experiment's generator) and how
+    many of its points were drawn."""
+
+    seed: int | None = None
+    drawn: int = 0
+
+
+class QuasiRandomSampler(Sampler, SequenceState):
     """Scrambled Sobol' points; never exhausted (cap it with ``LimitSampler``)."""
 
     def __init__(self) -> None:
-        self.seed: int | None = None
-        self.drawn = 0
         self._engine: tuple[Any, int] | None = None  # (engine at ``drawn``, dimensions)
 
     def propose(
@@ -52,13 +60,9 @@ class QuasiRandomSampler(Sampler):
         self.drawn += 1
         return {p.name: p.from_unit(float(u)) for p, u in zip(params, point, strict=False)}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "drawn": self.drawn}
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.seed = state.get("seed")
-        self.drawn = int(state.get("drawn", 0))
-        self._engine = None
+        super().load_state_dict(state)
+        self._engine = None  # made again at the restored position
 
 
 def _sobol(dimensions: int, seed: int, drawn: int) -> Any:

@@ -553,15 +553,15 @@ class TPESampler(Sampler):
         picked = [i for i, t in enumerate(trials) if t.params and t.status not in _IGNORED]
         active = history.active
         if active:  # running trials come through ``pending``; paused ones with a value stay
-            running = {t.id for t in active.values() if t.status != PAUSED or t.objective is None}
-            picked = [i for i in picked if trials[i].id not in running]
+            running = {n for n, t in active.items() if t.status != PAUSED or t.objective is None}
+            picked = [i for i in picked if trials[i].number not in running]
         picked = [i for i in picked if rows.ok[i]] if not rows.ok.all() else picked
         views = [history.trials[i] for i in picked]
         u, c = rows.u[picked], rows.c[picked]
         pu, pc, pok = layout.encode(pending)
         if not pok.all():
             pu, pc = pu[pok], pc[pok]
-        paused = [i for i, t in enumerate(views) if t.id in active]
+        paused = [i for i, t in enumerate(views) if t.number in active]
         if paused and len(pu):  # a searcher's paused trials may be pending too: count once
             known = {_key(u[i], c[i]) for i in paused}
             keep = np.array([_key(pu[i], pc[i]) not in known for i in range(len(pu))])
@@ -622,7 +622,7 @@ def _compared_values(views: list[TrialView], history: History, enough: int) -> A
             values[i] = np.nan
             continue
         best: float | None = None
-        for s, v in history.curves.get(t.id, ()):
+        for s, v in history.curves.get(t.number, ()):
             if (
                 s <= step
                 and math.isfinite(v)

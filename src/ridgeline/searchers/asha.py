@@ -2,7 +2,7 @@
 
 REFERENCE 4.3-4.5. Trials train to absolute rung lengths and report one metric per rung. In
 the default, promotion-based mode a trial that is not promoted on arrival is *paused*
-(``Close(final=False)``, checkpoint kept) because a later arrival can still promote it; it is
+(``Pause``, checkpoint kept) because a later arrival can still promote it; it is
 then relaunched from its checkpoint with a ``Train`` to the next rung. With ``stop_once`` a
 trial is judged once per rung and either continues or is stopped for good.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 from ridgeline.errors import ConfigError
@@ -25,14 +26,17 @@ from ridgeline.searchers.base import (
     Action,
     Close,
     CreatingSearcher,
+    CreatingState,
+    Pause,
     Shutdown,
     Stop,
     Train,
 )
 from ridgeline.searchers.validation import check_divisor, check_int, number_text
+from ridgeline.statedict import init_fields
 from ridgeline.store.records import INVALID_HP
 
-__all__ = ["ASHASearcher", "WORST", "initial_trials", "rung_lengths"]
+__all__ = ["ASHASearcher", "ASHAState", "WORST", "initial_trials", "rung_lengths"]
 
 #: Score of a trial that exited early (Determined's ``math.MaxFloat64``). Finite, so that the
 #: state stays strict JSON, and larger than any real score.
@@ -69,31 +73,33 @@ def initial_trials(
     return max(min(int(math.pow(divisor, num_rungs - 1)), max_trials), 1)
 
 
+@dataclass
 class _Rung:
-    """Scores of one rung in ascending order (lower is better after orienting), with owners."""
+    """Scores of one rung with their trials, in ascending order of score (lower is better
+    after orienting), and the trials promoted out of it."""
 
-    __slots__ = ("promoted", "scores", "trials")
-
-    def __init__(self) -> None:
-        self.scores: list[float] = []
-        self.trials: list[int] = []
-        self.promoted: set[int] = set()
+    metrics: list[tuple[int, float]] = field(default_factory=list)  # (trial, score)
+    promoted: set[int] = field(default_factory=set)
 
     def __len__(self) -> int:
-        return len(self.scores)
+        return len(self.metrics)
+
+    @property
+    def trials(self) -> list[int]:
+        return [t for t, _ in self.metrics]
 
     def insert(self, trial: int, score: float, after_equal: bool = True) -> int:
         """Insert keeping order; ties go after (promotion ASHA) or before (stopping ASHA)."""
         find = bisect.bisect_right if after_equal else bisect.bisect_left
-        index = find(self.scores, score)
-        self.scores.insert(index, score)
-        self.trials.insert(index, trial)
+        index = find(self.metrics, score, key=_score_of)
+        self.metrics.insert(index, (trial, score))
         return index
 
     def remove(self, trial: int) -> None:
-        if trial in self.trials:
-            index = self.trials.index(trial)
-            del self.scores[index], self.trials[index]
+        for index, (t, _) in enumerate(self.metrics):
+            if t == trial:
+                del self.metrics[index]
+                break
         self.promoted.discard(trial)
 
     def promotion(self, trial: int, score: float, divisor: float) -> int | None:
@@ -103,40 +109,41 @@ class _Rung:
         one is promoted if it is among them; otherwise, when that count just grew, the trial
         at index ``floor(s/d)`` is, unless it already was (no minimum of 1: with d = 4 the
         first three arrivals wait)."""
-        held = len(self.scores)
+        held = len(self.metrics)
         before = int(held / divisor)
         after = int((held + 1) / divisor)
         index = self.insert(trial, score, after_equal=True)
         if index < after:
             self.promoted.add(trial)
             return trial
-        if after != before and self.trials[before] not in self.promoted:
-            chosen = self.trials[before]
+        if after != before and self.metrics[before][0] not in self.promoted:
+            chosen = self.metrics[before][0]
             self.promoted.add(chosen)
             return chosen
         return None
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "metrics": [[t, s] for t, s in zip(self.trials, self.scores, strict=True)],
-            "promoted": sorted(self.promoted),
-        }
 
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> _Rung:
-        rung = cls()
-        rung.trials = [int(t) for t, _ in state["metrics"]]
-        rung.scores = [float(s) for _, s in state["metrics"]]
-        rung.promoted = {int(t) for t in state["promoted"]}
-        return rung
+def _score_of(metric: tuple[int, float]) -> float:
+    return metric[1]
 
 
-class RungSearcher(CreatingSearcher):
+@dataclass(eq=False, repr=False)
+class RungState(CreatingState):
+    """What a successive-halving bracket saves, beyond what every creating searcher does."""
+
+    rung_of: dict[int, int] = field(default_factory=dict)  # each valid trial's current rung
+
+
+class RungSearcher(CreatingSearcher, RungState):
     """What every successive-halving bracket shares: a trial budget, a concurrency limit,
     creation from the sampler, and the bookkeeping of open operations.
 
     Subclasses set ``lengths`` (absolute rung lengths) and decide in ``_settle``, which runs
-    after every batch of creates and returns the decisions that became possible."""
+    after every batch of creates and returns the decisions that became possible. Their state
+    extends ``RungState``; ``rung_key`` names its list with one entry per rung, checked
+    against the searcher's rungs on resume."""
+
+    rung_key = "rungs"
 
     def __init__(
         self,
@@ -154,15 +161,7 @@ class RungSearcher(CreatingSearcher):
         self.divisor = check_divisor(divisor)
         self.lengths = rung_lengths(self.max_length, self.divisor, self.num_rungs)
         self.concurrency = concurrency
-        self.rung_of: dict[int, int] = {}  # each valid trial's current (highest) rung
-        self.outstanding: set[int] = set()  # trials with an open operation to their rung
-        self.pending: set[int] = set()  # request ids created, trial not yet announced
-        self.finished: set[int] = set()  # decided for good (closed, stopped) or ended
-        self.extra: set[int] = set()  # user-added trials: full length, outside the rungs
-        self.created = 0  # request ids handed out
-        self.invalid = 0  # trials that rejected their hyperparameters (given back)
-        self.exhausted = False  # the sampler has nothing more to propose
-        self.done = False  # Shutdown emitted
+        init_fields(self)
 
     # -- accounting --------------------------------------------------------------------------
     @property
@@ -217,45 +216,43 @@ class RungSearcher(CreatingSearcher):
         return [Train(trial, self.lengths[0])]
 
     # -- state -------------------------------------------------------------------------------
-    def _common_state(self) -> dict[str, Any]:
-        return {
-            "rung_of": sorted([t, k] for t, k in self.rung_of.items()),
-            "outstanding": sorted(self.outstanding),
-            "pending": sorted(self.pending),
-            "finished": sorted(self.finished),
-            "extra": sorted(self.extra),
-            "created": self.created,
-            "invalid": self.invalid,
-            "exhausted": self.exhausted,
-            "done": self.done,
-            "sampler": self.sampler.state_dict(),
-        }
-
-    def _load_common(self, state: dict[str, Any]) -> None:
-        self.rung_of = {int(t): int(k) for t, k in state["rung_of"]}
-        self.outstanding = {int(t) for t in state["outstanding"]}
-        self.pending = {int(r) for r in state["pending"]}
-        self.finished = {int(t) for t in state["finished"]}
-        self.extra = {int(t) for t in state["extra"]}
-        self.created = int(state["created"])
-        self.invalid = int(state["invalid"])
-        self.exhausted = bool(state["exhausted"])
-        self.done = bool(state["done"])
-        if "sampler" in state:  # a tournament saves a shared sampler once
-            self.sampler.load_state_dict(state["sampler"])
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuses a state saved with another number of rungs (another config)."""
+        saved = len(state[self.rung_key])
+        if saved != self.num_rungs:
+            raise ConfigError(
+                f"the saved searcher state has {saved} rungs but the searcher has "
+                f"{self.num_rungs}; resume with the experiment's original searcher config"
+            )
+        super().load_state_dict(state)  # in a tournament, without the shared sampler
 
 
-class ASHASearcher(RungSearcher):
+@dataclass(eq=False, repr=False)
+class ASHAState(RungState):
+    """An ASHA bracket's rungs, and the trials whose exit it has seen."""
+
+    rungs: list[_Rung] = field(default_factory=list)
+    ended: set[int] = field(default_factory=set)  # exit events seen, INVALID_HP ones included
+
+
+@dataclass(eq=False, repr=False)
+class _ExitedState(ASHAState):
+    """``ASHASearcher``'s: also the trials that ended before it decided on them."""
+
+    exited: set[int] = field(default_factory=set)  # Determined: exited early
+
+
+class ASHASearcher(RungSearcher, _ExitedState):
     """One bracket of asynchronous successive halving (``async_halving``; an adaptive bracket).
 
     Actions it emits, and what they can target:
 
     - ``Train(t, rung_length)``: a new trial, the reporting trial (still running), or a
       *paused* trial promoted later (relaunch it from its latest checkpoint; its process may
-      still be exiting after its ``Close(final=False)``).
-    - ``Close(t, final=False)``: the reporting trial was not promoted; pause it.
-    - ``Close(t, final=True)``: done with t. The reporting trial at the top rung, or, at
-      close-out, a trial that is paused (not running) and was told ``Close(final=False)``.
+      still be exiting after its ``Pause``).
+    - ``Pause(t)``: the reporting trial was not promoted; pause it.
+    - ``Close(t)``: done with t. The reporting trial at the top rung, or, at
+      close-out, a trial that is paused (not running) and was told ``Pause``.
     - ``Stop(t)`` (``stop_once`` only): the reporting trial, right after its operation.
     - ``Shutdown``: once no trial will be created and every trial has been decided.
 
@@ -283,12 +280,10 @@ class ASHASearcher(RungSearcher):
         super().__init__(sampler, max_trials, max_length, num_rungs, divisor, concurrency)
         self.stop_once = bool(stop_once)
         self.rungs = [_Rung() for _ in range(num_rungs)]
-        self.exited: set[int] = set()  # ended without our decision (Determined: exited early)
-        self.ended: set[int] = set()  # exit events seen, INVALID_HP ones included
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:
-            return [Close(trial, final=True)] if step >= self.max_length else []
+            return [Close(trial)] if step >= self.max_length else []
         if trial not in self.outstanding:
             return []  # paused, decided, or not ours: nothing to decide
         if step < self.lengths[self.rung_of[trial]]:
@@ -336,7 +331,7 @@ class ASHASearcher(RungSearcher):
         chosen = rung.promotion(trial, score, self.divisor)
         actions: list[Action] = []
         if chosen != trial and trial not in self.finished:
-            actions.append(Close(trial, final=False))  # paused: a later arrival may promote it
+            actions.append(Pause(trial))  # paused: a later arrival may promote it
         if chosen is None:
             return actions
         self.rung_of[chosen] = k + 1
@@ -351,7 +346,7 @@ class ASHASearcher(RungSearcher):
         if trial in self.finished:
             return []
         self.finished.add(trial)
-        return [Close(trial, final=True)]
+        return [Close(trial)]
 
     def _judge(self, trial: int, score: float) -> list[Action]:
         """Stopping ASHA (4.5): continue while in the top ``max(floor(N/d), 1)``, else stop."""
@@ -394,7 +389,7 @@ class ASHASearcher(RungSearcher):
             for t in rung.trials:
                 if t not in rung.promoted and t not in self.finished:
                     self.finished.add(t)
-                    actions.append(Close(t, final=True))
+                    actions.append(Close(t))
         return actions
 
     # -- progress and state ------------------------------------------------------------------
@@ -408,27 +403,8 @@ class ASHASearcher(RungSearcher):
             value = 1.0  # the sampler ran dry before the budget was spent
         return min(value, 1.0)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "rungs": [rung.state() for rung in self.rungs],
-            "exited": sorted(self.exited),
-            "ended": sorted(self.ended),
-            **self._common_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["rungs"]) != self.num_rungs:
-            raise ConfigError(
-                f"saved ASHA state has {len(state['rungs'])} rungs but the searcher has "
-                f"{self.num_rungs}; resume with the experiment's original searcher config"
-            )
-        self.rungs = [_Rung.from_state(r) for r in state["rungs"]]
-        self.exited = {int(t) for t in state["exited"]}
-        self.ended = {int(t) for t in state["ended"]}
-        self._load_common(state)
-
 
 def _merge_closes(actions: list[Action]) -> list[Action]:
-    """Drop a pause that the same event turned into a final close (close-out)."""
-    final = {a.trial for a in actions if isinstance(a, Close) and a.final}
-    return [a for a in actions if not (isinstance(a, Close) and not a.final and a.trial in final)]
+    """Drop a pause that the same event turned into a close (close-out)."""
+    closed = {a.trial for a in actions if isinstance(a, Close)}
+    return [a for a in actions if not (isinstance(a, Pause) and a.trial in closed)]

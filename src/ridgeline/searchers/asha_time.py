@@ -16,17 +16,10 @@ report at ``max_time``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
 from ridgeline.searchers.adaptive import BracketPlan, bracket_plan
-from ridgeline.searchers.asha import (
-    WORST,
-    RungSearcher,
-    _Rung,
-    initial_trials,
-)
+from ridgeline.searchers.asha import WORST, ASHAState, RungSearcher, _Rung, initial_trials
 from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
 from ridgeline.searchers.tournament import BracketTournament
 from ridgeline.searchers.validation import check_divisor, check_int, number_text
@@ -35,11 +28,11 @@ from ridgeline.store.records import FAILED, INVALID_HP
 __all__ = ["TimeASHASearcher", "TimeAdaptiveASHASearcher", "describe_time_plan"]
 
 
-class TimeASHASearcher(RungSearcher):
+class TimeASHASearcher(RungSearcher, ASHAState):
     """One bracket of stopping ASHA over a time metric (``max_time`` is the top rung).
 
     Actions: ``Create``; ``Train(t, max_time)`` once per trial (its one operation);
-    ``Stop(t)`` when t fails a rung's cut; ``Close(t, final=True)`` when t reaches the top
+    ``Stop(t)`` when t fails a rung's cut; ``Close(t)`` when t reaches the top
     rung; ``Shutdown`` once no trial will be created and every trial is decided or ended.
     Trials the user adds train to ``max_time`` outside the rungs and the budget."""
 
@@ -61,7 +54,6 @@ class TimeASHASearcher(RungSearcher):
         )
         super().__init__(sampler, max_trials, max_time, num_rungs, divisor, concurrency)
         self.rungs = [_Rung() for _ in range(self.num_rungs)]
-        self.ended: set[int] = set()  # exit events seen, INVALID_HP ones included
 
     # -- events ------------------------------------------------------------------------------
     def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
@@ -77,7 +69,7 @@ class TimeASHASearcher(RungSearcher):
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         """``step`` is the trial's time (the time metric's value at this report)."""
         if trial in self.extra:
-            return [Close(trial, final=True)] if step >= self.max_length else []
+            return [Close(trial)] if step >= self.max_length else []
         if trial not in self.outstanding:
             return []  # decided (stopped, at the top) or ended: nothing more to judge
         return self._walk(trial, step, self._score(objective)) + self._settle()
@@ -111,7 +103,7 @@ class TimeASHASearcher(RungSearcher):
             if k == top:
                 self.outstanding.discard(trial)
                 self.finished.add(trial)
-                return [Close(trial, final=True)]
+                return [Close(trial)]
             keep = max(int(len(rung) / self.divisor), 1)
             if index >= keep:
                 self.outstanding.discard(trial)
@@ -142,23 +134,6 @@ class TimeASHASearcher(RungSearcher):
         if self.done and len(self.ended) >= self.created:
             value = 1.0
         return min(value, 1.0)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "rungs": [rung.state() for rung in self.rungs],
-            "ended": sorted(self.ended),
-            **self._common_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["rungs"]) != self.num_rungs:
-            raise ConfigError(
-                f"saved ASHA state has {len(state['rungs'])} rungs but the searcher has "
-                f"{self.num_rungs}; resume with the experiment's original searcher config"
-            )
-        self.rungs = [_Rung.from_state(r) for r in state["rungs"]]
-        self.ended = {int(t) for t in state["ended"]}
-        self._load_common(state)
 
 
 class TimeAdaptiveASHASearcher(BracketTournament):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import random
 from abc import ABC
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.samplers.base import WAIT, Sampler
+from ridgeline.statedict import Stateful
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,14 +39,19 @@ class Train:
 
 
 @dataclass(frozen=True)
-class Close:
-    """No more work for ``trial`` now: its operation stream ends and its process exits.
-
-    ``final``: the searcher is done with it (it ends COMPLETED). Otherwise it is paused with
-    its checkpoint kept, and a later ``Train`` relaunches it from that checkpoint."""
+class Pause:
+    """No more work for ``trial`` now: its operation stream ends and its process exits with
+    its checkpoint kept; a later ``Train`` relaunches it from that checkpoint."""
 
     trial: int
-    final: bool = True
+
+
+@dataclass(frozen=True)
+class Close:
+    """The searcher is done with ``trial``: its operation stream ends, its process exits and
+    it ends COMPLETED (a paused trial ends at once)."""
+
+    trial: int
 
 
 @dataclass(frozen=True)
@@ -63,11 +69,12 @@ class Shutdown:
     reason: str = ""
 
 
-Action = Create | Train | Close | Stop | Shutdown
+Action = Create | Train | Pause | Close | Stop | Shutdown
 
 
-class Searcher(ABC):
-    """Base searcher. Subclasses override the events they care about; each returns actions."""
+class Searcher(Stateful, ABC):
+    """Base searcher. Subclasses override the events they care about; each returns actions.
+    Its state (``state_dict``) is that of ``ridgeline.statedict.Stateful``."""
 
     space: SearchSpace
     history: History
@@ -106,21 +113,28 @@ class Searcher(ABC):
         """Fraction of the search done, 0..1 (0 when unknown)."""
         return 0.0
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state
-
-
-class CreatingSearcher(Searcher):
-    """A searcher that creates trials from a sampler and counts them (ASHA, successive
+@dataclass(eq=False, repr=False)
+class CreatingState:
+    """What every searcher that creates trials from a sampler saves (ASHA, successive
     halving, PBT): request ids are 1, 2, ...; ``pending`` holds those not yet announced."""
 
+    created: int = 0  # request ids handed out
+    invalid: int = 0  # trials that rejected their hyperparameters (given back)
+    exhausted: bool = False  # the sampler has nothing more to propose
+    done: bool = False  # Shutdown emitted
+    pending: set[int] = field(default_factory=set)  # request ids created, not yet announced
+    outstanding: set[int] = field(default_factory=set)  # trials with an open operation
+    finished: set[int] = field(default_factory=set)  # decided for good (closed, stopped), ended
+    extra: set[int] = field(default_factory=set)  # user-added trials: outside the budget
+
+
+class CreatingSearcher(Searcher, CreatingState):
+    """A searcher that creates trials from ``sampler`` and counts them; its saved state is
+    a ``CreatingState`` (or one that extends it) and the sampler's."""
+
+    nested = ("sampler",)
     sampler: Sampler
-    created: int
-    exhausted: bool
-    pending: set[int]
 
     def _create(
         self, n: int, can_create: Callable[[], bool], pending_params: list[dict[str, Any]]

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
 from ridgeline.samplers.base import WAIT, Sampler
 from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Train
+from ridgeline.statedict import init_fields
 from ridgeline.store.records import INVALID_HP
 
 
-class FIFOSearcher(Searcher):
+@dataclass(eq=False, repr=False)
+class FIFOState:
+    """Trials created, those given back to the budget, and whether the search is over."""
+
+    created: int = 0  # request ids handed out so far
+    invalid: int = 0  # trials that ended INVALID_HP and were given back to the budget
+    own: set[int] = field(default_factory=set)  # trials that spend the budget (replace_invalid)
+    exhausted: bool = False
+
+
+class FIFOSearcher(Searcher, FIFOState):
     """Each trial runs once, open-ended (SHERPA) or to ``max_length`` (Core API)."""
+
+    nested = ("sampler",)
 
     def __init__(
         self,
@@ -25,10 +38,7 @@ class FIFOSearcher(Searcher):
         # Determined's random searcher replaces a trial that rejected its hyperparameters, so
         # the budget is only spent once every running trial has ended (grid does not).
         self.replace_invalid = replace_invalid
-        self.created = 0  # request ids handed out so far
-        self.invalid = 0  # trials that ended INVALID_HP and were given back to the budget
-        self.exhausted = False
-        self.own: set[int] = set()
+        init_fields(self)
 
     def _budget_spent(self) -> bool:
         return self.max_trials is not None and self.created - self.invalid >= self.max_trials
@@ -79,19 +89,3 @@ class FIFOSearcher(Searcher):
         if self.exhausted:
             return 1.0
         return self.created / self.max_trials if self.max_trials else 0.0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "created": self.created,
-            "invalid": self.invalid,
-            "own": sorted(self.own),
-            "exhausted": self.exhausted,
-            "sampler": self.sampler.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.created = state["created"]
-        self.invalid = state.get("invalid", 0)
-        self.own = set(state.get("own", ()))
-        self.exhausted = state["exhausted"]
-        self.sampler.load_state_dict(state["sampler"])

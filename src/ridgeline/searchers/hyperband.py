@@ -3,7 +3,7 @@
 Successive halving (Jamieson & Talwalkar 2016) trains ``n`` trials to rung 0's length, waits
 until every one of them has reported, keeps the best ``n / d`` for the next rung, and so on up
 to ``max_length``. A trial that has reported while its rung is still running is *paused*
-(``Close(final=False)``: its checkpoint is kept and its slot freed); a kept trial is relaunched
+(``Pause``: its checkpoint is kept and its slot freed); a kept trial is relaunched
 from that checkpoint with a ``Train`` to the next rung. Unlike ASHA, no decision is taken on
 partial information.
 
@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
-from ridgeline.searchers.asha import WORST, RungSearcher, rung_lengths
-from ridgeline.searchers.base import Action, Close, Shutdown, Train
+from ridgeline.searchers.asha import WORST, RungSearcher, RungState, rung_lengths
+from ridgeline.searchers.base import Action, Close, Pause, Shutdown, Train
 from ridgeline.searchers.tournament import BracketTournament
 from ridgeline.searchers.validation import check_divisor, check_int, number_text
 from ridgeline.store.records import INVALID_HP
@@ -46,7 +44,15 @@ def rung_sizes(max_trials: int, num_rungs: int, divisor: float) -> list[int]:
     return [max(int(max_trials / math.pow(divisor, k)), 1) for k in range(num_rungs)]
 
 
-class SyncHalvingSearcher(RungSearcher):
+@dataclass(eq=False, repr=False)
+class SyncHalvingState(RungState):
+    """Each rung's members (in the order they joined) and the scores they reported there."""
+
+    members: list[list[int]] = field(default_factory=list)
+    scores: list[dict[int, float]] = field(default_factory=list)
+
+
+class SyncHalvingSearcher(RungSearcher, SyncHalvingState):
     """One bracket of synchronous successive halving.
 
     ``max_trials`` trials start at rung 0 (INVALID_HP ones are replaced). When every member of
@@ -54,6 +60,8 @@ class SyncHalvingSearcher(RungSearcher):
     ``rung_sizes(...)[k+1]`` go on and the others are closed. ``max_concurrent_trials`` (0: all
     of rung 0 at once) limits the trials with an open operation.
     """
+
+    rung_key = "members"
 
     def __init__(
         self,
@@ -81,7 +89,7 @@ class SyncHalvingSearcher(RungSearcher):
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:
-            return [Close(trial, final=True)] if step >= self.max_length else []
+            return [Close(trial)] if step >= self.max_length else []
         if trial not in self.outstanding or step < self.lengths[self.rung_of[trial]]:
             return []
         k = self.rung_of[trial]
@@ -89,7 +97,7 @@ class SyncHalvingSearcher(RungSearcher):
         self.scores[k][trial] = self._score(objective)
         actions = self._settle()
         if trial not in self.outstanding and trial not in self.finished:
-            actions.insert(0, Close(trial, final=False))  # wait for the rest of the rung
+            actions.insert(0, Pause(trial))  # wait for the rest of the rung
         return actions
 
     def on_trial_exited(self, trial: int, status: str) -> list[Action]:
@@ -124,7 +132,7 @@ class SyncHalvingSearcher(RungSearcher):
                 for t in self.members[k]:
                     if t not in self.finished:
                         self.finished.add(t)
-                        actions.append(Close(t, final=True))
+                        actions.append(Close(t))
                 break
             if self.members[k + 1]:
                 continue  # decided earlier
@@ -138,7 +146,7 @@ class SyncHalvingSearcher(RungSearcher):
                     actions.append(Train(t, self.lengths[k + 1]))
                 elif t not in self.finished:
                     self.finished.add(t)
-                    actions.append(Close(t, final=True))
+                    actions.append(Close(t))
             if not keep:  # every survivor had exited: nothing can go further
                 self.members[k + 1] = []
                 break
@@ -154,23 +162,6 @@ class SyncHalvingSearcher(RungSearcher):
             return 1.0
         planned = sum(self.sizes)
         return min(sum(len(s) for s in self.scores) / planned, 1.0)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "members": [list(m) for m in self.members],
-            "scores": [sorted([t, s] for t, s in rung.items()) for rung in self.scores],
-            **self._common_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["members"]) != self.num_rungs:
-            raise ConfigError(
-                f"saved successive-halving state has {len(state['members'])} rungs but the "
-                f"searcher has {self.num_rungs}; resume with the original searcher config"
-            )
-        self.members = [[int(t) for t in m] for m in state["members"]]
-        self.scores = [{int(t): float(s) for t, s in rung} for rung in state["scores"]]
-        self._load_common(state)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,24 @@ the round's length exists before the child starts, whatever the script's checkpo
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from typing import Any
 
 from ridgeline.samplers.base import Sampler
 from ridgeline.searchers.asha import WORST, oriented_score
-from ridgeline.searchers.base import Action, Close, Create, CreatingSearcher, Shutdown, Train
+from ridgeline.searchers.base import (
+    Action,
+    Close,
+    Create,
+    CreatingSearcher,
+    CreatingState,
+    Pause,
+    Shutdown,
+    Train,
+)
 from ridgeline.searchers.validation import check_fraction, check_int
 from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter, SearchSpace
+from ridgeline.statedict import init_fields
 from ridgeline.store.records import INVALID_HP
 
 __all__ = ["PBTSearcher", "describe_pbt", "explore", "replaced_per_round"]
@@ -64,7 +75,20 @@ def _perturb(p: Parameter, value: Any, rng: random.Random, factor: float) -> Any
     return value
 
 
-class PBTSearcher(CreatingSearcher):
+@dataclass(eq=False, repr=False)
+class PBTState(CreatingState):
+    """Where the population stands: this round's members, results and targets."""
+
+    round: int = 1
+    members: list[int] = field(default_factory=list)  # this round's population
+    scores: dict[int, float] = field(default_factory=dict)  # this round's results
+    target: dict[int, int] = field(default_factory=dict)  # each member's length this round
+    awaiting: set[int] = field(default_factory=set)  # told to pause, process not gone yet
+    failed: set[int] = field(default_factory=set)  # ended without finishing its round
+    children: dict[int, int] = field(default_factory=dict)  # request id -> parent, unannounced
+
+
+class PBTSearcher(CreatingSearcher, PBTState):
     """Synchronous rounds over a population of ``population_size`` trials.
 
     Round r trains every member to ``r * length_per_round`` (absolute; a clone starts at its
@@ -97,21 +121,7 @@ class PBTSearcher(CreatingSearcher):
         self.perturb_factor = check_fraction("explore_function.perturb_factor", perturb_factor, 1.0)
         limit = check_int("max_concurrent_trials", max_concurrent_trials, 0)
         self.concurrency = min(limit, population_size) if limit else population_size
-        self.round = 1
-        self.members: list[int] = []  # this round's population
-        self.scores: dict[int, float] = {}  # this round's results
-        self.target: dict[int, int] = {}  # each member's length for this round
-        self.outstanding: set[int] = set()  # members with an open operation
-        self.awaiting: set[int] = set()  # reported, told to pause, process not gone yet
-        self.failed: set[int] = set()  # ended without finishing its round
-        self.finished: set[int] = set()  # closed for good
-        self.children: dict[int, int] = {}  # request id -> parent, clones not yet announced
-        self.pending: set[int] = set()  # first-round request ids not yet announced
-        self.extra: set[int] = set()  # user-added trials: full length, outside the population
-        self.created = 0
-        self.invalid = 0
-        self.exhausted = False
-        self.done = False
+        init_fields(self)
 
     @property
     def max_length(self) -> int:
@@ -147,16 +157,16 @@ class PBTSearcher(CreatingSearcher):
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:
-            return [Close(trial, final=True)] if step >= self.max_length else []
+            return [Close(trial)] if step >= self.max_length else []
         if trial not in self.outstanding or step < self.target[trial]:
             return []
         self.outstanding.discard(trial)
         self.scores[trial] = self._score(objective)
         if self.round == self.num_rounds:
             self.finished.add(trial)
-            return [Close(trial, final=True), *self._end_round()]
+            return [Close(trial), *self._end_round()]
         self.awaiting.add(trial)
-        return [Close(trial, final=False)]
+        return [Pause(trial)]
 
     def on_trial_paused(self, trial: int) -> list[Action]:
         if trial not in self.awaiting:
@@ -209,7 +219,7 @@ class PBTSearcher(CreatingSearcher):
         for t in losers:
             if t not in self.finished:
                 self.finished.add(t)
-                actions.append(Close(t, final=True))
+                actions.append(Close(t))
         self.round += 1
         self.members = list(survivors)
         self.scores = {}
@@ -242,44 +252,6 @@ class PBTSearcher(CreatingSearcher):
             return 1.0
         share = len(self.scores) / max(len(self.members), self.population_size, 1)
         return min((self.round - 1 + share) / self.num_rounds, 1.0)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "round": self.round,
-            "members": list(self.members),
-            "scores": sorted([t, s] for t, s in self.scores.items()),
-            "target": sorted([t, n] for t, n in self.target.items()),
-            "outstanding": sorted(self.outstanding),
-            "awaiting": sorted(self.awaiting),
-            "failed": sorted(self.failed),
-            "finished": sorted(self.finished),
-            "children": sorted([r, t] for r, t in self.children.items()),
-            "pending": sorted(self.pending),
-            "extra": sorted(self.extra),
-            "created": self.created,
-            "invalid": self.invalid,
-            "exhausted": self.exhausted,
-            "done": self.done,
-            "sampler": self.sampler.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.round = int(state["round"])
-        self.members = [int(t) for t in state["members"]]
-        self.scores = {int(t): float(s) for t, s in state["scores"]}
-        self.target = {int(t): int(n) for t, n in state["target"]}
-        self.outstanding = {int(t) for t in state["outstanding"]}
-        self.awaiting = {int(t) for t in state["awaiting"]}
-        self.failed = {int(t) for t in state["failed"]}
-        self.finished = {int(t) for t in state["finished"]}
-        self.children = {int(r): int(t) for r, t in state["children"]}
-        self.pending = {int(r) for r in state["pending"]}
-        self.extra = {int(t) for t in state["extra"]}
-        self.created = int(state["created"])
-        self.invalid = int(state["invalid"])
-        self.exhausted = bool(state["exhausted"])
-        self.done = bool(state["done"])
-        self.sampler.load_state_dict(state["sampler"])
 
 
 def describe_pbt(

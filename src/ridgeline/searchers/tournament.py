@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ridgeline.errors import ConfigError
 from ridgeline.searchers.base import Action, Create, Searcher, Shutdown
+from ridgeline.statedict import init_fields
 
 if TYPE_CHECKING:
     from ridgeline.samplers.base import History, Sampler
@@ -51,21 +53,30 @@ class Bracket(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class BracketTournament(Searcher):
+@dataclass(eq=False, repr=False)
+class TournamentState:
+    """Which bracket owns each trial, and whether they have all finished."""
+
+    owner: dict[int, int] = field(default_factory=dict)  # trial -> index of its bracket
+    done: bool = False
+
+
+class BracketTournament(Searcher, TournamentState):
     """Brackets sharing one sampler and the engine's slots.
 
     Request ids stay unique across brackets: bracket b's i-th create becomes request
     ``(i-1)*B + b + 1`` (B brackets), so the mapping needs no state. User-added trials
     (negative request ids) go to the first bracket, which trains them to ``max_length``.
+    The brackets' states are saved without the sampler, saved once as the tournament's.
     """
 
     name = "tournament"
+    nested = ("sampler",)
 
     def __init__(self, sampler: Sampler, brackets: Sequence[Bracket]) -> None:
         self.sampler = sampler
         self.brackets = list(brackets)
-        self.owner: dict[int, int] = {}  # trial -> index of the bracket that created it
-        self.done = False
+        init_fields(self)
 
     def bind(self, space: SearchSpace, history: History, rng: random.Random) -> None:
         super().bind(space, history, rng)
@@ -146,17 +157,10 @@ class BracketTournament(Searcher):
         return sum(b.progress() for b in self.brackets) / len(self.brackets)
 
     def state_dict(self) -> dict[str, Any]:
-        brackets = []
-        for bracket in self.brackets:
-            state = bracket.state_dict()
-            del state["sampler"]  # shared: saved once below
-            brackets.append(state)
-        return {
-            "brackets": brackets,
-            "owner": sorted([t, b] for t, b in self.owner.items()),
-            "done": self.done,
-            "sampler": self.sampler.state_dict(),
-        }
+        brackets = [bracket.state_dict() for bracket in self.brackets]
+        for saved in brackets:
+            del saved["sampler"]  # shared: saved once, as the tournament's
+        return {"brackets": brackets, **super().state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if len(state["brackets"]) != len(self.brackets):
@@ -166,6 +170,4 @@ class BracketTournament(Searcher):
             )
         for bracket, saved in zip(self.brackets, state["brackets"], strict=True):
             bracket.load_state_dict(saved)
-        self.owner = {int(t): int(b) for t, b in state["owner"]}
-        self.done = bool(state["done"])
-        self.sampler.load_state_dict(state["sampler"])
+        super().load_state_dict(state)

@@ -6,8 +6,8 @@ trains to absolute lengths, pauses and relaunches, closes, stops, shutdown) with
 ``capacity`` trial processes at once, and calls ``train_fn`` for each operation when it
 completes. A trial that trains from length ``a`` to ``b`` finishes ``b - a`` time units after
 it started, so the clock orders reports as a cluster of ``capacity`` equal workers would.
-Processes exit at once: a pause (``Close(final=False)``) is followed by ``on_trial_paused``, a
-close or stop by ``on_trial_exited``, before the next event. A Close or Stop that arrives while
+Processes exit at once: a ``Pause`` is followed by ``on_trial_paused``, a close or stop by
+``on_trial_exited``, before the next event. A Pause, Close or Stop that arrives while
 the trial trains cuts its operation short; the length trained until then still counts.
 
 ``run_searcher`` runs one and returns its ``SimResult`` (budget, best objective over time):
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ridgeline.samplers.base import History
-from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
+from ridgeline.searchers.base import Action, Close, Create, Pause, Searcher, Shutdown, Stop, Train
 from ridgeline.space import Continuous, SearchSpace
 from ridgeline.store.records import COMPLETED, PAUSED, PENDING, RUNNING, STOPPED, TRIAL_DONE_STATES
 
@@ -84,8 +84,10 @@ def brief(action: Action) -> tuple[Any, ...]:
     """Compact form for expected sequences: T train, P pause, C close, S stop, N new, X done."""
     if isinstance(action, Train):
         return ("T", action.trial, action.until)
+    if isinstance(action, Pause):
+        return ("P", action.trial)
     if isinstance(action, Close):
-        return ("C", action.trial) if action.final else ("P", action.trial)
+        return ("C", action.trial)
     if isinstance(action, Stop):
         return ("S", action.trial)
     if isinstance(action, Create):
@@ -102,7 +104,7 @@ class SimulationError(RuntimeError):
 class Operation:
     """One stretch of training: ``from_length`` to ``to_length``, started at ``start``.
 
-    ``end`` is when it completed, or when it was cut short (``aborted``: a Stop or Close
+    ``end`` is when it completed, or when it was cut short (``aborted``: a Pause, Stop or Close
     arrived while it trained, or its process ended there without a report, as
     ``Simulation.exits`` said; the length trained until then still counts)."""
 
@@ -427,7 +429,7 @@ class Simulation:
                 queue.extend(self._create(action))
             elif isinstance(action, Train):
                 self._train(action)
-            elif isinstance(action, Close):
+            elif isinstance(action, Pause | Close):
                 self._close(action)
             elif isinstance(action, Stop):
                 self._stop(action)
@@ -490,13 +492,13 @@ class Simulation:
                     self.relaunched.append((t, until))
                 self.waiting.append(t)
 
-    def _close(self, action: Close) -> None:
+    def _close(self, action: Pause | Close) -> None:
         t = action.trial
         record = self._known(t, action)
         if record.status in TERMINAL:
             return
         self._release(t)
-        if action.final:
+        if isinstance(action, Close):
             self.events.append((t, COMPLETED))
         elif record.status != PAUSED:
             self._set_status(t, PAUSED)

@@ -65,8 +65,8 @@ class SuccessiveHalvingSampler(Sampler):
             ranked = [t for t in ranked if t.objective is not None]
             ranked.sort(key=lambda t: t.objective, reverse=not history.lower_is_better)  # type: ignore[arg-type,return-value]
             for parent in ranked[: len(ranked) // int(self.eta)]:
-                if parent.id not in self.promoted:
-                    self.promoted.add(parent.id)
+                if parent.number not in self.promoted:
+                    self.promoted.add(parent.number)
                     params = {n: parent.params[n] for n in space.names}
                     return params | self._extras(rung + 1, str(parent.params.get("save_to", "")))
         return space.sample(rng) | self._extras(0, "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
@@ -25,7 +26,18 @@ __all__ = ["HyperbandSampler"]
 _ENDED = (COMPLETED, FAILED, STOPPED, INVALID_HP, CANCELED)
 
 
-class HyperbandSampler(Sampler):
+@dataclass(eq=False, repr=False)
+class HyperbandState:
+    """Where the brackets stand."""
+
+    bracket: int = 0  # index into brackets(), s = s_max - bracket
+    rung: int = 0
+    quota: int = 0  # trials the current rung gets
+    issued: int = 0  # trials proposed in the current rung
+    count: int = 0  # proposals made; also the next ``save_to`` name
+
+
+class HyperbandSampler(Sampler, HyperbandState):
     """Brackets ``s = s_max .. 0`` with ``s_max = floor(log(R/r)/log(eta))``: bracket s starts
     ``ceil((s_max+1)/(s+1) * eta**s)`` configurations with resource ``R * eta**-s`` and keeps
     the best ``1/eta`` of each rung, multiplying the resource by ``eta``, up to ``R``."""
@@ -37,11 +49,7 @@ class HyperbandSampler(Sampler):
             )
         self.r, self.R, self.eta = r, R, eta
         self.s_max = math.floor(math.log(R / r) / math.log(eta) + 1e-9)
-        self.bracket = 0  # index into brackets(), s = s_max - bracket
-        self.rung = 0
-        self.quota = self.sizes(0)[0]  # trials the current rung gets
-        self.issued = 0  # trials proposed in the current rung
-        self.count = 0  # proposals made; also the next ``save_to`` name
+        self.quota = self.sizes(0)[0]
 
     def sizes(self, bracket: int) -> list[int]:
         """Trials per rung of a bracket."""
@@ -108,17 +116,3 @@ class HyperbandSampler(Sampler):
             "load_from": load_from,
             "save_to": str(self.count),
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "bracket": self.bracket,
-            "rung": self.rung,
-            "quota": self.quota,
-            "issued": self.issued,
-            "count": self.count,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.bracket, self.rung = int(state["bracket"]), int(state["rung"])
-        self.quota, self.issued = int(state["quota"]), int(state["issued"])
-        self.count = int(state["count"])

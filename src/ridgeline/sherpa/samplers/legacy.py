@@ -74,17 +74,17 @@ def results_frame(history: History, names: Sequence[str] = ()) -> pandas.DataFra
     lib = history.lower_is_better
     for t in history.trials:
         pvals = [t.params.get(k) for k in pkeys]
-        curve = history.curves.get(t.id, [])
+        curve = history.curves.get(t.number, [])
         for step, value in curve:
-            rows.append([t.id, "INTERMEDIATE", step, *pvals, value])
+            rows.append([t.number, "INTERMEDIATE", step, *pvals, value])
         if t.status in _FINISHED:
             best = _best_point(curve, lib)
             if best is not None:
                 top = max(step for step, _ in curve)
-                rows.append([t.id, t.status, top, *pvals, best[1]])
+                rows.append([t.number, t.status, top, *pvals, best[1]])
             elif not curve and t.objective is not None:
                 step = t.last_step if t.last_step is not None else 1
-                rows.append([t.id, t.status, step, *pvals, t.objective])
+                rows.append([t.number, t.status, step, *pvals, t.objective])
     return pandas.DataFrame(rows, columns=columns)
 
 
@@ -143,10 +143,10 @@ def history_from_results(results: Any, lower_is_better: bool = True) -> History:
     for tid in range(1, max(info) + 1):
         entry = info.get(tid)
         if entry is None:
-            history.trials.append(TrialView(id=tid, params={}, status=FAILED))
+            history.trials.append(TrialView(number=tid, params={}, status=FAILED))
             continue
         view = TrialView(
-            id=tid,
+            number=tid,
             params=entry["params"],
             status=entry["status"],
             objective=entry["best"],

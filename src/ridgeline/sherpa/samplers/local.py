@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler
+from ridgeline.samplers.compose import Repeating
 from ridgeline.space import Choice, Continuous, Discrete, Ordinal
+from ridgeline.statedict import init_fields
 from ridgeline.values import whole_number
 
 if TYPE_CHECKING:
@@ -43,7 +46,16 @@ def check_local_args(
     return dict(seed_configuration), factors, repeat_trials
 
 
-class LocalSearchSampler(Sampler):
+@dataclass(eq=False, repr=False)
+class LocalSearchState(Repeating):
+    """The centre (the seed until a trial beats it), and every configuration proposed."""
+
+    seed_configuration: dict[str, Any] = field(default_factory=dict)
+    started: bool = False
+    submitted: list[dict[str, Any]] = field(default_factory=list)
+
+
+class LocalSearchSampler(Sampler, LocalSearchState):
     """SHERPA's ``LocalSearch``, with its randomness taken from the experiment generator.
 
     1. The seed configuration first (``repeat_trials`` times).
@@ -67,13 +79,10 @@ class LocalSearchSampler(Sampler):
         seed, factors, repeats = check_local_args(
             seed_configuration, perturbation_factors, repeat_trials
         )
+        init_fields(self)
         self.seed_configuration = seed
         self.perturbation_factors = factors
         self.repeat_trials = repeats
-        self.started = False
-        self.submitted: list[dict[str, Any]] = []
-        self.current: dict[str, Any] | None = None
-        self.remaining = 0
 
     def propose(
         self,
@@ -156,20 +165,3 @@ class LocalSearchSampler(Sampler):
                 v = min(max(v, lo), hi)
                 out.append({**centre, name: v})
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "seed_configuration": dict(self.seed_configuration),
-            "started": self.started,
-            "submitted": [dict(c) for c in self.submitted],
-            "current": dict(self.current) if self.current is not None else None,
-            "remaining": self.remaining,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.seed_configuration = dict(state["seed_configuration"])
-        self.started = bool(state["started"])
-        self.submitted = [dict(c) for c in state["submitted"]]
-        cur = state.get("current")
-        self.current = dict(cur) if cur is not None else None
-        self.remaining = int(state.get("remaining", 0))

@@ -81,7 +81,7 @@ class PopulationBasedTrainingSampler(Sampler):
                 extras = {
                     "generation": generation,
                     "load_from": str(parent.params.get("save_to", "")),
-                    "lineage": f"{parent.params.get('lineage', '')}{parent.id},",
+                    "lineage": f"{parent.params.get('lineage', '')}{parent.number},",
                 }
         self.count += 1
         return params | extras | {"save_to": str(self.count)}
