@@ -559,8 +559,12 @@ class SearchSpace:
         return out
 
     def encode(self, params: Mapping[str, Any]) -> list[float]:
-        """Unit-cube coordinates of ``params`` (definition order), for model-based samplers."""
-        return [p.to_unit(params[p.name]) for p in self._params]
+        """Unit-cube coordinates of ``params``, one per parameter in definition order: the
+        encoding that the model-based samplers search in (``samplers.encoding``), with a
+        category at the centre of its share of [0, 1] and a Constant at 0.5. Loads NumPy."""
+        from ridgeline.samplers.encoding import Encoding
+
+        return Encoding(self).point(params)
 
     def decode(self, unit: Sequence[float]) -> dict[str, Any]:
         """Parameters at unit-cube point ``unit`` (inverse of ``encode`` up to the grid)."""
@@ -568,7 +572,9 @@ class SearchSpace:
             raise SpaceError(
                 f"decode needs {len(self._params)} coordinates (one per parameter), got {len(unit)}"
             )
-        return {p.name: p.from_unit(u) for p, u in zip(self._params, unit, strict=True)}
+        from ridgeline.samplers.encoding import Encoding
+
+        return Encoding(self).at(unit)
 
     def contains(self, params: Mapping[str, Any]) -> bool:
         """True when every parameter is present with a legal value and no unknown key is set."""

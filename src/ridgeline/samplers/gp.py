@@ -49,11 +49,12 @@ import scipy.optimize
 from ridgeline.errors import ConfigError
 from ridgeline.samplers import gp_model
 from ridgeline.samplers.base import History, Sampler
-from ridgeline.space import Choice, Constant, Discrete, Ordinal
+from ridgeline.samplers.encoding import Column, Encoding
+from ridgeline.space import Ordinal
 from ridgeline.store.records import COMPLETED, FAILED, INVALID_HP, PAUSED, PENDING, RUNNING, STOPPED
 
 if TYPE_CHECKING:
-    from ridgeline.space import Parameter, SearchSpace
+    from ridgeline.space import SearchSpace
 
 __all__ = ["GPSampler"]
 
@@ -106,79 +107,72 @@ class _Timeout(Exception):
 
 
 class _Encoder:
-    """Maps a search space to model features and back.
+    """The GP's features of a search space, on the shared ``Encoding``.
 
-    Numeric parameters (Continuous, Discrete, Ordinal) are one feature each, via ``to_unit``;
-    Discrete and Ordinal ones with at most ``_MAX_GRID`` values also keep the unit positions of
-    their legal values, so candidates can be rounded in bulk. Choice parameters are one-hot
-    blocks. Constants and one-value categories are not features.
+    A numeric column is one feature; Discrete and Ordinal ones with at most ``_MAX_GRID``
+    values (every Ordinal) also keep the bin centres of their legal values, so candidates can
+    be rounded in bulk. A Choice column is a one-hot block. Constants and one-value
+    categories are not features.
     """
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
-        self.params = space.parameters
-        self.slots: list[tuple[Parameter, int, int]] = []  # (param, first feature, width)
+        self.encoding = Encoding(space)
+        self.slots: list[tuple[Column, int, int]] = []  # (column, first feature, width)
         self.group_of: list[int] = []
         self.onehot: list[bool] = []
         self.numeric: list[int] = []
-        self.grids: dict[int, tuple[np.ndarray, list[Any]]] = {}
+        self.grids: dict[int, np.ndarray] = {}
         self.blocks: list[tuple[int, int]] = []
         col = 0
-        for p in self.params:
-            if isinstance(p, Constant):
+        for column in self.encoding.columns:
+            if column.size == 1:
                 continue
             group = len(self.slots)
-            if isinstance(p, Choice):
-                k = len(p.range)
-                if k < 2:
-                    continue
-                self.slots.append((p, col, k))
+            if column.choice:
+                k = column.size
+                self.slots.append((column, col, k))
                 self.group_of += [group] * k
                 self.onehot += [True] * k
                 self.blocks.append((col, k))
                 col += k
                 continue
-            if isinstance(p, Ordinal) and len(p.range) < 2:
-                continue
-            self.slots.append((p, col, 1))
+            self.slots.append((column, col, 1))
             self.group_of.append(group)
             self.onehot.append(False)
             self.numeric.append(col)
-            values: list[Any] | None = None
-            if isinstance(p, Ordinal):
-                values = list(p.range)
-            elif isinstance(p, Discrete):
-                lo, hi = p.range
-                if hi - lo + 1 <= _MAX_GRID:
-                    values = list(range(lo, hi + 1))
-            if values is not None:
-                self.grids[col] = (np.array([p.to_unit(v) for v in values]), values)
+            if column.size and (isinstance(column.param, Ordinal) or column.size <= _MAX_GRID):
+                self.grids[col] = self.encoding.centres(column.index)
             col += 1
         self.dim = col
         self.free = len(self.slots)
         self.numeric_arr = np.array(self.numeric, dtype=int)
+        self.cube_at = [column.at for column, _, _ in self.slots]
+
+    def features(self, rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Features of ``rows``, and a mask of the rows that could be encoded."""
+        u, c, ok = self.encoding.encode(rows)
+        return self._assemble(u, c), ok
 
     def encode(self, params: Mapping[str, Any]) -> np.ndarray | None:
         """Features of ``params``, or None when a value is missing or not legal."""
-        x = np.zeros(self.dim)
-        try:
-            for p, col, width in self.slots:
-                value = params[p.name]
-                if width > 1:
-                    x[col + p.index(value)] = 1.0  # type: ignore[attr-defined]
-                else:
-                    u = float(p.to_unit(value))
-                    if not math.isfinite(u):
-                        return None
-                    x[col] = min(max(u, 0.0), 1.0)
-        except (KeyError, ValueError, TypeError, OverflowError):
-            return None
+        x, ok = self.features([params])
+        return x[0] if ok[0] else None
+
+    def _assemble(self, u: np.ndarray, c: np.ndarray) -> np.ndarray:
+        x = np.zeros((len(u), self.dim))
+        rows = np.arange(len(u))
+        for column, col, _ in self.slots:
+            if column.choice:
+                x[rows, col + c[:, column.index]] = 1.0
+            else:
+                x[:, col] = u[:, column.index]
         return x
 
     def round(self, x: np.ndarray) -> np.ndarray:
         """Rows of ``x`` moved to legal values: nearest grid value, one-hot of the argmax."""
         x = np.clip(x, 0.0, 1.0)
-        for col, (centres, _) in self.grids.items():
+        for col, centres in self.grids.items():
             x[:, col] = centres[_nearest(centres, x[:, col])]
         for col, k in self.blocks:
             idx = np.argmax(x[:, col : col + k], axis=1)
@@ -187,34 +181,26 @@ class _Encoder:
         return x
 
     def decode(self, x: np.ndarray) -> dict[str, Any]:
-        """Parameters at feature vector ``x`` (Constants and one-value categories included)."""
-        out: dict[str, Any] = {}
-        by_name = {p.name: (col, width) for p, col, width in self.slots}
-        for p in self.params:
-            if p.name not in by_name:
-                out[p.name] = p.from_unit(0.5) if not isinstance(p, Constant) else p.value
-                continue
-            col, width = by_name[p.name]
-            if width > 1:
-                out[p.name] = p.range[int(np.argmax(x[col : col + width]))]
+        """Parameters at feature vector ``x`` (Constants and one-value categories included):
+        grid features at their nearest legal value, a category by the argmax of its block."""
+        u = np.full(len(self.encoding.numeric), 0.5)
+        c = np.zeros(len(self.encoding.choices), dtype=np.int64)
+        for column, col, width in self.slots:
+            if column.choice:
+                c[column.index] = int(np.argmax(x[col : col + width]))
             elif col in self.grids:
-                centres, values = self.grids[col]
-                out[p.name] = values[int(_nearest(centres, np.array([x[col]]))[0])]
+                centres = self.grids[col]
+                u[column.index] = centres[_nearest(centres, x[col : col + 1])[0]]
             else:
-                out[p.name] = p.from_unit(float(x[col]))
-        return out
+                u[column.index] = x[col]
+        return self.encoding.decode(u, c)
 
     def from_cube(self, u: np.ndarray) -> np.ndarray:
         """Features for rows of ``u`` in the unit cube with one column per free parameter
         (a Choice column picks a category uniformly)."""
-        x = np.zeros((len(u), self.dim))
-        for j, (_, col, width) in enumerate(self.slots):
-            if width > 1:
-                idx = np.minimum((u[:, j] * width).astype(int), width - 1)
-                x[np.arange(len(u)), col + idx] = 1.0
-            else:
-                x[:, col] = u[:, j]
-        return self.round(x)
+        cube = np.full((len(u), len(self.space)), 0.5)
+        cube[:, self.cube_at] = u
+        return self.round(self._assemble(*self.encoding.from_cube(cube)))
 
     def key(self, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """A hashable identity of a configuration in feature space (None: not encodable)."""
@@ -638,7 +624,7 @@ class GPSampler(Sampler):
         rows: list[list[np.ndarray]] = []
         for x in current:
             moves: list[np.ndarray] = []
-            for col, (centres, _) in enc.grids.items():
+            for col, centres in enc.grids.items():
                 i = int(_nearest(centres, np.array([x[col]]))[0])
                 for j in (i - 1, i + 1):
                     if 0 <= j < len(centres):
@@ -672,11 +658,11 @@ def _gather(
     failed_x: list[np.ndarray] = []
     pend_x: list[np.ndarray] = []
     seen: set[tuple[Any, ...]] = set()
-    for t in history.trials:
-        x = enc.encode(t.params)
-        if x is None:
+    xs, ok = enc.features([t.params for t in history.trials])
+    for t, x, key, good in zip(history.trials, xs, np.round(xs, 9).tolist(), ok, strict=True):
+        if not good:
             continue
-        seen.add(tuple(np.round(x, 9).tolist()))
+        seen.add(tuple(key))
         value = t.objective
         finite = value is not None and math.isfinite(value)
         if t.status in _RUNNING:
@@ -687,11 +673,11 @@ def _gather(
             obs_x.append(x)
             obs_y.append(float(value))  # type: ignore[arg-type]
     pend_keys = set()
-    for params in pending:
-        x = enc.encode(params)
-        if x is None:
+    xs, ok = enc.features(pending)
+    for x, key, good in zip(xs, np.round(xs, 9).tolist(), ok, strict=True):
+        if not good:
             continue
-        k = tuple(np.round(x, 9).tolist())
+        k = tuple(key)
         if k not in seen:
             pend_x.append(x)
         pend_keys.add(k)

@@ -39,7 +39,8 @@ from scipy.special import ndtr, ndtri
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import History, Sampler, TrialView
-from ridgeline.space import Choice, Constant, Continuous, Discrete, Ordinal, Parameter, SearchSpace
+from ridgeline.samplers.encoding import Encoding
+from ridgeline.space import SearchSpace
 from ridgeline.store.records import CANCELED, COMPLETED, PAUSED, PENDING, RUNNING, STOPPED
 from ridgeline.values import whole_number
 
@@ -73,179 +74,6 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _UNIFORM_VAR = 1.0 / 12.0
 _TINY = 1e-300
 
-# Kinds of numeric columns.
-_CONT, _BIN, _LOGBIN, _CUSTOM = 0, 1, 2, 3
-
-
-class _Layout:
-    """Where each searched parameter lives in the model.
-
-    Numeric parameters (Continuous, Discrete, Ordinal, custom ones) are columns in [0, 1];
-    Discrete and Ordinal values are bins of that interval, so candidates snap to bin centres.
-    Choice parameters are columns of category indices. Constants are left out.
-    """
-
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
-        self.num: list[Parameter] = []
-        self.cat: list[Choice] = []
-        kind: list[int] = []
-        lowest: list[float] = []  # lowest integer value (index 0 for Ordinal) of binned columns
-        offset: list[float] = []  # lowest value (bins) or log/linear offset (continuous)
-        count: list[float] = []  # number of values (bins)
-        span: list[float] = []  # width in linear or log units
-        for p in space.parameters:
-            if isinstance(p, Constant):
-                continue
-            if isinstance(p, Choice):
-                self.cat.append(p)
-                continue
-            self.num.append(p)
-            if isinstance(p, Ordinal):
-                kind.append(_BIN)
-                lowest.append(0.0)
-                offset.append(0.0)
-                count.append(float(len(p.range)))
-                span.append(1.0)
-            elif isinstance(p, Discrete):
-                low, high = int(p.range[0]), int(p.range[1])
-                log = p.scale == "log"
-                kind.append(_LOGBIN if log else _BIN)
-                lowest.append(float(low))
-                offset.append(math.log(low) if log else float(low))
-                count.append(float(high - low + 1))
-                span.append(math.log(high + 1) - math.log(low) if log else 1.0)
-            elif isinstance(p, Continuous):
-                low_f, high_f = float(p.range[0]), float(p.range[1])
-                log = p.scale == "log"
-                kind.append(_CONT)
-                lowest.append(0.0)
-                offset.append(math.log(low_f) if log else low_f)
-                count.append(0.0)
-                span.append(math.log(high_f) - math.log(low_f) if log else high_f - low_f)
-            else:  # a custom Parameter subclass: trust its own to_unit/from_unit
-                kind.append(_CUSTOM)
-                lowest.append(0.0)
-                offset.append(0.0)
-                count.append(0.0)
-                span.append(1.0)
-        self.kind = np.array(kind, dtype=np.int64)
-        self.lowest = np.array(lowest)
-        self.offset = np.array(offset)
-        self.count = np.array(count)
-        self.span = np.array(span)
-        self.binned: BoolArray = (self.kind == _BIN) | (self.kind == _LOGBIN)
-        self.bins = np.flatnonzero(self.binned)
-        self.smooth = np.flatnonzero(~self.binned)
-        self.sizes = [len(p.range) for p in self.cat]
-        self.dims = len(self.num) + len(self.cat)
-
-    def encode(self, rows: Sequence[Mapping[str, Any]]) -> tuple[Array, IntArray, BoolArray]:
-        """Model coordinates of ``rows`` (numeric ``(n, dn)``, categorical ``(n, dc)``) and a
-        mask of the rows that could be encoded: a missing or unknown value drops a row."""
-        n = len(rows)
-        ok = np.ones(n, dtype=bool)
-        u = np.empty((n, len(self.num)))
-        c = np.zeros((n, len(self.cat)), dtype=np.int64)
-        for j, p in enumerate(self.num):
-            kind = int(self.kind[j])
-            if kind == _CUSTOM or isinstance(p, Ordinal):
-                col = np.array([_unit(p, r.get(p.name)) for r in rows], dtype=float)
-            else:
-                col = _floats([r.get(p.name) for r in rows])
-                if kind == _CONT:
-                    if p.scale == "log":
-                        with np.errstate(invalid="ignore", divide="ignore"):
-                            col = np.log(np.where(col > 0, col, np.nan))
-                    col = (col - self.offset[j]) / self.span[j]
-                else:
-                    low = float(p.range[0])
-                    col = self.centre(j, np.clip(np.round(col), low, low + self.count[j] - 1))
-            ok &= np.isfinite(col)
-            u[:, j] = np.clip(np.nan_to_num(col, nan=0.5), 0.0, 1.0)
-        for j, q in enumerate(self.cat):
-            for i, r in enumerate(rows):
-                try:
-                    c[i, j] = q.index(r[q.name])
-                except (KeyError, ValueError):
-                    ok[i] = False
-        return u, c, ok
-
-    def value(self, j: int, u: Array) -> Array:
-        """Integer value (index for Ordinal) of binned column ``j`` at ``u``, as ``from_unit``."""
-        low = self.lowest[j]
-        if self.kind[j] == _LOGBIN:
-            k = np.floor(np.exp(self.offset[j] + self.span[j] * u))
-        else:
-            k = low + np.floor(u * self.count[j])
-        return np.asarray(np.clip(k, low, low + self.count[j] - 1))
-
-    def centre(self, j: int, k: Array) -> Array:
-        """Unit coordinate of integer value(s) ``k`` of binned column ``j``, as ``to_unit``."""
-        if self.kind[j] == _LOGBIN:
-            return np.asarray((np.log(k + 0.5) - self.offset[j]) / self.span[j])
-        return np.asarray((k - self.offset[j] + 0.5) / self.count[j])
-
-    def snap(self, u: Array) -> tuple[Array, Array, Array]:
-        """Points moved to their bin centres, with the bins' lower and upper edges."""
-        u = u.copy()
-        lower = np.zeros_like(u)
-        upper = np.ones_like(u)
-        for j in self.bins.tolist():
-            k = self.value(j, u[:, j])
-            u[:, j] = self.centre(j, k)
-            if self.kind[j] == _LOGBIN:
-                lower[:, j] = (np.log(k) - self.offset[j]) / self.span[j]
-                upper[:, j] = (np.log(k + 1.0) - self.offset[j]) / self.span[j]
-            else:
-                lower[:, j] = (k - self.offset[j]) / self.count[j]
-                upper[:, j] = (k - self.offset[j] + 1.0) / self.count[j]
-        return u, np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
-
-    def decode(self, u: Array, c: IntArray) -> dict[str, Any]:
-        """Parameters (every one of the space, in its order) at model coordinates ``u, c``."""
-        num = {p.name: j for j, p in enumerate(self.num)}
-        cat = {p.name: j for j, p in enumerate(self.cat)}
-        out: dict[str, Any] = {}
-        for p in self.space.parameters:
-            if p.name in cat:
-                out[p.name] = p.range[int(c[cat[p.name]])]
-            elif p.name in num:
-                j = num[p.name]
-                if isinstance(p, Ordinal):
-                    out[p.name] = p.range[int(self.value(j, np.asarray(u[j])))]
-                elif isinstance(p, Discrete):
-                    out[p.name] = int(self.value(j, np.asarray(u[j])))
-                else:
-                    out[p.name] = p.from_unit(float(u[j]))
-            else:
-                out[p.name] = p.value if isinstance(p, Constant) else p.from_unit(0.5)
-        return out
-
-
-def _unit(p: Parameter, value: Any) -> float:
-    if value is None:
-        return math.nan
-    try:
-        return float(p.to_unit(value))
-    except (TypeError, ValueError, ArithmeticError):
-        return math.nan
-
-
-def _floats(values: list[Any]) -> Array:
-    """``values`` as floats; anything that is not a real number becomes NaN."""
-    try:
-        return np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        out = np.full(len(values), np.nan)
-        for i, v in enumerate(values):
-            if not isinstance(v, (str, bytes)):
-                try:
-                    out[i] = float(v)
-                except (TypeError, ValueError):
-                    pass
-        return out
-
 
 def _logsumexp(x: Array, axis: int) -> Array:
     top = np.max(x, axis=axis, keepdims=True)
@@ -261,11 +89,11 @@ class _Rows:
     observations encodes one new trial, not all of them.
     """
 
-    def __init__(self, layout: _Layout) -> None:
+    def __init__(self, layout: Encoding) -> None:
         self.layout = layout
         self.params: list[Mapping[str, Any]] = []
-        self.u = np.empty((0, len(layout.num)))
-        self.c = np.empty((0, len(layout.cat)), dtype=np.int64)
+        self.u = np.empty((0, len(layout.numeric)))
+        self.c = np.empty((0, len(layout.choices)), dtype=np.int64)
         self.ok = np.empty(0, dtype=bool)
 
     def update(self, trials: Sequence[TrialView]) -> None:
@@ -304,7 +132,7 @@ class _Parzen:
     log_w: Array  # (K + 1,) log mixture weights, prior last
 
     @classmethod
-    def fit(cls, layout: _Layout, u: Array, c: IntArray) -> _Parzen:
+    def fit(cls, layout: Encoding, u: Array, c: IntArray) -> _Parzen:
         n = len(u)
         sigma = _bandwidth(u, layout.dims)
         with np.errstate(divide="ignore"):
@@ -320,11 +148,11 @@ class _Parzen:
         return cls(u, sigma, log_z, cat_p, np.log(w / w.sum()))
 
     def sample(
-        self, layout: _Layout, size: int, joint: bool, rng: np.random.Generator
+        self, layout: Encoding, size: int, joint: bool, rng: np.random.Generator
     ) -> tuple[Array, IntArray]:
         """``size`` draws: one component per draw (``joint``) or per draw and column."""
         k = len(self.mu)
-        dn, dc = len(layout.num), len(layout.cat)
+        dn, dc = len(layout.numeric), len(layout.choices)
         w = np.exp(self.log_w)
         w /= w.sum()
         if joint:
@@ -353,7 +181,7 @@ class _Parzen:
         return u, c
 
     def log_pdf(
-        self, layout: _Layout, u: Array, lower: Array, upper: Array, c: IntArray, joint: bool
+        self, layout: Encoding, u: Array, lower: Array, upper: Array, c: IntArray, joint: bool
     ) -> Array:
         """Log density at ``u, c`` (probability for binned and categorical columns).
 
@@ -368,7 +196,7 @@ class _Parzen:
             prior[:, layout.bins] = np.log(
                 np.maximum(upper[:, layout.bins] - lower[:, layout.bins], _TINY)
             )
-        prior[:, len(layout.num) :] = -np.log(np.asarray(layout.sizes, dtype=float))
+        prior[:, len(layout.numeric) :] = -np.log(np.asarray(layout.sizes, dtype=float))
         if k == 0:
             return np.asarray(prior.sum(axis=1))
         log_w = self.log_w
@@ -381,7 +209,7 @@ class _Parzen:
         return np.asarray(_logsumexp(both, axis=1).sum(axis=1))
 
     def _joint_terms(
-        self, layout: _Layout, u: Array, lower: Array, upper: Array, c: IntArray
+        self, layout: Encoding, u: Array, lower: Array, upper: Array, c: IntArray
     ) -> Array:
         """``(C, K)`` log kernel values, summed over columns."""
         smooth, bins = layout.smooth, layout.bins
@@ -397,15 +225,15 @@ class _Parzen:
             const = const - np.log(sd).sum() - len(smooth) * _LOG_SQRT_2PI
         if len(bins):
             out += self._bin_log_mass(u, lower, upper, bins).sum(axis=2)
-        for j in range(len(layout.cat)):
+        for j in range(len(layout.choices)):
             out += np.log(self.cat_p[j][:, c[:, j]]).T
         return out + const[None, :]
 
     def _column_terms(
-        self, layout: _Layout, u: Array, lower: Array, upper: Array, c: IntArray
+        self, layout: Encoding, u: Array, lower: Array, upper: Array, c: IntArray
     ) -> Array:
         """``(C, K, columns)`` log kernel values, one per column."""
-        dn = len(layout.num)
+        dn = len(layout.numeric)
         out = np.empty((len(u), len(self.mu), layout.dims))
         if dn:
             z = (u[:, None, :] - self.mu[None, :, :]) / self.sigma
@@ -413,7 +241,7 @@ class _Parzen:
             if len(layout.bins):
                 dens[:, :, layout.bins] = self._bin_log_mass(u, lower, upper, layout.bins)
             out[:, :, :dn] = dens - self.log_z[None, :, :]
-        for j in range(len(layout.cat)):
+        for j in range(len(layout.choices)):
             out[:, :, dn + j] = np.log(self.cat_p[j][:, c[:, j]]).T
         return out
 
@@ -489,7 +317,7 @@ class TPESampler(Sampler):
                 f"or None for the default min(ceil(0.1 n), 25); got {gamma!r}"
             )
         self.gamma = None if gamma is None else float(gamma)
-        self._layout: _Layout | None = None
+        self._layout: Encoding | None = None
         self._rows: _Rows | None = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -507,7 +335,7 @@ class TPESampler(Sampler):
         rng: random.Random,
     ) -> dict[str, Any]:
         if self._layout is None or self._layout.space is not space:
-            self._layout = _Layout(space)
+            self._layout = Encoding(space)
         layout = self._layout
         np_rng = np.random.default_rng(rng.getrandbits(64))
         if layout.dims == 0:
@@ -529,11 +357,11 @@ class TPESampler(Sampler):
         best = int(np.argmax(np.where(repeat, -np.inf, score)))
         return layout.decode(u[best], c[best])
 
-    def _random(self, layout: _Layout, data: _Data, rng: np.random.Generator) -> dict[str, Any]:
+    def _random(self, layout: Encoding, data: _Data, rng: np.random.Generator) -> dict[str, Any]:
         """A draw from the space's own distribution, a new one where a few tries find it."""
         tries = 8
-        u = rng.random((tries, len(layout.num)))
-        c = np.zeros((tries, len(layout.cat)), dtype=np.int64)
+        u = rng.random((tries, len(layout.numeric)))
+        c = np.zeros((tries, len(layout.choices)), dtype=np.int64)
         for j, m in enumerate(layout.sizes):
             c[:, j] = rng.integers(m, size=tries)
         u, _, _ = layout.snap(u)
@@ -542,7 +370,7 @@ class TPESampler(Sampler):
         return layout.decode(u[best], c[best])
 
     def _collect(
-        self, layout: _Layout, history: History, pending: Sequence[Mapping[str, Any]]
+        self, layout: Encoding, history: History, pending: Sequence[Mapping[str, Any]]
     ) -> _Data:
         """Split the history into the good and bad groups (see the module docstring)."""
         if self._rows is None or self._rows.layout is not layout:
@@ -638,7 +466,7 @@ def _key(u: Array, c: IntArray) -> tuple[float | int, ...]:
     return (*u.tolist(), *c.tolist())
 
 
-def _repeats(layout: _Layout, u: Array, c: IntArray, data: _Data) -> BoolArray:
+def _repeats(layout: Encoding, u: Array, c: IntArray, data: _Data) -> BoolArray:
     """Which candidates equal a configuration already tried or pending.
 
     Only spaces without continuous parameters can repeat a point; their candidates sit on
