@@ -65,26 +65,37 @@ for _cls in (ExperimentRecord, TrialRecord, MetricRecord, CheckpointRecord, Even
 
 
 class _Write:
-    """``with store._write:`` holds the store's lock for a write, after checking that every
-    lease the handle holds is still its own (``LeaseLost`` otherwise)."""
+    """``with store._write:`` holds the store's lock for a write, after checking that each
+    lease the handle holds is still its own (``LeaseLost`` otherwise). It keeps the store's
+    lock, fences and leases rather than the store: no reference cycle outlives a dropped store.
+    """
 
-    __slots__ = ("_store",)
+    __slots__ = ("_lock", "_fences", "_leases")
 
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
+    def __init__(
+        self, lock: threading.Lock, fences: dict[int, int], leases: dict[int, LeaseRecord]
+    ) -> None:
+        self._lock = lock
+        self._fences = fences
+        self._leases = leases
 
     def __enter__(self) -> None:
-        store = self._store
-        store._lock.acquire()
-        if store._fences:
+        self._lock.acquire()
+        if self._fences:
             try:
-                store._check_fences()
+                self._check_fences()
             except BaseException:
-                store._lock.release()
+                self._lock.release()
                 raise
 
     def __exit__(self, *exc_info: object) -> None:
-        self._store._lock.release()
+        self._lock.release()
+
+    def _check_fences(self) -> None:
+        for experiment_id, token in self._fences.items():
+            current = self._leases.get(experiment_id)
+            if current is None or current.token != token:
+                raise lease.lost(experiment_id, token, current)
 
 
 class MemoryStore(Store):
@@ -95,8 +106,8 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._write = _Write(self)
         self._leases: dict[int, LeaseRecord] = {}
+        self._write = _Write(self._lock, self._fences, self._leases)
         self._experiments: dict[int, ExperimentRecord] = {}
         self._trials: dict[int, TrialRecord] = {}
         # Ids are never reused, even after a delete (as with the SQL store's AUTOINCREMENT).
@@ -126,12 +137,6 @@ class MemoryStore(Store):
             return self._trials[trial_id]
         except KeyError:
             raise base.no_trial(trial_id) from None
-
-    def _check_fences(self) -> None:
-        for experiment_id, token in self._fences.items():
-            current = self._leases.get(experiment_id)
-            if current is None or current.token != token:
-                raise lease.lost(experiment_id, token, current)
 
     # -- leases --------------------------------------------------------------------------------
     def acquire_lease(self, experiment_id: int, holder: str, ttl: float) -> int:
