@@ -25,15 +25,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ridgeline.errors import SchedulerError
-from ridgeline.schedulers import exitnotice, exitstatus, jobfiles, slurmcli
+from ridgeline.schedulers import batch, exitnotice, exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
-from ridgeline.schedulers.batch import (
-    BatchScheduler,
-    _Submission,
-    run_tool,
-    run_tool_async,
-    submit_job,
-)
+from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 from ridgeline.trial import env as trial_env
 
 __all__ = ["SLURMScheduler"]
@@ -171,7 +165,7 @@ class SLURMScheduler(BatchScheduler):
         return self.sbatch_argv(name, script, output, cwd), _job_env(env), str(script)
 
     def _submit_now(self, argv: list[str], env: dict[str, str]) -> str:
-        return submit_job(argv, env, slurmcli.TIMEOUT_S, slurmcli.parse_sbatch)
+        return batch.submit_job(argv, env, slurmcli.TIMEOUT_S, slurmcli.parse_sbatch)
 
     async def _states(self, job_ids: Sequence[str]) -> dict[str, str] | None:
         return await _squeue(job_ids)
