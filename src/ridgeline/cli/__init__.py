@@ -13,7 +13,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,15 @@ def trial_rows(store: Store, experiment_id: int) -> list[dict[str, Any]]:
 def fail(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+def _found(get: Callable[[Any], Any], key: Any, what: str) -> Any:
+    """``get(key)``; the command fails, naming the ``what``, when the store has no such
+    record."""
+    try:
+        return get(key)
+    except StoreError:
+        fail(f"no {what} {key} in this store")
 
 
 @click.group(cls=AliasedGroup)
@@ -359,10 +368,7 @@ def list_experiments(ctx: click.Context, show_all: bool, as_json: bool, as_csv: 
 
 
 def _experiment(store: Store, experiment_id: int) -> Any:
-    try:
-        return store.get_experiment(experiment_id)
-    except StoreError:
-        fail(f"no experiment {experiment_id} in this store")
+    return _found(store.get_experiment, experiment_id, "experiment")
 
 
 @experiment.command("describe")
@@ -703,10 +709,7 @@ def trial() -> None:
 
 
 def _trial(store: Store, trial_id: int) -> Any:
-    try:
-        return store.get_trial(trial_id)
-    except StoreError:
-        fail(f"no trial {trial_id} in this store")
+    return _found(store.get_trial, trial_id, "trial")
 
 
 @trial.command("describe")
@@ -827,10 +830,7 @@ def checkpoint() -> None:
 
 
 def _checkpoint(store: Store, uuid: str) -> Any:
-    try:
-        return store.get_checkpoint(uuid)
-    except StoreError:
-        fail(f"no checkpoint {uuid} in this store")
+    return _found(store.get_checkpoint, uuid, "checkpoint")
 
 
 def checkpoint_root(experiment: Any) -> Path | None:

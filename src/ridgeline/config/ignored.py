@@ -7,6 +7,7 @@ Each check records problems on ``Problems``; none returns a value, since nothing
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from ridgeline.config.checks import Problems, as_int, join, show
@@ -94,17 +95,27 @@ def _mapping(p: Problems, path: str, value: Any) -> dict[str, Any] | None:
     return value
 
 
-def _bind_mounts(p: Problems, value: Any) -> None:
+def _entries(
+    p: Problems, key: str, value: Any, fields: tuple[str, ...]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each mapping of the list at ``key`` (None: none), with its path ``key[i]``. A value
+    that is not a list, and an entry that is not a mapping, are reported (naming ``fields``,
+    the keys an entry must have) and skipped."""
     if value is None:
         return
     if not isinstance(value, list):
-        p.bad("bind_mounts", "a list of {host_path, container_path} mappings", value)
+        p.bad(key, f"a list of {{{', '.join(fields)}}} mappings", value)
         return
-    for i, mount in enumerate(value):
-        where = f"bind_mounts[{i}]"
-        if not isinstance(mount, dict):
-            p.bad(where, "a mapping with host_path and container_path", mount)
+    for i, entry in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(entry, dict):
+            p.bad(where, f"a mapping with {', '.join(fields[:-1])} and {fields[-1]}", entry)
             continue
+        yield where, entry
+
+
+def _bind_mounts(p: Problems, value: Any) -> None:
+    for where, mount in _entries(p, "bind_mounts", value, ("host_path", "container_path")):
         p.unknown_keys(where, mount, ("host_path", "container_path", "read_only", "propagation"))
         host, container = mount.get("host_path"), mount.get("container_path")
         if not isinstance(host, str) or not host.startswith("/"):
@@ -114,16 +125,7 @@ def _bind_mounts(p: Problems, value: Any) -> None:
 
 
 def _log_policies(p: Problems, value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, list):
-        p.bad("log_policies", "a list of {name, pattern, action} mappings", value)
-        return
-    for i, policy in enumerate(value):
-        where = f"log_policies[{i}]"
-        if not isinstance(policy, dict):
-            p.bad(where, "a mapping with name, pattern and action", policy)
-            continue
+    for where, policy in _entries(p, "log_policies", value, ("name", "pattern", "action")):
         p.unknown_keys(where, policy, ("name", "pattern", "action"))
         legacy = policy.get("pattern") is not None and policy.get("action") is not None
         if policy.get("name") is None and not legacy:

@@ -20,6 +20,7 @@ from ridgeline.core.distributed import DistributedContext
 from ridgeline.core.preempt import PreemptContext, PreemptMode
 from ridgeline.core.searcher import SearcherContext, SearcherMode, SearcherOperation, Unit
 from ridgeline.core.train import EarlyExitReason, TrainContext
+from ridgeline.lazy import load_attribute
 from ridgeline.sherpa import core as sherpa_core
 from ridgeline.trial.client import TrialClient
 
@@ -137,9 +138,4 @@ def __getattr__(name: str) -> Any:
     """SHERPA's ``sherpa.core`` names (``Study``, ``Trial``, ``Parameter``, ...), loaded on first
     use: under ``import ridgeline as sherpa`` this module is also ``sherpa.core``. None of them
     shares a name with the Core API."""
-    try:
-        value = sherpa_core.lookup(name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
+    return load_attribute(__name__, globals(), name, sherpa_core.lookup)

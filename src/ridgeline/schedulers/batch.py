@@ -26,7 +26,7 @@ import shlex
 import shutil
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.schedulers.cluster import check_gpus_per_trial, check_sherpa_arguments
 from ridgeline.schedulers.polling import JobStatus
 
-__all__ = ["BatchScheduler", "write_job_id"]
+__all__ = ["BatchScheduler", "run_tool", "run_tool_async", "said", "submit_job", "write_job_id"]
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +80,31 @@ def _done(job_id: str) -> concurrent.futures.Future[str]:
     return future
 
 
-def _read_job_id(path: str | None) -> str | None:
-    if not path:
-        return None
-    try:
-        text = Path(path).read_text().strip()
-    except OSError:
-        return None
-    return text if text.isdigit() else None
-
-
 def write_job_id(id_file: Path, job_id: str) -> None:
     """Keep the job id for re-attaching (atomically: a reader sees all of it or nothing)."""
     partial = id_file.with_name(id_file.name + ".partial")
     partial.write_text(job_id + "\n")
     os.replace(partial, id_file)
+
+
+def _call(
+    argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run one of the batch system's tools, stdin closed, its output kept as text. OSError
+    when it cannot run, ``TimeoutExpired`` when it does not answer within ``timeout``."""
+    return subprocess.run(
+        list(argv),
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def said(result: subprocess.CompletedProcess[str]) -> str:
+    """What a tool said about its failure: its stderr, else its stdout."""
+    return result.stderr.strip() or result.stdout.strip()
 
 
 def run_tool(
@@ -103,17 +113,31 @@ def run_tool(
     """Run one of the batch system's tools; None (logged) when it cannot run or does not
     answer within ``timeout``."""
     try:
-        return subprocess.run(
-            list(argv),
-            env=None if env is None else dict(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        return _call(argv, timeout, env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         log.warning("%s did not answer: %s", shlex.join(argv), exc)
         return None
+
+
+def submit_job(
+    argv: list[str], env: Mapping[str, str], timeout: float, parse: Callable[[str], str | None]
+) -> str:
+    """Run the submit tool ``argv`` (in a worker thread); the job id ``parse`` finds in its
+    answer. ``SchedulerError`` when the tool does not answer, refuses the job or answers
+    something else."""
+    tool = argv[0]
+    try:
+        result = _call(argv, timeout, env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SchedulerError(f"{tool} did not answer: {exc}") from exc
+    if result.returncode != 0:
+        raise SchedulerError(
+            f"{tool} refused the job (exit code {result.returncode}): {said(result)}"
+        )
+    job_id = parse(result.stdout)
+    if job_id is None:
+        raise SchedulerError(f"{tool} answered {result.stdout.strip()!r}, not a job id")
+    return job_id
 
 
 async def run_tool_async(
@@ -193,15 +217,12 @@ class BatchScheduler(Scheduler):
         self._check_environment()
         tool = dry_run[0]
         try:
-            result = subprocess.run(
-                dry_run, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-            )
+            result = _call(dry_run, timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SchedulerError(f"{name}: {tool} did not answer: {exc}") from exc
         if result.returncode != 0:
             raise SchedulerError(
-                f"{name}: {tool} refuses submit_options {self.submit_options!r}: "
-                f"{result.stderr.strip() or result.stdout.strip()}"
+                f"{name}: {tool} refuses submit_options {self.submit_options!r}: {said(result)}"
             )
 
     def _environment_line(self) -> list[str]:
@@ -440,7 +461,7 @@ class BatchScheduler(Scheduler):
         """The job if the batch system still has it queued or running, or if it ended and how
         is known; None when it is gone without a trace (or was never submitted)."""
         recorded = exitstatus.read_status(info.get("exit_file"))
-        job_id = _read_job_id(info.get("job_id_file"))
+        job_id = jobfiles.read_digits(info.get("job_id_file"))
         if job_id is None:
             return None if recorded is None else Job(name, dict(info), _Ended(recorded))
         states = self._states_sync([job_id])

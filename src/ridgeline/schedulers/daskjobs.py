@@ -100,16 +100,7 @@ def run_trial(
                 os.close(fd)
                 return -_doomed.pop(key)
             try:
-                with open(output, "ab") as out:
-                    process = subprocess.Popen(
-                        exitstatus.wrap(argv, exit_file),
-                        env=full_env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                        cwd=cwd,
-                    )
+                process = exitstatus.start(argv, exit_file, full_env, output, cwd)
             except OSError as exc:
                 os.close(fd)
                 with open(output, "a") as out:

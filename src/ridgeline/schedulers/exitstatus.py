@@ -16,10 +16,12 @@ the scheduler that sent it knows the answer without the file.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
+import subprocess
+from collections.abc import Mapping, Sequence
 
-__all__ = ["decode", "read_status", "wrap"]
+from ridgeline.schedulers import jobfiles
+
+__all__ = ["decode", "read_status", "start", "wrap"]
 
 SHELL = "/bin/sh"
 # $0 is the status file; "$@" the command. `s` is the command's status as the shell reports
@@ -48,12 +50,26 @@ def decode(status: int) -> int:
 
 def read_status(path: str | os.PathLike[str] | None) -> int | None:
     """The recorded exit status (negative: the signal), or None when none was recorded."""
-    if not path:
-        return None
-    try:
-        text = Path(path).read_text().strip()
-    except OSError:
-        return None
-    if not text.isdigit():
-        return None
-    return decode(int(text))
+    text = jobfiles.read_digits(path)
+    return None if text is None else decode(int(text))
+
+
+def start(
+    argv: Sequence[str],
+    status_file: str | os.PathLike[str],
+    env: Mapping[str, str],
+    output: str | os.PathLike[str],
+    cwd: str | None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` under the wrapper, in a session (so a process group) of its own, with
+    stdin closed and stdout and stderr appended to ``output``. OSError when it cannot start."""
+    with open(output, "ab") as out:
+        return subprocess.Popen(
+            wrap(argv, status_file),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=cwd,
+        )

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["attempt_outputs", "exit_path", "output_path", "retire_attempt"]
+__all__ = ["attempt_outputs", "exit_path", "output_path", "read_digits", "retire_attempt"]
 
 
 def output_path(jobs_dir: str | os.PathLike[str], name: str) -> Path:
@@ -24,6 +24,19 @@ def output_path(jobs_dir: str | os.PathLike[str], name: str) -> Path:
 def exit_path(jobs_dir: str | os.PathLike[str], name: str) -> Path:
     """The current attempt's exit status file, written when its process ends."""
     return Path(jobs_dir) / f"{name}.exit"
+
+
+def read_digits(path: str | os.PathLike[str] | None) -> str | None:
+    """The number a job's small file holds (its job id, its exit status), as written; None
+    when there is no path, the file cannot be read (not yet written), or it holds anything
+    else."""
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return text if text.isdigit() else None
 
 
 def attempt_outputs(jobs_dir: str | os.PathLike[str], name: str) -> list[Path]:

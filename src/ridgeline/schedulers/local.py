@@ -126,16 +126,7 @@ class LocalScheduler(Scheduler):
         status_path = jobfiles.exit_path(jobs_dir, name)
         argv = [*shlex.split(self.submit_options), *command]
         try:
-            with open(out_path, "ab") as out:
-                process = subprocess.Popen(
-                    exitstatus.wrap(argv, status_path),
-                    env=full_env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    cwd=cwd,
-                )
+            process = exitstatus.start(argv, status_path, full_env, out_path, cwd)
         except OSError as exc:
             if resource is not None:
                 self._free.append(resource)

@@ -30,8 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ridgeline.errors import SchedulerError
-from ridgeline.schedulers import exitnotice, exitstatus, jobfiles, sgecli
+from ridgeline.schedulers import batch, exitnotice, exitstatus, jobfiles, sgecli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 
@@ -172,18 +171,7 @@ class SGEScheduler(BatchScheduler):
         return self.qsub_argv(name, script, output, cwd), dict(os.environ), str(script)
 
     def _submit_now(self, argv: list[str], env: dict[str, str]) -> str:
-        result = _run(argv, env)
-        if result is None:
-            raise SchedulerError("qsub did not answer")
-        if result.returncode != 0:
-            raise SchedulerError(
-                f"qsub refused the job (exit code {result.returncode}): "
-                f"{result.stderr.strip() or result.stdout.strip()}"
-            )
-        job_id = sgecli.parse_qsub(result.stdout)
-        if job_id is None:
-            raise SchedulerError(f"qsub answered {result.stdout.strip()!r}, not a job id")
-        return job_id
+        return batch.submit_job(argv, env, sgecli.TIMEOUT_S, sgecli.parse_qsub)
 
     async def _states(self, job_ids: Sequence[str]) -> dict[str, str] | None:
         result = await run_tool_async(sgecli.qstat_argv(), sgecli.TIMEOUT_S)
@@ -212,7 +200,7 @@ class SGEScheduler(BatchScheduler):
         if force and (result is None or result.returncode != 0):
             result = _run(sgecli.qdel_argv(job_id, False))  # not a manager: plain qdel
         if result is not None and result.returncode != 0:
-            log.debug("qdel %s: %s", job_id, result.stderr.strip() or result.stdout.strip())
+            log.debug("qdel %s: %s", job_id, batch.said(result))
 
     def _exit_code(
         self, job: Job, job_id: str, state: str | None, handle: _Submission | None

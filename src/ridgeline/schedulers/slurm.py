@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ridgeline.errors import SchedulerError
-from ridgeline.schedulers import exitnotice, exitstatus, jobfiles, slurmcli
+from ridgeline.schedulers import batch, exitnotice, exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 from ridgeline.trial import env as trial_env
@@ -165,7 +165,7 @@ class SLURMScheduler(BatchScheduler):
         return self.sbatch_argv(name, script, output, cwd), _job_env(env), str(script)
 
     def _submit_now(self, argv: list[str], env: dict[str, str]) -> str:
-        return _sbatch(argv, env)
+        return batch.submit_job(argv, env, slurmcli.TIMEOUT_S, slurmcli.parse_sbatch)
 
     async def _states(self, job_ids: Sequence[str]) -> dict[str, str] | None:
         return await _squeue(job_ids)
@@ -219,30 +219,6 @@ def _job_env(env: Mapping[str, str]) -> dict[str, str]:
     ``SLURM_*`` ones of a coordinator that itself runs inside a SLURM job (the trial's job
     gets its own; ``SLURM_CONF`` stays, it says which cluster to talk to)."""
     return {k: v for k, v in env.items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
-
-
-def _sbatch(argv: list[str], env: dict[str, str]) -> str:
-    """Submit; the job id."""
-    try:
-        result = subprocess.run(
-            argv,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=slurmcli.TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SchedulerError(f"sbatch did not answer: {exc}") from exc
-    if result.returncode != 0:
-        raise SchedulerError(
-            f"sbatch refused the job (exit code {result.returncode}): "
-            f"{result.stderr.strip() or result.stdout.strip()}"
-        )
-    job_id = result.stdout.strip().split(";")[0]
-    if not job_id.isdigit():
-        raise SchedulerError(f"sbatch answered {result.stdout.strip()!r}, not a job id")
-    return job_id
 
 
 def _scancel(job_id: str, force: bool) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "ACTIVE",
     "TIMEOUT_S",
     "parse_exit_code",
+    "parse_sbatch",
     "parse_squeue",
     "scancel_argv",
     "squeue_argv",
@@ -47,6 +48,12 @@ ACTIVE = frozenset(
 
 _EXIT_CODE = re.compile(r"\bExitCode=(\d+):(\d+)")
 _JOB_STATE = re.compile(r"\bJobState=(\S+)")
+
+
+def parse_sbatch(stdout: str) -> str | None:
+    """The job id from ``sbatch --parsable``'s answer (``N``, or ``N;cluster``)."""
+    job_id = stdout.strip().split(";")[0]
+    return job_id if job_id.isdigit() else None
 
 
 def squeue_argv(job_ids: Sequence[str]) -> list[str]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import importlib
 
+from ridgeline.lazy import load_attribute
+
 TYPE_CHECKING = False
 
-_NAMES: dict[str, str] = {
+#: Each SHERPA name and the module that defines it.
+NAMES: dict[str, str] = {
     "Study": "ridgeline.sherpa.study",
     "optimize": "ridgeline.sherpa.runner",
     "Client": "ridgeline.sherpa.database",
@@ -85,7 +88,7 @@ if TYPE_CHECKING:
 
 def resolve(name: str) -> Any:
     """The SHERPA name ``name`` (a class, function, object or submodule)."""
-    module = _NAMES.get(name)
+    module = NAMES.get(name)
     if module is not None:
         return getattr(importlib.import_module(module), name)
     if name in _MODULES:
@@ -94,12 +97,7 @@ def resolve(name: str) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        value = resolve(name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
+    return load_attribute(__name__, globals(), name, resolve)
 
 
 def __dir__() -> list[str]:

@@ -7,22 +7,28 @@ nothing heavy is imported until a name is used.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-#: Each SHERPA ``sherpa.core`` name and the module that defines it.
+from ridgeline.lazy import load_attribute
+from ridgeline.sherpa import NAMES as SHERPA_NAMES
+from ridgeline.sherpa import resolve
+
+#: Each SHERPA ``sherpa.core`` name and the module that defines it: the door's own entries.
 NAMES: dict[str, str] = {
-    "Study": "ridgeline.sherpa.study",
-    "optimize": "ridgeline.sherpa.runner",
-    "Trial": "ridgeline.trial.records",
-    "TrialStatus": "ridgeline.trial.records",
-    "AlgorithmState": "ridgeline.trial.records",
-    "Parameter": "ridgeline.space",
-    "Continuous": "ridgeline.space",
-    "Discrete": "ridgeline.space",
-    "Choice": "ridgeline.space",
-    "Ordinal": "ridgeline.space",
-    "rng": "ridgeline.sherpa.seeding",
+    name: SHERPA_NAMES[name]
+    for name in (
+        "AlgorithmState",
+        "Choice",
+        "Continuous",
+        "Discrete",
+        "Ordinal",
+        "Parameter",
+        "Study",
+        "Trial",
+        "TrialStatus",
+        "optimize",
+        "rng",
+    )
 }
 
 __all__ = sorted(NAMES)
@@ -30,19 +36,13 @@ __all__ = sorted(NAMES)
 
 def lookup(name: str) -> Any:
     """The SHERPA ``sherpa.core`` value called ``name``; AttributeError when it is not one."""
-    module = NAMES.get(name)
-    if module is None:
+    if name not in NAMES:
         raise AttributeError(f"SHERPA's sherpa.core has no name {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return resolve(name)
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        value = lookup(name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
+    return load_attribute(__name__, globals(), name, lookup)
 
 
 def __dir__() -> list[str]:

@@ -208,3 +208,69 @@ def experiment_exists(existing: ExperimentRecord) -> StoreError:
     return ExperimentExists(
         f"experiment {existing.id} ({existing.name!r}) already exists", existing.id
     )
+
+
+# -- what every implementation shares ---------------------------------------------------------
+def no_experiment(experiment_id: int) -> StoreError:
+    """The error for an experiment id the store does not hold."""
+    return StoreError(f"no experiment with id {experiment_id!r}")
+
+
+def no_trial(trial_id: int) -> StoreError:
+    """The error for a trial id the store does not hold."""
+    return StoreError(f"no trial with id {trial_id!r}")
+
+
+def no_parent(parent_id: int) -> StoreError:
+    """The error for a ``create_trial`` whose parent trial the store does not hold."""
+    return StoreError(f"no parent trial with id {parent_id!r}")
+
+
+def no_checkpoint(uuid: str) -> StoreError:
+    """The error for a checkpoint uuid the store does not hold."""
+    return StoreError(f"no checkpoint with uuid {uuid!r}")
+
+
+def same_checkpoint(existing: CheckpointRecord, trial_id: int) -> CheckpointRecord:
+    """``existing``, for an ``add_checkpoint`` that repeats its uuid: a retried report returns
+    the record, and the same uuid for another trial is an error."""
+    if existing.trial_id != trial_id:
+        raise StoreError(
+            f"checkpoint {existing.uuid!r} belongs to trial {existing.trial_id}, "
+            f"not trial {trial_id}"
+        )
+    return existing
+
+
+def changed_fields(
+    *,
+    state: str | None = None,
+    config: dict[str, Any] | None = None,
+    coordinator: Any = _UNSET,
+    archived: bool | None = None,
+    restarts: int | None = None,
+    exit_code: Any = _UNSET,
+    job: Any = _UNSET,
+    ended_at: Any = _UNSET,
+) -> dict[str, Any]:
+    """The fields an ``update_experiment`` or ``update_trial`` call changes, by name (empty:
+    none). None leaves a field that cannot be None as it is; ``_UNSET`` leaves one that can.
+    Plain ``if``s: the in-memory store runs this on every state change of every trial."""
+    changes: dict[str, Any] = {}
+    if state is not None:
+        changes["state"] = state
+    if config is not None:
+        changes["config"] = config
+    if coordinator is not _UNSET:
+        changes["coordinator"] = coordinator
+    if archived is not None:
+        changes["archived"] = bool(archived)
+    if restarts is not None:
+        changes["restarts"] = restarts
+    if exit_code is not _UNSET:
+        changes["exit_code"] = exit_code
+    if job is not _UNSET:
+        changes["job"] = job
+    if ended_at is not _UNSET:
+        changes["ended_at"] = ended_at
+    return changes

@@ -18,9 +18,8 @@ from dataclasses import replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from ridgeline.errors import StoreError
-from ridgeline.store import lease
-from ridgeline.store.base import _UNSET, Store, experiment_exists
+from ridgeline.store import base, lease
+from ridgeline.store.base import _UNSET, Store
 from ridgeline.store.lease import LeaseRecord
 from ridgeline.store.records import (
     ACTIVE,
@@ -65,6 +64,40 @@ for _cls in (ExperimentRecord, TrialRecord, MetricRecord, CheckpointRecord, Even
         raise ImportError(f"MemoryStore's fast record construction needs __dict__ on {_cls}")
 
 
+class _Write:
+    """``with store._write:`` holds the store's lock for a write, after checking that each
+    lease the handle holds is still its own (``LeaseLost`` otherwise). It keeps the store's
+    lock, fences and leases rather than the store: no reference cycle outlives a dropped store.
+    """
+
+    __slots__ = ("_lock", "_fences", "_leases")
+
+    def __init__(
+        self, lock: threading.Lock, fences: dict[int, int], leases: dict[int, LeaseRecord]
+    ) -> None:
+        self._lock = lock
+        self._fences = fences
+        self._leases = leases
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if self._fences:
+            try:
+                self._check_fences()
+            except BaseException:
+                self._lock.release()
+                raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def _check_fences(self) -> None:
+        for experiment_id, token in self._fences.items():
+            current = self._leases.get(experiment_id)
+            if current is None or current.token != token:
+                raise lease.lost(experiment_id, token, current)
+
+
 class MemoryStore(Store):
     """Dicts and lists; lost when the process ends (``durable = False``)."""
 
@@ -74,6 +107,7 @@ class MemoryStore(Store):
         super().__init__()
         self._lock = threading.Lock()
         self._leases: dict[int, LeaseRecord] = {}
+        self._write = _Write(self._lock, self._fences, self._leases)
         self._experiments: dict[int, ExperimentRecord] = {}
         self._trials: dict[int, TrialRecord] = {}
         # Ids are never reused, even after a delete (as with the SQL store's AUTOINCREMENT).
@@ -96,19 +130,13 @@ class MemoryStore(Store):
         try:
             return self._experiments[experiment_id]
         except KeyError:
-            raise StoreError(f"no experiment with id {experiment_id!r}") from None
+            raise base.no_experiment(experiment_id) from None
 
     def _trial(self, trial_id: int) -> TrialRecord:
         try:
             return self._trials[trial_id]
         except KeyError:
-            raise StoreError(f"no trial with id {trial_id!r}") from None
-
-    def _check_fences(self) -> None:
-        for experiment_id, token in self._fences.items():
-            current = self._leases.get(experiment_id)
-            if current is None or current.token != token:
-                raise lease.lost(experiment_id, token, current)
+            raise base.no_trial(trial_id) from None
 
     # -- leases --------------------------------------------------------------------------------
     def acquire_lease(self, experiment_id: int, holder: str, ttl: float) -> int:
@@ -152,13 +180,11 @@ class MemoryStore(Store):
         *,
         unless: Callable[[ExperimentRecord], bool] | None = None,
     ) -> ExperimentRecord:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
+        with self._write:
             if unless is not None:
                 for existing in self._experiments.values():
                     if unless(existing):
-                        raise experiment_exists(existing)
+                        raise base.experiment_exists(existing)
             eid = self._last_experiment_id = self._last_experiment_id + 1
             rec = _new(
                 ExperimentRecord,
@@ -194,27 +220,17 @@ class MemoryStore(Store):
         coordinator: dict[str, Any] | None = _UNSET,
         archived: bool | None = None,
     ) -> ExperimentRecord:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
+        with self._write:
             rec = self._experiment(experiment_id)
-            changes: dict[str, Any] = {}
-            if state is not None:
-                changes["state"] = state
-            if config is not None:
-                changes["config"] = config
-            if coordinator is not _UNSET:
-                changes["coordinator"] = coordinator
-            if archived is not None:
-                changes["archived"] = bool(archived)
+            changes = base.changed_fields(
+                state=state, config=config, coordinator=coordinator, archived=archived
+            )
             if changes:
                 rec = self._experiments[experiment_id] = _replace(rec, changes)
             return rec
 
     def delete_experiment(self, experiment_id: int) -> None:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
+        with self._write:
             self._experiment(experiment_id)
             ids = set(self._trial_ids.pop(experiment_id))
             for tid in ids:
@@ -242,17 +258,15 @@ class MemoryStore(Store):
         parent_id: int | None = None,
         state: str = PENDING,
     ) -> TrialRecord:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
+        with self._write:
             requests = self._requests.get(experiment_id)
             if requests is None:
-                raise StoreError(f"no experiment with id {experiment_id!r}")
+                raise base.no_experiment(experiment_id)
             existing = requests.get(request_id)
             if existing is not None:
                 return self._trials[existing]
             if parent_id is not None and parent_id not in self._trials:
-                raise StoreError(f"no parent trial with id {parent_id!r}")
+                raise base.no_parent(parent_id)
             ids = self._trial_ids[experiment_id]
             tid = self._last_trial_id = self._last_trial_id + 1
             rec = _new(
@@ -283,7 +297,7 @@ class MemoryStore(Store):
     def list_trials(self, experiment_id: int) -> list[TrialRecord]:
         ids = self._trial_ids.get(experiment_id)
         if ids is None:
-            raise StoreError(f"no experiment with id {experiment_id!r}")
+            raise base.no_experiment(experiment_id)
         trials = self._trials
         return [trials[i] for i in ids]
 
@@ -298,25 +312,13 @@ class MemoryStore(Store):
         restarts: int | None = None,
         ended_at: float | None = _UNSET,
     ) -> TrialRecord | None:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
-            rec = self._trials.get(trial_id)
-            if rec is None:
-                raise StoreError(f"no trial with id {trial_id!r}")
+        with self._write:
+            rec = self._trial(trial_id)
             if expect_state is not None and rec.state != expect_state:
                 return None
-            changes: dict[str, Any] = {}
-            if state is not None:
-                changes["state"] = state
-            if exit_code is not _UNSET:
-                changes["exit_code"] = exit_code
-            if job is not _UNSET:
-                changes["job"] = job
-            if restarts is not None:
-                changes["restarts"] = restarts
-            if ended_at is not _UNSET:
-                changes["ended_at"] = ended_at
+            changes = base.changed_fields(
+                state=state, exit_code=exit_code, job=job, restarts=restarts, ended_at=ended_at
+            )
             if changes:
                 rec = self._trials[trial_id] = _replace(rec, changes)
             return rec
@@ -325,12 +327,8 @@ class MemoryStore(Store):
     def add_metrics(
         self, trial_id: int, group: str, entries: Sequence[tuple[int, dict[str, Any]]]
     ) -> list[MetricRecord]:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
-            trial = self._trials.get(trial_id)
-            if trial is None:
-                raise StoreError(f"no trial with id {trial_id!r}")
+        with self._write:
+            trial = self._trial(trial_id)
             keys = self._metric_keys
             now = time.time()
             seq = self._metric_seq
@@ -369,7 +367,7 @@ class MemoryStore(Store):
     ) -> list[list[MetricRecord]]:
         for trial_id, _, _ in batches:  # checked first: the batch is stored whole or not at all
             if trial_id not in self._trials:
-                raise StoreError(f"no trial with id {trial_id!r}")
+                raise base.no_trial(trial_id)
         return [self.add_metrics(trial_id, group, entries) for trial_id, group, entries in batches]
 
     def read_metrics(
@@ -377,7 +375,7 @@ class MemoryStore(Store):
     ) -> list[MetricRecord]:
         records = self._exp_metrics.get(experiment_id)
         if records is None:
-            raise StoreError(f"no experiment with id {experiment_id!r}")
+            raise base.no_experiment(experiment_id)
         if after > 0:
             records = records[bisect_right(records, after, key=_seq) :]
         if group is None:
@@ -386,7 +384,7 @@ class MemoryStore(Store):
 
     def trial_metrics(self, trial_id: int, group: str | None = None) -> list[MetricRecord]:
         if trial_id not in self._trials:
-            raise StoreError(f"no trial with id {trial_id!r}")
+            raise base.no_trial(trial_id)
         records = self._trial_metrics.get(trial_id, ())
         if group is None:
             return list(records)
@@ -394,9 +392,7 @@ class MemoryStore(Store):
 
     # -- searcher snapshots and events ---------------------------------------------------------
     def save_searcher_state(self, experiment_id: int, state: dict[str, Any]) -> None:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
+        with self._write:
             self._experiment(experiment_id)
             self._searcher_states[experiment_id] = state
 
@@ -405,12 +401,10 @@ class MemoryStore(Store):
         return self._searcher_states.get(experiment_id)
 
     def add_event(self, experiment_id: int, kind: str, data: dict[str, Any]) -> EventRecord:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
+        with self._write:
             events = self._events.get(experiment_id)
             if events is None:
-                raise StoreError(f"no experiment with id {experiment_id!r}")
+                raise base.no_experiment(experiment_id)
             self._event_seq += 1
             rec = _new(
                 EventRecord,
@@ -428,7 +422,7 @@ class MemoryStore(Store):
     def read_events(self, experiment_id: int, after: int = 0) -> list[EventRecord]:
         events = self._events.get(experiment_id)
         if events is None:
-            raise StoreError(f"no experiment with id {experiment_id!r}")
+            raise base.no_experiment(experiment_id)
         if after > 0:
             return events[bisect_right(events, after, key=_seq) :]
         return list(events)
@@ -441,19 +435,12 @@ class MemoryStore(Store):
         steps_completed: int,
         metadata: dict[str, Any],
     ) -> CheckpointRecord:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
+        with self._write:
             existing = self._checkpoints.get(uuid)
             if existing is not None:
-                if existing.trial_id != trial_id:
-                    raise StoreError(
-                        f"checkpoint {uuid!r} belongs to trial {existing.trial_id}, "
-                        f"not trial {trial_id}"
-                    )
-                return existing
+                return base.same_checkpoint(existing, trial_id)
             if trial_id not in self._trials:
-                raise StoreError(f"no trial with id {trial_id!r}")
+                raise base.no_trial(trial_id)
             rec = _new(
                 CheckpointRecord,
                 {
@@ -473,20 +460,18 @@ class MemoryStore(Store):
         try:
             return self._checkpoints[uuid]
         except KeyError:
-            raise StoreError(f"no checkpoint with uuid {uuid!r}") from None
+            raise base.no_checkpoint(uuid) from None
 
     def list_checkpoints(self, trial_id: int) -> list[CheckpointRecord]:
         if trial_id not in self._trials:
-            raise StoreError(f"no trial with id {trial_id!r}")
+            raise base.no_trial(trial_id)
         cps = self._checkpoints
         records = [cps[u] for u in self._trial_checkpoints.get(trial_id, ())]
         records.sort(key=_checkpoint_order)
         return records
 
     def set_checkpoint_state(self, uuid: str, state: str) -> CheckpointRecord:
-        with self._lock:
-            if self._fences:
-                self._check_fences()
+        with self._write:
             rec = self.get_checkpoint(uuid)
             if rec.state != state:
                 rec = self._checkpoints[uuid] = _replace(rec, {"state": state})

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -48,7 +48,17 @@ from ridgeline.errors import StorageUnavailable, StoreError
 from ridgeline.private import private_sqlite
 from ridgeline.store import lease
 from ridgeline.store import schema as S
-from ridgeline.store.base import _UNSET, Store, experiment_exists
+from ridgeline.store.base import (
+    _UNSET,
+    Store,
+    changed_fields,
+    experiment_exists,
+    no_checkpoint,
+    no_experiment,
+    no_parent,
+    no_trial,
+    same_checkpoint,
+)
 from ridgeline.store.lease import LeaseRecord
 from ridgeline.store.records import (
     ACTIVE,
@@ -322,18 +332,6 @@ def _inserted_id(result: sa.CursorResult[Any]) -> int:
     return int(key[0])
 
 
-def _no_experiment(experiment_id: int) -> StoreError:
-    return StoreError(f"no experiment with id {experiment_id!r}")
-
-
-def _no_trial(trial_id: int) -> StoreError:
-    return StoreError(f"no trial with id {trial_id!r}")
-
-
-def _no_checkpoint(uuid: str) -> StoreError:
-    return StoreError(f"no checkpoint with uuid {uuid!r}")
-
-
 _b = sa.bindparam
 E, T, M, C, V, SS = S.experiments, S.trials, S.metrics, S.checkpoints, S.events, S.searcher_states
 L = S.leases
@@ -350,6 +348,19 @@ _UPD_EXPERIMENT = sa.update(E).where(E.c.id == _b("b_id"))
 
 _SEL_TRIAL = sa.select(T).where(T.c.id == _b("b_id"))
 _HAS_TRIAL = sa.select(T.c.id).where(T.c.id == _b("b_id"))
+
+
+class _Owner(NamedTuple):
+    """What rows belong to (an experiment or a trial): how to tell that one exists, and the
+    error when it does not."""
+
+    exists: sa.Select[Any]
+    missing: Callable[[int], StoreError]
+
+
+_OF_EXPERIMENT = _Owner(_HAS_EXPERIMENT, no_experiment)
+_OF_TRIAL = _Owner(_HAS_TRIAL, no_trial)
+
 _TRIAL_EXPERIMENT = sa.select(T.c.experiment_id).where(T.c.id == _b("b_id"))
 # One round trip for "was this request recorded?" and "which number comes next?". It must run
 # after the FOR UPDATE statement: a PostgreSQL statement reads the snapshot taken when it starts.
@@ -563,7 +574,7 @@ class SQLStore(Store):
                     {"experiment_id": experiment_id, "holder": None, "token": 0, "expires_at": 0},
                 )
             except sa.exc.IntegrityError:
-                raise _no_experiment(experiment_id) from None
+                raise no_experiment(experiment_id) from None
             row = c.execute(_LOCK_LEASE, {"b_exp": experiment_id}).one()
             now = time.time()
             if _call.retry and row.holder == holder and row.expires_at > now:
@@ -610,13 +621,37 @@ class SQLStore(Store):
                 record is None
                 and c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None
             ):
-                raise _no_experiment(experiment_id)
+                raise no_experiment(experiment_id)
         return record
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
         with self._read_engine.connect() as conn:
             yield conn
+
+    def _one(
+        self, select: sa.Select[Any], params: dict[str, Any], missing: Callable[[Any], StoreError]
+    ) -> Any:
+        """The row ``select`` reads by its key, the one value in ``params``; none raises
+        ``missing(key)``."""
+        with self._read() as c:
+            row = c.execute(select, params).first()
+        if row is None:
+            (key,) = params.values()
+            raise missing(key)
+        return row
+
+    def _rows(
+        self, select: sa.Select[Any], params: dict[str, Any], owner: _Owner, owner_id: int
+    ) -> Sequence[Any]:
+        """The rows ``select`` reads for one experiment or trial (``owner_id``). No rows at all
+        and no such owner (checked in the same read) raise ``owner.missing``; an owner with no
+        rows gets an empty list."""
+        with self._read() as c:
+            rows = c.execute(select, params).all()
+            if not rows and c.execute(owner.exists, {"b_id": owner_id}).first() is None:
+                raise owner.missing(owner_id)
+        return rows
 
     def _update_one(
         self, conn: sa.Connection, stmt: sa.Update, select: sa.Select[Any], params: dict[str, Any]
@@ -634,7 +669,7 @@ class SQLStore(Store):
         if experiment_id is None:
             experiment_id = conn.execute(_TRIAL_EXPERIMENT, {"b_id": trial_id}).scalar()
             if experiment_id is None:
-                raise _no_trial(trial_id)
+                raise no_trial(trial_id)
             self._trial_experiment[trial_id] = experiment_id
         return experiment_id
 
@@ -669,11 +704,7 @@ class SQLStore(Store):
 
     @retrying
     def get_experiment(self, experiment_id: int) -> ExperimentRecord:
-        with self._read() as c:
-            row = c.execute(_SEL_EXPERIMENT, {"b_id": experiment_id}).first()
-        if row is None:
-            raise _no_experiment(experiment_id)
-        return _experiment(row)
+        return _experiment(self._one(_SEL_EXPERIMENT, {"b_id": experiment_id}, no_experiment))
 
     @retrying
     def list_experiments(self) -> list[ExperimentRecord]:
@@ -690,28 +721,24 @@ class SQLStore(Store):
         coordinator: dict[str, Any] | None = _UNSET,
         archived: bool | None = None,
     ) -> ExperimentRecord:
-        params: dict[str, Any] = {"b_id": experiment_id}
-        if state is not None:
-            params["state"] = state
-        if config is not None:
-            params["config"] = config
-        if coordinator is not _UNSET:
-            params["coordinator"] = coordinator
-        if archived is not None:
-            params["archived"] = bool(archived)
-        if len(params) == 1:
+        changes = changed_fields(
+            state=state, config=config, coordinator=coordinator, archived=archived
+        )
+        if not changes:
             return self.get_experiment(experiment_id)
         with self._write() as c:
-            row = self._update_one(c, _UPD_EXPERIMENT, _SEL_EXPERIMENT, params)
+            row = self._update_one(
+                c, _UPD_EXPERIMENT, _SEL_EXPERIMENT, {"b_id": experiment_id, **changes}
+            )
         if row is None:
-            raise _no_experiment(experiment_id)
+            raise no_experiment(experiment_id)
         return _experiment(row)
 
     @retrying
     def delete_experiment(self, experiment_id: int) -> None:
         with self._write() as c:
             if c.execute(_LOCK_EXPERIMENT, {"b_id": experiment_id}).first() is None:
-                raise _no_experiment(experiment_id)
+                raise no_experiment(experiment_id)
             params = {"b_exp": experiment_id}
             for stmt in _DELETE_EXPERIMENT:
                 c.execute(stmt, params)
@@ -734,14 +761,14 @@ class SQLStore(Store):
             # Serialises numbering per experiment (PostgreSQL; SQLite is already serialised by
             # BEGIN IMMEDIATE and SQLAlchemy leaves FOR UPDATE out there).
             if c.execute(_LOCK_EXPERIMENT, {"b_id": experiment_id}).first() is None:
-                raise _no_experiment(experiment_id)
+                raise no_experiment(experiment_id)
             existing, number = c.execute(
                 _REQUEST_AND_NEXT, {"b_exp": experiment_id, "b_req": request_id}
             ).one()
             if existing is not None:  # a replayed Create
                 return _trial(c.execute(_SEL_TRIAL, {"b_id": existing}).one())
             if parent_id is not None and c.execute(_HAS_TRIAL, {"b_id": parent_id}).first() is None:
-                raise StoreError(f"no parent trial with id {parent_id!r}")
+                raise no_parent(parent_id)
             now = time.time()
             result = c.execute(
                 _INS_TRIAL,
@@ -764,18 +791,11 @@ class SQLStore(Store):
 
     @retrying
     def get_trial(self, trial_id: int) -> TrialRecord:
-        with self._read() as c:
-            row = c.execute(_SEL_TRIAL, {"b_id": trial_id}).first()
-        if row is None:
-            raise _no_trial(trial_id)
-        return _trial(row)
+        return _trial(self._one(_SEL_TRIAL, {"b_id": trial_id}, no_trial))
 
     @retrying
     def list_trials(self, experiment_id: int) -> list[TrialRecord]:
-        with self._read() as c:
-            rows = c.execute(_LIST_TRIALS, {"b_exp": experiment_id}).all()
-            if not rows and c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None:
-                raise _no_experiment(experiment_id)
+        rows = self._rows(_LIST_TRIALS, {"b_exp": experiment_id}, _OF_EXPERIMENT, experiment_id)
         return [_trial(r) for r in rows]
 
     @retrying
@@ -790,20 +810,13 @@ class SQLStore(Store):
         restarts: int | None = None,
         ended_at: float | None = _UNSET,
     ) -> TrialRecord | None:
-        params: dict[str, Any] = {"b_id": trial_id}
-        if state is not None:
-            params["state"] = state
-        if exit_code is not _UNSET:
-            params["exit_code"] = exit_code
-        if job is not _UNSET:
-            params["job"] = job
-        if restarts is not None:
-            params["restarts"] = restarts
-        if ended_at is not _UNSET:
-            params["ended_at"] = ended_at
-        if len(params) == 1:  # nothing to change: a read (and a state check)
+        changes = changed_fields(
+            state=state, exit_code=exit_code, job=job, restarts=restarts, ended_at=ended_at
+        )
+        if not changes:  # nothing to change: a read (and a state check)
             rec = self.get_trial(trial_id)
             return None if expect_state is not None and rec.state != expect_state else rec
+        params: dict[str, Any] = {"b_id": trial_id, **changes}
         with self._write() as c:
             if expect_state is None:
                 row = self._update_one(c, _UPD_TRIAL, _SEL_TRIAL, params)
@@ -813,7 +826,7 @@ class SQLStore(Store):
             if row is None:
                 current = c.execute(_SEL_TRIAL, {"b_id": trial_id}).first()
                 if current is None:
-                    raise _no_trial(trial_id)
+                    raise no_trial(trial_id)
                 if _call.retry and _holds(current, params):
                     return _trial(current)  # the earlier attempt's commit was not seen
                 return None  # the compare-and-set lost: the state was not expect_state
@@ -901,29 +914,21 @@ class SQLStore(Store):
     def read_metrics(
         self, experiment_id: int, after: int = 0, group: str | None = None
     ) -> list[MetricRecord]:
-        with self._read() as c:
-            if group is None:
-                rows = c.execute(_READ_METRICS, {"b_exp": experiment_id, "b_after": after}).all()
-            else:
-                rows = c.execute(
-                    _READ_METRICS_GROUP,
-                    {"b_exp": experiment_id, "b_after": after, "b_group": group},
-                ).all()
-            if not rows and c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None:
-                raise _no_experiment(experiment_id)
+        params: dict[str, Any] = {"b_exp": experiment_id, "b_after": after}
+        if group is None:
+            rows = self._rows(_READ_METRICS, params, _OF_EXPERIMENT, experiment_id)
+        else:
+            params["b_group"] = group
+            rows = self._rows(_READ_METRICS_GROUP, params, _OF_EXPERIMENT, experiment_id)
         return [_metric(r) for r in rows]
 
     @retrying
     def trial_metrics(self, trial_id: int, group: str | None = None) -> list[MetricRecord]:
-        with self._read() as c:
-            if group is None:
-                rows = c.execute(_TRIAL_METRICS, {"b_trial": trial_id}).all()
-            else:
-                rows = c.execute(
-                    _TRIAL_METRICS_GROUP, {"b_trial": trial_id, "b_group": group}
-                ).all()
-            if not rows and c.execute(_HAS_TRIAL, {"b_id": trial_id}).first() is None:
-                raise _no_trial(trial_id)
+        if group is None:
+            rows = self._rows(_TRIAL_METRICS, {"b_trial": trial_id}, _OF_TRIAL, trial_id)
+        else:
+            params = {"b_trial": trial_id, "b_group": group}
+            rows = self._rows(_TRIAL_METRICS_GROUP, params, _OF_TRIAL, trial_id)
         return [_metric(r) for r in rows]
 
     # -- searcher snapshots and events ---------------------------------------------------------
@@ -936,7 +941,7 @@ class SQLStore(Store):
                     {"experiment_id": experiment_id, "state": state, "updated_at": time.time()},
                 )
         except sa.exc.IntegrityError:  # the foreign key: every other column is ours
-            raise _no_experiment(experiment_id) from None
+            raise no_experiment(experiment_id) from None
 
     @retrying
     def load_searcher_state(self, experiment_id: int) -> dict[str, Any] | None:
@@ -944,7 +949,7 @@ class SQLStore(Store):
             row = c.execute(_LOAD_STATE, {"b_exp": experiment_id}).first()
             if row is None:
                 if c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None:
-                    raise _no_experiment(experiment_id)
+                    raise no_experiment(experiment_id)
                 return None
         return row[0]
 
@@ -965,16 +970,13 @@ class SQLStore(Store):
                 )
                 seq = _inserted_id(result)
         except sa.exc.IntegrityError:  # the foreign key: every other column is ours
-            raise _no_experiment(experiment_id) from None
+            raise no_experiment(experiment_id) from None
         return EventRecord(seq, experiment_id, kind, data, now)
 
     @retrying
     def read_events(self, experiment_id: int, after: int = 0) -> list[EventRecord]:
-        with self._read() as c:
-            rows = c.execute(_READ_EVENTS, {"b_exp": experiment_id, "b_after": after}).all()
-            if not rows and c.execute(_HAS_EXPERIMENT, {"b_id": experiment_id}).first() is None:
-                raise _no_experiment(experiment_id)
-        return [_event(r) for r in rows]
+        params = {"b_exp": experiment_id, "b_after": after}
+        return [_event(r) for r in self._rows(_READ_EVENTS, params, _OF_EXPERIMENT, experiment_id)]
 
     # -- checkpoints ---------------------------------------------------------------------------
     @retrying
@@ -989,13 +991,9 @@ class SQLStore(Store):
         with self._write() as c:
             row = c.execute(_SEL_CHECKPOINT, {"b_uuid": uuid}).first()
             if row is not None:
-                if row.trial_id != trial_id:
-                    raise StoreError(
-                        f"checkpoint {uuid!r} belongs to trial {row.trial_id}, not trial {trial_id}"
-                    )
-                return _checkpoint(row)
+                return same_checkpoint(_checkpoint(row), trial_id)
             if c.execute(_HAS_TRIAL, {"b_id": trial_id}).first() is None:
-                raise _no_trial(trial_id)
+                raise no_trial(trial_id)
             now = time.time()
             c.execute(
                 _INS_CHECKPOINT,
@@ -1014,18 +1012,11 @@ class SQLStore(Store):
 
     @retrying
     def get_checkpoint(self, uuid: str) -> CheckpointRecord:
-        with self._read() as c:
-            row = c.execute(_SEL_CHECKPOINT, {"b_uuid": uuid}).first()
-        if row is None:
-            raise _no_checkpoint(uuid)
-        return _checkpoint(row)
+        return _checkpoint(self._one(_SEL_CHECKPOINT, {"b_uuid": uuid}, no_checkpoint))
 
     @retrying
     def list_checkpoints(self, trial_id: int) -> list[CheckpointRecord]:
-        with self._read() as c:
-            rows = c.execute(_LIST_CHECKPOINTS, {"b_trial": trial_id}).all()
-            if not rows and c.execute(_HAS_TRIAL, {"b_id": trial_id}).first() is None:
-                raise _no_trial(trial_id)
+        rows = self._rows(_LIST_CHECKPOINTS, {"b_trial": trial_id}, _OF_TRIAL, trial_id)
         return [_checkpoint(r) for r in rows]
 
     @retrying
@@ -1035,7 +1026,7 @@ class SQLStore(Store):
                 c, _UPD_CHECKPOINT, _SEL_CHECKPOINT, {"b_uuid": uuid, "state": state}
             )
         if row is None:
-            raise _no_checkpoint(uuid)
+            raise no_checkpoint(uuid)
         return _checkpoint(row)
 
     def close(self) -> None:

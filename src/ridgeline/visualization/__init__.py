@@ -13,20 +13,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = [
-    "KINDS",
-    "plot",
-    "plot_contour",
-    "plot_intermediate_values",
-    "plot_learning_curves",
-    "plot_lineage",
-    "plot_optimization_history",
-    "plot_parallel_coordinate",
-    "plot_param_importances",
-    "plot_rungs",
-    "plot_slice",
-]
-
 #: Plot kinds by their command-line name (``ridgeline plot KIND``).
 KINDS = {
     "optimization-history": "plot_optimization_history",
@@ -39,6 +25,8 @@ KINDS = {
     "rungs": "plot_rungs",
     "lineage": "plot_lineage",
 }
+
+__all__ = ["KINDS", "plot", *sorted(KINDS.values())]
 
 
 def plot(kind: str, source: Any, **options: Any) -> Any:

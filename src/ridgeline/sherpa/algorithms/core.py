@@ -29,7 +29,7 @@ from ridgeline.sherpa.samplers.legacy import (
     aggregate_results,
     history_from_results,
 )
-from ridgeline.sherpa.samplers.local import LocalSearchSampler, check_local_args
+from ridgeline.sherpa.samplers.local import LocalSearchSampler
 from ridgeline.sherpa.samplers.pbt import PopulationBasedTrainingSampler
 from ridgeline.sherpa.stopping import MedianStoppingRule, StoppingRule
 from ridgeline.space import DEFAULT_RNG, Choice, Continuous, Parameter, SearchSpace
@@ -364,12 +364,10 @@ class LocalSearch(Algorithm):
         perturbation_factors: Sequence[float] = (0.8, 1.2),
         repeat_trials: int = 1,
     ) -> None:
-        seed, factors, repeats = check_local_args(
-            seed_configuration, perturbation_factors, repeat_trials
-        )
-        self.seed_configuration = seed
-        self.perturbation_factors = factors
-        self.repeat_trials = repeats
+        sampler = LocalSearchSampler(seed_configuration, perturbation_factors, repeat_trials)
+        self.seed_configuration = sampler.seed_configuration  # as the sampler checked them
+        self.perturbation_factors = sampler.perturbation_factors
+        self.repeat_trials = sampler.repeat_trials
 
     def _native_sampler(self) -> Sampler:
         return LocalSearchSampler(

@@ -19,7 +19,18 @@ from ridgeline.store.records import COMPLETED
 if TYPE_CHECKING:
     from ridgeline.space import SearchSpace
 
-__all__ = ["SuccessiveHalvingSampler"]
+__all__ = ["SuccessiveHalvingSampler", "rungs_above", "whole"]
+
+
+def rungs_above(r: float, R: float, eta: float) -> int:
+    """``floor(log(R/r) / log(eta))``: how many times ``r`` grows by ``eta`` before passing
+    ``R`` (the tolerance keeps log(1000)/log(10), 2.9999999999999996 in floats, at 3)."""
+    return math.floor(math.log(R / r) / math.log(eta) + 1e-9)
+
+
+def whole(resource: float) -> float:
+    """A resource as SHERPA passes it to scripts: an int when it is a whole number."""
+    return int(resource) if float(resource).is_integer() else resource
 
 
 class SuccessiveHalvingSampler(Sampler):
@@ -38,7 +49,7 @@ class SuccessiveHalvingSampler(Sampler):
                 f"(got r={r}, R={R}, eta={eta}, s={s})"
             )
         self.r, self.R, self.eta, self.s = r, R, eta, s
-        self.top = math.floor(math.log(R / r) / math.log(eta) + 1e-9) - s
+        self.top = rungs_above(r, R, eta) - s
         if self.top < 0:
             raise ConfigError(f"SuccessiveHalving: s={s} leaves no rung; use s <= {self.top + s}")
         self.max_finished_configs = max_finished_configs
@@ -46,8 +57,7 @@ class SuccessiveHalvingSampler(Sampler):
         self.count = 0  # proposals made; also the next ``save_to`` name
 
     def resource(self, rung: int) -> float:
-        value = self.r * self.eta ** (self.s + rung)
-        return int(value) if float(value).is_integer() else value
+        return whole(self.r * self.eta ** (self.s + rung))
 
     def propose(
         self,

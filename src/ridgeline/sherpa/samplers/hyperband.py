@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import WAIT, History, Sampler
+from ridgeline.sherpa.samplers.halving import rungs_above, whole
 from ridgeline.store.records import CANCELED, COMPLETED, FAILED, INVALID_HP, STOPPED
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class HyperbandSampler(Sampler, HyperbandState):
                 f"Hyperband needs r > 0, R >= r and eta > 1 (got r={r}, R={R}, eta={eta})"
             )
         self.r, self.R, self.eta = r, R, eta
-        self.s_max = math.floor(math.log(R / r) / math.log(eta) + 1e-9)
+        self.s_max = rungs_above(r, R, eta)
         self.quota = self.sizes(0)[0]
 
     def sizes(self, bracket: int) -> list[int]:
@@ -58,8 +59,7 @@ class HyperbandSampler(Sampler, HyperbandState):
         return [max(int(n / self.eta**k), 1) for k in range(s + 1)]
 
     def resource(self, bracket: int, rung: int) -> float:
-        value = self.R * self.eta ** (rung - (self.s_max - bracket))
-        return int(value) if float(value).is_integer() else value
+        return whole(self.R * self.eta ** (rung - (self.s_max - bracket)))
 
     def propose(
         self,
