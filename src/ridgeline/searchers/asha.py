@@ -288,11 +288,7 @@ class ASHASearcher(RungSearcher, _ExitedState):
             return []  # paused, decided, or not ours: nothing to decide
         if step < self.lengths[self.rung_of[trial]]:
             return []  # an intermediate report, not the rung's metric
-        score = self._score(objective)
-        if self.stop_once:
-            actions = self._judge(trial, score)
-        else:
-            actions = self._promote(trial, score)
+        actions = self._decide(trial, self._score(objective))
         return _merge_closes(actions + self._settle())
 
     def on_trial_exited(self, trial: int, status: str) -> list[Action]:
@@ -314,20 +310,24 @@ class ASHASearcher(RungSearcher, _ExitedState):
             self.finished.add(trial)
             self.exited.add(trial)
             if trial in self.outstanding:
-                if self.stop_once:
-                    actions = self._judge(trial, WORST)
-                else:
-                    actions = self._promote(trial, WORST)
+                actions = self._decide(trial, WORST)
         return _merge_closes(actions + self._settle())
 
     # -- decisions ---------------------------------------------------------------------------
-    def _promote(self, trial: int, score: float) -> list[Action]:
-        """Determined's ``promoteAsync``: record ``score`` in the trial's rung and promote."""
+    def _decide(self, trial: int, score: float) -> list[Action]:
+        """Record ``score`` for the trial's rung: the top rung finishes it, a lower one
+        promotes (``_promote``) or judges (``_judge``, ``stop_once``)."""
         k = self.rung_of[trial]
         self.outstanding.discard(trial)
-        rung = self.rungs[k]
         if k == self.num_rungs - 1:
             return self._finish_top(trial, score)
+        if self.stop_once:
+            return self._judge(trial, k, score)
+        return self._promote(trial, k, score)
+
+    def _promote(self, trial: int, k: int, score: float) -> list[Action]:
+        """Determined's ``promoteAsync``: record ``score`` in rung ``k`` and promote."""
+        rung = self.rungs[k]
         chosen = rung.promotion(trial, score, self.divisor)
         actions: list[Action] = []
         if chosen != trial and trial not in self.finished:
@@ -336,7 +336,7 @@ class ASHASearcher(RungSearcher, _ExitedState):
             return actions
         self.rung_of[chosen] = k + 1
         if chosen in self.finished:  # exited early: as if it ran and scored the worst
-            return actions + self._promote(chosen, WORST)
+            return actions + self._decide(chosen, WORST)
         self.outstanding.add(chosen)
         return actions + [Train(chosen, self.lengths[k + 1])]
 
@@ -348,13 +348,9 @@ class ASHASearcher(RungSearcher, _ExitedState):
         self.finished.add(trial)
         return [Close(trial)]
 
-    def _judge(self, trial: int, score: float) -> list[Action]:
+    def _judge(self, trial: int, k: int, score: float) -> list[Action]:
         """Stopping ASHA (4.5): continue while in the top ``max(floor(N/d), 1)``, else stop."""
-        k = self.rung_of[trial]
-        self.outstanding.discard(trial)
         rung = self.rungs[k]
-        if k == self.num_rungs - 1:
-            return self._finish_top(trial, score)
         index = rung.insert(trial, score, after_equal=False)
         keep = max(int(len(rung) / self.divisor), 1)
         if trial in self.finished:
