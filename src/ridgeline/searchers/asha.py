@@ -36,7 +36,7 @@ from ridgeline.searchers.validation import check_divisor, check_int, number_text
 from ridgeline.statedict import init_fields
 from ridgeline.store.records import INVALID_HP
 
-__all__ = ["ASHASearcher", "ASHAState", "WORST", "initial_trials", "rung_lengths"]
+__all__ = ["ASHABracket", "ASHASearcher", "ASHAState", "WORST", "initial_trials", "rung_lengths"]
 
 #: Score of a trial that exited early (Determined's ``math.MaxFloat64``). Finite, so that the
 #: state stays strict JSON, and larger than any real score.
@@ -204,16 +204,16 @@ class RungSearcher(CreatingSearcher, RungState):
 
     def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
         if request_id < 0:
-            self.extra.add(trial)
-            return [Train(trial, self.max_length)]
-        if trial in self.rung_of:  # announced again (a replay after a restart)
-            if trial in self.outstanding:
-                return [Train(trial, self.lengths[self.rung_of[trial]])]
-            return []
-        self.pending.discard(request_id)
-        self.rung_of[trial] = 0
-        self.outstanding.add(trial)
-        return [Train(trial, self.lengths[0])]
+            return self._adopt(trial, self.max_length)
+        if trial not in self.rung_of:  # else announced again (a replay after a restart)
+            self.pending.discard(request_id)
+            self.rung_of[trial] = 0
+            self.outstanding.add(trial)
+        return [Train(trial, self.train_length(trial))] if trial in self.outstanding else []
+
+    def train_length(self, trial: int) -> int:
+        """How far the trial's open operation trains: its rung's length."""
+        return self.lengths[self.rung_of[trial]]
 
     # -- state -------------------------------------------------------------------------------
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -235,6 +235,30 @@ class ASHAState(RungState):
     ended: set[int] = field(default_factory=set)  # exit events seen, INVALID_HP ones included
 
 
+class ASHABracket(RungSearcher, ASHAState):
+    """What ASHA's brackets, by length or by time, share: the concurrency of 4.3 and one
+    ``_Rung`` per rung."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        max_trials: int,
+        max_length: int,
+        num_rungs: int,
+        divisor: float = 4,
+        max_concurrent_trials: int = 16,
+    ) -> None:
+        self.max_concurrent_trials = check_int("max_concurrent_trials", max_concurrent_trials, 0)
+        concurrency = initial_trials(
+            check_int("max_trials", max_trials, 1),
+            num_rungs,
+            check_divisor(divisor),
+            self.max_concurrent_trials,
+        )
+        super().__init__(sampler, max_trials, max_length, num_rungs, divisor, concurrency)
+        self.rungs = [_Rung() for _ in range(self.num_rungs)]
+
+
 @dataclass(eq=False, repr=False)
 class _ExitedState(ASHAState):
     """``ASHASearcher``'s: also the trials that ended before it decided on them."""
@@ -242,7 +266,7 @@ class _ExitedState(ASHAState):
     exited: set[int] = field(default_factory=set)  # Determined: exited early
 
 
-class ASHASearcher(RungSearcher, _ExitedState):
+class ASHASearcher(ASHABracket, _ExitedState):
     """One bracket of asynchronous successive halving (``async_halving``; an adaptive bracket).
 
     Actions it emits, and what they can target:
@@ -270,16 +294,8 @@ class ASHASearcher(RungSearcher, _ExitedState):
         max_concurrent_trials: int = 16,
         stop_once: bool = False,
     ) -> None:
-        self.max_concurrent_trials = check_int("max_concurrent_trials", max_concurrent_trials, 0)
-        concurrency = initial_trials(
-            check_int("max_trials", max_trials, 1),
-            num_rungs,
-            check_divisor(divisor),
-            self.max_concurrent_trials,
-        )
-        super().__init__(sampler, max_trials, max_length, num_rungs, divisor, concurrency)
+        super().__init__(sampler, max_trials, max_length, num_rungs, divisor, max_concurrent_trials)
         self.stop_once = bool(stop_once)
-        self.rungs = [_Rung() for _ in range(num_rungs)]
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:

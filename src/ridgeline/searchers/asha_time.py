@@ -19,16 +19,16 @@ from collections.abc import Sequence
 
 from ridgeline.samplers.base import Sampler
 from ridgeline.searchers.adaptive import BracketPlan, bracket_plan
-from ridgeline.searchers.asha import WORST, ASHAState, RungSearcher, _Rung, initial_trials
-from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
+from ridgeline.searchers.asha import WORST, ASHABracket
+from ridgeline.searchers.base import Action, Close, Shutdown, Stop
 from ridgeline.searchers.tournament import BracketTournament
-from ridgeline.searchers.validation import check_divisor, check_int, number_text
+from ridgeline.searchers.validation import number_text
 from ridgeline.store.records import FAILED, INVALID_HP
 
 __all__ = ["TimeASHASearcher", "TimeAdaptiveASHASearcher", "describe_time_plan"]
 
 
-class TimeASHASearcher(RungSearcher, ASHAState):
+class TimeASHASearcher(ASHABracket):
     """One bracket of stopping ASHA over a time metric (``max_time`` is the top rung).
 
     Actions: ``Create``; ``Train(t, max_time)`` once per trial (its one operation);
@@ -45,26 +45,12 @@ class TimeASHASearcher(RungSearcher, ASHAState):
         divisor: float = 4,
         max_concurrent_trials: int = 16,
     ) -> None:
-        self.max_concurrent_trials = check_int("max_concurrent_trials", max_concurrent_trials, 0)
-        concurrency = initial_trials(
-            check_int("max_trials", max_trials, 1),
-            num_rungs,
-            check_divisor(divisor),
-            self.max_concurrent_trials,
-        )
-        super().__init__(sampler, max_trials, max_time, num_rungs, divisor, concurrency)
-        self.rungs = [_Rung() for _ in range(self.num_rungs)]
+        super().__init__(sampler, max_trials, max_time, num_rungs, divisor, max_concurrent_trials)
 
     # -- events ------------------------------------------------------------------------------
-    def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
-        if request_id < 0:
-            self.extra.add(trial)
-            return [Train(trial, self.max_length)]
-        if trial not in self.rung_of:  # else announced again (a replay after a restart)
-            self.pending.discard(request_id)
-            self.rung_of[trial] = 0
-            self.outstanding.add(trial)
-        return [Train(trial, self.max_length)] if trial in self.outstanding else []
+    def train_length(self, trial: int) -> int:
+        """Every trial's one operation trains to ``max_time``."""
+        return self.max_length
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         """``step`` is the trial's time (the time metric's value at this report)."""
