@@ -236,8 +236,8 @@ class ASHAState(RungState):
 
 
 class ASHABracket(RungSearcher, ASHAState):
-    """What ASHA's brackets, by length or by time, share: the concurrency of 4.3 and one
-    ``_Rung`` per rung."""
+    """What ASHA's brackets, by length or by time, share: the concurrency of 4.3, one
+    ``_Rung`` per rung, and ``stop_once`` (stopping ASHA, 4.5, rather than promotion)."""
 
     def __init__(
         self,
@@ -247,6 +247,7 @@ class ASHABracket(RungSearcher, ASHAState):
         num_rungs: int,
         divisor: float = 4,
         max_concurrent_trials: int = 16,
+        stop_once: bool = False,
     ) -> None:
         self.max_concurrent_trials = check_int("max_concurrent_trials", max_concurrent_trials, 0)
         concurrency = initial_trials(
@@ -257,6 +258,7 @@ class ASHABracket(RungSearcher, ASHAState):
         )
         super().__init__(sampler, max_trials, max_length, num_rungs, divisor, concurrency)
         self.rungs = [_Rung() for _ in range(self.num_rungs)]
+        self.stop_once = bool(stop_once)
 
 
 @dataclass(eq=False, repr=False)
@@ -283,19 +285,6 @@ class ASHASearcher(ASHABracket, _ExitedState):
     Trials the user adds (``request_id < 0``) train to ``max_length`` outside the rungs and
     the budget.
     """
-
-    def __init__(
-        self,
-        sampler: Sampler,
-        max_trials: int,
-        max_length: int,
-        num_rungs: int,
-        divisor: float = 4,
-        max_concurrent_trials: int = 16,
-        stop_once: bool = False,
-    ) -> None:
-        super().__init__(sampler, max_trials, max_length, num_rungs, divisor, max_concurrent_trials)
-        self.stop_once = bool(stop_once)
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:

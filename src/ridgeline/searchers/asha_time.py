@@ -45,7 +45,9 @@ class TimeASHASearcher(ASHABracket):
         divisor: float = 4,
         max_concurrent_trials: int = 16,
     ) -> None:
-        super().__init__(sampler, max_trials, max_time, num_rungs, divisor, max_concurrent_trials)
+        super().__init__(
+            sampler, max_trials, max_time, num_rungs, divisor, max_concurrent_trials, stop_once=True
+        )
 
     # -- events ------------------------------------------------------------------------------
     def train_length(self, trial: int) -> int:
