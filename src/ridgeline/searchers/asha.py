@@ -18,7 +18,7 @@ import bisect
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
@@ -35,6 +35,9 @@ from ridgeline.searchers.base import (
 from ridgeline.searchers.validation import check_divisor, check_int, number_text
 from ridgeline.statedict import init_fields
 from ridgeline.store.records import INVALID_HP
+
+if TYPE_CHECKING:
+    from ridgeline.searchers.adaptive import BracketPlan
 
 __all__ = ["ASHABracket", "ASHASearcher", "ASHAState", "WORST", "initial_trials", "rung_lengths"]
 
@@ -260,6 +263,32 @@ class ASHABracket(RungSearcher, ASHAState):
         self.rungs = [_Rung() for _ in range(self.num_rungs)]
         self.stop_once = bool(stop_once)
 
+    @classmethod
+    def for_plan(
+        cls, sampler: Sampler, plan: BracketPlan, max_length: int, divisor: float, **options: Any
+    ) -> Self:
+        """The bracket ``plan`` lays out (``adaptive.bracket_plan``), over ``max_length``."""
+        return cls(
+            sampler,
+            plan.max_trials,
+            max_length,
+            plan.num_rungs,
+            divisor,
+            plan.max_concurrent_trials,
+            **options,
+        )
+
+    # -- progress and state ------------------------------------------------------------------
+    def progress(self) -> float:
+        """4.3: rung-0 fill with 20 % overhead; once full, at least the share of ended trials."""
+        count = len(self.rungs[0])
+        value = count / (1.2 * self.max_trials)
+        if count >= self.max_trials:
+            value = max(value, (len(self.ended) - self.invalid) / self.max_trials)
+        if self.done and len(self.ended) >= self.created:
+            value = 1.0  # the sampler ran dry before the budget was spent
+        return min(value, 1.0)
+
 
 @dataclass(eq=False, repr=False)
 class _ExitedState(ASHAState):
@@ -392,17 +421,6 @@ class ASHASearcher(ASHABracket, _ExitedState):
                     self.finished.add(t)
                     actions.append(Close(t))
         return actions
-
-    # -- progress and state ------------------------------------------------------------------
-    def progress(self) -> float:
-        """4.3: rung-0 fill with 20 % overhead; once full, at least the share of ended trials."""
-        count = len(self.rungs[0])
-        value = count / (1.2 * self.max_trials)
-        if count >= self.max_trials:
-            value = max(value, (len(self.ended) - self.invalid) / self.max_trials)
-        if self.done and len(self.ended) >= self.created:
-            value = 1.0  # the sampler ran dry before the budget was spent
-        return min(value, 1.0)
 
 
 def _merge_closes(actions: list[Action]) -> list[Action]:

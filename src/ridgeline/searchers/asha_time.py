@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ridgeline.samplers.base import Sampler
-from ridgeline.searchers.adaptive import BracketPlan, bracket_plan
+from ridgeline.searchers.adaptive import AdaptiveASHASearcher, BracketPlan
 from ridgeline.searchers.asha import WORST, ASHABracket
 from ridgeline.searchers.base import Action, Close, Shutdown, Stop
-from ridgeline.searchers.tournament import BracketTournament
 from ridgeline.searchers.validation import number_text
 from ridgeline.store.records import FAILED, INVALID_HP
 
@@ -112,23 +111,10 @@ class TimeASHASearcher(ASHABracket):
             return [Shutdown("ASHA: every trial has been stopped or has finished")]
         return []
 
-    # -- progress and state ------------------------------------------------------------------
-    def progress(self) -> float:
-        """4.3: rung-0 fill with 20 % overhead; once full, at least the share of ended trials."""
-        count = len(self.rungs[0])
-        value = count / (1.2 * self.max_trials)
-        if count >= self.max_trials:
-            value = max(value, (len(self.ended) - self.invalid) / self.max_trials)
-        if self.done and len(self.ended) >= self.created:
-            value = 1.0
-        return min(value, 1.0)
 
-
-class TimeAdaptiveASHASearcher(BracketTournament):
+class TimeAdaptiveASHASearcher(AdaptiveASHASearcher):
     """0.38 ``adaptive_asha``: Determined's bracket layout (4.6) over ``max_time``, each
     bracket a ``TimeASHASearcher``."""
-
-    name = "adaptive ASHA"
 
     def __init__(
         self,
@@ -141,16 +127,23 @@ class TimeAdaptiveASHASearcher(BracketTournament):
         bracket_rungs: Sequence[int] | None = None,
         max_concurrent_trials: int = 16,
     ) -> None:
-        self.plan = bracket_plan(
-            max_time, max_trials, divisor, max_rungs, mode, bracket_rungs, max_concurrent_trials
+        super().__init__(
+            sampler,
+            max_trials,
+            max_time,
+            divisor,
+            max_rungs,
+            mode,
+            bracket_rungs,
+            max_concurrent_trials,
+            stop_once=True,
         )
-        brackets = [
-            TimeASHASearcher(
-                sampler, p.max_trials, max_time, p.num_rungs, divisor, p.max_concurrent_trials
-            )
-            for p in self.plan
-        ]
-        super().__init__(sampler, brackets)
+
+    @staticmethod
+    def bracket(
+        sampler: Sampler, plan: BracketPlan, max_length: int, divisor: float, stop_once: bool
+    ) -> ASHABracket:
+        return TimeASHASearcher.for_plan(sampler, plan, max_length, divisor)
 
 
 def describe_time_plan(
