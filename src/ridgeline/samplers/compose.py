@@ -152,6 +152,18 @@ class Repeating:
     current: dict[str, Any] | None = None  # the configuration being repeated
     remaining: int = 0  # repeats still owed
 
+    def repeat(self) -> dict[str, Any] | None:
+        """The current configuration again while repeats are owed, else ``None``."""
+        if self.remaining > 0 and self.current is not None:
+            self.remaining -= 1
+            return dict(self.current)
+        return None
+
+    def start_repeats(self, config: Mapping[str, Any], times: int) -> None:
+        """Make ``config`` current; it is owed ``times - 1`` more proposals."""
+        self.current = dict(config)
+        self.remaining = times - 1
+
 
 class RepeatSampler(Sampler, Repeating):
     """Each suggestion of ``inner`` ``num_times`` times in a row (SHERPA's ``Repeat``).
@@ -198,9 +210,9 @@ class RepeatSampler(Sampler, Repeating):
         pending: Sequence[Mapping[str, Any]],
         rng: random.Random,
     ) -> dict[str, Any] | None | str:
-        if self.remaining > 0 and self.current is not None:
-            self.remaining -= 1
-            return dict(self.current)
+        again = self.repeat()
+        if again is not None:
+            return again
         if (
             self.wait_for_completion
             and self.current is not None
@@ -211,6 +223,5 @@ class RepeatSampler(Sampler, Repeating):
         out = self.inner.propose(space, seen, pending, rng)
         if not isinstance(out, dict):
             return out
-        self.current = dict(out)
-        self.remaining = self.num_times - 1
+        self.start_repeats(out, self.num_times)
         return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ridgeline.errors import ConfigError
-from ridgeline.searchers.asha import ASHASearcher, rung_lengths
+from ridgeline.searchers.asha import ASHABracket, ASHASearcher, rung_lengths
 from ridgeline.searchers.tournament import BracketTournament
 from ridgeline.searchers.validation import check_divisor, check_int, number_text
 
@@ -173,16 +173,12 @@ class AdaptiveASHASearcher(BracketTournament):
         self.plan = bracket_plan(
             max_length, max_trials, divisor, max_rungs, mode, bracket_rungs, max_concurrent_trials
         )
-        brackets = [
-            ASHASearcher(
-                sampler,
-                p.max_trials,
-                max_length,
-                p.num_rungs,
-                divisor,
-                p.max_concurrent_trials,
-                stop_once,
-            )
-            for p in self.plan
-        ]
+        brackets = [self.bracket(sampler, p, max_length, divisor, stop_once) for p in self.plan]
         super().__init__(sampler, brackets)
+
+    @staticmethod
+    def bracket(
+        sampler: Sampler, plan: BracketPlan, max_length: int, divisor: float, stop_once: bool
+    ) -> ASHABracket:
+        """The searcher that runs one bracket of the plan."""
+        return ASHASearcher.for_plan(sampler, plan, max_length, divisor, stop_once=stop_once)

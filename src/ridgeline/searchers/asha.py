@@ -18,7 +18,7 @@ import bisect
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
@@ -36,7 +36,10 @@ from ridgeline.searchers.validation import check_divisor, check_int, number_text
 from ridgeline.statedict import init_fields
 from ridgeline.store.records import INVALID_HP
 
-__all__ = ["ASHASearcher", "ASHAState", "WORST", "initial_trials", "rung_lengths"]
+if TYPE_CHECKING:
+    from ridgeline.searchers.adaptive import BracketPlan
+
+__all__ = ["ASHABracket", "ASHASearcher", "ASHAState", "WORST", "initial_trials", "rung_lengths"]
 
 #: Score of a trial that exited early (Determined's ``math.MaxFloat64``). Finite, so that the
 #: state stays strict JSON, and larger than any real score.
@@ -204,16 +207,16 @@ class RungSearcher(CreatingSearcher, RungState):
 
     def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
         if request_id < 0:
-            self.extra.add(trial)
-            return [Train(trial, self.max_length)]
-        if trial in self.rung_of:  # announced again (a replay after a restart)
-            if trial in self.outstanding:
-                return [Train(trial, self.lengths[self.rung_of[trial]])]
-            return []
-        self.pending.discard(request_id)
-        self.rung_of[trial] = 0
-        self.outstanding.add(trial)
-        return [Train(trial, self.lengths[0])]
+            return self._adopt(trial, self.max_length)
+        if trial not in self.rung_of:  # else announced again (a replay after a restart)
+            self.pending.discard(request_id)
+            self.rung_of[trial] = 0
+            self.outstanding.add(trial)
+        return [Train(trial, self.train_length(trial))] if trial in self.outstanding else []
+
+    def train_length(self, trial: int) -> int:
+        """How far the trial's open operation trains: its rung's length."""
+        return self.lengths[self.rung_of[trial]]
 
     # -- state -------------------------------------------------------------------------------
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -235,30 +238,9 @@ class ASHAState(RungState):
     ended: set[int] = field(default_factory=set)  # exit events seen, INVALID_HP ones included
 
 
-@dataclass(eq=False, repr=False)
-class _ExitedState(ASHAState):
-    """``ASHASearcher``'s: also the trials that ended before it decided on them."""
-
-    exited: set[int] = field(default_factory=set)  # Determined: exited early
-
-
-class ASHASearcher(RungSearcher, _ExitedState):
-    """One bracket of asynchronous successive halving (``async_halving``; an adaptive bracket).
-
-    Actions it emits, and what they can target:
-
-    - ``Train(t, rung_length)``: a new trial, the reporting trial (still running), or a
-      *paused* trial promoted later (relaunch it from its latest checkpoint; its process may
-      still be exiting after its ``Pause``).
-    - ``Pause(t)``: the reporting trial was not promoted; pause it.
-    - ``Close(t)``: done with t. The reporting trial at the top rung, or, at
-      close-out, a trial that is paused (not running) and was told ``Pause``.
-    - ``Stop(t)`` (``stop_once`` only): the reporting trial, right after its operation.
-    - ``Shutdown``: once no trial will be created and every trial has been decided.
-
-    Trials the user adds (``request_id < 0``) train to ``max_length`` outside the rungs and
-    the budget.
-    """
+class ASHABracket(RungSearcher, ASHAState):
+    """What ASHA's brackets, by length or by time, share: the concurrency of 4.3, one
+    ``_Rung`` per rung, and ``stop_once`` (stopping ASHA, 4.5, rather than promotion)."""
 
     def __init__(
         self,
@@ -278,8 +260,60 @@ class ASHASearcher(RungSearcher, _ExitedState):
             self.max_concurrent_trials,
         )
         super().__init__(sampler, max_trials, max_length, num_rungs, divisor, concurrency)
+        self.rungs = [_Rung() for _ in range(self.num_rungs)]
         self.stop_once = bool(stop_once)
-        self.rungs = [_Rung() for _ in range(num_rungs)]
+
+    @classmethod
+    def for_plan(
+        cls, sampler: Sampler, plan: BracketPlan, max_length: int, divisor: float, **options: Any
+    ) -> Self:
+        """The bracket ``plan`` lays out (``adaptive.bracket_plan``), over ``max_length``."""
+        return cls(
+            sampler,
+            plan.max_trials,
+            max_length,
+            plan.num_rungs,
+            divisor,
+            plan.max_concurrent_trials,
+            **options,
+        )
+
+    # -- progress and state ------------------------------------------------------------------
+    def progress(self) -> float:
+        """4.3: rung-0 fill with 20 % overhead; once full, at least the share of ended trials."""
+        count = len(self.rungs[0])
+        value = count / (1.2 * self.max_trials)
+        if count >= self.max_trials:
+            value = max(value, (len(self.ended) - self.invalid) / self.max_trials)
+        if self.done and len(self.ended) >= self.created:
+            value = 1.0  # the sampler ran dry before the budget was spent
+        return min(value, 1.0)
+
+
+@dataclass(eq=False, repr=False)
+class _ExitedState(ASHAState):
+    """``ASHASearcher``'s: also the trials that ended before it decided on them."""
+
+    exited: set[int] = field(default_factory=set)  # Determined: exited early
+
+
+class ASHASearcher(ASHABracket, _ExitedState):
+    """One bracket of asynchronous successive halving (``async_halving``; an adaptive bracket).
+
+    Actions it emits, and what they can target:
+
+    - ``Train(t, rung_length)``: a new trial, the reporting trial (still running), or a
+      *paused* trial promoted later (relaunch it from its latest checkpoint; its process may
+      still be exiting after its ``Pause``).
+    - ``Pause(t)``: the reporting trial was not promoted; pause it.
+    - ``Close(t)``: done with t. The reporting trial at the top rung, or, at
+      close-out, a trial that is paused (not running) and was told ``Pause``.
+    - ``Stop(t)`` (``stop_once`` only): the reporting trial, right after its operation.
+    - ``Shutdown``: once no trial will be created and every trial has been decided.
+
+    Trials the user adds (``request_id < 0``) train to ``max_length`` outside the rungs and
+    the budget.
+    """
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if trial in self.extra:
@@ -288,11 +322,7 @@ class ASHASearcher(RungSearcher, _ExitedState):
             return []  # paused, decided, or not ours: nothing to decide
         if step < self.lengths[self.rung_of[trial]]:
             return []  # an intermediate report, not the rung's metric
-        score = self._score(objective)
-        if self.stop_once:
-            actions = self._judge(trial, score)
-        else:
-            actions = self._promote(trial, score)
+        actions = self._decide(trial, self._score(objective))
         return _merge_closes(actions + self._settle())
 
     def on_trial_exited(self, trial: int, status: str) -> list[Action]:
@@ -314,20 +344,24 @@ class ASHASearcher(RungSearcher, _ExitedState):
             self.finished.add(trial)
             self.exited.add(trial)
             if trial in self.outstanding:
-                if self.stop_once:
-                    actions = self._judge(trial, WORST)
-                else:
-                    actions = self._promote(trial, WORST)
+                actions = self._decide(trial, WORST)
         return _merge_closes(actions + self._settle())
 
     # -- decisions ---------------------------------------------------------------------------
-    def _promote(self, trial: int, score: float) -> list[Action]:
-        """Determined's ``promoteAsync``: record ``score`` in the trial's rung and promote."""
+    def _decide(self, trial: int, score: float) -> list[Action]:
+        """Record ``score`` for the trial's rung: the top rung finishes it, a lower one
+        promotes (``_promote``) or judges (``_judge``, ``stop_once``)."""
         k = self.rung_of[trial]
         self.outstanding.discard(trial)
-        rung = self.rungs[k]
         if k == self.num_rungs - 1:
             return self._finish_top(trial, score)
+        if self.stop_once:
+            return self._judge(trial, k, score)
+        return self._promote(trial, k, score)
+
+    def _promote(self, trial: int, k: int, score: float) -> list[Action]:
+        """Determined's ``promoteAsync``: record ``score`` in rung ``k`` and promote."""
+        rung = self.rungs[k]
         chosen = rung.promotion(trial, score, self.divisor)
         actions: list[Action] = []
         if chosen != trial and trial not in self.finished:
@@ -336,7 +370,7 @@ class ASHASearcher(RungSearcher, _ExitedState):
             return actions
         self.rung_of[chosen] = k + 1
         if chosen in self.finished:  # exited early: as if it ran and scored the worst
-            return actions + self._promote(chosen, WORST)
+            return actions + self._decide(chosen, WORST)
         self.outstanding.add(chosen)
         return actions + [Train(chosen, self.lengths[k + 1])]
 
@@ -348,13 +382,9 @@ class ASHASearcher(RungSearcher, _ExitedState):
         self.finished.add(trial)
         return [Close(trial)]
 
-    def _judge(self, trial: int, score: float) -> list[Action]:
+    def _judge(self, trial: int, k: int, score: float) -> list[Action]:
         """Stopping ASHA (4.5): continue while in the top ``max(floor(N/d), 1)``, else stop."""
-        k = self.rung_of[trial]
-        self.outstanding.discard(trial)
         rung = self.rungs[k]
-        if k == self.num_rungs - 1:
-            return self._finish_top(trial, score)
         index = rung.insert(trial, score, after_equal=False)
         keep = max(int(len(rung) / self.divisor), 1)
         if trial in self.finished:
@@ -391,17 +421,6 @@ class ASHASearcher(RungSearcher, _ExitedState):
                     self.finished.add(t)
                     actions.append(Close(t))
         return actions
-
-    # -- progress and state ------------------------------------------------------------------
-    def progress(self) -> float:
-        """4.3: rung-0 fill with 20 % overhead; once full, at least the share of ended trials."""
-        count = len(self.rungs[0])
-        value = count / (1.2 * self.max_trials)
-        if count >= self.max_trials:
-            value = max(value, (len(self.ended) - self.invalid) / self.max_trials)
-        if self.done and len(self.ended) >= self.created:
-            value = 1.0  # the sampler ran dry before the budget was spent
-        return min(value, 1.0)
 
 
 def _merge_closes(actions: list[Action]) -> list[Action]:

@@ -18,17 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ridgeline.samplers.base import Sampler
-from ridgeline.searchers.adaptive import BracketPlan, bracket_plan
-from ridgeline.searchers.asha import WORST, ASHAState, RungSearcher, _Rung, initial_trials
-from ridgeline.searchers.base import Action, Close, Shutdown, Stop, Train
-from ridgeline.searchers.tournament import BracketTournament
-from ridgeline.searchers.validation import check_divisor, check_int, number_text
+from ridgeline.searchers.adaptive import AdaptiveASHASearcher, BracketPlan
+from ridgeline.searchers.asha import WORST, ASHABracket
+from ridgeline.searchers.base import Action, Close, Shutdown, Stop
+from ridgeline.searchers.validation import number_text
 from ridgeline.store.records import FAILED, INVALID_HP
 
 __all__ = ["TimeASHASearcher", "TimeAdaptiveASHASearcher", "describe_time_plan"]
 
 
-class TimeASHASearcher(RungSearcher, ASHAState):
+class TimeASHASearcher(ASHABracket):
     """One bracket of stopping ASHA over a time metric (``max_time`` is the top rung).
 
     Actions: ``Create``; ``Train(t, max_time)`` once per trial (its one operation);
@@ -45,26 +44,14 @@ class TimeASHASearcher(RungSearcher, ASHAState):
         divisor: float = 4,
         max_concurrent_trials: int = 16,
     ) -> None:
-        self.max_concurrent_trials = check_int("max_concurrent_trials", max_concurrent_trials, 0)
-        concurrency = initial_trials(
-            check_int("max_trials", max_trials, 1),
-            num_rungs,
-            check_divisor(divisor),
-            self.max_concurrent_trials,
+        super().__init__(
+            sampler, max_trials, max_time, num_rungs, divisor, max_concurrent_trials, stop_once=True
         )
-        super().__init__(sampler, max_trials, max_time, num_rungs, divisor, concurrency)
-        self.rungs = [_Rung() for _ in range(self.num_rungs)]
 
     # -- events ------------------------------------------------------------------------------
-    def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
-        if request_id < 0:
-            self.extra.add(trial)
-            return [Train(trial, self.max_length)]
-        if trial not in self.rung_of:  # else announced again (a replay after a restart)
-            self.pending.discard(request_id)
-            self.rung_of[trial] = 0
-            self.outstanding.add(trial)
-        return [Train(trial, self.max_length)] if trial in self.outstanding else []
+    def train_length(self, trial: int) -> int:
+        """Every trial's one operation trains to ``max_time``."""
+        return self.max_length
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         """``step`` is the trial's time (the time metric's value at this report)."""
@@ -124,23 +111,10 @@ class TimeASHASearcher(RungSearcher, ASHAState):
             return [Shutdown("ASHA: every trial has been stopped or has finished")]
         return []
 
-    # -- progress and state ------------------------------------------------------------------
-    def progress(self) -> float:
-        """4.3: rung-0 fill with 20 % overhead; once full, at least the share of ended trials."""
-        count = len(self.rungs[0])
-        value = count / (1.2 * self.max_trials)
-        if count >= self.max_trials:
-            value = max(value, (len(self.ended) - self.invalid) / self.max_trials)
-        if self.done and len(self.ended) >= self.created:
-            value = 1.0
-        return min(value, 1.0)
 
-
-class TimeAdaptiveASHASearcher(BracketTournament):
+class TimeAdaptiveASHASearcher(AdaptiveASHASearcher):
     """0.38 ``adaptive_asha``: Determined's bracket layout (4.6) over ``max_time``, each
     bracket a ``TimeASHASearcher``."""
-
-    name = "adaptive ASHA"
 
     def __init__(
         self,
@@ -153,16 +127,23 @@ class TimeAdaptiveASHASearcher(BracketTournament):
         bracket_rungs: Sequence[int] | None = None,
         max_concurrent_trials: int = 16,
     ) -> None:
-        self.plan = bracket_plan(
-            max_time, max_trials, divisor, max_rungs, mode, bracket_rungs, max_concurrent_trials
+        super().__init__(
+            sampler,
+            max_trials,
+            max_time,
+            divisor,
+            max_rungs,
+            mode,
+            bracket_rungs,
+            max_concurrent_trials,
+            stop_once=True,
         )
-        brackets = [
-            TimeASHASearcher(
-                sampler, p.max_trials, max_time, p.num_rungs, divisor, p.max_concurrent_trials
-            )
-            for p in self.plan
-        ]
-        super().__init__(sampler, brackets)
+
+    @staticmethod
+    def bracket(
+        sampler: Sampler, plan: BracketPlan, max_length: int, divisor: float, stop_once: bool
+    ) -> ASHABracket:
+        return TimeASHASearcher.for_plan(sampler, plan, max_length, divisor)
 
 
 def describe_time_plan(

@@ -136,6 +136,12 @@ class CreatingSearcher(Searcher, CreatingState):
     nested = ("sampler",)
     sampler: Sampler
 
+    def _adopt(self, trial: int, length: int) -> list[Action]:
+        """A trial the user added (``request_id < 0``): it trains to ``length`` (the
+        searcher's ``max_length``), outside the budget and the searcher's decisions."""
+        self.extra.add(trial)
+        return [Train(trial, length)]
+
     def _create(
         self, n: int, can_create: Callable[[], bool], pending_params: list[dict[str, Any]]
     ) -> list[Action]:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ridgeline.samplers.base import Sampler
+from ridgeline.searchers.adaptive import BracketPlan
 from ridgeline.searchers.asha import WORST, RungSearcher, RungState, rung_lengths
 from ridgeline.searchers.base import Action, Close, Pause, Shutdown, Train
 from ridgeline.searchers.tournament import BracketTournament
@@ -165,13 +166,9 @@ class SyncHalvingSearcher(RungSearcher, SyncHalvingState):
 
 
 @dataclass(frozen=True)
-class HyperbandPlan:
-    """One Hyperband bracket: rungs with their lengths, trials at rung 0, concurrency."""
+class HyperbandPlan(BracketPlan):
+    """One Hyperband bracket: an ASHA bracket's layout plus each rung's size."""
 
-    num_rungs: int
-    max_trials: int
-    max_concurrent_trials: int
-    rung_lengths: tuple[int, ...]
     rung_sizes: tuple[int, ...]
 
 

@@ -144,8 +144,7 @@ class PBTSearcher(CreatingSearcher, PBTState):
 
     def on_trial_created(self, trial: int, request_id: int) -> list[Action]:
         if request_id < 0:
-            self.extra.add(trial)
-            return [Train(trial, self.max_length)]
+            return self._adopt(trial, self.max_length)
         if trial in self.target:  # announced again (a replay after a restart)
             return [Train(trial, self.target[trial])] if trial in self.outstanding else []
         self.children.pop(request_id, None)

@@ -20,6 +20,7 @@ from ridgeline.config.searcher.spec import (
 
 if TYPE_CHECKING:
     from ridgeline.config.model import ExperimentConfig, SearcherConfig
+    from ridgeline.samplers.base import Sampler
     from ridgeline.searchers.base import Searcher
 
 __all__ = ["GRID", "QUASI_RANDOM", "RANDOM", "SINGLE", "SPECS"]
@@ -57,19 +58,27 @@ class Random(SearcherSpec):
 
     name = "random"
     fields = (*COMMON, *TRIALS)
+    #: What the trials' configurations are, for ``preview-search``.
+    drawn = "random configurations"
+
+    def sampler(self) -> Sampler:
+        """Where the configurations come from (loaded only when a searcher is built)."""
+        # lazy: keeps `import ridgeline.config` light
+        from ridgeline.samplers.random import RandomSampler
+
+        return RandomSampler()
 
     def build(self, config: ExperimentConfig) -> Searcher:
         # lazy: keeps `import ridgeline.config` light
-        from ridgeline.samplers.random import RandomSampler
         from ridgeline.searchers.fifo import FIFOSearcher
 
         s = config.searcher
-        return FIFOSearcher(RandomSampler(), s.max_trials, s.max_length, replace_invalid=True)
+        return FIFOSearcher(self.sampler(), s.max_trials, s.max_length, replace_invalid=True)
 
     def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
         s = searcher
         lines = (
-            f"Trials: {s.max_trials} random configurations, each {length_text(s)}",
+            f"Trials: {s.max_trials} {self.drawn}, each {length_text(s)}",
             concurrency_text(s),
         )
         return Plan(s.max_trials, full_training(s), lines)
@@ -80,23 +89,15 @@ class QuasiRandom(Random):
     space from the first trials on, at random search's cost."""
 
     name = "quasi_random"
+    drawn = (
+        "quasi-random configurations (a scrambled Sobol' sequence, spread evenly over the space)"
+    )
 
-    def build(self, config: ExperimentConfig) -> Searcher:
+    def sampler(self) -> Sampler:
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.samplers.qmc import QuasiRandomSampler
-        from ridgeline.searchers.fifo import FIFOSearcher
 
-        s = config.searcher
-        return FIFOSearcher(QuasiRandomSampler(), s.max_trials, s.max_length, replace_invalid=True)
-
-    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
-        s = searcher
-        lines = (
-            f"Trials: {s.max_trials} quasi-random configurations (a scrambled Sobol' "
-            f"sequence, spread evenly over the space), each {length_text(s)}",
-            concurrency_text(s),
-        )
-        return Plan(s.max_trials, full_training(s), lines)
+        return QuasiRandomSampler()
 
 
 class Grid(SearcherSpec):

@@ -73,6 +73,15 @@ class HalvingSpec(SearcherSpec):
         """The searcher's class (loaded only when one is built)."""
         raise NotImplementedError
 
+    def rung_plan(self, searcher: SearcherConfig, max_length: int) -> Plan:
+        """``plan`` once the top rung's length is known."""
+        raise NotImplementedError
+
+    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
+        if searcher.max_length is None:  # no rungs to lay out
+            return super().plan(searcher, hyperparameters)
+        return self.rung_plan(searcher, int(searcher.max_length))
+
     def build(self, config: ExperimentConfig) -> Searcher:
         s = config.searcher
         o = self.options(s)
@@ -112,10 +121,7 @@ class SyncHalving(HalvingSpec):
 
         return SyncHalvingSearcher
 
-    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
-        s = searcher
-        if s.max_length is None:
-            return super().plan(s, hyperparameters)
+    def rung_plan(self, searcher: SearcherConfig, max_length: int) -> Plan:
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.hyperband import (
             planned_length,
@@ -123,9 +129,10 @@ class SyncHalving(HalvingSpec):
             sync_halving_plan,
         )
 
+        s = searcher
         o: SyncHalvingOptions = self.options(s)
         bracket = sync_halving_plan(
-            int(s.max_length),
+            max_length,
             int(s.max_trials or 1),
             o.num_rungs,
             o.divisor,
@@ -154,16 +161,14 @@ class Hyperband(HalvingSpec):
 
         return HyperbandSearcher
 
-    def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
-        s = searcher
-        if s.max_length is None:
-            return super().plan(s, hyperparameters)
+    def rung_plan(self, searcher: SearcherConfig, max_length: int) -> Plan:
         # lazy: keeps `import ridgeline.config` light
         from ridgeline.searchers.hyperband import hyperband_lines, hyperband_plan, planned_length
 
+        s = searcher
         o: HyperbandOptions = self.options(s)
         brackets = hyperband_plan(
-            int(s.max_length), o.divisor, o.max_rungs, s.max_trials, s.max_concurrent_trials
+            max_length, o.divisor, o.max_rungs, s.max_trials, s.max_concurrent_trials
         )
         lines = hyperband_lines(brackets, o.divisor, s.length_unit)
         trials = sum(b.max_trials for b in brackets)

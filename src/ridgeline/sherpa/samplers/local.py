@@ -91,9 +91,9 @@ class LocalSearchSampler(Sampler, LocalSearchState):
         pending: Sequence[Mapping[str, Any]],
         rng: random.Random,
     ) -> dict[str, Any] | None | str:
-        if self.remaining > 0 and self.current is not None:
-            self.remaining -= 1
-            return dict(self.current)
+        again = self.repeat()
+        if again is not None:
+            return again
         if not self.started:
             missing = [n for n in space.names if n not in self.seed_configuration]
             if missing:
@@ -115,8 +115,7 @@ class LocalSearchSampler(Sampler, LocalSearchState):
 
     def _issue(self, config: dict[str, Any]) -> dict[str, Any]:
         self.submitted.append(dict(config))
-        self.current = dict(config)
-        self.remaining = self.repeat_trials - 1
+        self.start_repeats(config, self.repeat_trials)
         return dict(config)
 
     def _seen(self, config: dict[str, Any], space: SearchSpace, history: History) -> bool:
