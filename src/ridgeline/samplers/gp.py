@@ -41,6 +41,7 @@ import math
 import random
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -216,7 +217,17 @@ def _nearest(centres: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.where(np.abs(u - left) <= np.abs(right - u), i - 1, i)
 
 
-class GPSampler(Sampler):
+@dataclass(eq=False, repr=False)
+class GPState:
+    """What a restarted search needs: the initial design's sequence (its seed and how far it
+    got) and the last fitted hyperparameters, which warm-start the next fit."""
+
+    design_seed: int | None = None
+    design_count: int = 0
+    theta: list[float] | None = None
+
+
+class GPSampler(Sampler, GPState):
     """Gaussian-process Bayesian optimisation for mixed spaces (see the module docstring).
 
     ``num_initial``: results before the model is used (None: searched parameters + 1, at least
@@ -264,27 +275,8 @@ class GPSampler(Sampler):
         self.acquisition = acquisition
         self.log_objective = log_objective
         self.time_limit = None if time_limit is None else float(time_limit)
-        self._design_seed: int | None = None
-        self._design_count = 0
-        self._theta: list[float] | None = None
         self._encoder: _Encoder | None = None
         self._deadline = math.inf
-
-    # -- state -----------------------------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "design_seed": self._design_seed,
-            "design_count": self._design_count,
-            "theta": None if self._theta is None else [float(t) for t in self._theta],
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        seed = state.get("design_seed")
-        self._design_seed = None if seed is None else int(seed)
-        self._design_count = int(state.get("design_count", 0))
-        theta = state.get("theta")
-        self._theta = None if theta is None else [float(t) for t in theta]
 
     # -- proposing ---------------------------------------------------------------------------
 
@@ -393,12 +385,12 @@ class GPSampler(Sampler):
         self, enc: _Encoder, seen: set[tuple[Any, ...]], rng: random.Random
     ) -> dict[str, Any]:
         """The next unseen point of this run's scrambled Halton sequence."""
-        if self._design_seed is None:
-            self._design_seed = rng.getrandbits(32)
+        if self.design_seed is None:
+            self.design_seed = rng.getrandbits(32)
         first: dict[str, Any] | None = None
         for _ in range(64):
-            u = _halton(self._design_count, enc.free, self._design_seed)
-            self._design_count += 1
+            u = _halton(self.design_count, enc.free, self.design_seed)
+            self.design_count += 1
             params = enc.decode(enc.from_cube(u[None, :])[0])
             if first is None:
                 first = params
@@ -419,8 +411,8 @@ class GPSampler(Sampler):
         """Fit hyperparameters (warm-started from the last fit) and condition on the data."""
         groups = enc.free
         starts: list[np.ndarray] = []
-        if self._theta is not None and len(self._theta) == groups + 2:
-            starts.append(np.asarray(self._theta))
+        if self.theta is not None and len(self.theta) == groups + 2:
+            starts.append(np.asarray(self.theta))
         n = len(y)
         default = gp_model.default_theta(groups)
         if n <= 100 or not starts:
@@ -437,7 +429,7 @@ class GPSampler(Sampler):
             theta = gp_model.fit_hyper(
                 xf, yf, enc.group_of, enc.onehot, starts, maxiter=60, ftol=_WARM_FTOL
             )
-        self._theta = [float(t) for t in theta]
+        self.theta = [float(t) for t in theta]
         return gp_model.GP(x, y, theta, enc.group_of, enc.onehot)
 
     # -- acquisition -----------------------------------------------------------------------

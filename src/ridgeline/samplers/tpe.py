@@ -295,6 +295,7 @@ class TPESampler(Sampler):
     models every parameter on its own, as the original TPE.
     ``gamma``: the share of the observations in the good group (at least one); ``None``:
     ``min(ceil(0.1 n), 25)``, which keeps the good group small and focused as ``n`` grows.
+    It keeps no state of its own: the model is refit from the history on every call.
     """
 
     def __init__(
@@ -319,13 +320,6 @@ class TPESampler(Sampler):
         self.gamma = None if gamma is None else float(gamma)
         self._layout: Encoding | None = None
         self._rows: _Rows | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        """Nothing to keep: the model is refit from the history on every call."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state
 
     def propose(
         self,
