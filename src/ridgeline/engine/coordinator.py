@@ -278,10 +278,12 @@ class Coordinator:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self._loop_error)
         suggester = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridgeline-suggest")
-        background.install(
-            suggester, lambda: loop.call_soon_threadsafe(self._fill), SUGGESTION_TIME_LIMIT
-        )
+        if not self.scheduler.virtual_time:  # on simulated time they run inline, taking none
+            background.install(
+                suggester, lambda: loop.call_soon_threadsafe(self._fill), SUGGESTION_TIME_LIMIT
+            )
         try:
+            self.scheduler.attach(self)
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.port = sockets[0].getsockname()[1]
             assert self.endpoint is not None
