@@ -8,6 +8,7 @@ too, both must report the same thing at the same simulated times.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,30 @@ def test_the_clock_jumps_to_the_next_event_and_releases_simultaneous_ones_one_by
     ]
 
 
+@pytest.mark.timeout(20)
+def test_deadlines_a_rounding_error_ahead_are_reached() -> None:
+    """Timers at 20/3 s intervals (lease renewals) leave the clock a rounding error below a
+    long-poll's deadline; its remaining wait must not be waited for again and again."""
+
+    async def renewals() -> None:
+        while True:
+            await asyncio.sleep(20 / 3)
+
+    async def long_polls() -> float:
+        loop = asyncio.get_running_loop()
+        renewing = asyncio.ensure_future(renewals())
+        for _ in range(50):
+            deadline = loop.time() + 60
+            while (remaining := deadline - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.Event().wait(), remaining)
+        renewing.cancel()
+        return loop.time()
+
+    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
+        assert runner.run(long_polls()) == pytest.approx(3000)
+
+
 def test_a_run_with_nothing_left_to_happen_is_reported_not_hung() -> None:
     with pytest.raises(ClockStalled, match="nothing is left"):
         with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
@@ -269,6 +294,20 @@ def test_without_restarts_a_failure_on_cue_fails_the_trial_as_in_the_simulation(
     assert reports(run) == simulated_reports(sim)
 
 
+def test_a_train_fn_that_raises_fails_its_trial_with_the_traceback_in_its_output(
+    tmp_path: Path,
+) -> None:
+    def train(trial: int, params: dict[str, Any], state: Any, a: int, b: int) -> Any:
+        if trial == 2:
+            raise RuntimeError("out of memory in trial 2")
+        return curve(params, b), None
+
+    config = {"name": "random", "metric": "loss", "max_trials": 3, "max_length": 5}
+    run = on_engine(config, 2, 0, tmp_path, train_fn=train)
+    assert run.states() == {1: "COMPLETED", 2: "FAILED", 3: "COMPLETED"}
+    assert "RuntimeError: out of memory in trial 2" in (tmp_path / "jobs/trial_2.out").read_text()
+
+
 class Scripted(Searcher):
     """t1 trains to 4 and pauses; t2 clones it and trains to 5, then on towards 12; t1 is
     relaunched to 6, and its report stops t2 mid-operation and ends the search."""
@@ -330,13 +369,16 @@ def test_an_experiment_runs_on_a_simulated_scheduler(
         "hyperparameters": HPARAMS,
         "reproducibility": {"experiment_seed": 7},
     }
-    scheduler = SimulatedScheduler(from_objective(curve), slots=4)
+    # A minute per unit: the lease's renewals every 20/3 s share the clock with long-polls.
+    scheduler = SimulatedScheduler(from_objective(curve), slots=4, time_per_unit=60.0)
     experiment = Experiment.from_dict(config, storage=str(workdir / "store.db"))
     best = experiment.run(verbose=0, scheduler=scheduler)
     sim = simulate(ASHA, 4, 7)
     assert best["Objective"] == pytest.approx(min(p.objective for p in sim.result().curve))
     completed = [  # in the order they started
-        (op.end, op.trial, op.to_length) for op in scheduler.operations if op.objective is not None
+        (round(op.end / 60, 6), op.trial, op.to_length)
+        for op in scheduler.operations
+        if op.objective is not None
     ]
     assert sorted(completed) == sorted((p.time, p.trial, p.length) for p in sim.result().curve)
 

@@ -17,7 +17,8 @@ checkpoint's id (and an empty folder where the experiment keeps checkpoints, whi
 coordinator checks and its retention deletes); a relaunched trial, or a clone started from its
 parent's checkpoint, gets a copy of it back. ``exits[(trial, length)] = code`` makes that
 trial's process exit with ``code`` when it reaches ``length`` instead of reporting (once), a
-failure on cue. What happened is in ``operations``.
+failure on cue. What happened is in ``operations``. The checkpoints live in this object: a
+coordinator resumed with another one finds its trials gone and cannot restore them.
 
 Use it through a front door that runs Core-API trials: ``Experiment(...).run(scheduler=...)``
 or ``ridgeline.testing.engine_run.run_on_engine``.

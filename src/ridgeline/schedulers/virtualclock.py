@@ -5,9 +5,10 @@ callbacks, I/O, or work handed to threads through ``run_in_executor`` (the store
 commits, lease renewals). Only when nothing is left to do now does it jump ahead, to the
 earliest of the loop's timers (``call_later``, ``asyncio.sleep``, long-poll timeouts,
 heartbeats) and its own *events* (``sleep``): simulated work, such as a trial training for
-an hour, that ends at a point in time. Events are released one at a time, each after
-everything before it has settled, as in a discrete-event simulation; simultaneous ones by
-their ``rank``, then in the order they were scheduled. Timers keep asyncio's rules.
+an hour, that ends at a point in time (on a microsecond grid). Events are released one at a
+time, each after everything before it has settled, as in a discrete-event simulation;
+simultaneous ones by their ``rank``, then in the order they were scheduled. Timers keep
+asyncio's rules.
 
 Nothing here knows about ridgeline: code written for a real loop (aiohttp, the coordinator's
 timers) runs unchanged. Real sockets still work, but time does not wait for them.
@@ -16,6 +17,7 @@ timers) runs unchanged. Real sockets still work, but time does not wait for them
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import math
 import selectors
@@ -29,6 +31,8 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 THREAD_WAIT = 1.0  # real seconds to block for thread work before looking again
+RESOLUTION = 1e-9  # simulated seconds: timers this close to now are due now
+GRID_DIGITS = 6  # events are due on whole microseconds
 
 
 class ClockStalled(RuntimeError):
@@ -60,11 +64,13 @@ class _Selector(selectors.BaseSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = self._real.select(0)
         if ready or timeout == 0:  # there is work now: time stands still
-            return ready
-        if self._loop._threads:  # a thread works for the loop: its answer comes first
-            return self._real.select(THREAD_WAIT)
-        self._loop._advance(timeout)
-        return []
+            pass
+        elif self._loop._threads:  # a thread works for the loop: its answer comes first
+            ready = self._real.select(THREAD_WAIT)
+        else:
+            self._loop._advance(timeout)
+        self._loop._catch_up()
+        return ready
 
 
 class VirtualClockLoop(asyncio.SelectorEventLoop):
@@ -79,10 +85,13 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self._now = float(start)
         self._events: list[tuple[float, int, int, asyncio.Future[None]]] = []
         self._sequence = 0
+        self._timers: list[asyncio.TimerHandle] = []  # every call_at, to jump to exact times
         self._threads = 0  # run_in_executor calls not yet answered
         self._idle_limit = idle_limit
         self._idle_since: float | None = None  # when the last event was released
         super().__init__(_Selector(self))
+        # asyncio runs the timers due within this of now; _catch_up moves the clock to them.
+        self._clock_resolution: float = RESOLUTION
 
     def time(self) -> float:
         return self._now
@@ -92,9 +101,21 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         module docstring); cancel it to withdraw the event."""
         future: asyncio.Future[None] = self.create_future()
         self._sequence += 1
-        when = self._now + max(0.0, delay)
+        # On a grid: the rounding errors timers leave in the clock never part simultaneous ends.
+        when = round(self._now + max(0.0, delay), GRID_DIGITS)
         heapq.heappush(self._events, (when, rank, self._sequence, future))
         return future
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[*Ts], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        handle = super().call_at(when, callback, *args, context=context)
+        heapq.heappush(self._timers, handle)
+        return handle
 
     def run_in_executor(
         self, executor: Executor | None, func: Callable[[*Ts], T], *args: *Ts
@@ -119,9 +140,32 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
             heapq.heappop(self._events)
         return self._events[0][0] if self._events else math.inf
 
+    def _next_timer(self) -> float:
+        """When the earliest pending timer is due, exactly (``now + timeout`` may round below
+        it, and a deadline one rounding away would then never be reached)."""
+        timers = self._timers
+        while timers and (timers[0].cancelled() or timers[0].when() <= self._now):
+            heapq.heappop(timers)  # withdrawn, or due already (run by now)
+        return timers[0].when() if timers else math.inf
+
+    def _catch_up(self) -> None:
+        """asyncio runs the timers due within its clock resolution of now: the clock moves to
+        the last of them, or a deadline a rounding error ahead would be waited for again and
+        again (a long-poll's remaining wait) with no time passing."""
+        timers, horizon = self._timers, self._now + self._clock_resolution
+        while timers and timers[0].when() < horizon:
+            handle = heapq.heappop(timers)
+            if not handle.cancelled():
+                self._now = max(self._now, handle.when())
+                horizon = self._now + self._clock_resolution
+
     def _advance(self, timeout: float | None) -> None:
         """Nothing to do now: move to the next event (releasing it) or the next timer."""
-        timer = math.inf if timeout is None else self._now + timeout
+        timer = math.inf
+        if timeout is not None:
+            timer = self._next_timer()
+            if timer == math.inf:  # a timer that did not come through call_at
+                timer = self._now + max(timeout, math.ulp(self._now))
         event = self._next_event()
         if event == math.inf:
             self._check_idle(timer)
@@ -132,8 +176,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
             future = heapq.heappop(self._events)[3]
             future.set_result(None)
             return
-        # A timer rounding just past now must still move the clock, or it would never fire.
-        self._now = max(timer, math.nextafter(self._now, math.inf))
+        self._now = timer
 
     def _check_idle(self, timer: float) -> None:
         if timer == math.inf:
