@@ -310,6 +310,7 @@ class _Trial:
         preempt = asyncio.ensure_future(self._preempted())
         try:
             await asyncio.wait({done, preempt}, return_when=asyncio.FIRST_COMPLETED)
+            trained = done.done() and not done.cancelled()
         except asyncio.CancelledError:
             record.outcome = "killed"
             self._end(record, length + self._units(record, target))
@@ -317,7 +318,7 @@ class _Trial:
         finally:
             done.cancel()
             preempt.cancel()
-        if not done.done() or done.cancelled():
+        if not trained:  # preempted first
             preempt.result()  # a refusal (its attempt was given up on) ends the process
             reached = length + self._units(record, target)
             if reached > length:
