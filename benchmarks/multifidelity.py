@@ -5,6 +5,7 @@
     python benchmarks/multifidelity.py --methods random,adaptive_asha --seeds 0-9 --jobs 1
     python benchmarks/multifidelity.py --methods random,adaptive_asha,variants   # ASHA settings
     python benchmarks/multifidelity.py --report-only    # tables from the stored results
+    python benchmarks/multifidelity.py --quick --engine # ridgeline's searchers on the engine
 
 The task: scikit-learn's ``MLPClassifier`` (SGD with momentum) trained epoch by epoch with
 ``partial_fit`` on the bundled digits set (8x8 images, 10 classes), split once into fixed
@@ -16,10 +17,13 @@ and stopping early is not free of risk.
 Every method gets the same budget: ``B = 32 trials x 81 epochs = 2592`` epochs (what random
 search with full training spends). The ridgeline searchers run through
 ``ridgeline.testing.simulate.run_searcher`` (4 trial processes on a virtual clock, models kept
-in memory, pauses and clones by ``copy.deepcopy``); their ``max_trials`` is set by a dry run on
-a synthetic objective so that a run spends about ``B`` (PBT: population_size x rounds x round
-length = B). Optuna's trials run one at a time, report every epoch and stop when pruned, until
-``B`` epochs are spent. Only a run's first ``B`` epochs count in the tables.
+in memory, pauses and clones by ``copy.deepcopy``); with ``--engine`` through the real engine
+instead (``ridgeline.testing.engine_run.run_on_engine``: coordinator, SQLite store, trials on
+a ``SimulatedScheduler`` whose checkpoints hold copies of the models; simultaneous reports in
+trial order). Their ``max_trials`` is set by a dry run on a synthetic objective so that a run
+spends about ``B`` (PBT: population_size x rounds x round length = B). Optuna's trials run
+one at a time, report every epoch and stop when pruned, until ``B`` epochs are spent. Only a
+run's first ``B`` epochs count in the tables.
 
 Every epoch any method trains is evaluated on the validation and the test split, so all methods
 are measured the same way: a method's best validation error after E epochs is the lowest
@@ -32,11 +36,11 @@ virtual clock). Reported:
 (b) at equal budgets (B/9, B/3, and the epochs adaptive ASHA used capped at B) the best
     validation error of each method, and the test error of the checkpoint chosen there.
 
-Raw results go to ``benchmarks/results/multifidelity[-quick]/<method>-seed<k>.json`` and the
-tables to ``summary.md`` there (``summary-custom.md`` when ``--methods`` is given); a finished
-(method, seed) is not run again unless its settings changed (``--force`` reruns). Searchers
-the installed ridgeline cannot build, and Optuna when it is missing, are listed and skipped
-with the reason.
+Raw results go to ``benchmarks/results/multifidelity[-engine][-quick]/<method>-seed<k>.json``
+and the tables to ``summary.md`` there (``summary-custom.md`` when ``--methods`` is given); a
+finished (method, seed) is not run again unless its settings changed (``--force`` reruns).
+Searchers the installed ridgeline cannot build, and Optuna when it is missing, are listed and
+skipped with the reason.
 """
 
 from __future__ import annotations
@@ -510,6 +514,103 @@ def run_ridgeline(
     }
 
 
+class CheckpointTrainer:
+    """The ``train_fn`` for ``run_on_engine``: the model travels in the trial's checkpoints,
+    as ``(owner, model)``; a clone's first operation trains its parent's model on."""
+
+    def __init__(self, data: Digits, seed: int) -> None:
+        self.data = data
+        self.seed = seed
+        self.errors: dict[int, dict[int, tuple[float, float]]] = {}  # trial -> length -> errors
+
+    def __call__(
+        self, trial: int, params: dict[str, Any], state: Any, start: int, stop: int
+    ) -> tuple[float, Any]:
+        if state is None:
+            model = Model(params, model_seed(self.seed, trial))
+        else:
+            owner, model = state
+            if owner != trial:  # a clone: the parent's weights, its own hyperparameters
+                model.set_params(params)
+        assert model.length == start, (trial, model.length, start)
+        record = self.errors.setdefault(trial, {})
+        for _ in range(start, stop):
+            errors = model.epoch(self.data)
+            record[model.length] = errors
+        return model.errors[0], (trial, model)
+
+
+def run_ridgeline_engine(
+    method: Method, settings: Settings, seed: int, config: dict[str, Any]
+) -> dict[str, Any]:
+    """``run_ridgeline`` through the real engine (coordinator, store, simulated trials)."""
+    import tempfile
+
+    from ridgeline.testing.engine_run import run_on_engine
+    from ridgeline.testing.simulate import searcher_from_config
+
+    searcher, space, lower = searcher_from_config(config, HYPERPARAMETERS)
+    trainer = CheckpointTrainer(Digits.get(settings), seed)
+    with tempfile.TemporaryDirectory(prefix="multifidelity-") as folder:
+        run = run_on_engine(
+            searcher, space, trainer, method.processes(settings), lower, seed=seed, folder=folder
+        )
+    # Every epoch in the order it finished on the simulated clock (ties: trial, then length).
+    epochs: list[tuple[float, int, int, tuple[float, float] | None]] = []
+    for op in run.operations:  # a process that died there left no errors of its own
+        trained = op.outcome in ("completed", "preempted")
+        record = trainer.errors.get(op.trial, {}) if trained else {}
+        for k in range(1, op.trained + 1):
+            length = op.from_length + k
+            epochs.append((op.start + k, op.trial, length, record.get(length)))
+    epochs.sort(key=lambda e: (e[0], e[1], e[2]))
+
+    def used(moment: float) -> float:  # epochs trained by every trial until ``moment``
+        return sum(min(max(moment - op.start, 0.0), op.end - op.start) for op in run.operations)
+
+    best, reported = math.inf, []
+    for report in run.reports:  # the searcher's own view: best reported objective vs epochs
+        if report.objective <= best:
+            best = report.objective
+            reported.append([used(report.time), report.objective])
+    return {
+        "total_epochs": run.total_length(),
+        "n_trials": len(run.trials),
+        "makespan": run.makespan,
+        "peak_running": run.peak_training(),
+        "stalled": [],
+        "shutdown": run.outcome == "COMPLETED",
+        "wall_engine_s": run.wall_seconds,
+        "improvements": improvements([e[3] for e in epochs]),
+        "reported_improvements": reported,
+        "trials": engine_trials(run),
+    }
+
+
+def engine_trials(run: Any) -> list[dict[str, Any]]:
+    """``run_ridgeline``'s per-trial summary from an ``EngineRun``."""
+    by_trial: dict[int, list[Any]] = {number: [] for number in run.trials}
+    for op in run.operations:
+        by_trial[op.trial].append(op)
+    out = []
+    for number, record in run.trials.items():
+        ops = by_trial[number]
+        done = [o for o in ops if o.outcome == "completed"]
+        out.append(
+            {
+                "id": number,
+                "params": record.params,
+                "parent": run.parents[number],
+                "start": ops[0].from_length if ops else 0,
+                "length": max((o.reached for o in done), default=0),
+                "status": record.state,
+                "launches": max((o.attempt for o in ops), default=0),
+                "ops": [[o.from_length, o.to_length, int(o.outcome == "completed")] for o in ops],
+            }
+        )
+    return out
+
+
 def suggest(trial: Any, hyperparameters: dict[str, Any]) -> dict[str, Any]:
     """The same space for Optuna (log: uniform in the exponent, as ridgeline samples it)."""
     params: dict[str, Any] = {}
@@ -584,28 +685,38 @@ def run_optuna(method: Method, settings: Settings, seed: int) -> dict[str, Any]:
     }
 
 
-def run_key(method: Method, settings: Settings, config: dict[str, Any] | None) -> str:
-    payload = json.dumps(
-        [BENCH_VERSION, asdict(settings), method.key(), config, HYPERPARAMETERS], sort_keys=True
-    )
+def run_key(
+    method: Method, settings: Settings, config: dict[str, Any] | None, engine: bool = False
+) -> str:
+    parts = [BENCH_VERSION, asdict(settings), method.key(), config, HYPERPARAMETERS]
+    if engine and method.kind == "ridgeline":
+        parts.append("engine")
+    payload = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def run_one(
-    name: str, seed: int, settings: Settings, config: dict[str, Any] | None, path: str
+    name: str,
+    seed: int,
+    settings: Settings,
+    config: dict[str, Any] | None,
+    path: str,
+    engine: bool = False,
 ) -> dict[str, Any]:
-    """One (method, seed): run it and write its JSON; returns the record."""
+    """One (method, seed): run it and write its JSON; returns the record. ``engine``: the
+    ridgeline searchers run through the real engine on simulated time."""
     method = METHODS[name]
     start = time.perf_counter()
     if method.kind == "optuna":
         body = run_optuna(method, settings, seed)
     else:
         assert config is not None
-        body = run_ridgeline(method, settings, seed, config)
+        ridgeline = run_ridgeline_engine if engine else run_ridgeline
+        body = ridgeline(method, settings, seed, config)
     record = {
         "method": name,
         "seed": seed,
-        "key": run_key(method, settings, config),
+        "key": run_key(method, settings, config, engine),
         "settings": asdict(settings),
         "config": config,
         "wall_s": time.perf_counter() - start,
@@ -824,6 +935,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rerun finished (method, seed)s")
     parser.add_argument("--results", default=None, help="results folder")
     parser.add_argument("--report-only", action="store_true", help="only print stored results")
+    parser.add_argument(
+        "--engine",
+        action="store_true",
+        help="run ridgeline's searchers through the real engine (coordinator, store) on "
+        "simulated time, instead of testing.simulate",
+    )
     args = parser.parse_args(argv)
 
     settings = QUICK if args.quick else Settings()
@@ -840,11 +957,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
-    folder = (
-        Path(args.results)
-        if args.results
-        else RESULTS / ("multifidelity-quick" if args.quick else "multifidelity")
-    )
+    kind = "multifidelity" + ("-engine" if args.engine else "") + ("-quick" if args.quick else "")
+    folder = Path(args.results) if args.results else RESULTS / kind
     folder.mkdir(parents=True, exist_ok=True)
 
     skipped: dict[str, str] = {}
@@ -863,7 +977,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     records: dict[str, dict[int, dict[str, Any]]] = {}
     todo: list[tuple[str, int, str]] = []
     for name, config in configs.items():
-        key = run_key(METHODS[name], settings, config)
+        key = run_key(METHODS[name], settings, config, args.engine)
         for seed in seeds:
             path = folder / f"{name}-seed{seed}.json"
             if path.exists() and not args.force:
@@ -882,13 +996,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = run_one
         if args.jobs <= 1:
             for name, seed, out in todo:
-                record = run(name, seed, settings, configs[name], out)
+                record = run(name, seed, settings, configs[name], out, args.engine)
                 records.setdefault(name, {})[seed] = record
                 _progress(record)
         else:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
                 futures = [
-                    pool.submit(run, name, seed, settings, configs[name], out)
+                    pool.submit(run, name, seed, settings, configs[name], out, args.engine)
                     for name, seed, out in todo
                 ]
                 for future in as_completed(futures):
@@ -898,6 +1012,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ran in {time.perf_counter() - start:.0f} s", flush=True)
     records = {n: {s: r for s, r in runs.items() if s in seeds} for n, runs in records.items()}
     table, numbers = summarize(records, settings, skipped)
+    if args.engine:
+        table = (
+            "ridgeline's searchers ran through the real engine on simulated time (--engine).\n\n"
+            + table
+        )
     lines = verdict(numbers)
     print()
     print(table)

@@ -6,7 +6,6 @@ and starts the same coordinator as a detached process (``ridgeline.engine.daemon
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import logging
@@ -34,7 +33,13 @@ from ridgeline.config.network import NetworkChoice, resolve_network
 from ridgeline.config.searcher import budget, spec_for, time_mode
 from ridgeline.engine.engine import Engine, new_seed
 from ridgeline.engine.progress import length_unit
-from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
+from ridgeline.engine.run import (
+    Progress,
+    rebuild_results,
+    release_quietly,
+    run_coordinator,
+    setup_logging,
+)
 from ridgeline.engine.source_checkpoint import adopt_checkpoint, find_source
 from ridgeline.errors import ConfigError, LeaseHeld
 from ridgeline.integrations.mlflow import tracking_uri as mlflow_tracking_uri
@@ -52,6 +57,7 @@ from ridgeline.trial import env as trial_env
 if TYPE_CHECKING:
     from ridgeline.config import ExperimentConfig
     from ridgeline.engine.coordinator import Coordinator
+    from ridgeline.schedulers.base import Scheduler
     from ridgeline.searchers.base import Searcher
 
 log = logging.getLogger("ridgeline")
@@ -166,12 +172,14 @@ class Experiment:
         self.id = record.id
         return record.id
 
-    def run(self, verbose: int = 1) -> dict[str, Any]:
-        """Create (if needed) and run to the end in this process; returns the best result."""
+    def run(self, verbose: int = 1, scheduler: Scheduler | None = None) -> dict[str, Any]:
+        """Create (if needed) and run to the end in this process; returns the best result.
+        ``scheduler``: where trials run, instead of the backend the config chooses (e.g. a
+        ``SimulatedScheduler``, whose trials train on simulated time)."""
         if self.id is None:
             self.create()
         assert self.id is not None
-        return run_experiment(self.id, self.storage, verbose=verbose)
+        return run_experiment(self.id, self.storage, verbose=verbose, scheduler=scheduler)
 
 
 def build_searcher(config: ExperimentConfig) -> Searcher:
@@ -239,7 +247,10 @@ def _find(store: Store, experiment_id: int) -> ExperimentRecord:
     return record
 
 
-def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
+def make_coordinator(
+    store: Store, experiment: ExperimentRecord, scheduler: Scheduler | None = None
+) -> Coordinator:
+    """The coordinator of a stored experiment; ``scheduler`` None: the config's backend."""
     # lazy: ridgeline.engine.coordinator loads aiohttp
     from ridgeline.engine.coordinator import CORE, Coordinator, RunSettings
 
@@ -330,16 +341,21 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
         tensorboard=tensorboard_wanted(),
         mlflow_tracking_uri=mlflow_tracking_uri(),
     )
-    scheduler = scheduler_for(
-        cluster,
-        str(out),
-        config.slots_per_trial,
-        lambda: LocalScheduler(output_dir=str(out), resources=gpu_groups),
-    )
+    # Local processes share the cores; a scheduler given here bounds trials by its capacity().
+    on_cores = scheduler is None and gpu_groups is None and not on_cluster
+    if scheduler is None:
+        scheduler = scheduler_for(
+            cluster,
+            str(out),
+            config.slots_per_trial,
+            lambda: LocalScheduler(output_dir=str(out), resources=gpu_groups),
+        )
+    elif not scheduler.output_dir:
+        scheduler.output_dir = str(out)
     concurrency = searcher_config.max_concurrent_trials or UNLIMITED
     if searcher_config.name == "single":
         concurrency = 1
-    elif gpu_groups is None and not on_cluster and not searcher_config.concurrency_given:
+    elif on_cores and not searcher_config.concurrency_given:
         # Each trial runs a process per slot: as many trials as there are cores for them.
         concurrency = min(concurrency, max(1, cpu_cores() // max(1, config.slots_per_trial)))
     return Coordinator(
@@ -358,9 +374,13 @@ def make_coordinator(store: Store, experiment: ExperimentRecord) -> Coordinator:
 
 
 def run_experiment(
-    experiment_id: int, storage: str | None = None, verbose: int = 1
+    experiment_id: int,
+    storage: str | None = None,
+    verbose: int = 1,
+    scheduler: Scheduler | None = None,
 ) -> dict[str, Any]:
-    """Run (or carry on) a stored experiment's coordinator in this process until it ends."""
+    """Run (or carry on) a stored experiment's coordinator in this process until it ends;
+    ``scheduler`` None: the backend its config chose."""
     store = open_store(default_storage(storage))
     token: int | None = None
     try:
@@ -371,7 +391,7 @@ def run_experiment(
             raise ConfigError(f"experiment {experiment_id} has already ended ({experiment.state})")
         out = Path(experiment.config["output_dir"])
         setup_logging(out, verbose)
-        coordinator = make_coordinator(store, experiment)
+        coordinator = make_coordinator(store, experiment, scheduler)
         resuming = bool(store.list_trials(experiment_id))
         if resuming:
             coordinator.engine.resume()
@@ -386,7 +406,7 @@ def run_experiment(
             coordinator.on_progress = progress.update
             progress.start(coordinator)
         try:
-            asyncio.run(coordinator.run(resume=resuming))
+            run_coordinator(coordinator, resuming)
         finally:
             if progress:
                 progress.stop()

@@ -278,10 +278,12 @@ class Coordinator:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self._loop_error)
         suggester = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridgeline-suggest")
-        background.install(
-            suggester, lambda: loop.call_soon_threadsafe(self._fill), SUGGESTION_TIME_LIMIT
-        )
+        if not self.scheduler.virtual_time:  # on simulated time they run inline, taking none
+            background.install(
+                suggester, lambda: loop.call_soon_threadsafe(self._fill), SUGGESTION_TIME_LIMIT
+            )
         try:
+            self.scheduler.attach(self)
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.port = sockets[0].getsockname()[1]
             assert self.endpoint is not None
@@ -705,13 +707,14 @@ class Coordinator:
                 self._sherpa_warning(f"Trial {number} ended without sending metrics; see {where}")
         if status == PAUSED:
             self.consecutive_failures = 0
+            op = self.engine.ops.get(number)
+            arrived = self.runtime(number).released and number not in self.engine.closed
+            arrived = arrived and op is not None and not op.done  # work while it was exiting
             paused_actions = self.engine.trial_paused(number)
             log.info("Trial %d paused (checkpointed, exited)", number)
-            op = self.engine.ops.get(number)
-            promoted = self.runtime(number).released and number not in self.engine.closed
-            if promoted and op is not None and not op.done and self.state == ACTIVE:
-                self.waiting.append(number)  # new work arrived while it was exiting
-            self._handle(paused_actions)
+            if arrived and number not in self.engine.closed and self.state == ACTIVE:
+                self.waiting.append(number)
+            self._handle(paused_actions)  # work given in answer to the pause, in its order
         else:
             actions = self.engine.trial_exited(number, status, exit_code)
             self._count_outcome(number, status)
@@ -1120,6 +1123,7 @@ class Coordinator:
             self._handle(actions)
         if accepted:
             self._notify()
+        self._launch_waiting()  # paused trials the reports promoted start now
         return accepted
 
     def _store_group(self, group: str, values: dict[str, Any]) -> None:
@@ -1138,6 +1142,7 @@ class Coordinator:
         self._metric_seen = True
         self._handle(actions)
         self._notify()
+        self._launch_waiting()  # paused trials the report promoted start now
 
     # -- checkpoints (ridgeline.engine.checkpoints: ids checked, folders confined) -----------
     @functools.cached_property

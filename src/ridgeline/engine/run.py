@@ -1,14 +1,15 @@
-"""Run helpers both doors share: logging to the output folder, the live progress line,
-replaying stored results after a restart, giving the lease back."""
+"""Run helpers both doors share: running the coordinator's loop, logging to the output folder,
+the live progress line, replaying stored results after a restart, giving the lease back."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ridgeline.engine.engine import OBJECTIVE_KEY, Engine
 from ridgeline.engine.progress import Progress
@@ -16,7 +17,25 @@ from ridgeline.errors import StoreError
 from ridgeline.store.base import Store
 from ridgeline.store.records import TRIAL_DONE_STATES
 
-__all__ = ["Progress", "process_alive", "rebuild_results", "release_quietly", "setup_logging"]
+if TYPE_CHECKING:
+    from ridgeline.engine.coordinator import Coordinator
+
+__all__ = [
+    "Progress",
+    "process_alive",
+    "rebuild_results",
+    "release_quietly",
+    "run_coordinator",
+    "setup_logging",
+]
+
+
+def run_coordinator(coordinator: Coordinator, resume: bool) -> None:
+    """Run the coordinator to its end on the event loop its scheduler asks for (asyncio's
+    default, or the simulated scheduler's virtual clock), as ``asyncio.run`` would."""
+    with asyncio.Runner(loop_factory=coordinator.scheduler.loop_factory()) as runner:
+        runner.run(coordinator.run(resume=resume))
+
 
 log = logging.getLogger("ridgeline")
 

@@ -101,6 +101,23 @@ def _finite_or_none(body: dict[str, Any], name: str, low: float, high: float) ->
         raise Refused(f"progress {name} must be between {low:g} and {high:g}, got {value!r}")
 
 
+def admit_trial(coordinator: Coordinator, number: int, principal: Principal) -> None:
+    """Refuse ``principal`` unless it holds trial ``number``'s running attempt; else count the
+    request as word from that attempt. The trial routes' check (in-process trials too)."""
+    if principal.trial != number:
+        raise Refused(
+            f"{principal} may not act for trial {number}: each trial's routes take "
+            f"that trial's own token",
+            403,
+        )
+    job = coordinator.running.get(number)
+    if job is None:
+        raise Refused(f"trial {number}'s attempt has ended; its token is void", 401)
+    # Any word from it shows it lived then (the end of a long-poll does not: a frozen
+    # process's socket still takes the answer).
+    coordinator.contact(number, job)
+
+
 def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) -> web.Application:
     credentials = coordinator.credentials
 
@@ -156,19 +173,7 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
 
         async def wrapped(request: web.Request) -> web.Response:
             number = trial_number(request)
-            principal = authenticate(request)
-            if principal.trial != number:
-                raise Refused(
-                    f"{principal} may not act for trial {number}: each trial's routes take "
-                    f"that trial's own token",
-                    403,
-                )
-            job = coordinator.running.get(number)
-            if job is None:
-                raise Refused(f"trial {number}'s attempt has ended; its token is void", 401)
-            # Any word from it shows it lived then (the end of a long-poll does not: a frozen
-            # process's socket still takes the answer).
-            coordinator.contact(number, job)
+            admit_trial(coordinator, number, authenticate(request))
             return await handler(request, number)
 
         return wrapped

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ridgeline.engine.coordinator import Coordinator
 
 
 @dataclass
@@ -25,6 +30,10 @@ class Scheduler:
     """
 
     output_dir: str = ""
+    #: Its trials run inside the coordinator's event loop, on the simulated clock that
+    #: ``loop_factory`` makes: the coordinator then computes suggestions inline (they take no
+    #: simulated time and come in a reproducible order) instead of on a worker thread.
+    virtual_time: bool = False
 
     def capacity(self) -> int | None:
         """How many jobs may run at once (None: no limit of the scheduler's own)."""
@@ -37,6 +46,15 @@ class Scheduler:
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Raise ``SchedulerError`` for a bad configuration before anything runs."""
+
+    def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        """What makes the event loop the coordinator runs on (None: asyncio's default)."""
+        return None
+
+    def attach(self, coordinator: Coordinator) -> None:  # noqa: B027 - optional hook
+        """The coordinator whose trials this scheduler runs, before its first ``submit``.
+        Trials that run inside this process (the simulated scheduler's) call it directly,
+        as the HTTP API does for trial processes."""
 
     def submit(
         self, command: Sequence[str], env: Mapping[str, str], name: str, cwd: str | None = None

@@ -3,7 +3,6 @@ it never hides the function on the package). Starts a coordinator that launches 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
@@ -18,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from ridgeline.config.network import resolve_network
 from ridgeline.engine.engine import Engine
-from ridgeline.engine.run import Progress, rebuild_results, release_quietly, setup_logging
+from ridgeline.engine.run import (
+    Progress,
+    rebuild_results,
+    release_quietly,
+    run_coordinator,
+    setup_logging,
+)
 from ridgeline.engine.watchdog import DEFAULT_HEARTBEAT_SECONDS, heartbeat_setting
 from ridgeline.errors import ConfigError, ExperimentExists
 from ridgeline.integrations.mlflow import tracking_uri as mlflow_uri
@@ -210,7 +215,7 @@ def optimize(
         try:
             if progress:
                 progress.start(coordinator)
-            asyncio.run(coordinator.run(resume=resuming))
+            run_coordinator(coordinator, resuming)
         finally:
             if progress:
                 progress.stop()
