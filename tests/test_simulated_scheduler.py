@@ -19,7 +19,7 @@ from ridgeline.errors import SchedulerError
 from ridgeline.experiment import Experiment
 from ridgeline.schedulers.simulated import SimulatedScheduler, from_objective
 from ridgeline.schedulers.virtualclock import ClockStalled, VirtualClockLoop
-from ridgeline.searchers.base import Action, Close, Create, Searcher, Shutdown, Stop, Train
+from ridgeline.searchers.base import Action, Close, Create, Pause, Searcher, Shutdown, Stop, Train
 from ridgeline.space import Continuous, SearchSpace
 from ridgeline.testing.engine_run import EngineRun, run_on_engine
 from ridgeline.testing.simulate import Simulation, searcher_from_config
@@ -323,7 +323,7 @@ class Scripted(Searcher):
 
     def on_report(self, trial: int, step: int, objective: float) -> list[Action]:
         if (trial, step) == (1, 4):
-            return [Close(1, final=False), Create(2, {"x": 0.5}, parent=1)]
+            return [Pause(1), Create(2, {"x": 0.5}, parent=1)]
         if (trial, step) == (2, 5):
             return [Train(2, 12)]
         return [Stop(2), Close(1), Shutdown()]
