@@ -20,9 +20,11 @@ from ridgeline.searchers.hyperband import (
 )
 from ridgeline.searchers.pbt import PBTSearcher, explore
 from ridgeline.space import Choice, Continuous, Discrete, Ordinal, SearchSpace
-from ridgeline.testing.simulate import TERMINAL, shifted
+from ridgeline.testing.simulate import TERMINAL, searcher_from_config, shifted
 from ridgeline.testing.simulate import UNIT_SPACE as SPACE
 from ridgeline.testing.simulate import Simulation as Sim
+
+HPARAMS = {"x": {"type": "double", "minval": 0.0, "maxval": 1.0}}
 
 XS = (0.55, 0.15, 0.95, 0.35, 0.75, 0.05, 0.65, 0.25, 0.85)
 
@@ -74,6 +76,17 @@ def test_sync_halving_larger_is_better_and_failures() -> None:
     assert sorted(searcher.members[1]) == [3, 5, 9]
     assert sim.state[9] == "FAILED" and searcher.members[2] == [3]
     assert sim.shutdown and all(s in TERMINAL for s in sim.state.values())
+
+
+def test_sync_halving_refuses_rungs_that_repeat_a_length() -> None:
+    # divisor 4, 4 rungs under 27 would be rungs [1, 1, 6, 27]: a promotion to the second
+    # rung trains nothing new, reports nothing, and the rung above would wait for ever
+    with pytest.raises(ConfigError, match=r"repeat a length \(rungs at \[1, 1, 6, 27\]\)"):
+        SyncHalvingSearcher(RandomSampler(), 16, 27, num_rungs=4)
+    config = {"name": "sync_halving", "metric": "loss", "max_trials": 16, "max_length": 27}
+    with pytest.raises(ConfigError, match="use fewer rungs"):
+        searcher_from_config({**config, "num_rungs": 4}, HPARAMS)
+    assert SyncHalvingSearcher(RandomSampler(), 16, 27, num_rungs=3).lengths == [1, 6, 27]
 
 
 def test_hyperband_plan_matches_the_paper() -> None:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ridgeline.errors import ConfigError
 from ridgeline.samplers.base import Sampler
 from ridgeline.searchers.adaptive import BracketPlan
 from ridgeline.searchers.asha import WORST, RungSearcher, RungState, rung_lengths
@@ -77,6 +78,15 @@ class SyncHalvingSearcher(RungSearcher, SyncHalvingState):
         limit = check_int("max_concurrent_trials", max_concurrent_trials, 0)
         concurrency = min(limit, trials) if limit else trials
         super().__init__(sampler, trials, max_length, num_rungs, divisor, concurrency)
+        if len(set(self.lengths)) < len(self.lengths):
+            # A trial promoted to a rung of the length it has already trained gets no new
+            # report, and the rung above would wait for it for ever.
+            raise ConfigError(
+                f"sync_halving: {self.num_rungs} rungs with divisor "
+                f"{number_text(float(self.divisor))} under max_length {self.max_length} "
+                f"repeat a length (rungs at {self.lengths}); use fewer rungs (num_rungs) or "
+                f"a longer max_length"
+            )
         self.sizes = rung_sizes(self.max_trials, self.num_rungs, self.divisor)
         self.members: list[list[int]] = [[] for _ in range(self.num_rungs)]
         self.scores: list[dict[int, float]] = [{} for _ in range(self.num_rungs)]
