@@ -18,8 +18,10 @@ A field missing from a saved state keeps its value (it did not exist when that w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 __all__ = ["Stateful", "from_json", "init_fields", "load_fields", "to_json"]
@@ -47,23 +49,46 @@ def _optional(tp: Any) -> Any:
 
 def to_json(tp: Any, value: Any) -> Any:
     """``value``, declared as ``tp``, in its JSON shape."""
-    tp = _optional(tp)
-    if value is None or tp is Any:
-        return value
+    return _writer(tp)(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@functools.cache
+def _writer(tp: Any) -> Callable[[Any], Any]:
+    """What ``to_json`` does for values declared as ``tp``, worked out once per type: a
+    snapshot is written at every event of a search, so walking the type hints again for
+    every value would cost more than the copying itself."""
+    inner = _optional(tp)
+    if inner is not tp:
+        write = _writer(inner)
+        return _same if write is _same else (lambda v: None if v is None else write(v))
+    if tp is Any:
+        return _same
     if dataclasses.is_dataclass(tp):
-        return fields_to_json(value)
+        return lambda v: None if v is None else fields_to_json(v)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (set, frozenset):
-        return [to_json(args[0], v) for v in sorted(value)]
+        item = _writer(args[0])
+        if item is _same:
+            return lambda v: None if v is None else sorted(v)
+        return lambda v: None if v is None else [item(x) for x in sorted(v)]
     if origin is list or (origin is tuple and args[-1:] == (...,)):
-        return [to_json(args[0], v) for v in value]
+        item = _writer(args[0])
+        if item is _same:
+            return lambda v: None if v is None else list(v)
+        return lambda v: None if v is None else [item(x) for x in v]
     if origin is tuple:
-        return [to_json(a, v) for a, v in zip(args, value, strict=True)]
+        items = [_writer(a) for a in args]
+        return lambda v: None if v is None else [w(x) for w, x in zip(items, v, strict=True)]
     if origin is dict:
+        item = _writer(args[1])
         if args[0] is int:
-            return [[k, to_json(args[1], value[k])] for k in sorted(value)]
-        return {k: to_json(args[1], v) for k, v in value.items()}
-    return value
+            return lambda v: None if v is None else [[k, item(v[k])] for k in sorted(v)]
+        return lambda v: None if v is None else {k: item(x) for k, x in v.items()}
+    return _same
 
 
 def from_json(tp: Any, data: Any) -> Any:
@@ -93,8 +118,20 @@ def from_json(tp: Any, data: Any) -> Any:
 
 def fields_to_json(obj: Any) -> dict[str, Any]:
     """The dataclass fields of ``obj`` (a dataclass, or an algorithm that inherits one)."""
-    hints = _hints(type(obj))
-    return {f.name: to_json(hints[f.name], getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return {name: write(getattr(obj, name)) for name, write in _field_writers(type(obj))}
+
+
+_WRITERS: dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
+
+
+def _field_writers(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """Each dataclass field of ``cls`` with its writer, in field order."""
+    writers = _WRITERS.get(cls)
+    if writers is None:
+        hints = _hints(cls)
+        fields = dataclasses.fields(cls)
+        writers = _WRITERS[cls] = tuple((f.name, _writer(hints[f.name])) for f in fields)
+    return writers
 
 
 def load_fields(obj: Any, data: dict[str, Any]) -> None:
