@@ -53,3 +53,15 @@ def test_each_searcher_validates_previews_and_runs_within_its_budget(name: str) 
     assert len(result.trials) == trials
     if length is not None:
         assert result.total_length <= length
+
+
+def test_a_stored_section_that_does_not_validate_gets_no_invented_budget() -> None:
+    # experiment list reads stored configs, some from other versions or hand-edited stores
+    assert budget({"name": "gone_searcher", "max_trials": 3, "max_length": 5}) == (3, 15)
+    assert budget({"name": "random", "metric": "l", "max_trials": "many"}) == (None, None)
+    assert budget({}) == (None, None)
+    grid = {"name": "grid", "metric": "loss", "max_length": 4}
+    assert budget(grid, {"x": {"type": "int", "minval": 5, "maxval": 1}})[0] is None
+    assert budget(grid) == (None, None)  # no hyperparameters stored: the grid is unknown
+    huge = {"x": {"type": "int", "minval": 0, "maxval": 10**12, "count": 10**9}}
+    assert budget(grid, huge) == (10**9, 4 * 10**9)  # counted, not enumerated

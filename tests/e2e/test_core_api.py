@@ -751,3 +751,27 @@ def test_cpu_trial_gets_the_cpu_variables_and_bare_names_unset(
     exp.run(verbose=0)
     seen = json.loads((Path(exp_dir(exp.id)) / "trials" / "1" / "env.json").read_text())
     assert seen == {"DEVICE": "cpu", "DETCONFIG_INHERITED": None}
+
+
+def test_a_halving_plan_that_would_never_finish_is_refused_and_nothing_is_stored(
+    user_env: Path,
+) -> None:
+    # rungs [1, 1, 6, 27]: a promotion to the repeated rung would train nothing and the rung
+    # above would wait for it for ever
+    (user_env / "train.py").write_text("raise SystemExit('never launched')\n")
+    (user_env / "config.yaml").write_text(
+        "entrypoint: python3 train.py\n"
+        "hyperparameters: {x: {type: double, minval: 0, maxval: 1}}\n"
+        "searcher: {name: sync_halving, metric: loss, max_trials: 16, max_length: 27,"
+        " num_rungs: 4}\n"
+    )
+    result = cli("e", "create", str(user_env / "config.yaml"), str(user_env), check=False)
+    assert result.returncode == 1
+    assert "repeat a length (rungs at [1, 1, 6, 27])" in result.stderr
+    assert "use fewer rungs (num_rungs) or a longer max_length" in result.stderr
+    if Path(os.environ["RIDGELINE_STORAGE"]).exists():
+        store = open_store(os.environ["RIDGELINE_STORAGE"])
+        try:
+            assert store.list_experiments() == []
+        finally:
+            store.close()

@@ -131,9 +131,10 @@ class Grid(SearcherSpec):
         return FIFOSearcher(IterateSampler(points), None, length)
 
     def plan(self, searcher: SearcherConfig, hyperparameters: Mapping[str, Any] | None) -> Plan:
-        if hyperparameters is None:  # the grid is unknown: so is its size
+        problems = Problems()
+        _, flat = parse_hyperparameters(problems, hyperparameters or {}, grid=True)
+        if hyperparameters is None or problems:  # the grid is unknown: so is its size
             return super().plan(searcher, hyperparameters)
-        _, flat = parse_hyperparameters(Problems(), hyperparameters, grid=True)
         size = grid_size(flat)
         lines = (
             f"Grid points: {size}",
