@@ -1,6 +1,6 @@
 """Report how each scheduler backend carries short trials, printed as a table.
 
-    python benchmarks/cluster.py                      # local, slurm, sge, dask
+    python benchmarks/cluster.py                      # local, slurm, slurm-alone, sge, dask
     python benchmarks/cluster.py --markdown           # the same as a Markdown table
     python benchmarks/cluster.py --backends local,slurm --trials 40
 
@@ -9,6 +9,12 @@ Each backend runs one ``ridgeline.optimize`` (SHERPA door, ``RandomSearch``,
 that take their hyperparameters, sleep 1 s and report one good objective, then ``--kills``
 trials that report a bad objective and wait: the stopping rule stops each of them through
 the backend (``kill`` of the job: SIGTERM, ``scancel``, ``qdel``, dask task cancel).
+
+``slurm-alone`` is the floor of one SLURM job per trial, without ridgeline: ``--trials`` jobs
+that run the same 1 s of Python (no ``import ridgeline``, no calls), all submitted at the
+start, each asking for the node's CPUs / ``--slots`` so that ``--slots`` run at once and
+SLURM starts a queued one the moment a job ends. Its "slots busy" is what SLURM itself
+allows on the machine; its "submit -> process start" includes the wait in the queue.
 
 Measured, from what the coordinator stores (the events table) and what each trial notes:
 
@@ -77,7 +83,18 @@ with open(note, "w") as handle:
     json.dump({"born": born, "got": got, "end": time.time()}, handle)
 """
 
-BACKENDS = ("local", "slurm", "sge", "dask")
+BACKENDS = ("local", "slurm", "slurm-alone", "sge", "dask")
+
+#: The floor of one SLURM job per trial, without ridgeline: the same 1 s work in a job of
+#: its own, every job queued at the start, at most ``--slots`` running (each asks for the
+#: node's CPUs / slots), so SLURM starts the next one the moment a slot frees.
+ALONE = """\
+import json, sys, time
+born = time.time()
+time.sleep(1.0)
+with open(sys.argv[1], "w") as handle:
+    json.dump({"born": born, "end": time.time()}, handle)
+"""
 
 
 # -- the coordinator side (this script re-invoked) ----------------------------------------------
@@ -183,7 +200,7 @@ def stop_dask(processes: list[subprocess.Popen[bytes]]) -> None:
 # -- one run ------------------------------------------------------------------------------------
 def unavailable(backend: str) -> str | None:
     """Why ``backend`` cannot run here, or None."""
-    if backend == "slurm":
+    if backend in ("slurm", "slurm-alone"):
         if shutil.which("sbatch") is None:
             return "not available: no sbatch (scripts/ensure-slurm.sh)"
         probe = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=30)
@@ -203,7 +220,55 @@ def unavailable(backend: str) -> str | None:
     return None
 
 
+def run_alone(trials: int, slots: int) -> dict[str, Any]:
+    """SLURM without ridgeline: ``trials`` jobs of 1 s, all submitted at once, ``slots`` at a
+    time; busy share and submit->process start measured as for the ridgeline rows."""
+    shown = subprocess.run(["sinfo", "-h", "-p", "debug", "-o", "%c"], capture_output=True,
+                           text=True, timeout=30)  # fmt: skip
+    cpus = int(shown.stdout.split()[0])
+    if cpus % slots:
+        raise RuntimeError(f"--slots {slots} does not divide the node's {cpus} CPUs")
+    with tempfile.TemporaryDirectory(prefix="ridgeline-cluster-") as tmp:
+        work = Path(tmp)
+        script = work / "alone.py"
+        script.write_text(ALONE)
+        submitted: dict[int, float] = {}
+        jobs = []
+        for n in range(1, trials + 1):
+            submitted[n] = time.time()
+            done = subprocess.run(
+                ["sbatch", "--parsable", "-p", "debug", f"--cpus-per-task={cpus // slots}",
+                 f"--output={work}/{n}.out", f"--wrap={sys.executable} {script} {work}/{n}.json"],
+                capture_output=True, text=True, timeout=30, check=True,
+            )  # fmt: skip
+            jobs.append(done.stdout.strip().split(";")[0])
+        deadline = time.monotonic() + 60 + 5 * trials
+        while any(not (work / f"{n}.json").exists() for n in submitted):
+            if time.monotonic() > deadline:
+                subprocess.run(["scancel", *jobs], check=False)
+                raise RuntimeError("the SLURM jobs did not all finish")
+            time.sleep(0.2)
+        notes = {n: json.loads((work / f"{n}.json").read_text()) for n in submitted}
+    start = min(submitted.values())
+    end = max(note["end"] for note in notes.values())
+    busy = sum(note["end"] - note["born"] for note in notes.values())
+    return {
+        "latency": [],
+        "dispatch": sorted(notes[n]["born"] - submitted[n] for n in notes),
+        "busy": busy / (slots * (end - start)),
+        "span_s": end - start,
+        "kill": [],
+        "noticed": [],
+        "completed": len(notes),
+        "stopped": 0,
+        "trials_total": len(notes),
+        "cpu_s": None,
+    }
+
+
 def run(backend: str, trials: int, kills: int, slots: int) -> dict[str, Any]:
+    if backend == "slurm-alone":
+        return run_alone(trials, slots)
     with tempfile.TemporaryDirectory(prefix="ridgeline-cluster-") as tmp:
         work = Path(tmp)
         (work / "notes").mkdir()
@@ -292,13 +357,14 @@ HEADER = [
 
 
 def row(backend: str, trials: int, kills: int, f: dict[str, Any]) -> list[str]:
+    count = f"{trials}" if backend == "slurm-alone" else f"{trials} + {kills}"
     if "error" in f:
-        return [backend, f"{trials} + {kills}", f["error"], *[""] * (len(HEADER) - 3)]
+        return [backend, count, f["error"], *[""] * (len(HEADER) - 3)]
     lat, kill, noticed = f["latency"], f["kill"], f["noticed"]
     total = f["trials_total"]
     return [
         backend,
-        f"{trials} + {kills}",
+        count,
         f"{statistics.median(lat):.2f}" if lat else "-",
         f"{lat[-1]:.2f}" if lat else "-",
         f"{statistics.median(f['dispatch']):.2f}" if f["dispatch"] else "-",
@@ -306,9 +372,11 @@ def row(backend: str, trials: int, kills: int, f: dict[str, Any]) -> list[str]:
         f"{statistics.median(noticed):.2f}" if noticed else "-",
         f"{statistics.median(kill):.2f}" if kill else "-",
         f"{kill[-1]:.2f}" if kill else "-",
-        f"{1000 * f['cpu_s'] / max(1, total):.0f}",
+        "-" if f["cpu_s"] is None else f"{1000 * f['cpu_s'] / max(1, total):.0f}",
         f"{f['span_s']:.1f}",
-        f"{f['completed']} completed, {f['stopped']} stopped",
+        f"{f['completed']} completed, {f['stopped']} stopped"
+        if backend != "slurm-alone"
+        else f"{f['completed']} jobs ended",
     ]
 
 
