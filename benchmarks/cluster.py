@@ -223,9 +223,11 @@ def unavailable(backend: str) -> str | None:
 def run_alone(trials: int, slots: int) -> dict[str, Any]:
     """SLURM without ridgeline: ``trials`` jobs of 1 s, all submitted at once, ``slots`` at a
     time; busy share and submit->process start measured as for the ridgeline rows."""
-    shown = subprocess.run(["sinfo", "-h", "-p", "debug", "-o", "%c"], capture_output=True,
-                           text=True, timeout=30)  # fmt: skip
-    cpus = int(shown.stdout.split()[0])
+    shown = subprocess.run(["sinfo", "-h", "-o", "%P %c"], capture_output=True, text=True,
+                           timeout=30)  # fmt: skip
+    # the default partition (marked "*"), where the ridgeline row's jobs run too
+    cpus = next(int(c) for p, c in (line.split() for line in shown.stdout.splitlines())
+                if p.endswith("*"))  # fmt: skip
     if cpus % slots:
         raise RuntimeError(f"--slots {slots} does not divide the node's {cpus} CPUs")
     with tempfile.TemporaryDirectory(prefix="ridgeline-cluster-") as tmp:
@@ -237,7 +239,7 @@ def run_alone(trials: int, slots: int) -> dict[str, Any]:
         for n in range(1, trials + 1):
             submitted[n] = time.time()
             done = subprocess.run(
-                ["sbatch", "--parsable", "-p", "debug", f"--cpus-per-task={cpus // slots}",
+                ["sbatch", "--parsable", f"--cpus-per-task={cpus // slots}",
                  f"--output={work}/{n}.out", f"--wrap={sys.executable} {script} {work}/{n}.json"],
                 capture_output=True, text=True, timeout=30, check=True,
             )  # fmt: skip
