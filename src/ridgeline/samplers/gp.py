@@ -30,7 +30,11 @@ How a suggestion is made:
    partly the noise floor, better averaged out near the best):
    the best point with one to three parameters drawn anew, outside its neighbourhood,
    chosen by the acquisition. A search that settled in the first good category (or basin)
-   gets to try the others with what it learned about the remaining parameters.
+   gets to try the others with what it learned about the remaining parameters. Every other
+   step out, a point in another category counts as outside the neighbourhood however alike
+   the model finds the categories, so a category can be tried alone at the numbers that work
+   (where categories share their good region); the steps between must move numbers too
+   (where a category's optimum lies elsewhere).
 """
 
 from __future__ import annotations
@@ -336,9 +340,12 @@ class GPSampler(Sampler, GPState):
             model = model.with_data(xp, mu_p + _LIAR_SD * np.sqrt(var_p))
         # Under noise, a stall is partly the noise floor: explore less often there.
         every = 2 if model.noise < _QUIET_NOISE * model.signal else 4
-        if _exploring(y, max(_STALL_MIN, (enc.free + 1) // 2), every):
+        step = _exploring(y, max(_STALL_MIN, (enc.free + 1) // 2), every)
+        if step is not None:
             incumbent = obs_x[int(np.argmin(y))]
-            acquisition = _Acquisition(self.acquisition, model, xp, incumbent * model.w)
+            acquisition = _Acquisition(
+                self.acquisition, model, xp, incumbent * model.w, categories_apart=step % 2 == 1
+            )
             x_next = self._explore(enc, acquisition, incumbent, seen, gen)
             if x_next is not None:
                 return enc.decode(x_next)
@@ -523,8 +530,9 @@ class GPSampler(Sampler, GPState):
     ) -> np.ndarray | None:
         """A step away from a best point that stopped improving: the incumbent with one to
         three parameters drawn anew (a category switched, a number anywhere in its range), the
-        one the acquisition likes best outside the incumbent's neighbourhood. Moving a few
-        coordinates keeps what the search has learned about the others; moving all of them
+        one the acquisition likes best outside the incumbent's neighbourhood (which, when
+        ``acquisition`` keeps categories apart, no point in another category is in). Moving a
+        few coordinates keeps what the search has learned about the others; moving all of them
         lands in the corners, where a GP is most uncertain and least useful."""
         m = 200 * max(enc.free, 1)
         out = np.repeat(incumbent[None, :], m, axis=0)
@@ -715,11 +723,16 @@ class _Acquisition:
         model: gp_model.GP,
         pending: np.ndarray | None,
         avoid: np.ndarray | None = None,
+        categories_apart: bool = False,
     ) -> None:
         # "mean": the posterior mean alone (LCB without exploration), for the predicted best
         self.kind = "lcb" if kind == "mean" else kind
         # ``avoid``: a point (in scaled features) whose surroundings an exploring step leaves
         self.avoid = avoid
+        # ``categories_apart``: a point in another category than ``avoid`` is outside its
+        # surroundings, however alike the fitted lengthscales make the categories
+        onehot = np.asarray(model.onehot, dtype=bool)
+        self.apart = onehot if categories_apart and onehot.any() else None
         self.kappa = 0.0 if kind == "mean" else _LCB_KAPPA
         self.model = model
         self.best = float(model.y.min()) - _XI
@@ -738,8 +751,11 @@ class _Acquisition:
     def _near_avoided(self, x: np.ndarray) -> np.ndarray:
         if self.avoid is None:
             return np.zeros(len(x), dtype=bool)
-        d2 = ((x * self.model.w - self.avoid) ** 2).sum(1)
-        return d2 < _EXPLORE_RADIUS**2
+        xs = x * self.model.w
+        near = ((xs - self.avoid) ** 2).sum(1) < _EXPLORE_RADIUS**2
+        if self.apart is not None:
+            near &= (np.abs(xs[:, self.apart] - self.avoid[self.apart]) < 1e-9).all(1)
+        return near
 
     def values_grad(self, x: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mu, var, dmu, dvar = self.model.predict_grad(x, free)
@@ -753,20 +769,23 @@ class _Acquisition:
         return np.where(near, -np.inf, a), np.where(near[:, None], 0.0, g)
 
 
-def _exploring(y: np.ndarray, patience: int, every: int = 2) -> bool:
-    """Whether this suggestion should explore away from the best point: the results (in the
-    order they came, lower is better) have made no real progress (a gain above
+def _exploring(y: np.ndarray, patience: int, every: int = 2) -> int | None:
+    """Whether this suggestion should explore away from the best point, as the count of
+    exploring suggestions before it in this stall (0 for the first), or None: the results
+    (in the order they came, lower is better) have made no real progress (a gain above
     ``_STALL_TOL`` of the distance from the median to the best) for ``patience`` results, and
-    every other suggestion since then explores (the rest keep refining the best)."""
+    every ``every``-th suggestion since then explores (the rest keep refining the best)."""
     n = len(y)
     if n <= patience:
-        return False
+        return None
     tol = _STALL_TOL * max(float(np.median(y) - y.min()), 1e-12)
     before = np.minimum.accumulate(y)[:-1]  # best before each result
     gains = np.flatnonzero(y[1:] < before - tol)
     last = int(gains[-1]) + 1 if len(gains) else 0
     stalled = n - 1 - last
-    return stalled >= patience and (stalled - patience) % every == 0
+    if stalled < patience or (stalled - patience) % every:
+        return None
+    return (stalled - patience) // every
 
 
 def _scaled_gap(model: gp_model.GP, x: np.ndarray) -> float:
