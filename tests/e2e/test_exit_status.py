@@ -62,8 +62,11 @@ def gone(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    with open(f"/proc/{pid}/stat") as handle:  # a zombie has ended
-        return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as handle:  # a zombie has ended
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:  # reaped between the two looks
+        return True
 
 
 @pytest.mark.parametrize(
