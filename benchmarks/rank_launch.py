@@ -117,6 +117,26 @@ def main() -> None:
     print_rows("trial", rows, args.runs, args.markdown)
 
 
+def node_cases(
+    tmp: Path, cases: dict[str, dict[str, object]], runs: int, bind: str
+) -> list[tuple[str, float, float]]:
+    """(case, median, max) of ``runs`` 2-rank trials of Determined's launcher line per case,
+    each case's fields (a ``slurm:`` or ``sge:`` section) added to the config; the
+    coordinator listens on ``bind``, where the nodes reach it."""
+    os.environ["RIDGELINE_DATA_DIR"] = str(tmp / "data")
+    os.environ["RIDGELINE_STORAGE"] = str(tmp / "data" / "store.db")
+    launch = "python3 -m determined.launch.torch_distributed python3 train.py"
+    rows = []
+    for case, fields in cases.items():
+        times = []
+        for run in range(runs):
+            folder = tmp / f"{len(rows)}-{run}"
+            folder.mkdir()
+            times.append(one_run(folder, launch, 2, bind=bind, **fields))
+        rows.append((case, statistics.median(times), max(times)))
+    return rows
+
+
 def print_rows(what: str, rows: list[tuple[str, float, float]], runs: int, markdown: bool) -> None:
     """The latency table: one row per case (name, median, max), as text or Markdown."""
     header = (what, "launch -> first op, median s", "max s")

@@ -15,8 +15,6 @@ coordinator listens on the bridge. Everything made is removed at the end.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
 import tempfile
 import warnings
@@ -25,10 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(REPO))  # the tests' namespace and SLURM node helpers
 
-from rank_launch import one_run, print_rows  # noqa: E402
+from rank_launch import node_cases, print_rows  # noqa: E402
 from tests.cluster.slurmnodes import SlurmNodes  # noqa: E402
-
-LAUNCH = "python3 -m determined.launch.torch_distributed python3 train.py"
 
 
 def main() -> int:
@@ -38,25 +34,20 @@ def main() -> int:
     args = parser.parse_args()
     # the namespaces share this machine's /tmp, which create warns about for real clusters
     warnings.filterwarnings("ignore", message=".*local to this machine")
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         nodes = SlurmNodes(Path(tmp), cpus=(2, 1))
         try:
-            os.environ["RIDGELINE_DATA_DIR"] = str(Path(tmp) / "data")
-            os.environ["RIDGELINE_STORAGE"] = str(Path(tmp) / "data" / "store.db")
-            cases = {"2 ranks on one node": 2, "2 ranks across two nodes": 1}
-            for case, per_node in cases.items():
-                slurm = {
-                    "slots_per_node": per_node,
-                    "slot_type": "cpu",
-                    "sbatch_args": ["--partition=nodes"],
+            cases = {
+                f"2 ranks {where}": {
+                    "slurm": {
+                        "slots_per_node": per_node,
+                        "slot_type": "cpu",
+                        "sbatch_args": ["--partition=nodes"],
+                    }
                 }
-                times = []
-                for run in range(args.runs):
-                    folder = Path(tmp) / f"{len(rows)}-{run}"
-                    folder.mkdir()
-                    times.append(one_run(folder, LAUNCH, 2, bind=nodes.nodes.host, slurm=slurm))
-                rows.append((case, statistics.median(times), max(times)))
+                for where, per_node in (("on one node", 2), ("across two nodes", 1))
+            }
+            rows = node_cases(Path(tmp), cases, args.runs, nodes.nodes.host)
         finally:
             nodes.remove()
     print_rows("trial (SLURM)", rows, args.runs, args.markdown)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -24,7 +25,8 @@ from ridgeline.config.cluster import (
     shared_storage_warnings,
 )
 from ridgeline.errors import ConfigError, SchedulerError
-from ridgeline.schedulers import LocalScheduler, SLURMScheduler
+from ridgeline.launch import sge_nodes
+from ridgeline.schedulers import LocalScheduler, SGEScheduler, SLURMScheduler
 
 BASE = """\
 name: cluster
@@ -291,3 +293,52 @@ def test_the_node_meeting_point_refuses_to_run_outside_a_slurm_job(workdir: Path
     for bad in ([], ["0"], ["two"], ["1", "2"]):
         refused = subprocess.run([*run, *bad], env=env, capture_output=True, text=True)
         assert refused.returncode == 2 and "usage:" in refused.stderr and refused.stdout == ""
+
+
+def test_a_grid_engine_trial_wider_than_a_host_is_one_parallel_job(workdir: Path) -> None:
+    extra = (
+        "resources: {slots_per_trial: 4}\n"
+        "sge: {slots_per_node: 2, parallel_environment: spread, qsub_args: [-q, gpu.q]}\n"
+    )
+    choice = resolve_cluster(load_config(write(workdir, extra)).raw)
+    assert choice.nodes(4) == (2, 2) and choice.parallel_environment == "spread"
+    assert choice.describe(4).startswith("Grid Engine jobs (qsub -pe spread 2 -q gpu.q)")
+    sge = scheduler_for(choice.to_dict(), str(workdir), 4, lambda: None)
+    assert isinstance(sge, SGEScheduler)
+    assert (sge.nodes, sge.slots_per_node, sge.gpus_per_trial) == (2, 2, 4)
+    argv = sge.qsub_argv("trial_1", workdir / "t.sge", "out", str(workdir))
+    assert argv[argv.index("-pe") :][:5] == ["-pe", "spread", "2", "-l", "gpu=2"]  # per host
+    script = sge.batch_script(["python3", "train.py"], workdir / "t.exit", workdir / "t.env")
+    assert "-m ridgeline.launch.sge_nodes 2" in script
+    assert script.index(f"rm -f {workdir / 't.env'}") > script.index("wait $child")  # kept
+    cpu = "resources: {slots_per_trial: 2}\nsge: {slots_per_node: 1, slot_type: cpu}\n"
+    choice = resolve_cluster(load_config(write(workdir, cpu)).raw)
+    assert resolve_cluster(load_config(write(workdir, cpu)).raw, options=[
+        "parallel_environment=mpi"
+    ]).parallel_environment == "mpi"  # fmt: skip
+    with pytest.raises(SchedulerError, match="needs parallel_environment"):
+        scheduler_for(choice.to_dict(), str(workdir), 2, lambda: None)
+    with pytest.raises(SchedulerError, match="nodes must be a whole number >= 1, got 0"):
+        SGEScheduler(nodes=0)
+    with pytest.raises(SchedulerError, match=r"gpus_per_trial \(3\) must split evenly over"):
+        SGEScheduler(gpus_per_trial=3, nodes=2, parallel_environment="spread")
+
+
+def test_grid_engine_hosts_meet_with_the_master_first(workdir: Path) -> None:
+    hostfile = workdir / "pe_hostfile"
+    hostfile.write_text("b.example 1 q@b UNDEFINED\na 1 q@a UNDEFINED\nb.example 1 x UNDEFINED\n")
+    assert sge_nodes.pe_hosts(hostfile, "a.example") == ["a", "b.example"]
+    assert sge_nodes.pe_hosts(hostfile, "elsewhere") == ["b.example", "a"]
+    line = sge_nodes.node_command(". '/jobs/t 1.env'", "export A='x y'\n", 1, ["echo", "a b"])
+    assert line.startswith("/bin/bash -c ")
+    (script,) = shlex.split(line)[2:]  # one word for qrsh's remote shell
+    assert script.splitlines()[1:] == [
+        "export A='x y'", "export RIDGELINE_CONTAINER_RANK=1", "exec echo 'a b'"
+    ]  # fmt: skip
+    assert script.splitlines()[0].endswith("&& . '/jobs/t 1.env'")
+    env = {k: v for k, v in os.environ.items() if k != "PE_HOSTFILE"}
+    run = [sys.executable, "-m", "ridgeline.launch.sge_nodes"]
+    outside = subprocess.run([*run, "1", ":", "true"], env=env, capture_output=True, text=True)
+    assert outside.returncode == 2 and "not inside a Grid Engine parallel job" in outside.stderr
+    refused = subprocess.run([*run, "0", ":", "true"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "usage:" in refused.stderr

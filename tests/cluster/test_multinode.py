@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -152,6 +153,29 @@ def resumed_after_a_crash(experiment_id: int | None) -> Path:
     return folder
 
 
+def paused_and_resumed(experiment_id: int, cluster: Any, timeout: float) -> None:
+    """Pause the running 2-node trial once it has a checkpoint, check that both nodes' ranks
+    ended, activate it, and check that it completed with both ranks resumed from the
+    checkpoint taken before the pause."""
+
+    def checkpoints() -> int:
+        return len(json.loads(cli("e", "lc", str(experiment_id), "--json").stdout))
+
+    wait_for(lambda: checkpoints() >= 1)
+    cli("e", "pause", str(experiment_id))
+    wait_for(lambda: trials(experiment_id)[0].state == "PAUSED")
+    # the nodes' ranks ended (a batch system may still be reaping their processes)
+    wait_for(lambda: not left_in(cluster, "ddp_trial.py"))
+    cli("e", "activate", str(experiment_id))
+    assert cli("e", "wait", str(experiment_id), check=False, timeout=timeout).returncode == 0
+    (record,) = trials(experiment_id)
+    assert record.state == "COMPLETED"
+    folder = trial_dir(experiment_id)
+    for rank in (0, 1):  # both ranks came back from the checkpoint taken before the pause
+        log = (folder / f"rank{rank}.log").read_text()
+        assert re.search(r"^restored \d+ ranks=\['0', '1'\]$", log, re.MULTILINE), log
+
+
 def left_in(cluster: Cluster, marker: str) -> list[int]:
     """Processes inside the nodes' namespaces whose command line holds ``marker``."""
     found = []
@@ -244,18 +268,4 @@ def test_pausing_a_trial_across_nodes_stops_both_and_activating_resumes_both(
     created = cli("e", "create", str(user_env / "config.yaml"), str(user_env), "--json")
     experiment_id = json.loads(created.stdout)["id"]
 
-    def checkpoints() -> int:
-        return len(json.loads(cli("e", "lc", str(experiment_id), "--json").stdout))
-
-    wait_for(lambda: checkpoints() >= 1)
-    cli("e", "pause", str(experiment_id))
-    wait_for(lambda: trials(experiment_id)[0].state == "PAUSED")
-    assert not left_in(cluster, "ddp_trial.py")  # both nodes' ranks ended
-    cli("e", "activate", str(experiment_id))
-    assert cli("e", "wait", str(experiment_id), check=False, timeout=120).returncode == 0
-    (record,) = trials(experiment_id)
-    assert record.state == "COMPLETED"
-    folder = trial_dir(experiment_id)
-    for rank in (0, 1):  # both ranks came back from the checkpoint taken before the pause
-        log = (folder / f"rank{rank}.log").read_text()
-        assert re.search(r"^restored \d+ ranks=\['0', '1'\]$", log, re.MULTILINE), log
+    paused_and_resumed(experiment_id, cluster, timeout=120)

@@ -31,10 +31,10 @@ from tests.cluster.test_multinode import (  # noqa: E402
     LAUNCH,
     left_in,
     nodes_seen,
+    paused_and_resumed,
     resumed_after_a_crash,
     trial_dir,
 )
-from tests.e2e.test_checkpoints import wait_for  # noqa: E402
 from tests.e2e.test_core_api import cli, trials, user_env  # noqa: E402, F401
 
 import ridgeline  # noqa: E402
@@ -133,19 +133,4 @@ def test_pausing_a_trial_across_slurm_nodes_ends_both_and_activating_resumes_bot
     )  # fmt: skip
     experiment_id = json.loads(created.stdout)["id"]
 
-    def checkpoints() -> int:
-        return len(json.loads(cli("e", "lc", str(experiment_id), "--json").stdout))
-
-    wait_for(lambda: checkpoints() >= 1)
-    cli("e", "pause", str(experiment_id))
-    wait_for(lambda: trials(experiment_id)[0].state == "PAUSED")
-    # scancel reached both nodes' ranks (slurmd may still be reaping the step's processes)
-    wait_for(lambda: not left_in(slurm_nodes, "ddp_trial.py"))
-    cli("e", "activate", str(experiment_id))
-    assert cli("e", "wait", str(experiment_id), check=False, timeout=400).returncode == 0
-    (record,) = trials(experiment_id)
-    assert record.state == "COMPLETED"
-    folder = trial_dir(experiment_id)
-    for rank in (0, 1):  # both ranks came back from the checkpoint taken before the pause
-        log = (folder / f"rank{rank}.log").read_text()
-        assert re.search(r"^restored \d+ ranks=\['0', '1'\]$", log, re.MULTILINE), log
+    paused_and_resumed(experiment_id, slurm_nodes, timeout=400)

@@ -53,7 +53,8 @@ BACKENDS = ("local", "slurm", "sge", "dask")
 SECTIONS: dict[str, tuple[str, ...]] = {
     # Determined's SlurmConfig, and slot_type (its resource manager's): cpu on GPU-less nodes
     "slurm": ("sbatch_args", "gpu_type", "slots_per_node", "slot_type"),
-    "sge": ("qsub_args",),
+    # parallel_environment: the one that spreads a trial across hosts (schedulers/sge.py)
+    "sge": ("qsub_args", "slots_per_node", "slot_type", "parallel_environment"),
     "dask": ("address", "slots_per_node"),  # slots_per_node: see schedulers/daskgang.py
 }
 #: Fields of the user config's ``cluster:`` and of ``--cluster-option``, and their backends.
@@ -64,8 +65,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "qsub_args": ("sge",),
     "environment": ("slurm", "sge"),
     "address": ("dask",),
-    "slots_per_node": ("slurm", "dask"),
-    "slot_type": ("slurm",),
+    "slots_per_node": ("slurm", "sge", "dask"),
+    "slot_type": ("slurm", "sge"),
+    "parallel_environment": ("sge",),
     "heartbeat_seconds": BACKENDS,  # silence before a trial is lost (ridgeline.engine.watchdog)
 }
 #: Where each cluster backend's scheduler class lives (module, class).
@@ -92,6 +94,7 @@ class ClusterChoice:
     slots_per_node: int | None = None
     slot_type: str = "gpu"
     qsub_args: list[str] = field(default_factory=list)
+    parallel_environment: str | None = None
     environment: str = ""
     address: str | None = None
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS  # 0.0: off
@@ -107,10 +110,10 @@ class ClusterChoice:
 
     def nodes(self, slots_per_trial: int) -> tuple[int, int]:
         """How many nodes a trial's job spans, and its slots on each: one node unless
-        ``slots_per_node`` is below ``slots_per_trial`` (SLURM; the check at create makes it
-        divide evenly). Dask places its gangs itself (schedulers/daskgang.py)."""
+        ``slots_per_node`` is below ``slots_per_trial`` (SLURM, Grid Engine; the check at create
+        makes it divide evenly). Dask places its gangs itself (schedulers/daskgang.py)."""
         per_node = self.slots_per_node
-        if self.backend != "slurm" or not per_node or slots_per_trial <= per_node:
+        if self.backend not in ("slurm", "sge") or not per_node or slots_per_trial <= per_node:
             return 1, max(slots_per_trial, 1)
         return slots_per_trial // per_node, per_node
 
@@ -143,8 +146,10 @@ class ClusterChoice:
             gpus = slots_per_trial > 0 and self.slot_type == "gpu" and not self.gpu_type
             if self.backend == "slurm" and gpus:
                 args = [f"--gres=gpu:{per_node}", *args]
-            if nodes > 1:
+            if nodes > 1 and self.backend == "slurm":
                 args = [f"--nodes={nodes}", "--ntasks-per-node=1", *args]
+            elif nodes > 1:
+                args = ["-pe", str(self.parallel_environment), str(nodes), *args]
             shown = f" ({tool} {shlex.join(args)})" if args else f" ({tool})"
             text = f"{NAMES[self.backend]} jobs{shown}"
         beat = self.heartbeat_seconds
@@ -203,7 +208,7 @@ def _fields(p: Problems, where: str, section: Mapping[str, Any]) -> dict[str, An
             args = _args(p, path, value)
             if args is not None:
                 out[key] = args
-        elif key in ("partition", "gpu_type", "address", "environment"):
+        elif key in ("partition", "gpu_type", "address", "environment", "parallel_environment"):
             text = as_str(p, path, value)
             if text is not None:
                 out[key] = text
@@ -398,6 +403,15 @@ def check_backend(choice: ClusterChoice, slots_per_trial: int) -> None:
 
     if choice.backend == "local":
         return
+    nodes = choice.nodes(slots_per_trial)[0]
+    if choice.backend == "sge" and nodes > 1 and not choice.parallel_environment:
+        raise ConfigError(
+            f"a trial of {slots_per_trial} slots at {choice.slots_per_node} per node spans "
+            f"{nodes} Grid Engine hosts, which needs the parallel environment that places one "
+            f"slot per host: sge: {{parallel_environment: NAME}} in the experiment config, "
+            f"parallel_environment under cluster: in the ridgeline config file, or "
+            f"--cluster-option parallel_environment=NAME (qconf -spl lists them)"
+        )
     with tempfile.TemporaryDirectory() as scratch:
         scheduler = scheduler_for(choice.to_dict(), scratch, slots_per_trial, lambda: None)
         try:
@@ -406,7 +420,7 @@ def check_backend(choice: ClusterChoice, slots_per_trial: int) -> None:
             gpus = (
                 f"; resources.slots_per_trial is {slots_per_trial}, the GPUs each job asks for "
                 f"(0 for CPU-only trials)"
-                if slots_per_trial
+                if slots_per_trial and choice.slot_type == "gpu"
                 else ""
             )
             raise SchedulerError(
@@ -450,6 +464,7 @@ def scheduler_for(
         gpus=gpus,
         nodes=nodes,
         slots_per_node=per_node,
+        parallel_environment=choice.parallel_environment or "",
     )
 
 

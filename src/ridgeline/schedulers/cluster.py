@@ -7,7 +7,7 @@ from typing import Any
 
 from ridgeline.errors import SchedulerError
 
-__all__ = ["check_gpus_per_trial", "check_sherpa_arguments"]
+__all__ = ["check_gpus_per_trial", "check_nodes", "check_sherpa_arguments"]
 
 
 def check_sherpa_arguments(cls_name: str, submit_options: Any, environment: Any) -> None:
@@ -32,3 +32,16 @@ def check_gpus_per_trial(cls_name: str, gpus_per_trial: Any) -> int:
     if gpus_per_trial < 0:
         raise SchedulerError(f"{cls_name} gpus_per_trial must be >= 0, got {gpus_per_trial}")
     return gpus_per_trial
+
+
+def check_nodes(cls_name: str, gpus_per_trial: int, nodes: Any, slots_per_node: Any) -> int:
+    """The slots each node of a trial's job gets: its share of ``gpus_per_trial`` (which must
+    split evenly over ``nodes``), else ``slots_per_node`` logical slots."""
+    for label, value in (("nodes", nodes), ("slots_per_node", slots_per_node)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SchedulerError(f"{cls_name} {label} must be a whole number >= 1, got {value!r}")
+    if gpus_per_trial % nodes:
+        raise SchedulerError(
+            f"{cls_name} gpus_per_trial ({gpus_per_trial}) must split evenly over its {nodes} nodes"
+        )
+    return int(gpus_per_trial // nodes if gpus_per_trial else slots_per_node)

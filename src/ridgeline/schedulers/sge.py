@@ -24,15 +24,19 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import batch, exitnotice, exitstatus, jobfiles, sgecli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
+from ridgeline.schedulers.cluster import check_nodes
 
 __all__ = ["SGEScheduler"]
 
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _TOOLS = ("qsub", "qstat", "qdel", "qacct")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME_OR_DASH = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 # Variables Grid Engine sets for each job (or bash keeps read-only): a coordinator that itself
 # runs in a job must not hand its own to the trial's job.
 _JOB_OWN = frozenset(
@@ -74,10 +79,40 @@ class SGEScheduler(BatchScheduler):
     script the job sources before the trial starts; "" for none. ``gpus_per_trial`` asks each
     job for that many GPUs (``-l gpu=N``, the complex most clusters name so). Output goes to
     ``<output_dir>/jobs/<name>.out``; the folder must be one the execution hosts see.
+
+    ``nodes`` > 1 makes each trial one parallel job across that many hosts: ``-pe
+    <parallel_environment> <nodes>``, where the parallel environment places one slot per host
+    (``allocation_rule 1``) and lets the job start tasks on them (``control_slaves TRUE``).
+    The job runs the trial's command once per host through ``qrsh -inherit``
+    (``ridgeline.launch.sge_nodes``), with the host's rank, every host's address, ports on the
+    master for this attempt and ``slots_per_node`` slots (GPUs, ``-l gpu=`` per host, when
+    ``gpus_per_trial`` is set) in its environment; the first host that fails ends the job.
     """
 
     system = "SGE"
     script_suffix = ".sge"
+
+    def __init__(
+        self,
+        submit_options: str = "",
+        environment: str = "",
+        output_dir: str = "",
+        gpus_per_trial: int = 0,
+        nodes: int = 1,
+        slots_per_node: int = 1,
+        parallel_environment: str = "",
+    ) -> None:
+        super().__init__(submit_options, environment, output_dir, gpus_per_trial)
+        per_node = check_nodes("SGEScheduler", self.gpus_per_trial, nodes, slots_per_node)
+        if nodes > 1 and not (parallel_environment and _NAME_OR_DASH.match(parallel_environment)):
+            raise SchedulerError(
+                f"SGEScheduler with nodes={nodes} needs parallel_environment: the name of a "
+                f"parallel environment with allocation_rule 1 and control_slaves TRUE (qconf "
+                f"-spl lists them), got {parallel_environment!r}"
+            )
+        self.nodes = nodes
+        self.slots_per_node = per_node
+        self.parallel_environment = parallel_environment
 
     # -- checks and the commands it builds ---------------------------------------------------
 
@@ -92,11 +127,36 @@ class SGEScheduler(BatchScheduler):
     def check(self) -> None:
         """Grid Engine's tools are on PATH, the environment script exists, and ``qsub``
         accepts the submit options (``qsub -w v``, which verifies and submits nothing)."""
+        if self.nodes > 1 and shutil.which("qconf") is not None:
+            self._check_parallel_environment()  # before qsub, whose answer says less
         argv = ["qsub", "-w", "v", "-b", "y", *self._resources(), *self._options, "true"]
         self._check_setup(_TOOLS, "scripts/ensure-sge.sh", argv, sgecli.TIMEOUT_S)
 
+    def _check_parallel_environment(self) -> None:
+        """The parallel environment puts one slot on each host and lets the job start tasks
+        there; any other settings would put two nodes' ranks on one host or refuse ``qrsh
+        -inherit``."""
+        name = self.parallel_environment
+        shown = _run(["qconf", "-sp", name])
+        if shown is None or shown.returncode != 0:
+            said = "no answer" if shown is None else batch.said(shown)
+            raise SchedulerError(f"Grid Engine has no parallel environment {name!r}: {said}")
+        settings = sgecli.parse_settings(shown.stdout)
+        wanted = {"allocation_rule": "1", "control_slaves": "TRUE"}
+        wrong = {k: settings.get(k) for k, v in wanted.items() if settings.get(k, "").upper() != v}
+        if wrong:
+            found = ", ".join(f"{k} {v}" for k, v in wrong.items())
+            raise SchedulerError(
+                f"Grid Engine's parallel environment {name!r} has {found}; a trial across "
+                f"{self.nodes} nodes needs allocation_rule 1 (one slot per host) and "
+                f"control_slaves TRUE (qrsh -inherit starts each host's process)"
+            )
+
     def _resources(self) -> list[str]:
-        return ["-l", f"gpu={self.gpus_per_trial}"] if self.gpus_per_trial else []
+        resources = ["-pe", self.parallel_environment, str(self.nodes)] if self.nodes > 1 else []
+        if self.gpus_per_trial:  # per slot, and so per host with allocation_rule 1
+            resources += ["-l", f"gpu={self.gpus_per_trial // self.nodes}"]
+        return resources
 
     def qsub_argv(
         self, name: str, script: str | os.PathLike[str], output: str, cwd: str
@@ -131,17 +191,24 @@ class SGEScheduler(BatchScheduler):
         trial under the exit wrapper, turn ``qdel``'s SIGUSR2 into its SIGTERM, and tell the
         coordinator when the trial ended."""
         env = shlex.quote(str(env_file))
-        lines = [
-            "#!/bin/bash",
-            "# A ridgeline trial, submitted by SGEScheduler.",
-            f". {env}; rm -f {env}",
-            *self._environment_line(),
+        lines = ["#!/bin/bash", "# A ridgeline trial, submitted by SGEScheduler."]
+        ended = []
+        if self.nodes > 1:  # every host sources the variables; the file goes when they end
+            prelude = "; ".join([f". {env}", *self._environment_line()])
+            lines.append(prelude)
+            ended.append(f"rm -f {env}")  # before the coordinator, told, writes the next one
+            meet = [sys.executable, "-m", "ridgeline.launch.sge_nodes", str(self.slots_per_node)]
+            command = [*meet, prelude, *command]
+        else:
+            lines += [f". {env}; rm -f {env}", *self._environment_line()]
+        lines += [
             "trap '' USR2  # the trial and its exit wrapper ignore qdel's notice...",
             f"{shlex.join(exitstatus.wrap(list(command), exit_file))} &",
             "child=$!",
             "trap : TERM",
             "trap 'kill -TERM 0' USR2  # ...which becomes SIGTERM for the whole job",
             "while :; do wait $child; s=$?; kill -0 $child 2>/dev/null || break; done",
+            *ended,
             *exitnotice.lines('"$s"'),
             "exit $s",
         ]

@@ -17,6 +17,7 @@ __all__ = [
     "parse_qacct",
     "parse_qstat",
     "parse_qsub",
+    "parse_settings",
     "qdel_argv",
     "qstat_argv",
 ]
@@ -78,6 +79,17 @@ def parse_qacct(stdout: str) -> tuple[int, str] | None:
         elif key == "exit_status" and value.split()[0].isdigit():
             exit_status = int(value.split()[0])
     return None if exit_status is None else (exit_status, failed)
+
+
+def parse_settings(stdout: str) -> dict[str, str]:
+    """``{name: value}`` of a ``qconf -s...`` listing (one ``name  value`` per line), such as
+    ``qconf -sp PE``'s parallel environment."""
+    settings = {}
+    for line in stdout.splitlines():
+        match = _QACCT_FIELD.match(line)
+        if match:
+            settings[match.group(1)] = match.group(2)
+    return settings
 
 
 def qdel_argv(job_id: str, force: bool) -> list[str]:

@@ -24,10 +24,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import batch, exitnotice, exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
+from ridgeline.schedulers.cluster import check_nodes
 from ridgeline.trial import env as trial_env
 
 __all__ = ["SLURMScheduler"]
@@ -82,18 +82,9 @@ class SLURMScheduler(BatchScheduler):
         slots_per_node: int = 1,
     ) -> None:
         super().__init__(submit_options, environment, output_dir, gpus_per_trial)
-        for label, value in (("nodes", nodes), ("slots_per_node", slots_per_node)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SchedulerError(
-                    f"SLURMScheduler {label} must be a whole number >= 1, got {value!r}"
-                )
-        if gpus_per_trial % nodes:
-            raise SchedulerError(
-                f"SLURMScheduler gpus_per_trial ({gpus_per_trial}) must split evenly over its "
-                f"{nodes} nodes"
-            )
+        per_node = check_nodes("SLURMScheduler", self.gpus_per_trial, nodes, slots_per_node)
         self.nodes = nodes
-        self.slots_per_node = gpus_per_trial // nodes if gpus_per_trial else slots_per_node
+        self.slots_per_node = per_node
 
     # -- checks and the commands it builds ---------------------------------------------------
 
