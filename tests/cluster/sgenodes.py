@@ -99,7 +99,9 @@ class SgeNodes:
                 "xuser_lists NONE\nprojects NONE\nxprojects NONE\nusage_scaling NONE\n"
                 "report_variables NONE\n"
             )
-            _qconf("-Ae", str(host))
+            # sge_qmaster may go on calling a name it just failed to resolve unknown for a while
+            _wait_for(lambda h=host: _qconf("-Ae", str(h), check=False).returncode == 0,
+                      f"sge_qmaster to resolve {name}", 120)  # fmt: skip
             self._made.append(("-de", name))
         pe = folder / "pe"
         pe.write_text(
