@@ -32,9 +32,11 @@ How a suggestion is made:
    chosen by the acquisition. A search that settled in the first good category (or basin)
    gets to try the others with what it learned about the remaining parameters. Every other
    step out, a point in another category counts as outside the neighbourhood however alike
-   the model finds the categories, so a category can be tried alone at the numbers that work
-   (where categories share their good region); the steps between must move numbers too
-   (where a category's optimum lies elsewhere).
+   the model finds the categories, and such a step first tries the best point with one
+   category switched and every number kept (the switch the acquisition likes best, until
+   each has been tried), so a category is tried alone at the numbers that work (where
+   categories share their good region); the steps between must move numbers too (where a
+   category's optimum lies elsewhere).
 """
 
 from __future__ import annotations
@@ -534,6 +536,12 @@ class GPSampler(Sampler, GPState):
         ``acquisition`` keeps categories apart, no point in another category is in). Moving a
         few coordinates keeps what the search has learned about the others; moving all of them
         lands in the corners, where a GP is most uncertain and least useful."""
+        if acquisition.apart is not None:
+            # first the incumbent with one category switched and every number kept, the
+            # cheapest test of whether another category does better where this one works
+            x_switch = _best_unseen(enc, acquisition, _category_switches(enc, incumbent), seen)
+            if x_switch is not None:
+                return x_switch
         m = 200 * max(enc.free, 1)
         out = np.repeat(incumbent[None, :], m, axis=0)
         cube = gen.random((m, enc.free))
@@ -543,13 +551,7 @@ class GPSampler(Sampler, GPState):
             for j in gen.choice(enc.free, size=min(int(count[i]), enc.free), replace=False):
                 _, col, width = enc.slots[j]
                 out[i, col : col + width] = fresh[i, col : col + width]
-        a = acquisition.values(out)
-        for i in np.argsort(-a, kind="stable"):
-            if not np.isfinite(a[i]):
-                break
-            if enc.key(enc.decode(out[i])) not in seen:
-                return out[i]
-        return None
+        return _best_unseen(enc, acquisition, out, seen)
 
     def _out_of_time(self) -> bool:
         return self._deadline < math.inf and time.perf_counter() > self._deadline
@@ -767,6 +769,35 @@ class _Acquisition:
             g = g + self.weight * pg
         near = self._near_avoided(x)
         return np.where(near, -np.inf, a), np.where(near[:, None], 0.0, g)
+
+
+def _best_unseen(
+    enc: _Encoder, acquisition: _Acquisition, xs: np.ndarray, seen: set[tuple[Any, ...]]
+) -> np.ndarray | None:
+    """The row of ``xs`` the acquisition likes best among those not yet tried, if any."""
+    if len(xs) == 0:
+        return None
+    a = acquisition.values(xs)
+    for i in np.argsort(-a, kind="stable"):
+        if not np.isfinite(a[i]):
+            break
+        if enc.key(enc.decode(xs[i])) not in seen:
+            return xs[i]
+    return None
+
+
+def _category_switches(enc: _Encoder, x: np.ndarray) -> np.ndarray:
+    """``x`` with one Choice set to another of its categories, for each Choice and category."""
+    rows = []
+    for col, k in enc.blocks:
+        current = int(np.argmax(x[col : col + k]))
+        for c in range(k):
+            if c != current:
+                y = x.copy()
+                y[col : col + k] = 0.0
+                y[col + c] = 1.0
+                rows.append(y)
+    return np.vstack(rows) if rows else np.zeros((0, enc.dim))
 
 
 def _exploring(y: np.ndarray, patience: int, every: int = 2) -> int | None:
