@@ -278,7 +278,8 @@ def create(
     `cluster:` section of the ridgeline config file ($RIDGELINE_CONFIG, else
     ~/.config/ridgeline/config.yaml, e.g. `cluster: {backend: slurm, partition: gpu}`),
     over it by the config's `slurm:` section (Determined's sbatch_args, gpu_type,
-    slots_per_node), and over both by --scheduler and --cluster-option.
+    slots_per_node), `sge:` (qsub_args, slots_per_node, parallel_environment) or `dask:`
+    (address), and over both by --scheduler and --cluster-option.
     resources.slots_per_trial is the GPUs each job asks for (--gres=gpu:N; 0 for none).
     The coordinator's address (--bind, --advertise, --tls/--no-tls, over the ridgeline
     config file's `coordinator:` section) is stored with the experiment for its resumes."""
