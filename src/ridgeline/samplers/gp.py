@@ -633,14 +633,7 @@ class GPSampler(Sampler, GPState):
                         y = x.copy()
                         y[col] = centres[j]
                         moves.append(y)
-            for col, k in enc.blocks:
-                cur = int(np.argmax(x[col : col + k]))
-                for c in range(k):
-                    if c != cur:
-                        y = x.copy()
-                        y[col : col + k] = 0.0
-                        y[col + c] = 1.0
-                        moves.append(y)
+            moves.extend(_category_switches(enc, x))
             rows.append(moves)
         width = max((len(r) for r in rows), default=0)
         if width == 0:
