@@ -194,7 +194,7 @@ class SGEScheduler(BatchScheduler):
         lines = ["#!/bin/bash", "# A ridgeline trial, submitted by SGEScheduler."]
         ended = []
         if self.nodes > 1:  # every host sources the variables; the file goes when they end
-            prelude = "; ".join([f". {env}", *self._environment_line()])
+            prelude = "; ".join([f". {env} || exit 1", *self._environment_line()])
             lines.append(prelude)
             ended.append(f"rm -f {env}")  # before the coordinator, told, writes the next one
             meet = [sys.executable, "-m", "ridgeline.launch.sge_nodes", str(self.slots_per_node)]
