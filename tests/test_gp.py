@@ -393,7 +393,7 @@ def seven(p: dict[str, Any]) -> float:
 def test_steps_out_of_a_category_that_stopped_improving() -> None:
     # Seeds on which the search first converges inside "sgd" (0.6 and no lower without the
     # step out).
-    found = [best(run(GPSampler(), SEVEN, seven, 60, seed)[0]) for seed in (18, 27)]
+    found = [best(run(GPSampler(), SEVEN, seven, 60, seed)[0]) for seed in (5, 9)]
     assert max(found) < 0.1, found
 
 
@@ -426,7 +426,7 @@ def trap(p: dict[str, Any]) -> float:
 
 def test_steps_out_to_another_category_at_the_numbers_that_work() -> None:
     # Seeds on which the search settles in "a" (-0.10 and 0.00 when every step out also
-    # draws numbers anew); every other step out first switches a category alone.
+    # draws numbers anew); in a long stall, steps out first switch a category alone.
     found = [best(run(GPSampler(), TRAP, trap, 60, seed)[0]) for seed in (11, 13)]
     assert max(found) < -0.25, found
 

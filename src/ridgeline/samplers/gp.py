@@ -32,11 +32,11 @@ How a suggestion is made:
    chosen by the acquisition. A search that settled in the first good category (or basin)
    gets to try the others with what it learned about the remaining parameters. Every other
    step out, a point in another category counts as outside the neighbourhood however alike
-   the model finds the categories, and such a step first tries the best point with one
-   category switched and every number kept (the switch the acquisition likes best, until
-   each has been tried), so a category is tried alone at the numbers that work (where
-   categories share their good region); the steps between must move numbers too (where a
-   category's optimum lies elsewhere).
+   the model finds the categories, and once the stall has outlasted one step out of each
+   kind, such a step first tries the best point with one category switched and every number
+   kept (the switch the acquisition likes best, until each has been tried), so a category is
+   tried alone at the numbers that work (where categories share their good region); the
+   steps between must move numbers too (where a category's optimum lies elsewhere).
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ _LIAR_SD = 1.0  # pending points are fantasised this many posterior sds above th
 _STALL_MIN = 4  # results without real progress before every other suggestion explores
 _STALL_TOL = 1e-3  # progress smaller than this share of (median - best) is no progress
 _EXPLORE_RADIUS = 1.0  # an exploring suggestion keeps this many lengthscales from the best
+_SWITCH_FROM_STEP = 3  # exploring steps before those that try a category switched alone
 _QUIET_NOISE = 1e-3  # fitted noise below this share of the signal variance: a near-exact fit
 # Beyond 100 results the fit starts from the last one alone, which one more result barely moves:
 # stop L-BFGS-B once an iteration gains less than this share of the log posterior (about 1e-5
@@ -348,7 +349,10 @@ class GPSampler(Sampler, GPState):
             acquisition = _Acquisition(
                 self.acquisition, model, xp, incumbent * model.w, categories_apart=step % 2 == 1
             )
-            x_next = self._explore(enc, acquisition, incumbent, seen, gen)
+            # in a long stall (past one step out of each kind), a step that keeps categories
+            # apart first tries switching a category alone
+            switch_first = step >= _SWITCH_FROM_STEP and step % 2 == 1
+            x_next = self._explore(enc, acquisition, incumbent, seen, gen, switch_first)
             if x_next is not None:
                 return enc.decode(x_next)
         x_next = self._maximise(enc, _Acquisition(self.acquisition, model, xp), seen, gen)
@@ -529,6 +533,7 @@ class GPSampler(Sampler, GPState):
         incumbent: np.ndarray,
         seen: set[tuple[Any, ...]],
         gen: np.random.Generator,
+        switch_first: bool = False,
     ) -> np.ndarray | None:
         """A step away from a best point that stopped improving: the incumbent with one to
         three parameters drawn anew (a category switched, a number anywhere in its range), the
@@ -536,9 +541,9 @@ class GPSampler(Sampler, GPState):
         ``acquisition`` keeps categories apart, no point in another category is in). Moving a
         few coordinates keeps what the search has learned about the others; moving all of them
         lands in the corners, where a GP is most uncertain and least useful."""
-        if acquisition.apart is not None:
-            # first the incumbent with one category switched and every number kept, the
-            # cheapest test of whether another category does better where this one works
+        if switch_first:
+            # the incumbent with one category switched and every number kept: the cheapest
+            # test of whether another category does better where this one works
             x_switch = _best_unseen(enc, acquisition, _category_switches(enc, incumbent), seen)
             if x_switch is not None:
                 return x_switch
