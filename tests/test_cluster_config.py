@@ -318,6 +318,9 @@ def test_a_grid_engine_trial_wider_than_a_host_is_one_parallel_job(workdir: Path
     ]).parallel_environment == "mpi"  # fmt: skip
     with pytest.raises(SchedulerError, match="needs parallel_environment"):
         scheduler_for(choice.to_dict(), str(workdir), 2, lambda: None)
+    for hostile in ("spread; rm -rf ~", "-l gpu=8", "$(id)", ""):  # never reaches qsub
+        with pytest.raises(SchedulerError, match="needs parallel_environment"):
+            SGEScheduler(nodes=2, parallel_environment=hostile)
     with pytest.raises(SchedulerError, match="nodes must be a whole number >= 1, got 0"):
         SGEScheduler(nodes=0)
     with pytest.raises(SchedulerError, match=r"gpus_per_trial \(3\) must split evenly over"):
