@@ -1,6 +1,6 @@
 """Report how each scheduler backend carries short trials, printed as a table.
 
-    python benchmarks/cluster.py                      # local, slurm, slurm-alone, sge, dask
+    python benchmarks/cluster.py        # local, slurm, slurm-workers, slurm-alone, sge, dask
     python benchmarks/cluster.py --markdown           # the same as a Markdown table
     python benchmarks/cluster.py --backends local,slurm --trials 40
 
@@ -9,6 +9,9 @@ Each backend runs one ``ridgeline.optimize`` (SHERPA door, ``RandomSearch``,
 that take their hyperparameters, sleep 1 s and report one good objective, then ``--kills``
 trials that report a bad objective and wait: the stopping rule stops each of them through
 the backend (``kill`` of the job: SIGTERM, ``scancel``, ``qdel``, dask task cancel).
+
+``slurm-workers`` is SLURM with worker jobs (``SLURMScheduler(worker_jobs=True)``): --slots
+jobs that each run trial after trial, so a freed slot is taken without a new job.
 
 ``slurm-alone`` is the floor of one SLURM job per trial, without ridgeline: ``--trials`` jobs
 that run the same 1 s of Python (no ``import ridgeline``, no calls), all submitted at the
@@ -83,7 +86,7 @@ with open(note, "w") as handle:
     json.dump({"born": born, "got": got, "end": time.time()}, handle)
 """
 
-BACKENDS = ("local", "slurm", "slurm-alone", "sge", "dask")
+BACKENDS = ("local", "slurm", "slurm-workers", "slurm-alone", "sge", "dask")
 
 #: The floor of one SLURM job per trial, without ridgeline: the same 1 s work in a job of
 #: its own, every job queued at the start, at most ``--slots`` running (each asks for the
@@ -104,8 +107,8 @@ def make_scheduler(backend: str, work: Path, dask_address: str) -> Any:
 
     if backend == "local":
         return ridgeline.LocalScheduler()
-    if backend == "slurm":
-        return SLURMScheduler(output_dir=str(work / "jobs"))
+    if backend in ("slurm", "slurm-workers"):
+        return SLURMScheduler(output_dir=str(work / "jobs"), worker_jobs=backend != "slurm")
     if backend == "sge":
         return SGEScheduler(output_dir=str(work / "jobs"))
     return DaskScheduler(dask_address)
@@ -200,7 +203,7 @@ def stop_dask(processes: list[subprocess.Popen[bytes]]) -> None:
 # -- one run ------------------------------------------------------------------------------------
 def unavailable(backend: str) -> str | None:
     """Why ``backend`` cannot run here, or None."""
-    if backend in ("slurm", "slurm-alone"):
+    if backend.startswith("slurm"):
         if shutil.which("sbatch") is None:
             return "not available: no sbatch (scripts/ensure-slurm.sh)"
         probe = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=30)

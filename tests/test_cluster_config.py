@@ -132,6 +132,39 @@ def test_slots_may_be_cpus_on_slurm(workdir: Path) -> None:
     assert (slurm.nodes, slurm.slots_per_node) == (2, 1)
 
 
+def test_slurm_worker_jobs_are_taken_checked_and_reach_the_scheduler(workdir: Path) -> None:
+    extra = "slurm: {worker_jobs: true, worker_idle_seconds: 30}\n"
+    choice = resolve_cluster(load_config(write(workdir, extra)).raw)
+    assert (choice.worker_jobs, choice.worker_idle_seconds) == (True, 30.0)
+    assert "worker jobs (sbatch), each running trials one after another" in choice.describe(0)
+    slurm = scheduler_for(choice.to_dict(), str(workdir), 0, lambda: None)
+    assert (slurm.worker_jobs, slurm.worker_idle_seconds) == (True, 30.0)
+    plain = scheduler_for(ClusterChoice(backend="slurm").to_dict(), str(workdir), 0, lambda: None)
+    assert (plain.worker_jobs, plain.worker_idle_seconds) == (False, 60.0)
+    on_the_command_line = resolve_cluster({}, "slurm", ["worker_jobs=true"])
+    assert on_the_command_line.worker_jobs is True
+    assert problems(
+        workdir,
+        """
+        resources: {slots_per_trial: 2}
+        slurm: {worker_jobs: "yes", worker_idle_seconds: 0, slots_per_node: 1}
+        """,
+    ) == [
+        "line 8: slurm.worker_jobs: must be true or false (got 'yes')",
+        "line 8: slurm.worker_idle_seconds: must be a positive number of seconds (got 0); e.g. 60",
+    ]
+    assert problems(
+        workdir, "resources: {slots_per_trial: 2}\nslurm: {worker_jobs: true, slots_per_node: 1}\n"
+    ) == [
+        "line 7: slurm.worker_jobs: a worker job runs trials of one node, but a trial of 2 slots "
+        "at 1 per node spans several; drop worker_jobs or raise slots_per_node"
+    ]
+    with pytest.raises(SchedulerError, match="worker_jobs runs trials of one node"):
+        SLURMScheduler(worker_jobs=True, nodes=2)
+    with pytest.raises(SchedulerError, match="worker_idle_seconds must be a positive"):
+        SLURMScheduler(worker_jobs=True, worker_idle_seconds=0)
+
+
 def test_pbs_is_refused(workdir: Path) -> None:
     (found,) = problems(workdir, "pbs: {pbsbatch_args: [-q, long]}\n")
     assert found.startswith("line 6: pbs: PBS is not a backend ridgeline runs trials on")

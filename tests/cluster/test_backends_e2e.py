@@ -1,8 +1,9 @@
-"""End to end on each real backend (single-node SLURM, single-node Grid Engine, a local dask
-cluster): the SHERPA runner example and the Core-API stage-3 YAML (``adaptive_asha``) run to
-the end, a trial the search stops gets SIGTERM through the backend, and a trial cancelled from
-outside (``scancel`` / ``qdel`` / its process killed on
-its dask worker) fails, is restarted per ``max_restarts`` and resumes from its checkpoint."""
+"""End to end on each real backend (single-node SLURM, with one job per trial and with worker
+jobs, single-node Grid Engine, a local dask cluster): the SHERPA runner example and the
+Core-API stage-3 YAML (``adaptive_asha``) run to the end, a trial the search stops gets SIGTERM
+through the backend, and a trial cancelled from outside (``scancel`` / ``qdel`` / its process
+killed on its dask worker) fails, is restarted per ``max_restarts`` and resumes from its
+checkpoint."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ridgeline.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-BACKENDS = ["slurm", "sge", "dask"]
+BACKENDS = ["slurm", "slurm-workers", "sge", "dask"]
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +46,16 @@ def backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     name: str = request.param
     if name == "dask":
         return name, {"address": request.getfixturevalue("dask_address")}
+    if name == "slurm-workers":  # jobs that run trial after trial
+        request.getfixturevalue("slurm")
+        return "slurm", {"sbatch_args": [], "worker_jobs": True}
     request.getfixturevalue(name)
     return name, {"sbatch_args": []} if name == "slurm" else {"qsub_args": []}
 
 
 def scheduler_for(name: str, section: dict[str, Any]) -> sherpa.schedulers.Scheduler:
     if name == "slurm":
-        return sherpa.schedulers.SLURMScheduler()
+        return sherpa.schedulers.SLURMScheduler(worker_jobs=section.get("worker_jobs", False))
     if name == "sge":
         return sherpa.schedulers.SGEScheduler()
     return sherpa.schedulers.DaskScheduler(section["address"])

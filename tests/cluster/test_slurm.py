@@ -225,7 +225,7 @@ sherpa.optimize(
     parameters=[sherpa.Continuous("x", [0.0, 1.0])],
     algorithm=sherpa.algorithms.RandomSearch(max_num_trials=2),
     lower_is_better=True,
-    scheduler=sherpa.schedulers.SLURMScheduler("", ""),
+    scheduler=sherpa.schedulers.SLURMScheduler("", "", worker_jobs="--workers" in sys.argv),
     filename=sys.argv[1],
     output_dir=sys.argv[2],
     max_concurrent=2,
@@ -249,11 +249,17 @@ sys.exit(3 if trial.id == 1 else 0)
 """
 
 
-def test_a_resumed_search_reattaches_to_its_running_slurm_jobs(workdir: Path) -> None:
+@pytest.mark.parametrize("worker_jobs", [False, True], ids=["job-per-trial", "worker-jobs"])
+def test_a_resumed_search_reattaches_to_its_running_slurm_jobs(
+    workdir: Path, worker_jobs: bool
+) -> None:
+    """Worker jobs too: a worker whose coordinator died reports its trial's end to the one
+    that re-attached (the address file says where), then ends."""
     (workdir / "runner.py").write_text(textwrap.dedent(RUNNER))
     (workdir / "trial.py").write_text(textwrap.dedent(WAITING))
     out = workdir / "out"
     argv = [sys.executable, str(workdir / "runner.py"), str(workdir / "trial.py"), str(out)]
+    argv += ["--workers"] if worker_jobs else []
     first = subprocess.Popen(argv)
     try:
         wait_for(lambda: len(list(out.glob("sent_*"))) == 2, "both trials to send a metric")
@@ -277,6 +283,15 @@ def test_a_resumed_search_reattaches_to_its_running_slurm_jobs(workdir: Path) ->
     assert (trials[1].state, trials[1].exit_code, trials[1].restarts) == ("FAILED", 3, 0)
     assert (trials[2].state, trials[2].exit_code) == ("COMPLETED", 0)
     assert len(list(out.glob("sent_*"))) == 2  # the same two jobs: nothing ran again
+    if worker_jobs:  # the old coordinator's workers end: the new one does not know them
+
+        def workers_left() -> bool:
+            listing = subprocess.run(
+                ["squeue", "--noheader", "--format=%Z"], capture_output=True, text=True
+            ).stdout
+            return any(Path(line).is_relative_to(workdir) for line in listing.split())
+
+        wait_for(lambda: not workers_left(), "the workers to end", timeout=20)
 
 
 def test_a_job_that_ends_before_its_trial_runs_is_no_success(workdir: Path) -> None:

@@ -25,8 +25,10 @@ from typing import Any
 
 from ridgeline.config.checks import (
     Problems,
+    as_bool,
     as_int,
     as_mapping,
+    as_number,
     as_str,
     join,
     plain_copy,
@@ -52,7 +54,15 @@ BACKENDS = ("local", "slurm", "sge", "dask")
 #: Experiment-YAML sections that pick a backend, and the fields each takes.
 SECTIONS: dict[str, tuple[str, ...]] = {
     # Determined's SlurmConfig, and slot_type (its resource manager's): cpu on GPU-less nodes
-    "slurm": ("sbatch_args", "gpu_type", "slots_per_node", "slot_type"),
+    # worker_jobs, worker_idle_seconds: jobs that run trial after trial (schedulers/workerpool.py)
+    "slurm": (
+        "sbatch_args",
+        "gpu_type",
+        "slots_per_node",
+        "slot_type",
+        "worker_jobs",
+        "worker_idle_seconds",
+    ),
     # parallel_environment: the one that spreads a trial across hosts (schedulers/sge.py)
     "sge": ("qsub_args", "slots_per_node", "slot_type", "parallel_environment"),
     "dask": ("address", "slots_per_node"),  # slots_per_node: see schedulers/daskgang.py
@@ -68,6 +78,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "slots_per_node": ("slurm", "sge", "dask"),
     "slot_type": ("slurm", "sge"),
     "parallel_environment": ("sge",),
+    "worker_jobs": ("slurm",),
+    "worker_idle_seconds": ("slurm",),
     "heartbeat_seconds": BACKENDS,  # silence before a trial is lost (ridgeline.engine.watchdog)
 }
 #: Where each cluster backend's scheduler class lives (module, class).
@@ -78,6 +90,8 @@ CLASSES = {
 }
 NAMES = {"local": "local processes", "slurm": "SLURM", "sge": "Grid Engine", "dask": "Dask"}
 SLOT_TYPES = ("gpu", "cpu")
+#: Fields whose ``--cluster-option`` value is read as YAML (the rest are text).
+YAML_VALUED = ("heartbeat_seconds", "slots_per_node", "worker_jobs", "worker_idle_seconds")
 #: Folders that are private to one machine: a cluster's other nodes do not see them.
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
 
@@ -98,6 +112,8 @@ class ClusterChoice:
     environment: str = ""
     address: str | None = None
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS  # 0.0: off
+    worker_jobs: bool = False
+    worker_idle_seconds: float | None = None  # None: the scheduler's default
     chosen_by: str = "default"
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,6 +168,12 @@ class ClusterChoice:
                 args = ["-pe", str(self.parallel_environment), str(nodes), *args]
             shown = f" ({tool} {shlex.join(args)})" if args else f" ({tool})"
             text = f"{NAMES[self.backend]} jobs{shown}"
+            if self.worker_jobs:
+                idle = self.worker_idle_seconds
+                text = (
+                    f"{NAMES[self.backend]} worker jobs{shown}, each running trials one after "
+                    f"another" + (f" (one idle {idle:g} s ends)" if idle else "")
+                )
         beat = self.heartbeat_seconds
         lost = f"lost after {beat:g} s of silence" if beat else "never lost (heartbeat off)"
         return f"{text}; chosen by {self.chosen_by}; trials {lost}"
@@ -179,7 +201,15 @@ def check_cluster_sections(p: Problems, cfg: Mapping[str, Any], slots_per_trial:
         if section is None:
             continue
         p.unknown_keys(name, section, SECTIONS[name], f"{name}:")
-        per_node = _fields(p, name, section).get("slots_per_node")
+        fields = _fields(p, name, section)
+        per_node = fields.get("slots_per_node")
+        if per_node is not None and slots_per_trial > per_node and fields.get("worker_jobs"):
+            p.add(
+                join(name, "worker_jobs"),
+                f"a worker job runs trials of one node, but a trial of {slots_per_trial} "
+                f"slots at {per_node} per node spans several; drop worker_jobs or raise "
+                f"slots_per_node",
+            )
         if per_node is not None and slots_per_trial > per_node and slots_per_trial % per_node:
             p.add(
                 join(name, "slots_per_node"),
@@ -221,6 +251,16 @@ def _fields(p: Problems, where: str, section: Mapping[str, Any]) -> dict[str, An
                 out[key] = value
             else:
                 p.bad(path, " or ".join(SLOT_TYPES), value, "cpu: each slot is a CPU")
+        elif key == "worker_jobs":
+            flag = as_bool(p, path, value)
+            if flag is not None:
+                out[key] = flag
+        elif key == "worker_idle_seconds":
+            seconds = as_number(p, path, value)
+            if seconds is not None and seconds <= 0:
+                p.bad(path, "a positive number of seconds", value, "e.g. 60")
+            elif seconds is not None:
+                out[key] = float(seconds)
         elif key == "heartbeat_seconds":
             try:
                 out[key] = heartbeat_setting(value, path or key)
@@ -346,7 +386,7 @@ def _cli_options(options: Sequence[str], backend: str) -> dict[str, Any]:
             )
             continue
         try:
-            yaml_value = key.endswith("_args") or key in ("heartbeat_seconds", "slots_per_node")
+            yaml_value = key.endswith("_args") or key in YAML_VALUED
             given[key] = _value(text) if yaml_value else text  # the rest: text
         except Exception as exc:  # noqa: BLE001 - any YAML error is the user's value
             p.add(f"--cluster-option {key}", f"cannot be read as YAML: {exc}")
@@ -465,6 +505,8 @@ def scheduler_for(
         nodes=nodes,
         slots_per_node=per_node,
         parallel_environment=choice.parallel_environment or "",
+        worker_jobs=choice.worker_jobs,
+        **({"worker_idle_seconds": idle} if (idle := choice.worker_idle_seconds) else {}),
     )
 
 

@@ -334,6 +334,7 @@ class Coordinator:
             for follower in self._followers():  # interrupted or taken over: the next
                 follower.abandon()  # coordinator carries on from the followers' cursors
             self.closing = True
+            self.scheduler.detach(abandon=self.interrupted or self.lease_lost is not None)
             if self.watchdog is not None:
                 self.watchdog.close()
             self._wake()

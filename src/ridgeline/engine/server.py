@@ -396,6 +396,20 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
 
         return handler
 
+    async def claim_trial(request: web.Request) -> web.Response:
+        """A worker job asks for its next trial (``schedulers/workerpool.py``); only the
+        worker token of this coordinator's pool opens it."""
+        pool = getattr(coordinator.scheduler, "workers", None)
+        if pool is None:
+            return _error("this experiment's scheduler runs no worker jobs", 404)
+        token = bearer_token(request)
+        if token is None or not pool.admits(token):
+            raise Refused("wrong or missing worker token", 401)
+        name = (await read_json(request)).get("worker")
+        if not isinstance(name, str) or not name.isascii() or len(name) > 100:
+            raise Refused(f"'worker' must be the worker's name, got {name!r:.60}")
+        return _json(await pool.claim(name, long_poll_wait(request)))
+
     kill_trial = trial_control(coordinator.kill_trial)
     pause_trial = trial_control(coordinator.pause_trial)
     resume_trial = trial_control(coordinator.resume_trial)
@@ -423,6 +437,7 @@ def build_app(coordinator: Coordinator, limit: ConnectionLimit | None = None) ->
     app.router.add_post("/api/v1/trials/{trial}/resume", resume_trial)
     app.router.add_get("/api/v1/checkpoints/{uuid}", get_checkpoint)
     app.router.add_delete("/api/v1/checkpoints/{uuid}", delete_checkpoint)
+    app.router.add_post("/api/v1/workers/claim", claim_trial)
     app.router.add_post("/api/v1/experiment/trials", queue_trial)
     app.router.add_post("/api/v1/experiment/{action}", control)
     return app

@@ -56,6 +56,10 @@ class Scheduler:
         Trials that run inside this process (the simulated scheduler's) call it directly,
         as the HTTP API does for trial processes."""
 
+    def detach(self, abandon: bool) -> None:  # noqa: B027 - optional hook
+        """The coordinator's run is over (``abandon``: it stops while trials run on, for a
+        later coordinator to re-attach to)."""
+
     def submit(
         self, command: Sequence[str], env: Mapping[str, str], name: str, cwd: str | None = None
     ) -> Job:

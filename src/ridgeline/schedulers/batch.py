@@ -24,6 +24,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,7 @@ from ridgeline.schedulers import exitstatus, jobfiles
 from ridgeline.schedulers.base import Job, Scheduler
 from ridgeline.schedulers.cluster import check_gpus_per_trial, check_sherpa_arguments
 from ridgeline.schedulers.polling import JobStatus
+from ridgeline.schedulers.workerpool import DEFAULT_IDLE_S, Task, WorkerPool
 
 __all__ = ["BatchScheduler", "run_tool", "run_tool_async", "said", "submit_job", "write_job_id"]
 
@@ -60,6 +62,15 @@ class _Submission:
         self.said: int | None = None  # the status the job's script reported, if it did
         self.waiter: asyncio.Future[str | None] | None = None
         self.handled: asyncio.Future[None] | None = None  # set once the coordinator has its end
+        self.task: Task | None = None  # in worker-job mode: the trial as the workers see it
+
+
+class _StoppedBeforeStart(SchedulerError):
+    """A trial stopped while it waited for a worker; ``code`` is how it counts as ended."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"stopped before a worker took it (signal {-code})")
+        self.code = code
 
 
 class _Ended:
@@ -197,6 +208,10 @@ class BatchScheduler(Scheduler):
         self._lock = threading.Lock()  # guards _canceller, which submit threads may start
         self._sherpa_jobs: dict[str, Job] = {}  # jobs started through submit_job, by job id
         self._in_flight: set[concurrent.futures.Future[str]] = set()  # submit tools running
+        #: Worker-job mode (``schedulers/workerpool.py``): trials go to long-lived jobs.
+        self.worker_jobs = False
+        self.worker_idle_seconds = DEFAULT_IDLE_S
+        self.workers: WorkerPool | None = None
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -253,6 +268,13 @@ class BatchScheduler(Scheduler):
         """Run the submit tool (in a worker thread); the job id."""
         raise NotImplementedError
 
+    def _prepare_worker(
+        self, env: Mapping[str, str], jobs_dir: Path, name: str
+    ) -> tuple[list[str], dict[str, str]]:
+        """Write a worker job's script (``schedulers/workerpool.py``); the submit argv and the
+        submit tool's environment."""
+        raise SchedulerError(f"{type(self).__name__} cannot run worker jobs")
+
     async def _states(self, job_ids: Sequence[str]) -> dict[str, str] | None:
         """``{id: state}`` of the jobs the batch system still lists; None when it failed."""
         raise NotImplementedError
@@ -290,29 +312,96 @@ class BatchScheduler(Scheduler):
     def submit(
         self, command: Sequence[str], env: Mapping[str, str], name: str, cwd: str | None = None
     ) -> Job:
-        jobs_dir = private_dir(Path(self.output_dir or ".").resolve() / "jobs")
+        jobs_dir = self._jobs_dir()
         jobfiles.retire_attempt(jobs_dir, name)
         id_file = jobs_dir / f"{name}.jobid"
         id_file.unlink(missing_ok=True)
-        argv, tool_env, script = self._prepare(
-            command, env, jobs_dir, name, str(Path(cwd or os.getcwd()).resolve())
-        )
+        where = str(Path(cwd or os.getcwd()).resolve())
+        info = {
+            "output": str(jobfiles.output_path(jobs_dir, name)),
+            "exit_file": str(jobfiles.exit_path(jobs_dir, name)),
+            "script": "",
+            "job_id_file": str(id_file),
+        }
+        if self.workers is not None:
+            return self._to_worker(command, env, name, where, info)
+        argv, tool_env, info["script"] = self._prepare(command, env, jobs_dir, name, where)
+        submitted = self._in_thread(self._submit_and_keep, argv, tool_env, id_file)
+        return Job(name, info, _Submission(submitted))
+
+    def _jobs_dir(self) -> Path:
+        return private_dir(Path(self.output_dir or ".").resolve() / "jobs")
+
+    def _in_thread(self, submit: Callable[..., str], *args: Any) -> concurrent.futures.Future[str]:
+        """Run a submission on the submit threads; the future of its job id."""
         if self._submitter is None:
             self._submitter = concurrent.futures.ThreadPoolExecutor(
                 2, thread_name_prefix=f"{self.system}-submit"
             )
-        submitted = self._submitter.submit(self._submit_and_keep, argv, tool_env, id_file)
+        submitted = self._submitter.submit(submit, *args)
         self._in_flight.add(submitted)
         submitted.add_done_callback(self._in_flight.discard)
         if self._nudge is not None:
             self._nudge.set()  # a new job: look sooner
-        info = {
-            "output": str(jobfiles.output_path(jobs_dir, name)),
-            "exit_file": str(jobfiles.exit_path(jobs_dir, name)),
-            "script": script,
-            "job_id_file": str(id_file),
-        }
-        return Job(name, info, _Submission(submitted))
+        return submitted
+
+    # -- worker jobs ---------------------------------------------------------------------------
+
+    def attach(self, coordinator: Any) -> None:
+        """In worker-job mode, a pool of workers for this coordinator's trials."""
+        if self.worker_jobs:
+            self.workers = WorkerPool(
+                self._start_worker, self._cancel_soon, self._until_ended, self.worker_idle_seconds
+            )
+
+    def detach(self, abandon: bool) -> None:
+        if self.workers is not None:
+            self.workers.close(abandon)
+            self.workers = None
+
+    def _start_worker(self, name: str, env: dict[str, str]) -> concurrent.futures.Future[str]:
+        argv, tool_env = self._prepare_worker(env, self._jobs_dir(), name)
+        return self._in_thread(self._submit_now, argv, tool_env)
+
+    def _to_worker(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        name: str,
+        cwd: str,
+        info: dict[str, Any],
+    ) -> Job:
+        """A trial for the worker pool: ``submitted`` gets the id of the worker's job."""
+        assert self.workers is not None
+        submitted: concurrent.futures.Future[str] = concurrent.futures.Future()
+        handle = _Submission(submitted)
+        id_file = Path(info["job_id_file"])
+
+        def claimed(job_id: str) -> None:
+            write_job_id(id_file, job_id)
+            if not submitted.done():
+                submitted.set_result(job_id)
+
+        def lost() -> None:
+            if not submitted.done():
+                submitted.set_exception(SchedulerError("the hand-over to a worker was lost"))
+            elif handle.waiter is not None and not handle.waiter.done():
+                handle.waiter.set_result(None)  # counts as a job that vanished
+
+        handle.task = Task(
+            name, list(command), dict(env), cwd, info["exit_file"], info["output"],
+            submitted, claimed, lost,
+        )  # fmt: skip
+        self.workers.add(handle.task)
+        return Job(name, info, handle)
+
+    def _cancel_soon(self, job_id: str, force: bool = False) -> None:
+        with self._lock:
+            if self._canceller is None:
+                self._canceller = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix=f"{self.system}-cancel"
+                )
+            self._canceller.submit(self._cancel_now, job_id, force)
 
     def _submit_and_keep(self, argv: list[str], env: dict[str, str], id_file: Path) -> str:
         job_id = self._submit_now(argv, env)
@@ -329,6 +418,8 @@ class BatchScheduler(Scheduler):
             raise SchedulerError(f"{job.name} was not submitted by this {type(self).__name__}")
         try:
             job_id = await asyncio.wrap_future(handle.submitted)
+        except _StoppedBeforeStart as exc:
+            return exc.code
         except SchedulerError as exc:
             log.error("%s could not be submitted: %s", job.name, exc)
             with open(job.info["output"], "a") as out:
@@ -369,6 +460,8 @@ class BatchScheduler(Scheduler):
         handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         handle.handled = handled
         handle.said = status
+        if self.workers is not None and handle.task is not None:
+            self.workers.trial_ended(handle.task, worker_leaves=handle.killed)
         if handle.waiter is not None and not handle.waiter.done():
             handle.waiter.set_result(_SAID_ENDED)
         done, _ = await asyncio.wait({handled}, timeout=SETTLE_S)
@@ -442,18 +535,30 @@ class BatchScheduler(Scheduler):
         handle.killed = True
         if force:
             handle.forced = True
+        if self.workers is not None and handle.task is not None:
+            self._stop_in_worker(handle, force)
+            return
 
         def send(submitted: concurrent.futures.Future[str]) -> None:
             if submitted.cancelled() or submitted.exception() is not None:
                 return
-            with self._lock:
-                if self._canceller is None:
-                    self._canceller = concurrent.futures.ThreadPoolExecutor(
-                        1, thread_name_prefix=f"{self.system}-cancel"
-                    )
-                self._canceller.submit(self._cancel_now, submitted.result(), force)
+            self._cancel_soon(submitted.result(), force)
 
         handle.submitted.add_done_callback(send)
+
+    def _stop_in_worker(self, handle: _Submission, force: bool) -> None:
+        """A trial waiting for a worker ends there; one a worker runs ends with its worker's
+        job (the batch system's cancel signals every process of it: the worker records the
+        trial's end, reports it and leaves)."""
+        assert self.workers is not None and handle.task is not None
+        if self.workers.remove(handle.task):
+            stopped = -int(signal.SIGKILL if force else signal.SIGTERM)
+            if not handle.submitted.done():
+                handle.submitted.set_exception(_StoppedBeforeStart(stopped))
+            return
+        job_id = self.workers.stop_worker_of(handle.task)
+        if job_id is not None:
+            self._cancel_soon(job_id, force)
 
     # -- after a coordinator restart ------------------------------------------------------------
 

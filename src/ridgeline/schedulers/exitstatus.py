@@ -60,9 +60,11 @@ def start(
     env: Mapping[str, str],
     output: str | os.PathLike[str],
     cwd: str | None,
+    new_session: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` under the wrapper, in a session (so a process group) of its own, with
-    stdin closed and stdout and stderr appended to ``output``. OSError when it cannot start."""
+    """Start ``argv`` under the wrapper, in a session (so a process group) of its own unless
+    ``new_session`` is False, with stdin closed and stdout and stderr appended to ``output``.
+    OSError when it cannot start."""
     with open(output, "ab") as out:
         return subprocess.Popen(
             wrap(argv, status_file),
@@ -70,6 +72,6 @@ def start(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=new_session,
             cwd=cwd,
         )

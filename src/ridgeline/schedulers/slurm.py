@@ -24,10 +24,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import batch, exitnotice, exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
 from ridgeline.schedulers.cluster import check_nodes
+from ridgeline.schedulers.workerpool import DEFAULT_IDLE_S
 from ridgeline.trial import env as trial_env
 
 __all__ = ["SLURMScheduler"]
@@ -80,11 +82,25 @@ class SLURMScheduler(BatchScheduler):
         gpus_per_trial: int = 0,
         nodes: int = 1,
         slots_per_node: int = 1,
+        worker_jobs: bool = False,
+        worker_idle_seconds: float = DEFAULT_IDLE_S,
     ) -> None:
         super().__init__(submit_options, environment, output_dir, gpus_per_trial)
         per_node = check_nodes("SLURMScheduler", self.gpus_per_trial, nodes, slots_per_node)
         self.nodes = nodes
         self.slots_per_node = per_node
+        if worker_jobs and nodes > 1:
+            raise SchedulerError(
+                f"SLURMScheduler worker_jobs runs trials of one node; a trial across {nodes} "
+                f"nodes is one job of its own (worker_jobs=False)"
+            )
+        if not worker_idle_seconds > 0:
+            raise SchedulerError(
+                f"SLURMScheduler worker_idle_seconds must be a positive number of seconds, got "
+                f"{worker_idle_seconds!r}"
+            )
+        self.worker_jobs = bool(worker_jobs)
+        self.worker_idle_seconds = float(worker_idle_seconds)
 
     # -- checks and the commands it builds ---------------------------------------------------
 
@@ -154,6 +170,17 @@ class SLURMScheduler(BatchScheduler):
         self.write_script(script, self.batch_script(command, jobfiles.exit_path(jobs_dir, name)))
         output = str(jobfiles.output_path(jobs_dir, name))
         return self.sbatch_argv(name, script, output, cwd), _job_env(env), str(script)
+
+    def _prepare_worker(
+        self, env: Mapping[str, str], jobs_dir: Path, name: str
+    ) -> tuple[list[str], dict[str, str]]:
+        script = jobs_dir / f"{name}{self.script_suffix}"
+        lines = ["#!/bin/bash", "# A ridgeline worker, submitted by SLURMScheduler."]
+        lines += self._environment_line()
+        lines.append(f"exec {shlex.quote(sys.executable)} -m ridgeline.launch.worker")
+        self.write_script(script, "\n".join(lines) + "\n")
+        output = str(jobfiles.output_path(jobs_dir, name))
+        return self.sbatch_argv(name, script, output, str(jobs_dir)), _job_env(env)
 
     def _submit_now(self, argv: list[str], env: dict[str, str]) -> str:
         return batch.submit_job(argv, env, slurmcli.TIMEOUT_S, slurmcli.parse_sbatch)
