@@ -1,6 +1,6 @@
 """Report how each scheduler backend carries short trials, printed as a table.
 
-    python benchmarks/cluster.py        # local, slurm, slurm-workers, slurm-alone, sge, dask
+    python benchmarks/cluster.py                      # every backend below
     python benchmarks/cluster.py --markdown           # the same as a Markdown table
     python benchmarks/cluster.py --backends local,slurm --trials 40
 
@@ -10,8 +10,8 @@ that take their hyperparameters, sleep 1 s and report one good objective, then `
 trials that report a bad objective and wait: the stopping rule stops each of them through
 the backend (``kill`` of the job: SIGTERM, ``scancel``, ``qdel``, dask task cancel).
 
-``slurm-workers`` is SLURM with worker jobs (``SLURMScheduler(worker_jobs=True)``): --slots
-jobs that each run trial after trial, so a freed slot is taken without a new job.
+``slurm-workers`` and ``sge-workers`` run worker jobs (``worker_jobs=True``): --slots jobs
+that each run trial after trial, so a freed slot is taken without a new job.
 
 ``slurm-alone`` is the floor of one SLURM job per trial, without ridgeline: ``--trials`` jobs
 that run the same 1 s of Python (no ``import ridgeline``, no calls), all submitted at the
@@ -86,7 +86,7 @@ with open(note, "w") as handle:
     json.dump({"born": born, "got": got, "end": time.time()}, handle)
 """
 
-BACKENDS = ("local", "slurm", "slurm-workers", "slurm-alone", "sge", "dask")
+BACKENDS = ("local", "slurm", "slurm-workers", "slurm-alone", "sge", "sge-workers", "dask")
 
 #: The floor of one SLURM job per trial, without ridgeline: the same 1 s work in a job of
 #: its own, every job queued at the start, at most ``--slots`` running (each asks for the
@@ -109,8 +109,8 @@ def make_scheduler(backend: str, work: Path, dask_address: str) -> Any:
         return ridgeline.LocalScheduler()
     if backend in ("slurm", "slurm-workers"):
         return SLURMScheduler(output_dir=str(work / "jobs"), worker_jobs=backend != "slurm")
-    if backend == "sge":
-        return SGEScheduler(output_dir=str(work / "jobs"))
+    if backend in ("sge", "sge-workers"):
+        return SGEScheduler(output_dir=str(work / "jobs"), worker_jobs=backend != "sge")
     return DaskScheduler(dask_address)
 
 
@@ -209,7 +209,7 @@ def unavailable(backend: str) -> str | None:
         probe = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=30)
         if probe.returncode != 0 or not probe.stdout.strip():
             return "not available: slurmctld does not answer (scripts/ensure-slurm.sh)"
-    if backend == "sge":
+    if backend.startswith("sge"):
         if shutil.which("qsub") is None:
             return "not available: no qsub (scripts/ensure-sge.sh)"
         probe = subprocess.run(["qstat"], capture_output=True, text=True, timeout=30)

@@ -165,6 +165,23 @@ def test_slurm_worker_jobs_are_taken_checked_and_reach_the_scheduler(workdir: Pa
         SLURMScheduler(worker_jobs=True, worker_idle_seconds=0)
 
 
+def test_grid_engine_worker_jobs_take_their_variables_from_a_private_file(workdir: Path) -> None:
+    choice = resolve_cluster(load_config(write(workdir, "sge: {worker_jobs: true}\n")).raw)
+    sge = scheduler_for(choice.to_dict(), str(workdir), 0, lambda: None)
+    assert isinstance(sge, SGEScheduler) and sge.worker_jobs
+    with pytest.raises(SchedulerError, match="worker_jobs runs trials of one node"):
+        SGEScheduler(worker_jobs=True, nodes=2, parallel_environment="mpi")
+    argv, _ = sge._prepare_worker(
+        {"RIDGELINE_WORKER_TOKEN": "secret", "PATH": "/bin"}, workdir, "worker_ab_1"
+    )
+    assert "secret" not in " ".join(argv) and "-notify" in argv
+    env_file = workdir / "worker_ab_1.env"
+    assert "secret" in env_file.read_text() and env_file.stat().st_mode & 0o077 == 0
+    script = (workdir / "worker_ab_1.sge").read_text()
+    assert f". {env_file}; rm -f {env_file}" in script  # the variables go before anything runs
+    assert "-m ridgeline.launch.worker &" in script and "trap 'kill -TERM 0' USR2" in script
+
+
 def test_pbs_is_refused(workdir: Path) -> None:
     (found,) = problems(workdir, "pbs: {pbsbatch_args: [-q, long]}\n")
     assert found.startswith("line 6: pbs: PBS is not a backend ridgeline runs trials on")

@@ -1,5 +1,5 @@
-"""End to end on each real backend (single-node SLURM, with one job per trial and with worker
-jobs, single-node Grid Engine, a local dask cluster): the SHERPA runner example and the
+"""End to end on each real backend (single-node SLURM and single-node Grid Engine, each with
+one job per trial and with worker jobs, a local dask cluster): the SHERPA runner example and the
 Core-API stage-3 YAML (``adaptive_asha``) run to the end, a trial the search stops gets SIGTERM
 through the backend, and a trial cancelled from outside (``scancel`` / ``qdel`` / its process
 killed on its dask worker) fails, is restarted per ``max_restarts`` and resumes from its
@@ -27,7 +27,7 @@ from ridgeline.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-BACKENDS = ["slurm", "slurm-workers", "sge", "dask"]
+BACKENDS = ["slurm", "slurm-workers", "sge", "sge-workers", "dask"]
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +46,11 @@ def backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     name: str = request.param
     if name == "dask":
         return name, {"address": request.getfixturevalue("dask_address")}
-    if name == "slurm-workers":  # jobs that run trial after trial
-        request.getfixturevalue("slurm")
-        return "slurm", {"sbatch_args": [], "worker_jobs": True}
+    if name.endswith("-workers"):  # jobs that run trial after trial
+        name = name.removesuffix("-workers")
+        request.getfixturevalue(name)
+        args = "sbatch_args" if name == "slurm" else "qsub_args"
+        return name, {args: [], "worker_jobs": True}
     request.getfixturevalue(name)
     return name, {"sbatch_args": []} if name == "slurm" else {"qsub_args": []}
 
@@ -57,7 +59,7 @@ def scheduler_for(name: str, section: dict[str, Any]) -> sherpa.schedulers.Sched
     if name == "slurm":
         return sherpa.schedulers.SLURMScheduler(worker_jobs=section.get("worker_jobs", False))
     if name == "sge":
-        return sherpa.schedulers.SGEScheduler()
+        return sherpa.schedulers.SGEScheduler(worker_jobs=section.get("worker_jobs", False))
     return sherpa.schedulers.DaskScheduler(section["address"])
 
 

@@ -54,7 +54,8 @@ BACKENDS = ("local", "slurm", "sge", "dask")
 #: Experiment-YAML sections that pick a backend, and the fields each takes.
 SECTIONS: dict[str, tuple[str, ...]] = {
     # Determined's SlurmConfig, and slot_type (its resource manager's): cpu on GPU-less nodes
-    # worker_jobs, worker_idle_seconds: jobs that run trial after trial (schedulers/workerpool.py)
+    # worker_jobs, worker_idle_seconds (also sge:): jobs that run trial after trial
+    # (schedulers/workerpool.py)
     "slurm": (
         "sbatch_args",
         "gpu_type",
@@ -64,7 +65,14 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "worker_idle_seconds",
     ),
     # parallel_environment: the one that spreads a trial across hosts (schedulers/sge.py)
-    "sge": ("qsub_args", "slots_per_node", "slot_type", "parallel_environment"),
+    "sge": (
+        "qsub_args",
+        "slots_per_node",
+        "slot_type",
+        "parallel_environment",
+        "worker_jobs",
+        "worker_idle_seconds",
+    ),
     "dask": ("address", "slots_per_node"),  # slots_per_node: see schedulers/daskgang.py
 }
 #: Fields of the user config's ``cluster:`` and of ``--cluster-option``, and their backends.
@@ -78,8 +86,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "slots_per_node": ("slurm", "sge", "dask"),
     "slot_type": ("slurm", "sge"),
     "parallel_environment": ("sge",),
-    "worker_jobs": ("slurm",),
-    "worker_idle_seconds": ("slurm",),
+    "worker_jobs": ("slurm", "sge"),
+    "worker_idle_seconds": ("slurm", "sge"),
     "heartbeat_seconds": BACKENDS,  # silence before a trial is lost (ridgeline.engine.watchdog)
 }
 #: Where each cluster backend's scheduler class lives (module, class).

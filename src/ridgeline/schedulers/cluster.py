@@ -7,7 +7,7 @@ from typing import Any
 
 from ridgeline.errors import SchedulerError
 
-__all__ = ["check_gpus_per_trial", "check_nodes", "check_sherpa_arguments"]
+__all__ = ["check_gpus_per_trial", "check_nodes", "check_sherpa_arguments", "check_worker_jobs"]
 
 
 def check_sherpa_arguments(cls_name: str, submit_options: Any, environment: Any) -> None:
@@ -45,3 +45,21 @@ def check_nodes(cls_name: str, gpus_per_trial: int, nodes: Any, slots_per_node: 
             f"{cls_name} gpus_per_trial ({gpus_per_trial}) must split evenly over its {nodes} nodes"
         )
     return int(gpus_per_trial // nodes if gpus_per_trial else slots_per_node)
+
+
+def check_worker_jobs(
+    cls_name: str, worker_jobs: Any, worker_idle_seconds: Any, nodes: int
+) -> tuple[bool, float]:
+    """Worker jobs (``schedulers/workerpool.py``) run trials of one node, and an idle worker
+    waits a positive number of seconds before it ends."""
+    if worker_jobs and nodes > 1:
+        raise SchedulerError(
+            f"{cls_name} worker_jobs runs trials of one node; a trial across {nodes} nodes is "
+            f"one job of its own (worker_jobs=False)"
+        )
+    idle = worker_idle_seconds
+    if isinstance(idle, bool) or not isinstance(idle, int | float) or not idle > 0:
+        raise SchedulerError(
+            f"{cls_name} worker_idle_seconds must be a positive number of seconds, got {idle!r}"
+        )
+    return bool(worker_jobs), float(idle)

@@ -36,7 +36,8 @@ from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import batch, exitnotice, exitstatus, jobfiles, sgecli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
-from ridgeline.schedulers.cluster import check_nodes
+from ridgeline.schedulers.cluster import check_nodes, check_worker_jobs
+from ridgeline.schedulers.workerpool import DEFAULT_IDLE_S
 
 __all__ = ["SGEScheduler"]
 
@@ -70,6 +71,20 @@ def _job_env_lines(env: Mapping[str, str]) -> list[str]:
     return lines
 
 
+def _under_qdel_notice(command: str) -> list[str]:
+    """The job script's lines that run ``command`` (a shell command line) in the background,
+    turn ``qdel``'s SIGUSR2 into SIGTERM for the job's process group, and wait for it; its
+    status in ``$s``."""
+    return [
+        "trap '' USR2  # the command (and what it starts) ignores qdel's notice...",
+        f"{command} &",
+        "child=$!",
+        "trap : TERM",
+        "trap 'kill -TERM 0' USR2  # ...which becomes SIGTERM for the whole job",
+        "while :; do wait $child; s=$?; kill -0 $child 2>/dev/null || break; done",
+    ]
+
+
 class SGEScheduler(BatchScheduler):
     """SHERPA's Grid Engine scheduler, for real: each trial is one ``qsub`` job.
 
@@ -87,6 +102,10 @@ class SGEScheduler(BatchScheduler):
     (``ridgeline.launch.sge_nodes``), with the host's rank, every host's address, ports on the
     master for this attempt and ``slots_per_node`` slots (GPUs, ``-l gpu=`` per host, when
     ``gpus_per_trial`` is set) in its environment; the first host that fails ends the job.
+
+    ``worker_jobs=True`` makes each job a worker that runs trials one after another
+    (``schedulers/workerpool.py``), which spares each trial Grid Engine's scheduling interval
+    and the job's start; see ``SLURMScheduler``. One host per trial.
     """
 
     system = "SGE"
@@ -101,9 +120,14 @@ class SGEScheduler(BatchScheduler):
         nodes: int = 1,
         slots_per_node: int = 1,
         parallel_environment: str = "",
+        worker_jobs: bool = False,
+        worker_idle_seconds: float = DEFAULT_IDLE_S,
     ) -> None:
         super().__init__(submit_options, environment, output_dir, gpus_per_trial)
         per_node = check_nodes("SGEScheduler", self.gpus_per_trial, nodes, slots_per_node)
+        self.worker_jobs, self.worker_idle_seconds = check_worker_jobs(
+            "SGEScheduler", worker_jobs, worker_idle_seconds, nodes
+        )
         if nodes > 1 and not (parallel_environment and _NAME_OR_DASH.match(parallel_environment)):
             raise SchedulerError(
                 f"SGEScheduler with nodes={nodes} needs parallel_environment: the name of a "
@@ -202,12 +226,7 @@ class SGEScheduler(BatchScheduler):
         else:
             lines += [f". {env}; rm -f {env}", *self._environment_line()]
         lines += [
-            "trap '' USR2  # the trial and its exit wrapper ignore qdel's notice...",
-            f"{shlex.join(exitstatus.wrap(list(command), exit_file))} &",
-            "child=$!",
-            "trap : TERM",
-            "trap 'kill -TERM 0' USR2  # ...which becomes SIGTERM for the whole job",
-            "while :; do wait $child; s=$?; kill -0 $child 2>/dev/null || break; done",
+            *_under_qdel_notice(shlex.join(exitstatus.wrap(list(command), exit_file))),
             *ended,
             *exitnotice.lines('"$s"'),
             "exit $s",
@@ -215,6 +234,27 @@ class SGEScheduler(BatchScheduler):
         return "\n".join(lines) + "\n"
 
     # -- the hooks of BatchScheduler -----------------------------------------------------------
+
+    def _prepare_worker(
+        self, env: Mapping[str, str], jobs_dir: Path, name: str
+    ) -> tuple[list[str], dict[str, str]]:
+        """A worker's script: its variables (its token among them) from a 0600 file it
+        deletes first, ``environment``, then the worker, with ``qdel``'s SIGUSR2 turned into
+        SIGTERM for the job's process group (the worker and the trial it runs)."""
+        env_file = self._write_env_file(jobs_dir / f"{name}.env", env)
+        worker = f"{shlex.quote(sys.executable)} -m ridgeline.launch.worker"
+        script = jobs_dir / f"{name}{self.script_suffix}"
+        lines = [
+            "#!/bin/bash",
+            "# A ridgeline worker, submitted by SGEScheduler.",
+            f". {shlex.quote(str(env_file))}; rm -f {shlex.quote(str(env_file))}",
+            *self._environment_line(),
+            *_under_qdel_notice(worker),
+            "exit $s",
+        ]
+        self.write_script(script, "\n".join(lines) + "\n")
+        output = str(jobfiles.output_path(jobs_dir, name))
+        return self.qsub_argv(name, script, output, str(jobs_dir)), dict(os.environ)
 
     def _prepare(
         self,
@@ -224,11 +264,7 @@ class SGEScheduler(BatchScheduler):
         name: str,
         cwd: str,
     ) -> tuple[list[str], dict[str, str], str]:
-        env_file = jobs_dir / f"{name}.env"
-        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write("\n".join(_job_env_lines(env)) + "\n")
-        os.chmod(env_file, 0o600)
+        env_file = self._write_env_file(jobs_dir / f"{name}.env", env)
         script = jobs_dir / f"{name}{self.script_suffix}"
         exit_file = jobfiles.exit_path(jobs_dir, name)
         self.write_script(script, self.batch_script(command, exit_file, env_file))
@@ -236,6 +272,14 @@ class SGEScheduler(BatchScheduler):
         # qsub runs with the coordinator's own environment (which says where the cluster
         # is); without -V none of it reaches the job.
         return self.qsub_argv(name, script, output, cwd), dict(os.environ), str(script)
+
+    def _write_env_file(self, env_file: Path, env: Mapping[str, str]) -> Path:
+        """The job's variables as ``export`` lines, in a file only its owner reads."""
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(_job_env_lines(env)) + "\n")
+        os.chmod(env_file, 0o600)
+        return env_file
 
     def _submit_now(self, argv: list[str], env: dict[str, str]) -> str:
         return batch.submit_job(argv, env, sgecli.TIMEOUT_S, sgecli.parse_qsub)

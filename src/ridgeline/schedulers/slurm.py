@@ -24,11 +24,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ridgeline.errors import SchedulerError
 from ridgeline.schedulers import batch, exitnotice, exitstatus, jobfiles, slurmcli
 from ridgeline.schedulers.base import Job
 from ridgeline.schedulers.batch import BatchScheduler, _Submission, run_tool, run_tool_async
-from ridgeline.schedulers.cluster import check_nodes
+from ridgeline.schedulers.cluster import check_nodes, check_worker_jobs
 from ridgeline.schedulers.workerpool import DEFAULT_IDLE_S
 from ridgeline.trial import env as trial_env
 
@@ -89,18 +88,9 @@ class SLURMScheduler(BatchScheduler):
         per_node = check_nodes("SLURMScheduler", self.gpus_per_trial, nodes, slots_per_node)
         self.nodes = nodes
         self.slots_per_node = per_node
-        if worker_jobs and nodes > 1:
-            raise SchedulerError(
-                f"SLURMScheduler worker_jobs runs trials of one node; a trial across {nodes} "
-                f"nodes is one job of its own (worker_jobs=False)"
-            )
-        if not worker_idle_seconds > 0:
-            raise SchedulerError(
-                f"SLURMScheduler worker_idle_seconds must be a positive number of seconds, got "
-                f"{worker_idle_seconds!r}"
-            )
-        self.worker_jobs = bool(worker_jobs)
-        self.worker_idle_seconds = float(worker_idle_seconds)
+        self.worker_jobs, self.worker_idle_seconds = check_worker_jobs(
+            "SLURMScheduler", worker_jobs, worker_idle_seconds, nodes
+        )
 
     # -- checks and the commands it builds ---------------------------------------------------
 
