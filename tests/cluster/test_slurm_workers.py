@@ -12,7 +12,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,8 @@ import pytest
 import ridgeline as sherpa
 from ridgeline.schedulers import SLURMScheduler
 from ridgeline.store import open_store
+
+from .test_slurm import wait_for
 
 pytestmark = pytest.mark.usefixtures("slurm")
 
@@ -44,14 +45,6 @@ if trial.id == 5:
     time.sleep(120)
 client.send_metrics(trial=trial, iteration=1, objective=trial.parameters["x"])
 """
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def claim(url: str, token: str, worker: str = "worker_x_1") -> int:
