@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -180,3 +182,56 @@ def test_test_mode_runs_its_trial_on_the_chosen_backend(user_env: Path) -> None:
     assert json.loads(tested.stdout)["passed"] is True
     ((job, record),) = seen_jobs(user_env)
     assert job.isdigit() and "Comment=test-mode" in record
+
+
+# Notes its SLURM job id, then sleeps until its job is cancelled.
+SLEEPER = """
+import os, pathlib, time
+number = os.environ["RIDGELINE_TRIAL_ID"]
+pathlib.Path(os.environ["SEEN_DIR"], f"job_{number}").write_text(os.environ["SLURM_JOB_ID"])
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("worker_jobs", [False, True], ids=["job-per-trial", "worker-jobs"])
+def test_kill_with_a_frozen_coordinator_cancels_the_trials_slurm_jobs(
+    user_env: Path, worker_jobs: bool
+) -> None:
+    config = write_experiment(user_env, 2, slurm={"worker_jobs": worker_jobs})
+    (user_env / "trial.py").write_text(textwrap.dedent(SLEEPER))
+    created = cli("e", "create", str(config), str(user_env), "--json")
+    experiment_id = json.loads(created.stdout)["id"]
+    seen = user_env / "seen"
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    coordinator = None
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(seen.glob("job_*"))) < 2:
+            assert time.monotonic() < deadline, "the two trials did not start"
+            time.sleep(0.1)
+        jobs = {int(p.name[4:]): p.read_text() for p in seen.glob("job_*")}
+        coordinator = store.get_experiment(experiment_id).coordinator["pid"]
+        os.kill(coordinator, signal.SIGSTOP)
+
+        result = cli("e", "kill", str(experiment_id), "--timeout", "1")
+        assert f"killed its unresponsive coordinator (pid {coordinator})" in result.stdout
+        for number, job in jobs.items():
+            assert f"cancelled trial {number}'s SLURM job {job}" in result.stdout, result.stdout
+        listing = ""
+        while time.monotonic() < deadline + 30:
+            listing = subprocess.run(
+                ["squeue", "--noheader", "--format=%i"], capture_output=True, text=True
+            ).stdout
+            if not set(listing.split()) & set(jobs.values()):
+                break
+            time.sleep(0.1)
+        assert not set(listing.split()) & set(jobs.values()), listing
+        assert store.get_experiment(experiment_id).state == "CANCELED"
+        assert [t.state for t in store.list_trials(experiment_id)] == ["CANCELED", "CANCELED"]
+    finally:
+        if coordinator is not None:
+            try:
+                os.kill(coordinator, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        store.close()

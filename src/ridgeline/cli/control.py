@@ -146,7 +146,8 @@ def _own_coordinator(store: Store, experiment: ExperimentRecord) -> int | None:
 def kill_without_coordinator(store: Store, experiment: ExperimentRecord) -> list[str]:
     """End an experiment whose coordinator does not answer: kill that coordinator (a frozen
     or hung one would otherwise carry on when it wakes), kill the trial processes it left
-    (each checked against its recorded start time, so a reused pid is never signalled), and
+    (each checked against its recorded start time, so a reused pid is never signalled) and
+    cancel the SLURM and Grid Engine jobs it left (by the job ids kept with the trials), and
     record the unfinished trials and the experiment CANCELED. Returns what was done."""
     done: list[str] = []
     pid = _own_coordinator(store, experiment)
@@ -172,6 +173,13 @@ def kill_without_coordinator(store: Store, experiment: ExperimentRecord) -> list
                     done.append(f"killed trial {trial.number} (process group {trial_pid})")
                 except (ProcessLookupError, PermissionError):
                     pass
+        elif job.get("job_id_file"):  # a SLURM or Grid Engine job: its batch system ends it
+            from ridgeline.schedulers.batch import cancel_recorded_job  # lazy: cli stays light
+
+            cancelled = cancel_recorded_job(job)
+            if cancelled is not None:
+                exit_code = -signal.SIGKILL
+                done.append(f"cancelled trial {trial.number}'s {cancelled}")
         updated = store.update_trial(
             trial.id,
             expect_state=trial.state,

@@ -39,7 +39,15 @@ from ridgeline.schedulers.cluster import check_gpus_per_trial, check_sherpa_argu
 from ridgeline.schedulers.polling import JobStatus
 from ridgeline.schedulers.workerpool import DEFAULT_IDLE_S, Task, WorkerPool
 
-__all__ = ["BatchScheduler", "run_tool", "run_tool_async", "said", "submit_job", "write_job_id"]
+__all__ = [
+    "BatchScheduler",
+    "cancel_recorded_job",
+    "run_tool",
+    "run_tool_async",
+    "said",
+    "submit_job",
+    "write_job_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +330,7 @@ class BatchScheduler(Scheduler):
             "exit_file": str(jobfiles.exit_path(jobs_dir, name)),
             "script": "",
             "job_id_file": str(id_file),
+            "system": self.system,  # whose tool ends it without a coordinator
         }
         if self.workers is not None:
             return self._to_worker(command, env, name, where, info)
@@ -560,6 +569,10 @@ class BatchScheduler(Scheduler):
         if job_id is not None:
             self._cancel_soon(job_id, force)
 
+    def cancel(self, job_id: str, force: bool = True) -> None:
+        """Cancel one of this batch system's jobs now (waits for the cancel tool)."""
+        self._cancel_now(job_id, force)
+
     # -- after a coordinator restart ------------------------------------------------------------
 
     def reattach(self, info: Mapping[str, Any], name: str) -> Job | None:
@@ -633,3 +646,20 @@ class BatchScheduler(Scheduler):
             canceller, self._canceller = self._canceller, None
         if canceller is not None:
             canceller.shutdown(wait=True)
+
+
+def cancel_recorded_job(info: Mapping[str, Any]) -> str | None:
+    """Cancel the batch job a trial's stored job ``info`` names (its id kept in
+    ``job_id_file``), for a coordinator that cannot: ``"<system> job <id>"``, or None when
+    ``info`` names no batch job. Used by ``experiment kill`` when the coordinator is gone."""
+    job_id = jobfiles.read_digits(info.get("job_id_file"))
+    if job_id is None:
+        return None
+    system = info.get("system") or (
+        "SGE" if str(info.get("script", "")).endswith(".sge") else "SLURM"
+    )
+    from ridgeline import schedulers  # lazy: the backends import this module
+
+    scheduler = schedulers.SGEScheduler() if system == "SGE" else schedulers.SLURMScheduler()
+    scheduler.cancel(job_id, force=True)
+    return f"{scheduler.system} job {job_id}"
