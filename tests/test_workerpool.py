@@ -34,7 +34,7 @@ class Cluster:
         future.set_result(str(99 + len(self.submitted)))
         return future
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, force: bool) -> None:
         self.cancelled.append(job_id)
 
     async def watch(self, job_id: str) -> None:
@@ -181,3 +181,22 @@ def test_a_refused_worker_job_fails_the_trial_waiting_for_it() -> None:
     waiting = asyncio.run(scenario())
     with pytest.raises(SchedulerError, match="no such partition"):
         waiting.submitted.result(timeout=0)
+
+
+def test_stopping_a_running_trial_cancels_its_workers_job_only_while_it_runs_it() -> None:
+    async def scenario() -> tuple[Cluster, bool, bool, dict[str, Any]]:
+        cluster = Cluster()
+        pool = pool_with(cluster)
+        first = task(1)
+        pool.add(first)
+        name = cluster.submitted[0][0]
+        await pool.claim(name, 30)
+        stopped = pool.stop_worker_of(first, force=False)
+        pool.trial_ended(first, worker_leaves=True)
+        again = pool.stop_worker_of(first, force=True)  # it ended: nothing more to cancel
+        return cluster, stopped, again, await pool.claim(name, 30)
+
+    cluster, stopped, again, answer = asyncio.run(scenario())
+    assert (stopped, again) == (True, False)
+    assert cluster.cancelled == ["100"]
+    assert "no more work" in answer["exit"]  # a cancelled worker takes no new trial

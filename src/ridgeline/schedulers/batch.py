@@ -565,9 +565,7 @@ class BatchScheduler(Scheduler):
             if not handle.submitted.done():
                 handle.submitted.set_exception(_StoppedBeforeStart(stopped))
             return
-        job_id = self.workers.stop_worker_of(handle.task)
-        if job_id is not None:
-            self._cancel_soon(job_id, force)
+        self.workers.stop_worker_of(handle.task, force)
 
     def cancel(self, job_id: str, force: bool = True) -> None:
         """Cancel one of this batch system's jobs now (waits for the cancel tool)."""

@@ -83,13 +83,13 @@ class _Worker:
 class WorkerPool:
     """The trials waiting for workers, and the workers (see the module's docstring).
     ``start_worker(name, env)`` submits one worker job with ``env`` as its environment and
-    returns the future of its job id; ``cancel(job_id)`` cancels one; ``watch(job_id)``
+    returns the future of its job id; ``cancel(job_id, force)`` cancels one; ``watch(job_id)``
     waits until the batch system no longer lists it."""
 
     def __init__(
         self,
         start_worker: Callable[[str, dict[str, str]], concurrent.futures.Future[str]],
-        cancel: Callable[[str], None],
+        cancel: Callable[[str, bool], None],
         watch: Callable[[str], Any],
         idle_s: float = DEFAULT_IDLE_S,
     ) -> None:
@@ -140,15 +140,16 @@ class WorkerPool:
             worker.state = "leaving" if worker_leaves else "returning"
             worker.idle_since = time.monotonic()
 
-    def stop_worker_of(self, task: Task) -> str | None:
-        """Mark the worker running ``task`` as leaving; its job id (None: not known, or no
-        worker runs it any more) for the caller to cancel."""
+    def stop_worker_of(self, task: Task, force: bool) -> bool:
+        """Cancel the job of the worker running ``task`` (once its id is known; ``force``:
+        at once, without the grace of a signal first), which then leaves; False when no
+        worker runs it any more."""
         worker = self.runs(task)
         if worker is None:
-            return None
+            return False
         worker.state = "leaving"
-        future = worker.submitted
-        return future.result() if future.done() and future.exception() is None else None
+        self._cancel_when_known(worker, force)
+        return True
 
     def close(self, abandon: bool) -> None:
         """The run is over: idle workers are told to go, and the jobs that would start (or
@@ -286,9 +287,9 @@ class WorkerPool:
         if not self.closed:
             self._dispatch()
 
-    def _cancel_when_known(self, worker: _Worker) -> None:
+    def _cancel_when_known(self, worker: _Worker, force: bool = False) -> None:
         def cancel(future: concurrent.futures.Future[str]) -> None:
             if not future.cancelled() and future.exception() is None:
-                self._cancel(future.result())
+                self._cancel(future.result(), force)
 
         worker.submitted.add_done_callback(cancel)
