@@ -64,9 +64,13 @@ def frozen_search(workdir: Path, scheduler: object) -> tuple[str, int]:
 
 
 @pytest.mark.usefixtures("slurm")
-def test_a_frozen_slurm_trial_is_declared_lost_and_its_job_cancelled(workdir: Path) -> None:
+@pytest.mark.parametrize("worker_jobs", [False, True], ids=["job-per-trial", "worker-jobs"])
+def test_a_frozen_slurm_trial_is_declared_lost_and_its_job_cancelled(
+    workdir: Path, worker_jobs: bool
+) -> None:
+    """With worker jobs, the job cancelled is the frozen trial's worker's."""
     tag = f"--comment=ridgeline-test-{uuid.uuid4().hex[:8]}"
-    job, pid = frozen_search(workdir, SLURMScheduler(tag, ""))
+    job, pid = frozen_search(workdir, SLURMScheduler(tag, "", worker_jobs=worker_jobs))
     shown = subprocess.run(
         ["scontrol", "show", "job", job], capture_output=True, text=True, check=True
     ).stdout
