@@ -244,3 +244,46 @@ def test_a_resumed_search_reattaches_to_its_running_grid_engine_jobs(workdir: Pa
     states = trial_states(out)
     assert states == {1: ("FAILED", 3), 2: ("COMPLETED", 0)}
     assert len(list(out.glob("sent_*"))) == 2  # the same two jobs: nothing ran again
+
+
+# Notes its worker's job id, what `qstat -j` shows of that job and the jobs folder's files.
+IN_A_WORKER = """
+import json, os, subprocess
+import ridgeline as sherpa
+client = sherpa.Client()
+trial = client.get_trial()
+out = os.environ["SHERPA_OUTPUT_DIR"]
+job = os.environ["JOB_ID"]
+seen = {
+    "job": job,
+    "qstat": subprocess.run(["qstat", "-j", job], capture_output=True, text=True).stdout,
+    "files": sorted(os.listdir(os.path.join(out, "jobs"))),
+    "token": os.environ["RIDGELINE_TOKEN"],
+    "worker_token": os.environ.get("RIDGELINE_WORKER_TOKEN"),
+}
+with open(os.path.join(out, f"seen_{trial.id}.json"), "w") as f:
+    json.dump(seen, f)
+client.send_metrics(trial=trial, iteration=1, objective=trial.parameters["x"])
+"""
+
+
+def test_grid_engine_worker_jobs_keep_their_secrets_out_of_qstat(workdir: Path) -> None:
+    (workdir / "trial.py").write_text(textwrap.dedent(IN_A_WORKER))
+    out = workdir / "out"
+    sherpa.optimize(
+        parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+        algorithm=sherpa.algorithms.RandomSearch(max_num_trials=3),
+        lower_is_better=True,
+        scheduler=SGEScheduler(worker_jobs=True),
+        filename=str(workdir / "trial.py"),
+        output_dir=str(out),
+        max_concurrent=1,
+        verbose=0,
+    )
+    assert trial_states(out) == {n: ("COMPLETED", 0) for n in (1, 2, 3)}
+    seen = [json.loads((out / f"seen_{n}.json").read_text()) for n in (1, 2, 3)]
+    assert len({s["job"] for s in seen}) == 1  # one worker ran all three, one after another
+    for s in seen:
+        assert s["worker_token"] is None
+        assert s["token"] not in s["qstat"] and "TOKEN" not in s["qstat"]
+        assert not [f for f in s["files"] if f.endswith(".env")]  # read and deleted at start
