@@ -371,3 +371,80 @@ def test_without_dask_the_scheduler_says_how_to_install_it(python: str) -> None:
     result = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode != 0
     assert "pip install ridgeline[dask]" in result.stderr
+
+
+# A Core-API trial that notes its pid and sleeps until it is killed.
+SLEEPING = """
+import os, pathlib, time
+number = os.environ["RIDGELINE_TRIAL_ID"]
+pathlib.Path(os.environ["SEEN_DIR"], f"pid_{number}").write_text(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+def test_kill_with_a_frozen_coordinator_kills_the_trials_dask_tasks(
+    cluster: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    monkeypatch.setenv("RIDGELINE_DATA_DIR", str(workdir / "data"))
+    monkeypatch.setenv("RIDGELINE_STORAGE", str(workdir / "data" / "store.db"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workdir / "xdg"))
+    seen = workdir / "seen"
+    seen.mkdir()
+    (workdir / "trial.py").write_text(textwrap.dedent(SLEEPING))
+    config = {
+        "name": "on-dask",
+        "entrypoint": f"{sys.executable} trial.py",
+        "hyperparameters": {"lr": {"type": "double", "minval": 0.1, "maxval": 1.0}},
+        "searcher": {"name": "random", "metric": "x", "max_trials": 2,
+                     "max_length": {"batches": 1}, "max_concurrent_trials": 2},
+        "resources": {"slots_per_trial": 0},
+        "environment": {"environment_variables": [f"SEEN_DIR={seen}"]},
+        "dask": {"address": cluster},
+    }  # fmt: skip
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+    def cli(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "ridgeline.cli", *args],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{args}:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    created = json.loads(cli("e", "create", str(workdir / "config.yaml"), str(workdir), "--json"))
+    wait_for(lambda: len(list(seen.glob("pid_*"))) == 2, "the two trials to start", timeout=60)
+    time.sleep(0.1)  # the pids are written whole by then
+    pids = {int(p.name[4:]): int(p.read_text()) for p in seen.glob("pid_*")}
+    store = open_store(os.environ["RIDGELINE_STORAGE"])
+    coordinator = None
+    try:
+        coordinator = store.get_experiment(created["id"]).coordinator["pid"]
+        os.kill(coordinator, signal.SIGSTOP)
+        said = cli("e", "kill", str(created["id"]), "--timeout", "1")
+        for number in pids:
+            assert f"killed trial {number}'s dask task" in said, said
+        wait_for(lambda: not any(alive(pid) for pid in pids.values()), "the trials to end")
+        assert [t.state for t in store.list_trials(created["id"])] == ["CANCELED", "CANCELED"]
+    finally:
+        if coordinator is not None:
+            try:
+                os.kill(coordinator, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in pids.values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        store.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0] != "Z"

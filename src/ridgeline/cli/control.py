@@ -147,7 +147,8 @@ def kill_without_coordinator(store: Store, experiment: ExperimentRecord) -> list
     """End an experiment whose coordinator does not answer: kill that coordinator (a frozen
     or hung one would otherwise carry on when it wakes), kill the trial processes it left
     (each checked against its recorded start time, so a reused pid is never signalled) and
-    cancel the SLURM and Grid Engine jobs it left (by the job ids kept with the trials), and
+    end the SLURM and Grid Engine jobs and dask tasks it left (by the ids kept with the
+    trials), and
     record the unfinished trials and the experiment CANCELED. Returns what was done."""
     done: list[str] = []
     pid = _own_coordinator(store, experiment)
@@ -180,6 +181,17 @@ def kill_without_coordinator(store: Store, experiment: ExperimentRecord) -> list
             if cancelled is not None:
                 exit_code = -signal.SIGKILL
                 done.append(f"cancelled trial {trial.number}'s {cancelled}")
+        elif job.get("key") and job.get("address"):  # a dask task: its worker ends it
+            from ridgeline.schedulers.dask import kill_recorded_task  # lazy: imports dask
+
+            try:
+                killed = kill_recorded_task(job, f"trial_{trial.number}")
+            except Exception as exc:  # noqa: BLE001 - the dask scheduler may be gone too
+                done.append(f"could not reach trial {trial.number}'s dask task: {exc}")
+                killed = None
+            if killed is not None:
+                exit_code = -signal.SIGKILL
+                done.append(f"killed trial {trial.number}'s {killed}")
         updated = store.update_trial(
             trial.id,
             expect_state=trial.state,

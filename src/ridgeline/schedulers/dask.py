@@ -241,7 +241,12 @@ class DaskScheduler(Scheduler):
             **self.submit_options(plan),
         )
         self._background().submit(self._publish, future, key)
-        info = {"key": key, "output": str(output), "exit_file": str(exit_file)}
+        info = {
+            "key": key,
+            "output": str(output),
+            "exit_file": str(exit_file),
+            "address": self.address,  # where to end it without a coordinator
+        }
         return Job(name, info, _Task(future))
 
     def _submit_gang(
@@ -329,6 +334,7 @@ class DaskScheduler(Scheduler):
             "output": str(output),
             "exit_file": nodes[0]["exit_file"],
             "nodes": nodes,
+            "address": self.address,
         }
         return Job(name, info, _Gang(plan.nodes, (reserve, place_and_submit)))
 
@@ -616,3 +622,22 @@ def _task_code(
     with open(job.info["output"], "a") as out:
         out.write(f"ridgeline: the dask task running this trial was lost: {reason}\n")
     return killed
+
+
+def kill_recorded_task(info: Mapping[str, Any], name: str) -> str | None:
+    """End the dask task(s) of a trial's stored job ``info`` for a coordinator that cannot
+    (``experiment kill`` when it does not answer): its process group on its worker gets
+    SIGKILL, a task not started is cancelled. ``"dask task <key>"``, or None when ``info``
+    names no task that the dask scheduler still knows."""
+    address, key = info.get("address"), info.get("key")
+    if not address or not key:
+        return None
+    scheduler = DaskScheduler(str(address))
+    try:
+        job = scheduler.reattach(info, name)
+        if job is None or isinstance(job.handle, _Ended):
+            return None
+        scheduler.kill(job, force=True)
+    finally:
+        scheduler.close()  # waits for the kill
+    return f"dask task {key}"
