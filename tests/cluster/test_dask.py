@@ -22,6 +22,7 @@ import pytest
 pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install .[dask])")
 
 import ridgeline as sherpa  # noqa: E402
+from ridgeline.engine.run import process_alive  # noqa: E402
 from ridgeline.errors import SchedulerError, SearchFailed  # noqa: E402
 from ridgeline.schedulers import DaskScheduler  # noqa: E402
 from ridgeline.schedulers.local import process_start_time  # noqa: E402
@@ -425,7 +426,7 @@ def test_kill_with_a_frozen_coordinator_kills_the_trials_dask_tasks(
         said = cli("e", "kill", str(created["id"]), "--timeout", "1")
         for number in pids:
             assert f"killed trial {number}'s dask task" in said, said
-        wait_for(lambda: not any(alive(pid) for pid in pids.values()), "the trials to end")
+        wait_for(lambda: not any(process_alive(pid) for pid in pids.values()), "the trials to end")
         assert [t.state for t in store.list_trials(created["id"])] == ["CANCELED", "CANCELED"]
     finally:
         if coordinator is not None:
@@ -439,12 +440,3 @@ def test_kill_with_a_frozen_coordinator_kills_the_trials_dask_tasks(
             except ProcessLookupError:
                 pass
         store.close()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as handle:
-        return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
