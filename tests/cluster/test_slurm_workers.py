@@ -195,3 +195,76 @@ def test_a_worker_waiting_in_the_queue_is_cancelled_when_the_search_ends(
     assert len(list(jobs.glob("worker_*.sbatch"))) == 2
     (started,) = jobs.glob("worker_*.out")
     assert "runs trial_1\n" in started.read_text() and "runs trial_2\n" in started.read_text()
+
+
+# Trial 1 takes the place of its own exit record (as a full disk would leave it unwritten) and
+# fails with code 3; before that it tries the claim route with its worker's token (read from
+# the worker's environment, as a hostile process of the same user could) and bad bodies.
+UNRECORDED = """
+import json, os, pathlib, sys, urllib.error, urllib.request
+import ridgeline as sherpa
+client = sherpa.Client()
+trial = client.get_trial()
+out = pathlib.Path(os.environ["SHERPA_OUTPUT_DIR"])
+(out / f"job_{trial.id}").write_text(os.environ["SLURM_JOB_ID"])
+if trial.id == 1:
+    stat = pathlib.Path(f"/proc/{os.getppid()}/stat").read_text()  # the exit wrapper's
+    worker = stat.rsplit(")", 1)[1].split()[1]  # parent: the worker
+    environ = pathlib.Path(f"/proc/{worker}/environ").read_bytes().split(b"\\0")
+    token = next(v.split(b"=", 1)[1].decode() for v in environ
+                 if v.startswith(b"RIDGELINE_WORKER_TOKEN="))
+    answers = {}
+    for label, body in [("not json", b"{"), ("a number", b'{"worker": 5}'),
+                        ("a stranger", b'{"worker": "worker_nobody_1"}')]:
+        request = urllib.request.Request(
+            os.environ["RIDGELINE_MASTER"] + "/api/v1/workers/claim?wait=0", data=body,
+            headers={"Authorization": f"Bearer {token}"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                answers[label] = [reply.status, json.loads(reply.read())]
+        except urllib.error.HTTPError as exc:
+            answers[label] = [exc.code, json.loads(exc.read())]
+    (out / "answers.json").write_text(json.dumps(answers))
+    os.mkdir(out / "jobs" / "trial_1.exit")  # the wrapper cannot write the record
+    sys.exit(3)
+client.send_metrics(trial=trial, iteration=1, objective=trial.parameters["x"])
+"""
+
+
+def test_a_trial_whose_exit_status_cannot_be_recorded_ends_its_worker_with_that_status(
+    workdir: Path,
+) -> None:
+    (workdir / "trial.py").write_text(textwrap.dedent(UNRECORDED))
+    out = workdir / "out"
+    with pytest.warns(RuntimeWarning, match="Trial 1 failed"):
+        sherpa.optimize(
+            parameters=[sherpa.Continuous("x", [0.0, 1.0])],
+            algorithm=sherpa.algorithms.RandomSearch(max_num_trials=2),
+            lower_is_better=True,
+            scheduler=SLURMScheduler(worker_jobs=True),
+            filename=str(workdir / "trial.py"),
+            output_dir=str(out),
+            max_concurrent=1,
+            verbose=0,
+        )
+    store = open_store(out / "ridgeline.db")
+    try:
+        (experiment,) = store.list_experiments()
+        states = {t.number: (t.state, t.exit_code) for t in store.list_trials(experiment.id)}
+    finally:
+        store.close()
+    # Its worker ended with the trial's status, which SLURM kept: a failure with its code, not
+    # a success; the next trial ran in a new worker.
+    assert states == {1: ("FAILED", 3), 2: ("COMPLETED", 0)}
+    assert (out / "job_1").read_text() != (out / "job_2").read_text()
+    outputs = "".join(p.read_text() for p in (out / "jobs").glob("worker_*.out"))
+    assert "trial_1's exit status 3 could not be recorded" in outputs, outputs
+    # Malformed claims with a worker's token are refused with a message; a stranger's name
+    # is sent away.
+    answers = json.loads((out / "answers.json").read_text())
+    assert answers["not json"][0] == 400 and answers["a number"][0] == 400, answers
+    assert "'worker' must be the worker's name" in answers["a number"][1]["error"]
+    assert answers["a stranger"] == [
+        200,
+        {"exit": "'worker_nobody_1' is not a worker of this coordinator"},
+    ]

@@ -7,11 +7,13 @@ the coordinator cannot be reached (a restarted coordinator has workers of its ow
 token means nothing to it), or after a signal (``scancel``: the trial runs in the worker's
 process group, so the batch system's signal reaches it too; the worker waits for the trial's
 end, reports it and leaves). Its exit code is 0 unless it
-was started without its variables.
+was started without its variables (2) or a trial's exit status could not be recorded (a full
+disk): then that status, so that the job's end tells it as a job of its own would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -89,12 +91,15 @@ class Worker:
                 say(f"ends: {reply['exit']}")
                 return 0
             trial = reply.get("trial")
-            if isinstance(trial, dict) and not self.run_trial(trial):
-                return 0
+            if isinstance(trial, dict):
+                ended = self.run_trial(trial)
+                if ended is not None:
+                    return ended
         return 0
 
-    def run_trial(self, trial: dict[str, Any]) -> bool:
-        """Run one trial and report its end; False when the worker should end after it."""
+    def run_trial(self, trial: dict[str, Any]) -> int | None:
+        """Run one trial and report its end; the worker's exit code when it should end
+        after it (None: ask for the next trial)."""
         trial_vars = apply(os.environ, trial["env"], trial.get("unset", []))
         say(f"runs {trial['name']}")
         try:
@@ -113,7 +118,7 @@ class Worker:
             with open(trial["output"], "a") as out:
                 out.write(f"ridgeline: the worker could not start the trial: {exc}\n")
             code = 127
-            with open(trial["exit_file"], "w") as record:
+            with contextlib.suppress(OSError), open(trial["exit_file"], "w") as record:
                 record.write(f"{code}\n")
         recorded = jobfiles.read_digits(trial["exit_file"])
         status = int(recorded) if recorded is not None else (128 - code if code < 0 else code)
@@ -126,7 +131,15 @@ class Worker:
         answer, _ = self.call(*notice)
         if answer == 0 and self.moved():  # the new coordinator knows the trial's token
             answer, _ = self.call(*notice)
-        return answer == 200 and not self.stopping
+        if recorded is None:
+            # (a full disk, say) the coordinator trusts only the record, or else the job's
+            # end: end the job with the trial's status, as a job of its own would.
+            say(
+                f"{trial['name']}'s exit status {status} could not be recorded in "
+                f"{trial['exit_file']}; the worker ends with it"
+            )
+            return status
+        return 0 if answer != 200 or self.stopping else None
 
 
 def apply(
