@@ -58,4 +58,4 @@ bench-multifidelity: $(VENV)/.bench
 	$(PY) benchmarks/multifidelity.py --jobs 2
 
 bench-search-quality: $(VENV)/.bench
-	$(PY) benchmarks/search_quality.py --jobs 2
+	$(PY) benchmarks/search_quality.py --jobs 2 --out benchmarks/recorded/search_quality.json.gz

@@ -47,19 +47,26 @@ Every BLAS/OpenMP/torch pool is pinned to one thread (set before NumPy loads) so
 Optuna's GPSampler optimises its acquisition faster with the optional ``greenlet`` package;
 the timings say which way it ran (see the JSON's ``meta``).
 
-Results (best per run, raw values and best-so-far trace) go to ``--out`` as JSON, written
-after every finished run; a later call skips the runs and timings already there, so the
-benchmark can run in pieces (``--fresh`` redoes the selected ones). Run one instance per JSON
-file at a time. Optional libraries (Optuna, Hyperopt, scikit-optimize, SMAC3, scikit-learn;
-``pip install -e .[bench]``) and ridgeline samplers that do not exist yet are skipped with a
-message. Add an optimizer by adding an entry to ``OPTIMIZERS`` (name -> ``OptimizerSpec``),
-e.g. ``ridgeline_optimizer("ridgeline-auto", "Auto")`` for
-``ridgeline.algorithms.Auto(max_num_trials=budget)``.
+Results (best per run, raw values and best-so-far trace) go to ``--out`` as JSON (gzipped
+when the name ends in ``.gz``), written after every finished run; a later call skips the
+runs and timings already there, so the benchmark can run in pieces (``--fresh`` redoes the
+selected ones). Each run records the code it came from (the optimizer's package version, or a
+hash of ridgeline's sampler sources, with NumPy's, SciPy's and scikit-learn's versions); on
+loading, runs of other code are set aside, so a file is always one side-by-side run of the
+code as it is: after a change to a sampler only that optimizer's runs are redone. The
+repository keeps such a file, ``benchmarks/recorded/search_quality.json.gz`` (``make
+bench-search-quality`` completes and prints it): the peers' runs take hours, ridgeline's own
+minutes. Run one instance per JSON file at a time. Optional libraries (Optuna, Hyperopt,
+scikit-optimize, SMAC3, scikit-learn; ``pip install -e .[bench]``) and ridgeline samplers
+that do not exist yet are skipped with a message. Add an optimizer by adding an entry to
+``OPTIMIZERS`` (name -> ``OptimizerSpec``), e.g. ``ridgeline_optimizer("ridgeline-auto",
+"Auto")`` for ``ridgeline.algorithms.Auto(max_num_trials=budget)``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import importlib
 import importlib.util
@@ -94,6 +101,7 @@ QUICK_OUT = Path("benchmarks/results/search_quality_quick.json")
 TIMING_SIZES = (100, 200, 1000)
 QUICK_TIMING_SIZES = (30, 60)
 FORMAT_VERSION = 1
+_SHARED_PACKAGES = ("numpy", "scipy", "scikit-learn")
 
 Params = dict[str, Any]
 Objective = Callable[[Mapping[str, Any]], float]
@@ -1098,15 +1106,31 @@ _LOADED_CODE: dict[str, str] = {}
 
 
 def loaded_code(spec: OptimizerSpec) -> str:
-    """``spec.code()`` as of this process's first use of the optimizer.
+    """``spec.code()`` as of this process's first use of the optimizer, with the versions of
+    the libraries every problem and adapter runs on (a new scikit-learn changes the tasks).
 
     A worker keeps the modules it imported first, so while ridgeline's samplers are being
     edited, the hash must describe the code that runs, not the file as it is at the end.
     """
     if spec.name not in _LOADED_CODE:
         spec.check()  # imports the modules now
-        _LOADED_CODE[spec.name] = spec.code()
+        shared = ", ".join(_package_version(n) for n in _SHARED_PACKAGES)
+        _LOADED_CODE[spec.name] = f"{spec.code()}; {shared}"
     return _LOADED_CODE[spec.name]
+
+
+def set_aside_stale(data: dict[str, Any]) -> int:
+    """Drop the runs and timings that other code produced, so that every figure in the
+    report, and every run a call skips, comes from the optimizers and libraries as they are
+    now: a saved file is a cache of one side-by-side run, never a mix of versions."""
+    stale = 0
+    for section in ("runs", "timing"):
+        for key, record in list(data[section].items()):
+            spec = OPTIMIZERS.get(record.get("optimizer", ""))
+            if spec is None or spec.check() or record.get("code") != loaded_code(spec):
+                del data[section][key]
+                stale += 1
+    return stale
 
 
 def run_key(problem: Problem, optimizer: str, seed: int, budget: int) -> str:
@@ -1193,7 +1217,8 @@ def time_one(optimizer_name: str, n: int, reps: int) -> dict[str, Any]:
 
 def load_results(path: Path) -> dict[str, Any]:
     if path.exists():
-        data = json.loads(path.read_text())
+        raw = path.read_bytes()
+        data = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
         if data.get("format") != FORMAT_VERSION:
             raise SystemExit(f"{path}: format {data.get('format')!r}, expected {FORMAT_VERSION}")
         return data
@@ -1204,7 +1229,9 @@ def save_results(path: Path, data: dict[str, Any]) -> None:
     """Write atomically, so an interrupted run never leaves a truncated file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, allow_nan=True))
+    text = json.dumps(data, indent=1, sort_keys=True, allow_nan=True).encode()
+    # mtime=0: the same results give the same bytes, so a recorded file changes only with them
+    tmp.write_bytes(gzip.compress(text, mtime=0) if path.suffix == ".gz" else text)
     os.replace(tmp, path)
 
 
@@ -1533,6 +1560,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     budgets = {p.name: (p.quick_budget if args.quick else p.budget) for p in problems}
     sizes = QUICK_TIMING_SIZES if args.quick else TIMING_SIZES
     data = load_results(args.out)
+    stale = set_aside_stale(data)
+    if stale:
+        print(f"set aside {stale} saved runs/timings of other code or versions", file=sys.stderr)
 
     if not args.markdown:
         data["meta"]["environment"] = environment()

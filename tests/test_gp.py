@@ -315,6 +315,7 @@ def test_many_observations_stay_fast() -> None:
         ({"acquisition": "ucb"}, "acquisition"),
         ({"log_objective": "yes"}, "log_objective"),
         ({"time_limit": 0}, "time_limit"),
+        ({"input_warping": "yes"}, "input_warping"),
         ({"time_limit": float("nan")}, "time_limit"),
         ({"time_limit": "1s"}, "time_limit"),
     ],
@@ -429,6 +430,79 @@ def test_steps_out_to_another_category_at_the_numbers_that_work() -> None:
     # draws numbers anew); in a long stall, steps out first switch a category alone.
     found = [best(run(GPSampler(), TRAP, trap, 60, seed)[0]) for seed in (11, 13)]
     assert max(found) < -0.25, found
+
+
+# k-NN-like: with one neighbour the weighting does not matter, and neither do the components
+# from 45 on, so many distinct points tie exactly at 0.023; 0.019 lies at k = 4, "d", p = 2.
+PLATEAU = SearchSpace(
+    [
+        Discrete("k", [1, 200], scale="log"),
+        Choice("w", ["u", "d"]),
+        Discrete("p", [1, 4]),
+        Discrete("c", [2, 64], scale="log"),
+    ]
+)
+
+
+def plateau(p: dict[str, Any]) -> float:
+    too_few = 0.3 * max(0.0, math.log(45 / p["c"]))
+    if p["k"] == 1:
+        base = 0.023
+    else:
+        base = 0.019 + 0.003 * abs(math.log2(p["k"] / 4)) + (0.006 if p["w"] == "u" else 0.0)
+    return round(base + 0.004 * abs(p["p"] - 2) + too_few, 6)
+
+
+def test_does_not_spend_the_budget_on_a_plateau() -> None:
+    # Seeds on which the search, once on the plateau, kept suggesting more of its points (16
+    # and 20 of 40 evaluations at exactly 0.023) before plateau points the model is sure of
+    # were passed over.
+    for seed in (11, 23):
+        h, _ = run(GPSampler(), PLATEAU, plateau, 40, seed)
+        ties = sum(t.objective == 0.023 for t in h.trials)
+        assert best(h) < 0.023 and ties <= 10, (seed, best(h), ties)
+
+
+def edge_dip(p: dict[str, Any]) -> float:
+    # all that matters happens in the first twentieth of "a"'s range
+    return -math.exp(-(((p["a"] - 0.03) / 0.02) ** 2)) + 0.1 * (p["b"] - 0.5) ** 2
+
+
+EDGE = SearchSpace([Continuous("a", [0, 1]), Continuous("b", [0, 1])])
+
+
+def test_input_warping_finds_an_optimum_packed_into_one_end_of_a_range() -> None:
+    # Without warping, seeds 0 and 1 end at -0.60 and -0.80: a stationary kernel fitted to a
+    # range that is flat but for one narrow dip takes the dip for noise.
+    for seed in (0, 1):
+        plain = best(run(GPSampler(), EDGE, edge_dip, 30, seed)[0])
+        warped = best(run(GPSampler(input_warping=True), EDGE, edge_dip, 30, seed)[0])
+        assert warped < -0.95 and warped < plain, (seed, plain, warped)
+
+
+def test_warped_model_gradients_match_finite_differences() -> None:
+    import numpy as np
+
+    from ridgeline.samplers import gp_model
+
+    gen = np.random.default_rng(0)
+    x = gen.random((30, 3))
+    y = np.sin(6 * x[:, 0]) + x[:, 1] ** 2
+    warp = gp_model.InputWarp(np.array([0.5, 1.0, 2.0]), np.array([1.0, 2.0, 2.0]))
+    model = gp_model.GP(x, y, np.array([-1.0, -1.0, -1.0, 0.0, -6.0]), [0, 1, 2], [False] * 3, warp)
+    xq, pending, free, eps = gen.random((4, 3)), gen.random((3, 3)), np.arange(3), 1e-6
+    _, _, dmu, dvar = model.predict_grad(xq, free)
+    _, dcrowd = model.crowding(xq, pending, free)
+    assert dcrowd is not None
+    for j in range(3):
+        up, down = xq.copy(), xq.copy()
+        up[:, j] += eps
+        down[:, j] -= eps
+        (mu_u, var_u), (mu_d, var_d) = model.predict(up), model.predict(down)
+        assert np.allclose((mu_u - mu_d) / (2 * eps), dmu[:, j], atol=1e-6)
+        assert np.allclose((var_u - var_d) / (2 * eps), dvar[:, j], atol=1e-6)
+        crowd = (model.crowding(up, pending)[0] - model.crowding(down, pending)[0]) / (2 * eps)
+        assert np.allclose(crowd, dcrowd[:, j], atol=1e-6)
 
 
 class TestGPConformance(SamplerConformance):

@@ -25,8 +25,10 @@ __all__ = [
     "GP",
     "MIN_NOISE",
     "Hyper",
+    "InputWarp",
     "acquisition",
     "acquisition_grad",
+    "choose_warp",
     "default_theta",
     "fit_hyper",
     "log_h",
@@ -319,6 +321,96 @@ def fit_hyper(
     return best_theta
 
 
+# -- input warping -------------------------------------------------------------------------
+
+# Kumaraswamy CDFs u = 1 - (1 - x^a)^b a feature may be warped by: u = sqrt(x) gives more
+# resolution near 0, u = 1 - sqrt(1 - x) near 1. A stationary kernel assumes the objective
+# changes equally fast everywhere along a feature; a parameter whose interesting part sits at
+# one end of its range does not. (Four more shapes and a penalty of 1.5 nats chose warps by
+# chance too often: worse on 8 of the benchmark's 15 problems.)
+_WARPS = ((1.0, 1.0), (0.5, 1.0), (1.0, 0.5))
+_WARP_PENALTY = 3.0  # nats of log likelihood a warp must gain over the unwarped feature
+_WARP_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class InputWarp:
+    """Per-feature Kumaraswamy CDFs on the unit interval (``a = b = 1``: left as it is)."""
+
+    a: np.ndarray
+    b: np.ndarray
+
+    @property
+    def cols(self) -> np.ndarray:
+        return np.flatnonzero((self.a != 1.0) | (self.b != 1.0))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        cols = self.cols
+        u = np.array(x, dtype=float, copy=True)
+        xc = np.clip(u[:, cols], 0.0, 1.0)
+        u[:, cols] = 1.0 - (1.0 - xc ** self.a[cols]) ** self.b[cols]
+        return u
+
+    def slope(self, x: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """``du/dx`` along the ``free`` columns (1 where a column is not warped)."""
+        a, b = self.a[free], self.b[free]
+        xc = np.clip(x[:, free], _WARP_EPS, 1.0 - _WARP_EPS)
+        xa = xc**a
+        return a * b * xa / xc * (1.0 - xa) ** (b - 1.0)
+
+
+def choose_warp(
+    x: np.ndarray,
+    y: np.ndarray,
+    theta: np.ndarray,
+    group_of: Sequence[int],
+    onehot: Sequence[bool],
+    numeric: Sequence[int],
+) -> InputWarp | None:
+    """The warps of the ``numeric`` features that raise the marginal likelihood (at the
+    hyperparameters ``theta``) by more than ``_WARP_PENALTY`` each, one feature at a time;
+    None when no feature gains that much."""
+    feats = _Features(group_of, onehot)
+    groups = feats.groups
+    inv_ls2 = np.exp(-2.0 * theta[:groups])[feats.group_of] * feats.base**2
+    signal = math.exp(theta[groups])
+    noise = math.exp(theta[groups + 1]) + MIN_NOISE
+    diag = np.diag_indices(len(y))
+
+    def term(col: np.ndarray, f: int) -> np.ndarray:
+        return inv_ls2[f] * (col[:, None] - col[None, :]) ** 2
+
+    def nll(r2: np.ndarray) -> float:
+        # the data term of the marginal likelihood: the prior is the same for every warp
+        k, _ = _matern(r2, signal)
+        k[diag] += noise
+        chol, info = _potrf(k, lower=True, overwrite_a=True, clean=False)
+        if info != 0:
+            return math.inf
+        alpha, _ = _potrs(chol, y, lower=True)
+        return 0.5 * float(y @ alpha) + float(np.log(np.diagonal(chol)).sum())
+
+    r2 = sum((term(x[:, f], f) for f in range(x.shape[1])), np.zeros((len(y), len(y))))
+    best = nll(r2)
+    a = np.ones(x.shape[1])
+    b = np.ones(x.shape[1])
+    for f in numeric:
+        current = term(x[:, f], f)
+        base = r2 - current
+        choice, chosen = (1.0, 1.0), current
+        for wa, wb in _WARPS[1:]:
+            col = 1.0 - (1.0 - np.clip(x[:, f], 0.0, 1.0) ** wa) ** wb
+            trial = term(col, f)
+            value = nll(base + trial) + _WARP_PENALTY
+            if value < best:
+                best, choice, chosen = value, (wa, wb), trial
+        a[f], b[f] = choice
+        r2 = base + chosen
+    if np.all(a == 1.0) and np.all(b == 1.0):
+        return None
+    return InputWarp(a, b)
+
+
 # -- the posterior -------------------------------------------------------------------------
 
 
@@ -332,8 +424,10 @@ class GP:
         theta: np.ndarray,
         group_of: Sequence[int],
         onehot: Sequence[bool],
+        warp: InputWarp | None = None,
     ) -> None:
         self.feats = _Features(group_of, onehot)
+        self.warp = warp
         self.hyper = Hyper.from_theta(np.asarray(theta, dtype=float), self.feats.groups)
         self.w = self.feats.weights(self.hyper.lengthscales)
         self.signal = self.hyper.signal
@@ -343,10 +437,20 @@ class GP:
         self.onehot = list(onehot)
         self._set(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
 
+    def warped(self, x: np.ndarray) -> np.ndarray:
+        """Features as the kernel sees them before scaling (input warping applied)."""
+        return x if self.warp is None else self.warp.apply(x)
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """Features warped and divided by their lengthscales: distances here are the
+        kernel's."""
+        return self.warped(x) * self.w
+
     def _set(self, x: np.ndarray, y: np.ndarray) -> None:
         self.x = x
         self.y = y
-        self.xs = x * self.w
+        self.u = self.warped(x)
+        self.xs = self.u * self.w
         k, _ = _matern(_sqdist(self.xs, self.xs), self.signal)
         k[np.diag_indices_from(k)] += self.noise
         jitter = 0.0
@@ -382,7 +486,7 @@ class GP:
         if len(xq) > _BLOCK:
             parts = [self.predict(xq[i : i + _BLOCK]) for i in range(0, len(xq), _BLOCK)]
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        kq, _ = _matern(_sqdist(xq * self.w, self.xs), self.signal)
+        kq, _ = _matern(_sqdist(self.scale(xq), self.xs), self.signal)
         mu = kq @ self.alpha
         v = self._solve(kq)
         var = self.signal - np.einsum("ij,ij->j", v, v)
@@ -392,8 +496,8 @@ class GP:
         self, xq: np.ndarray, free: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Mean, variance and their gradients along the ``free`` feature columns."""
-        xqs = xq * self.w
-        kq, dk = _matern(_sqdist(xqs, self.xs), self.signal)
+        uq = self.warped(xq)
+        kq, dk = _matern(_sqdist(uq * self.w, self.xs), self.signal)
         mu = kq @ self.alpha
         s = self._solve(kq)
         var = self.signal - np.einsum("ij,ij->j", s, s)
@@ -402,10 +506,14 @@ class GP:
         # d k(x, X_j) / d x_f = -dk_neg * 2 * w_f^2 * (x_f - X_jf)
         ga = dk * self.alpha
         gv = dk * v
-        xf = xq[:, free]
-        xtr = self.x[:, free]
-        dmu = -2.0 * w2 * (xf * ga.sum(1)[:, None] - ga @ xtr)
-        dvar = 4.0 * w2 * (xf * gv.sum(1)[:, None] - gv @ xtr)
+        uf = uq[:, free]
+        utr = self.u[:, free]
+        dmu = -2.0 * w2 * (uf * ga.sum(1)[:, None] - ga @ utr)
+        dvar = 4.0 * w2 * (uf * gv.sum(1)[:, None] - gv @ utr)
+        if self.warp is not None:
+            slope = self.warp.slope(xq, free)
+            dmu *= slope
+            dvar *= slope
         small = var < 1e-12
         var = np.maximum(var, 1e-12)
         dvar[small] = 0.0
@@ -418,14 +526,17 @@ class GP:
         its gradient along ``free``: a smooth penalty, zero far away and -23 on top of a point,
         that keeps a batch of suggestions from piling up where the fantasies leave the mean
         low."""
-        kq, dk = _matern(_sqdist(xq * self.w, xp * self.w), 1.0)
+        uq, up = self.warped(xq), self.warped(xp)
+        kq, dk = _matern(_sqdist(uq * self.w, up * self.w), 1.0)
         rho2 = np.minimum(kq * kq, 1.0)
         val = np.log(1.0 - rho2 + _CROWD_EPS).sum(1)
         if free is None:
             return val, None
         c = 4.0 * kq * dk / (1.0 - rho2 + _CROWD_EPS)
         w2 = self.w[free] ** 2
-        grad = w2 * (xq[:, free] * c.sum(1)[:, None] - c @ xp[:, free])
+        grad = w2 * (uq[:, free] * c.sum(1)[:, None] - c @ up[:, free])
+        if self.warp is not None:
+            grad *= self.warp.slope(xq, free)
         return val, grad
 
 
