@@ -256,7 +256,8 @@ class GPSampler(Sampler, GPState):
     parameter towards one end of its range when that fits the results markedly better (from
     12 results and twice the parameters, up to 100; see ``gp_model.choose_warp``). Off by
     default: it finds an optimum packed into one end of a range that the plain model misses,
-    but on the search-quality benchmark it won on as many problems as it lost.
+    but on the search-quality benchmark it helped three problems and hurt two (Rosenbrock's
+    curved valley badly).
 
     State (JSON): the Sobol seed and position of the initial design and the last fitted
     hyperparameters, which seed the next fit; the model itself is refitted from the history.
