@@ -1,0 +1,67 @@
+"""The search-quality benchmark's results file is a cache of one side-by-side run: a saved run
+counts only while the code that made it is the code installed."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search_quality.py"
+
+
+def bench(out: Path) -> str:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--quick",
+            "--problems",
+            "branin",
+            "--optimizers",
+            "ridgeline-random",
+            "--seeds",
+            "2",
+            "--jobs",
+            "1",
+            "--no-timing",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return done.stderr
+
+
+def load(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(gzip.decompress(out.read_bytes()))
+    return data
+
+
+def test_runs_of_other_code_are_set_aside_and_redone(tmp_path: Path) -> None:
+    out = tmp_path / "search_quality.json.gz"
+    assert "2 runs to do" in bench(out)
+    data = load(out)
+    runs = data["runs"]
+    assert len(runs) == 2
+    code = {r["code"] for r in runs.values()}
+    assert len(code) == 1 and "ridgeline RandomSearch src" in code.pop()
+
+    again = bench(out)  # nothing changed: nothing to redo
+    assert "runs to do" not in again and "set aside" not in again
+    assert load(out)["runs"] == runs
+
+    stale, kept = sorted(runs)
+    runs[stale]["code"] = "ridgeline RandomSearch src 000000000000; numpy 0.0"
+    out.write_bytes(gzip.compress(json.dumps(data).encode()))
+    third = bench(out)
+    assert "set aside 1 saved runs" in third and "1 runs to do" in third
+    after = load(out)["runs"]
+    assert after[stale]["code"] == after[kept]["code"] == runs[kept]["code"]
+    assert after[stale]["best"] == runs[stale]["best"]  # same seed, same code: same run
