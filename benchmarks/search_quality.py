@@ -1122,12 +1122,16 @@ def loaded_code(spec: OptimizerSpec) -> str:
 def set_aside_stale(data: dict[str, Any]) -> int:
     """Drop the runs and timings that other code produced, so that every figure in the
     report, and every run a call skips, comes from the optimizers and libraries as they are
-    now: a saved file is a cache of one side-by-side run, never a mix of versions."""
+    now: a saved file is a cache of one side-by-side run, never a mix of versions. Runs of an
+    optimizer that cannot run here (its package missing) are kept as they are: they cannot be
+    checked, and dropping them would lose hours of another machine's work."""
     stale = 0
     for section in ("runs", "timing"):
         for key, record in list(data[section].items()):
             spec = OPTIMIZERS.get(record.get("optimizer", ""))
-            if spec is None or spec.check() or record.get("code") != loaded_code(spec):
+            if spec is None or spec.check():
+                continue
+            if record.get("code") != loaded_code(spec):
                 del data[section][key]
                 stale += 1
     return stale
