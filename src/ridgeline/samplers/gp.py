@@ -24,7 +24,9 @@ How a suggestion is made:
    other categories; the best candidate of every category is refined too, so a category whose
    own optimum lies elsewhere is judged at its best. The best candidate not equal to an
    observed or pending one wins; one that nearly repeats a point is asked again of a model
-   with shorter lengthscales. On a plateau (at least three results exactly at the best: a
+   with shorter lengthscales. When the fitted noise exceeds 30% of the signal, EI improves on
+   the best predicted value at the observed points rather than on the lowest (lucky) result.
+   On a plateau (at least three results exactly at the best: a
    parameter that stopped mattering, as the weighting with one neighbour), candidates whose
    value the model already knows (posterior sd under 2% of the signal's) come last, so the
    budget is not spent on points certain to tie.
@@ -91,6 +93,7 @@ _KNOWN_CHECK = 512  # signal's go after the others among the best this many cand
 _WARP_MIN = 12  # input warping from this many results (and twice the searched parameters)
 _WARP_MAX = 100  # up to this many (beyond, the kernel's inputs stay as they are)
 _SWITCH_FROM_STEP = 3  # exploring steps before those that try a category switched alone
+_NOISY = 0.3  # fitted noise above this share of the signal: EI aims past the best prediction
 _QUIET_NOISE = 1e-3  # fitted noise below this share of the signal variance: a near-exact fit
 # Beyond 100 results the fit starts from the last one alone, which one more result barely moves:
 # stop L-BFGS-B once an iteration gains less than this share of the log posterior (about 1e-5
@@ -772,7 +775,13 @@ class _Acquisition:
         self.apart = onehot if categories_apart and onehot.any() else None
         self.kappa = 0.0 if kind == "mean" else _LCB_KAPPA
         self.model = model
-        self.best = float(model.y.min()) - _XI
+        # Under heavy noise the lowest result is partly luck, and improving on it looks hopeless
+        # near the best region: improve on the best predicted value at the observed points
+        # instead (the plug-in criterion for noisy expected improvement).
+        best = float(model.y.min())
+        if model.noise > _NOISY * model.signal:
+            best = max(best, float(model.predict(model.x)[0].min()))
+        self.best = best - _XI
         self.pending = pending
         # log EI/PI take the log penalty as is; LCB is in output units: scale it by the signal sd
         self.weight = math.sqrt(model.signal) if self.kind == "lcb" else 1.0
