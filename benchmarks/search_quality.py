@@ -1222,9 +1222,15 @@ def time_one(optimizer_name: str, n: int, reps: int) -> dict[str, Any]:
 def load_results(path: Path) -> dict[str, Any]:
     if path.exists():
         raw = path.read_bytes()
-        data = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
-        if data.get("format") != FORMAT_VERSION:
-            raise SystemExit(f"{path}: format {data.get('format')!r}, expected {FORMAT_VERSION}")
+        try:
+            data = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+        except (OSError, EOFError, ValueError) as exc:  # not gzip, cut short, not JSON
+            raise SystemExit(
+                f"{path}: not a results file ({exc}); move it away or pick --out"
+            ) from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise SystemExit(f"{path}: format {found!r}, expected {FORMAT_VERSION}")
         return data
     return {"format": FORMAT_VERSION, "meta": {}, "runs": {}, "timing": {}, "errors": {}}
 

@@ -13,8 +13,8 @@ from typing import Any
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search_quality.py"
 
 
-def bench(out: Path) -> str:
-    done = subprocess.run(
+def bench(out: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             str(SCRIPT),
@@ -34,9 +34,8 @@ def bench(out: Path) -> str:
         capture_output=True,
         text=True,
         timeout=300,
-        check=True,
+        check=check,
     )
-    return done.stderr
 
 
 def load(out: Path) -> dict[str, Any]:
@@ -46,22 +45,36 @@ def load(out: Path) -> dict[str, Any]:
 
 def test_runs_of_other_code_are_set_aside_and_redone(tmp_path: Path) -> None:
     out = tmp_path / "search_quality.json.gz"
-    assert "2 runs to do" in bench(out)
+    assert "2 runs to do" in bench(out).stderr
     data = load(out)
     runs = data["runs"]
     assert len(runs) == 2
     code = {r["code"] for r in runs.values()}
     assert len(code) == 1 and "ridgeline RandomSearch src" in code.pop()
 
-    again = bench(out)  # nothing changed: nothing to redo
+    again = bench(out).stderr  # nothing changed: nothing to redo
     assert "runs to do" not in again and "set aside" not in again
     assert load(out)["runs"] == runs
 
     stale, kept = sorted(runs)
     runs[stale]["code"] = "ridgeline RandomSearch src 000000000000; numpy 0.0"
     out.write_bytes(gzip.compress(json.dumps(data).encode()))
-    third = bench(out)
+    third = bench(out).stderr
     assert "set aside 1 saved runs" in third and "1 runs to do" in third
     after = load(out)["runs"]
     assert after[stale]["code"] == after[kept]["code"] == runs[kept]["code"]
     assert after[stale]["best"] == runs[stale]["best"]  # same seed, same code: same run
+
+
+def test_a_damaged_results_file_is_refused_and_kept(tmp_path: Path) -> None:
+    for name, content in [
+        ("cut.json.gz", gzip.compress(b'{"format": 1, "runs": {')[:-4]),
+        ("plain.json.gz", b'{"format": 1}'),
+        ("list.json", b"[1, 2]"),
+    ]:
+        out = tmp_path / name
+        out.write_bytes(content)
+        done = bench(out, check=False)
+        assert done.returncode != 0 and str(out) in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        assert out.read_bytes() == content
