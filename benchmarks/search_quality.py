@@ -1125,13 +1125,13 @@ def set_aside_stale(data: dict[str, Any]) -> int:
     now: a saved file is a cache of one side-by-side run, never a mix of versions. Runs of an
     optimizer that cannot run here (its package missing) are kept as they are: they cannot be
     checked, and dropping them would lose hours of another machine's work."""
+    # the code of each optimizer that runs here, worked out once (not once per saved run)
+    current = {name: loaded_code(spec) for name, spec in OPTIMIZERS.items() if not spec.check()}
     stale = 0
     for section in ("runs", "timing"):
         for key, record in list(data[section].items()):
-            spec = OPTIMIZERS.get(record.get("optimizer", ""))
-            if spec is None or spec.check():
-                continue
-            if record.get("code") != loaded_code(spec):
+            code = current.get(record.get("optimizer", ""))
+            if code is not None and record.get("code") != code:
                 del data[section][key]
                 stale += 1
     return stale

@@ -78,3 +78,34 @@ def test_a_damaged_results_file_is_refused_and_kept(tmp_path: Path) -> None:
         assert done.returncode != 0 and str(out) in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
         assert out.read_bytes() == content
+
+
+def test_a_killed_benchmark_keeps_every_finished_run(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "search_quality.json.gz"
+    args = [sys.executable, str(SCRIPT), "--quick", "--problems", "branin", "hartmann6"]
+    args += ["--optimizers", "ridgeline-random", "ridgeline-gp", "--seeds", "2", "--jobs", "1"]
+    proc = subprocess.Popen(
+        [*args, "--no-timing", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the benchmark and its worker, mid-run
+    proc.wait()
+    saved = load(out)["runs"]  # written atomically: readable, whatever the moment
+    assert 1 <= len(saved) < 8
+
+    rest = subprocess.run(
+        [*args, "--no-timing", "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert rest.returncode == 0, rest.stderr
+    assert f"{8 - len(saved)} runs to do" in rest.stderr
+    after = load(out)["runs"]
+    assert len(after) == 8 and all(after[k] == saved[k] for k in saved)
