@@ -66,6 +66,7 @@ that do not exist yet are skipped with a message. Add an optimizer by adding an 
 from __future__ import annotations
 
 import argparse
+import ast
 import gzip
 import hashlib
 import importlib
@@ -474,8 +475,30 @@ def _source_hash(*modules: str) -> str:
         files += sorted(Path(samplers.origin).parent.glob("*.py"))
     digest = hashlib.sha256()
     for path in dict.fromkeys(files):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        digest.update(path.name.encode() + b"\0" + _code_only(path.read_bytes()))
     return digest.hexdigest()[:12]
+
+
+def _code_only(source: bytes) -> bytes:
+    """The source's syntax tree without docstrings (comments are never in it), so that
+    editing a sampler's prose does not set aside its recorded runs; the bytes themselves
+    when the file does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
 
 
 def _package_version(name: str) -> str:
@@ -1259,7 +1282,16 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "packages": [
-            _package_version(n) for n in ("optuna", "hyperopt", "scikit-learn", "numpy", "scipy")
+            _package_version(n)
+            for n in (
+                "optuna",
+                "hyperopt",
+                "scikit-optimize",
+                "smac",
+                "scikit-learn",
+                "numpy",
+                "scipy",
+            )
         ],
         "greenlet": has_greenlet,
         "threads": {v: os.environ.get(v) for v in _THREAD_VARIABLES[:3]},

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search_quality.py"
 
 
@@ -109,3 +111,29 @@ def test_a_killed_benchmark_keeps_every_finished_run(tmp_path: Path) -> None:
     assert f"{8 - len(saved)} runs to do" in rest.stderr
     after = load(out)["runs"]
     assert len(after) == 8 and all(after[k] == saved[k] for k in saved)
+
+
+def test_only_a_change_to_the_code_itself_sets_runs_aside(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # its problem module sits beside it
+    spec = importlib.util.spec_from_file_location("search_quality_under_test", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look it up
+    spec.loader.exec_module(module)
+    code_only = module._code_only
+
+    def source(doc: str, gap: str, why: str, comment: str) -> bytes:
+        return f'"""{doc}"""\n_GAP = {gap}{comment}\n\n\ndef f(x):\n    {why}return x\n'.encode()
+
+    before = source("A sampler.", "0.01", '"""Why."""\n    ', "  # a comment")
+    prose = source("A sampler, said better.", "0.01", '"""Why not."""\n    ', "")
+    layout = source("", "(\n    0.01\n)", "", "  # only code")
+    changed = source("A sampler.", "0.02", '"""Why."""\n    ', "  # a comment")
+    assert code_only(before) == code_only(prose) == code_only(layout)
+    assert code_only(before) != code_only(changed)
+    broken = b"def f(:\n"
+    assert code_only(broken) == broken  # a file being edited: its bytes
