@@ -1295,7 +1295,24 @@ def environment() -> dict[str, Any]:
         ],
         "greenlet": has_greenlet,
         "threads": {v: os.environ.get(v) for v in _THREAD_VARIABLES[:3]},
+        "blas": _blas_kernels(),
     }
+
+
+def _blas_kernels() -> list[str]:
+    """The BLAS builds and the CPU kernels they chose: runs of the same code on CPUs whose
+    kernels differ (AVX2 or AVX-512) round differently, and a GP search can end elsewhere."""
+    try:
+        import numpy  # noqa: F401  (loads the BLAS libraries to describe)
+        import scipy.linalg  # noqa: F401
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [
+        f"{lib.get('internal_api')} {lib.get('version')} {lib.get('architecture')}"
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,16 +26,15 @@ How a suggestion is made:
    observed or pending one wins; one that nearly repeats a point is asked again of a model
    with shorter lengthscales. When the fitted noise exceeds 30% of the signal, EI improves on
    the best predicted value at the observed points rather than on the lowest (lucky) result.
-   On a plateau (at least three results exactly at the best: a
-   parameter that stopped mattering, as the weighting with one neighbour), candidates whose
-   value the model already knows (posterior sd under 2% of the signal's) come last, so the
-   budget is not spent on points certain to tie.
+   On a plateau (at least three results exactly at the best: a parameter that stopped
+   mattering, as the weighting with one neighbour), candidates whose value the model already
+   knows (posterior sd under 2% of the signal's) come last, so the budget is not spent on
+   points certain to tie.
 5. **Stepping out.** When the best result has stopped improving for a while (max(4, half
    the searched parameters) results without a real gain), every other suggestion explores
    (every fourth when the fitted noise is more than 0.1% of the signal: there a stall is
-   partly the noise floor, better averaged out near the best):
-   the best point with one to three parameters drawn anew, outside its neighbourhood,
-   chosen by the acquisition. A search that settled in the first good category (or basin)
+   partly the noise floor, better averaged out near the best): the best point with one to
+   three parameters drawn anew, outside its neighbourhood, chosen by the acquisition. A search that settled in the first good category (or basin)
    gets to try the others with what it learned about the remaining parameters. Every other
    step out, a point in another category counts as outside the neighbourhood however alike
    the model finds the categories, and once the stall has outlasted one step out of each
