@@ -30,18 +30,19 @@ How a suggestion is made:
    mattering, as the weighting with one neighbour), candidates whose value the model already
    knows (posterior sd under 2% of the signal's) come last, so the budget is not spent on
    points certain to tie.
-5. **Stepping out.** When the best result has stopped improving for a while (max(4, half
-   the searched parameters) results without a real gain), every other suggestion explores
-   (every fourth when the fitted noise is more than 0.1% of the signal: there a stall is
-   partly the noise floor, better averaged out near the best): the best point with one to
-   three parameters drawn anew, outside its neighbourhood, chosen by the acquisition. A search that settled in the first good category (or basin)
-   gets to try the others with what it learned about the remaining parameters. Every other
-   step out, a point in another category counts as outside the neighbourhood however alike
-   the model finds the categories, and once the stall has outlasted one step out of each
-   kind, such a step first tries the best point with one category switched and every number
-   kept (the switch the acquisition likes best, until each has been tried), so a category is
-   tried alone at the numbers that work (where categories share their good region); the
-   steps between must move numbers too (where a category's optimum lies elsewhere).
+5. **Stepping out.** When the best result has stopped improving for a while (max(4, half the
+   searched parameters) results without a real gain), every other suggestion explores (every
+   fourth when the fitted noise is more than 0.1% of the signal: there a stall is partly the
+   noise floor, better averaged out near the best): the best point with one to three parameters
+   drawn anew, outside its neighbourhood, chosen by the acquisition. A search that settled in
+   the first good category (or basin) gets to try the others with what it learned about the
+   remaining parameters. Every other step out, a point in another category counts as outside
+   the neighbourhood however alike the model finds the categories, and once the stall has
+   outlasted one step out of each kind, such a step first tries the best point with one
+   category switched and every number kept (the switch the acquisition likes best, until each
+   has been tried), so a category is tried alone at the numbers that work (where categories
+   share their good region); the steps between must move numbers too (where a category's
+   optimum lies elsewhere).
 """
 
 from __future__ import annotations
