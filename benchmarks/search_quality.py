@@ -1263,9 +1263,16 @@ def save_results(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     text = json.dumps(data, indent=1, sort_keys=True, allow_nan=True).encode()
-    # mtime=0: the same results give the same bytes, so a recorded file changes only with them
-    tmp.write_bytes(gzip.compress(text, mtime=0) if path.suffix == ".gz" else text)
-    os.replace(tmp, path)
+    try:
+        # mtime=0: the same results give the same bytes, so a recorded file changes only with them
+        tmp.write_bytes(gzip.compress(text, mtime=0) if path.suffix == ".gz" else text)
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk: the file keeps the runs it had, nothing half-written
+        tmp.unlink(missing_ok=True)
+        raise SystemExit(
+            f"{path}: could not save the results ({exc.strerror or exc}); it keeps the runs it "
+            "had, and a rerun does only the rest"
+        ) from None
 
 
 def environment() -> dict[str, Any]:
@@ -1283,15 +1290,7 @@ def environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "packages": [
             _package_version(n)
-            for n in (
-                "optuna",
-                "hyperopt",
-                "scikit-optimize",
-                "smac",
-                "scikit-learn",
-                "numpy",
-                "scipy",
-            )
+            for n in ("optuna", "hyperopt", "scikit-optimize", "smac", *_SHARED_PACKAGES)
         ],
         "greenlet": has_greenlet,
         "threads": {v: os.environ.get(v) for v in _THREAD_VARIABLES[:3]},
@@ -1700,7 +1699,11 @@ def run_all(
                     f"{result['best']:.6g} in {result['wall_s']:.1f} s",
                     file=sys.stderr,
                 )
-            save_results(args.out, data)
+            try:
+                save_results(args.out, data)
+            except SystemExit:
+                pool.shutdown(wait=False, cancel_futures=True)  # no more runs that cannot be saved
+                raise
 
 
 def time_all(

@@ -15,28 +15,28 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search_quality.py"
 
 
-def bench(out: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def bench_command(out: Path, seeds: int = 2) -> list[str]:
+    return [
+        sys.executable,
+        str(SCRIPT),
+        "--quick",
+        "--problems",
+        "branin",
+        "--optimizers",
+        "ridgeline-random",
+        "--seeds",
+        str(seeds),
+        "--jobs",
+        "1",
+        "--no-timing",
+        "--out",
+        str(out),
+    ]
+
+
+def bench(out: Path, check: bool = True, seeds: int = 2) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--quick",
-            "--problems",
-            "branin",
-            "--optimizers",
-            "ridgeline-random",
-            "--seeds",
-            "2",
-            "--jobs",
-            "1",
-            "--no-timing",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=check,
+        bench_command(out, seeds), capture_output=True, text=True, timeout=300, check=check
     )
 
 
@@ -137,3 +137,27 @@ def test_only_a_change_to_the_code_itself_sets_runs_aside(
     assert code_only(before) != code_only(changed)
     broken = b"def f(:\n"
     assert code_only(broken) == broken  # a file being edited: its bytes
+
+
+def test_a_full_disk_stops_the_benchmark_and_keeps_the_saved_runs(tmp_path: Path) -> None:
+    import resource
+
+    out = tmp_path / "search_quality.json.gz"
+    bench(out)  # two runs saved
+    before = out.read_bytes()
+    limit = len(before) + 16  # the next save, with more runs, no longer fits: EFBIG, as ENOSPC
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = bench_command(out, seeds=4)
+    full = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, preexec_fn=small_files
+    )
+    assert full.returncode != 0
+    assert f"{out}: could not save the results" in full.stderr
+    assert "Traceback" not in full.stderr
+    assert out.read_bytes() == before  # every run saved before is kept as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no half-written file
+    assert "2 runs to do" in bench(out, seeds=4).stderr  # with room again: only the rest
+    assert len(load(out)["runs"]) == 4
