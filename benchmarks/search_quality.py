@@ -1650,6 +1650,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _worker_start(benchmark: int) -> None:
+    """Pool initializer: a worker dies with the benchmark, even a killed one, instead of
+    finishing (for minutes, with SMAC3) a run that nobody will save."""
+    from ridgeline.launch.wrap_rank import die_with_parent
+
+    die_with_parent()
+    if os.getppid() != benchmark:  # the benchmark ended before the request took effect
+        os._exit(1)
+
+
+def _pool(jobs: int, **options: Any) -> ProcessPoolExecutor:
+    """Worker processes started afresh (no inherited imports or thread pools) that end with
+    this process."""
+    import multiprocessing
+
+    return ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_start,
+        initargs=(os.getpid(),),
+        **options,
+    )
+
+
 def run_all(
     data: dict[str, Any],
     args: argparse.Namespace,
@@ -1676,10 +1700,7 @@ def run_all(
     if not tasks:
         return
     print(f"{len(tasks)} runs to do, {args.jobs} at a time", file=sys.stderr)
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # no inherited imports or thread pools
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+    with _pool(args.jobs) as pool:
         futures: dict[Future[dict[str, Any]], tuple[Any, ...]] = {
             pool.submit(run_one, *task[1:]): task for task in tasks
         }
@@ -1713,8 +1734,6 @@ def time_all(
     sizes: Sequence[int],
 ) -> None:
     """Suggestion timings, one at a time in one fresh worker (nothing else runs meanwhile)."""
-    import multiprocessing
-
     todo = []
     for opt in optimizers:
         for n in sizes:
@@ -1725,9 +1744,8 @@ def time_all(
                 todo.append((key, opt, n))
     if not todo:
         return
-    context = multiprocessing.get_context("spawn")
     # a fresh process per timing: no optimizer runs with another's imports or threads
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+    with _pool(1, max_tasks_per_child=1) as pool:
         for key, opt, n in todo:
             try:
                 result = pool.submit(time_one, opt, n, args.timing_reps).result()

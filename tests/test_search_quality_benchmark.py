@@ -161,3 +161,60 @@ def test_a_full_disk_stops_the_benchmark_and_keeps_the_saved_runs(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no half-written file
     assert "2 runs to do" in bench(out, seeds=4).stderr  # with room again: only the rest
     assert len(load(out)["runs"]) == 4
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The benchmark's pool workers: its children started by multiprocessing's spawn."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_benchmark_takes_its_workers_with_it(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "out.json.gz"
+    command = bench_command(out, seeds=50)
+    command[command.index("ridgeline-random")] = "ridgeline-gp"  # about a second a run
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first run saved: the worker is past its start
+        workers = _workers_of(proc.pid)
+        assert out.exists() and workers, "the benchmark started no worker"
+        # a stopped worker would never notice on its own that the benchmark is gone
+        os.kill(workers[0], signal.SIGSTOP)
+        os.kill(proc.pid, signal.SIGKILL)  # the benchmark alone
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while _alive(workers[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(workers[0]), "the worker outlived the benchmark"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
