@@ -179,19 +179,13 @@ def _workers_of(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_killed_benchmark_takes_its_workers_with_it(tmp_path: Path) -> None:
     import os
     import signal
     import time
+
+    from ridgeline.engine.run import process_alive
 
     out = tmp_path / "out.json.gz"
     command = bench_command(out, seeds=50)
@@ -210,9 +204,9 @@ def test_a_killed_benchmark_takes_its_workers_with_it(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)  # the benchmark alone
         proc.wait()
         deadline = time.monotonic() + 30
-        while _alive(workers[0]) and time.monotonic() < deadline:
+        while process_alive(workers[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(workers[0]), "the worker outlived the benchmark"
+        assert not process_alive(workers[0]), "the worker outlived the benchmark"
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
