@@ -15,9 +15,11 @@ How a suggestion is made:
    history count, so a warm-started history skips it.
 3. **Model.** Continuous, Discrete and Ordinal parameters map to [0, 1] (log scales in log
    space); Choice parameters are one-hot with one lengthscale each; Constants are left out. A
-   Matern-5/2 ARD kernel with MAP-fitted lengthscales, signal and noise on warped outputs
-   (and, with ``input_warping=True``, numeric inputs warped where that fits markedly better).
-   Beyond ``_MAX_POINTS`` results the best half and a random sample of the rest are kept.
+   Matern-5/2 ARD kernel with MAP-fitted lengthscales (their prior centred shorter beyond six
+   parameters, so that in many dimensions the search stays near its best points), signal and
+   noise on warped outputs (and, with ``input_warping=True``, numeric inputs warped where
+   that fits markedly better). Beyond ``_MAX_POINTS`` results the best half and a random
+   sample of the rest are kept.
 4. **Acquisition** (log EI by default; log PI or LCB), maximised over random candidates and
    perturbations of the best points, the best few refined with L-BFGS-B over the numeric
    coordinates, then rounded to legal values and improved by trying neighbouring integers and
