@@ -267,7 +267,11 @@ def test_a_trial_token_opens_its_own_trial_and_nothing_else(search: Search) -> N
     assert status == 403 and "control token" in reply["error"]
     assert call(url, "GET", "/api/v1/health") == (200, {"ok": True})
 
-    # The control token (the CLI's) kills a trial; the other trial finishes untouched.
+    # The control token (the CLI's) kills a trial; the other trial finishes untouched. Trial 2
+    # sends its own first report before it waits; the kill comes after that has landed.
+    deadline = time.monotonic() + 60
+    while not search.steps(2) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert call(url, "POST", "/api/v1/trials/2/kill", search.control_token, {})[0] == 200
     search.release()
     assert search.wait() == "COMPLETED"
